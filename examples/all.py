@@ -1,0 +1,12 @@
+"""Every example DAG, for ``ppacer-async serve examples/all.py``.
+
+The command puts this file's directory on ``sys.path``, so the sibling examples import
+by their file names.
+"""
+
+from __future__ import annotations
+
+import etl
+import hello
+
+dags = [*hello.dags, *etl.dags]

@@ -1,0 +1,63 @@
+"""ppacer-async: an asyncio-native DAG scheduler."""
+
+from __future__ import annotations
+
+from ._dag import DAG as DAG
+from ._dag import Flow as Flow
+from ._enums import DagRunStatus as DagRunStatus
+from ._enums import RunTrigger as RunTrigger
+from ._enums import ScheduleEventKind as ScheduleEventKind
+from ._enums import TaskStatus as TaskStatus
+from ._exceptions import DagDefinitionError as DagDefinitionError
+from ._exceptions import DagNotFound as DagNotFound
+from ._exceptions import InvalidOperation as InvalidOperation
+from ._exceptions import PpacerError as PpacerError
+from ._exceptions import RunNotFound as RunNotFound
+from ._exceptions import ScheduleError as ScheduleError
+from ._exceptions import SchemaVersionError as SchemaVersionError
+from ._exceptions import StorageError as StorageError
+from ._exceptions import StorageLockedError as StorageLockedError
+from ._exceptions import TaskTimeoutError as TaskTimeoutError
+from ._scheduler.scheduler import Scheduler as Scheduler
+from ._structures import Alert as Alert
+from ._structures import DagRun as DagRun
+from ._structures import LogRecord as LogRecord
+from ._structures import ScheduleEvent as ScheduleEvent
+from ._structures import Statistics as Statistics
+from ._structures import TaskRun as TaskRun
+from ._task import Task as Task
+from ._task import TaskContext as TaskContext
+from ._task import task as task
+from .clock import FakeClock as FakeClock
+from .clock import SystemClock as SystemClock
+from .notify import LogNotifier as LogNotifier
+
+__all__ = [
+    "DAG",
+    "Alert",
+    "DagDefinitionError",
+    "DagNotFound",
+    "DagRun",
+    "DagRunStatus",
+    "FakeClock",
+    "Flow",
+    "InvalidOperation",
+    "LogNotifier",
+    "LogRecord",
+    "PpacerError",
+    "RunNotFound",
+    "RunTrigger",
+    "ScheduleError",
+    "ScheduleEvent",
+    "Scheduler",
+    "SchemaVersionError",
+    "Statistics",
+    "StorageError",
+    "StorageLockedError",
+    "Task",
+    "TaskContext",
+    "TaskRun",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "task",
+]

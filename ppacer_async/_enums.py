@@ -1,0 +1,64 @@
+"""Status and kind enumerations; members and values are lowercase."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DagRunStatus(StrEnum):
+    """Lifecycle of a DAG run."""
+
+    queued = "queued"
+    running = "running"
+    success = "success"
+    failed = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (DagRunStatus.success, DagRunStatus.failed)
+
+
+class TaskStatus(StrEnum):
+    """Status of one task attempt (one ``TaskRun`` row)."""
+
+    scheduled = "scheduled"
+    running = "running"
+    success = "success"
+    failed = "failed"
+    up_for_retry = "up_for_retry"
+    upstream_failed = "upstream_failed"
+    interrupted = "interrupted"
+
+    @property
+    def finished(self) -> bool:
+        """True when this attempt will not change any more."""
+        return self not in (TaskStatus.scheduled, TaskStatus.running)
+
+
+class RunTrigger(StrEnum):
+    """Why a DAG run exists."""
+
+    schedule = "schedule"
+    catchup = "catchup"
+    manual = "manual"
+    restart = "restart"
+    backfill = "backfill"
+
+
+class ScheduleEventKind(StrEnum):
+    """A decision of the schedule watcher, recorded for every schedule point."""
+
+    regular = "regular"
+    caught_up = "caught_up"
+    skipped = "skipped"
+    manual = "manual"
+    backfill = "backfill"
+
+
+class AttemptReason(StrEnum):
+    """Why a task attempt was created."""
+
+    initial = "initial"
+    retry = "retry"
+    interrupted = "interrupted"
+    restart = "restart"

@@ -1,0 +1,47 @@
+"""The exception hierarchy: one base, each subclass also inherits its builtin twin."""
+
+from __future__ import annotations
+
+
+class PpacerError(Exception):
+    """Base class of every error raised by ppacer-async."""
+
+
+class DagDefinitionError(PpacerError, ValueError):
+    """A DAG or task definition is invalid (cycle, duplicate or empty id, bad option)."""
+
+
+class ScheduleError(PpacerError, ValueError):
+    """A schedule is invalid (bad cron expression, unknown time zone, bad interval)."""
+
+
+class DagNotFound(PpacerError, LookupError):
+    """No DAG with the given id is known to the scheduler or the storage."""
+
+
+class RunNotFound(PpacerError, LookupError):
+    """No DAG run with the given id exists in the storage."""
+
+
+class InvalidOperation(PpacerError, RuntimeError):
+    """The operation is not allowed in the current state (e.g. restarting a running run)."""
+
+
+class StorageError(PpacerError, RuntimeError):
+    """The storage cannot be used: unreachable, locked, or not a ppacer-async database."""
+
+
+class StorageLockedError(StorageError):
+    """Another scheduler already serves this storage."""
+
+
+class SchemaVersionError(StorageError):
+    """The database schema is newer than this program understands."""
+
+
+class TaskTimeoutError(PpacerError, TimeoutError):
+    """A task attempt ran past its timeout."""
+
+
+class ResultNotStorable(PpacerError, TypeError):
+    """A task returned a value that cannot be stored as JSON."""

@@ -1,0 +1,65 @@
+"""Sends alerts off the state machine's path: a slow or failing notifier never delays
+or breaks a run."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+import anyio
+
+from .._structures import Alert
+from ..abc import Notifier
+
+logger = logging.getLogger("ppacer_async.alerts")
+
+#: An alert that takes longer than this to send is abandoned (and logged).
+SEND_TIMEOUT = 30.0
+
+
+class Alerter:
+    """Delivers alerts one at a time, in order, each with a time bound."""
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[Notifier, Alert]] = deque()
+        self._wake: anyio.Event | None = None
+        self.sent = 0
+        self.failed = 0
+
+    def post(self, notifier: Notifier, alert: Alert) -> None:
+        self._queue.append((notifier, alert))
+        if self._wake is not None:
+            self._wake.set()
+            self._wake = None
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        task_status.started()
+        while True:
+            if not self._queue:
+                self._wake = anyio.Event()
+                await self._wake.wait()
+                continue
+            notifier, alert = self._queue.popleft()
+            await self.send(notifier, alert)
+
+    async def drain(self) -> None:
+        """Send what is queued (on shutdown, under the caller's time bound)."""
+        while self._queue:
+            notifier, alert = self._queue.popleft()
+            await self.send(notifier, alert)
+
+    async def send(self, notifier: Notifier, alert: Alert) -> None:
+        try:
+            with anyio.fail_after(SEND_TIMEOUT):
+                await notifier.send(alert)
+        except Exception:
+            self.failed += 1
+            logger.exception(
+                "notifier %r failed to send the %s alert of task %r (run %s)",
+                notifier,
+                alert.kind,
+                alert.task_id,
+                alert.run_id,
+            )
+        else:
+            self.sent += 1

@@ -1,0 +1,320 @@
+"""The task-queue consumer: a fixed pool of worker coroutines that run task attempts.
+
+Async tasks run inline on the event loop; a coroutine that finishes without ever
+suspending costs no timer and no cancel scope (see ``_Resume``). Sync tasks run in
+worker threads under a ``CapacityLimiter``. Every outcome goes back to the state
+machine's inbox; nothing here touches storage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Coroutine, Generator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+
+from .._enums import TaskStatus
+from .._structures import LogRecord, TaskRun
+from .._task import Task, TaskContext
+from .queue import ReadyQueue
+from .state import RunState, describe_exception
+
+if TYPE_CHECKING:
+    from ..abc import Clock, Notifier
+    from .machine import StateMachine
+
+Item = tuple[RunState, int, TaskRun]
+
+#: How many attempts a worker may run back to back without yielding to the loop.
+_YIELD_EVERY = 32
+
+_JSON_SCALARS = (type(None), bool, int, str)
+
+
+class _Resume:
+    """Await the rest of a coroutine that has already been stepped once.
+
+    The first step of an async task runs directly (``coro.send(None)``); most short
+    tasks finish there, with no cancel scope or timer. A task that suspends is driven
+    from where it stopped by this awaitable, inside a cancel scope that enforces its
+    timeout: values and exceptions (cancellation included) are forwarded unchanged.
+    """
+
+    __slots__ = ("_coro", "_yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+        self._coro = coro
+        self._yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, yielded = self._coro, self._yielded
+        while True:
+            try:
+                sent = yield yielded
+            except BaseException as exc:  # forwarded: the coroutine decides what to do
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+class TaskLog(logging.LoggerAdapter[logging.Logger]):
+    """``ctx.log``: stores each record with the attempt, then passes it to ``logging``."""
+
+    def __init__(self, ctx: TaskContext, consumer: Consumer) -> None:
+        super().__init__(
+            logging.getLogger(f"ppacer_async.task.{ctx.dag_id}.{ctx.task_id}"),
+            {"dag_id": ctx.dag_id, "run_id": ctx.run_id, "task_id": ctx.task_id},
+        )
+        self._ctx = ctx
+        self._consumer = consumer
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if level >= self._consumer.store_log_level:
+            try:
+                message = str(msg) % args if args else str(msg)
+            except (TypeError, ValueError):
+                message = f"{msg} {args}"
+            exc_info = kwargs.get("exc_info")
+            if exc_info:
+                if isinstance(exc_info, BaseException):
+                    message += "\n" + describe_exception(exc_info)
+                else:
+                    import sys
+                    import traceback
+
+                    info = sys.exc_info() if exc_info is True else exc_info
+                    if info[0] is not None:
+                        message += "\n" + "".join(traceback.format_exception(*info)).rstrip()
+            ctx = self._ctx
+            self._consumer.add_log(
+                LogRecord(
+                    run_id=ctx.run_id,
+                    task_id=ctx.task_id,
+                    attempt=ctx.attempt,
+                    time=self._consumer.clock.now(),
+                    level=logging.getLevelName(level),
+                    message=message,
+                )
+            )
+        super().log(level, msg, *args, **kwargs)
+
+
+def encode_result(value: Any) -> Any:
+    """Check that a result can be stored as JSON; return it as storage will give it back."""
+    if type(value) in _JSON_SCALARS:
+        return value
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"the task returned a value that cannot be stored as JSON ({exc}); "
+            "return JSON-compatible data: dict, list, str, int, float, bool or None"
+        ) from exc
+
+
+class Consumer:
+    """Runs ready task attempts from the queue with ``workers`` coroutines."""
+
+    def __init__(
+        self,
+        *,
+        machine: StateMachine,
+        queue: ReadyQueue[Item],
+        clock: Clock,
+        workers: int,
+        max_threads: int,
+        notifier: Notifier,
+    ) -> None:
+        self.machine = machine
+        self.queue = queue
+        self.clock = clock
+        self.workers = workers
+        self.notifier = notifier
+        self.threads = anyio.CapacityLimiter(max_threads)
+        self._thread_pool = anyio.CapacityLimiter(max_threads)
+        self.store_log_level = logging.INFO
+        self.running = 0
+        self.running_threads = 0
+        self._loop_thread = threading.get_ident()
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        self._loop_thread = threading.get_ident()
+        async with anyio.create_task_group() as tg:
+            for _ in range(self.workers):
+                tg.start_soon(self._work)
+            task_status.started()
+
+    async def _work(self) -> None:
+        queue = self.queue
+        streak = 0
+        while True:
+            item = queue.get_nowait()
+            if item is None:
+                streak = 0
+                item = await queue.get()
+            else:
+                streak += 1
+                if streak >= _YIELD_EVERY:
+                    streak = 0
+                    await anyio.lowlevel.checkpoint()
+            await self._attempt(item)
+
+    def add_log(self, record: LogRecord) -> None:
+        """Queue a task log record for the next commit (safe from worker threads)."""
+        machine = self.machine
+        machine.logs.append(record)
+        if threading.get_ident() == self._loop_thread:
+            machine.wake()
+        else:
+            # RuntimeError: the loop is gone (an abandoned thread outliving its scheduler).
+            with contextlib.suppress(RuntimeError):
+                anyio.from_thread.run_sync(machine.wake)
+
+    def _context(self, state: RunState, i: int, tr: TaskRun, task: Task) -> TaskContext:
+        run = state.run
+        return TaskContext(
+            dag_id=run.dag_id,
+            run_id=run.id,
+            task_id=tr.task_id,
+            attempt=tr.attempt,
+            logical_time=run.logical_time,
+            params=run.params,
+            upstream=state.upstream_results(i),
+            notifier=task.notifier or self.notifier,
+            log_sink=self._make_log,
+        )
+
+    def _make_log(self, ctx: TaskContext) -> logging.LoggerAdapter[logging.Logger]:
+        return TaskLog(ctx, self)
+
+    async def _attempt(self, item: Item) -> None:
+        state, i, tr = item
+        task = state.dag.graph.tasks[i]
+        ctx = self._context(state, i, tr, task)
+        started = self.clock.now()
+        deadline = anyio.current_time() + task.timeout.total_seconds()
+        self.running += 1
+        try:
+            if task.is_async:
+                value, error = await self._run_async(task, ctx, item, started, deadline)
+            else:
+                value, error = await self._run_thread(task, ctx, item, started, deadline)
+        except BaseException:
+            # The scheduler is stopping: the attempt is recorded interrupted and runs
+            # again on the next start.
+            ctx.cancelled = True
+            self.machine.post_interrupted(state, i, _running(tr, started))
+            raise
+        finally:
+            self.running -= 1
+        if error is None:
+            try:
+                value = encode_result(value)
+            except TypeError as exc:
+                error = describe_exception(exc)
+        self.machine.post_outcome(
+            state,
+            i,
+            TaskRun(
+                run_id=tr.run_id,
+                task_id=tr.task_id,
+                attempt=tr.attempt,
+                status=TaskStatus.success if error is None else TaskStatus.failed,
+                reason=tr.reason,
+                scheduled_at=tr.scheduled_at,
+                started_at=started,
+                finished_at=self.clock.now(),
+                error=error,
+                result=value if error is None else None,
+            ),
+        )
+
+    async def _run_async(
+        self, task: Task, ctx: TaskContext, item: Item, started: datetime, deadline: float
+    ) -> tuple[Any, str | None]:
+        try:
+            coro = task.execute(ctx)
+            try:
+                yielded = coro.send(None)
+            except StopIteration as stop:
+                return stop.value, None
+            state, i, tr = item
+            self.machine.post_started(state, i, _running(tr, started))
+            with anyio.CancelScope(deadline=deadline) as scope:
+                value = await _Resume(coro, yielded)
+            if scope.cancelled_caught:
+                return None, _timeout_message(task)
+            return value, None
+        except Exception as exc:
+            return None, describe_exception(exc)
+
+    async def _run_thread(
+        self, task: Task, ctx: TaskContext, item: Item, started: datetime, deadline: float
+    ) -> tuple[Any, str | None]:
+        state, i, tr = item
+        self.machine.post_started(state, i, _running(tr, started))
+        with anyio.CancelScope(deadline=deadline) as scope:
+            async with self.threads:
+                self.running_threads += 1
+                try:
+                    value = await anyio.to_thread.run_sync(
+                        _call, task.execute, ctx, abandon_on_cancel=True, limiter=self._thread_pool
+                    )
+                finally:
+                    self.running_threads -= 1
+        if scope.cancelled_caught:
+            ctx.cancelled = True
+            return None, _timeout_message(task)
+        if isinstance(value, _Raised):
+            return None, value.text
+        return value, None
+
+
+def _running(tr: TaskRun, started: datetime) -> TaskRun:
+    return TaskRun(
+        run_id=tr.run_id,
+        task_id=tr.task_id,
+        attempt=tr.attempt,
+        status=TaskStatus.running,
+        reason=tr.reason,
+        scheduled_at=tr.scheduled_at,
+        started_at=started,
+    )
+
+
+class _Raised:
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _call(func: Callable[[TaskContext], Any], ctx: TaskContext) -> Any:
+    """Run a sync task in its thread, turning its exception into data there, where the
+    traceback is complete."""
+    try:
+        return func(ctx)
+    except Exception as exc:
+        return _Raised(describe_exception(exc))
+
+
+def _timeout_message(task: Task) -> str:
+    return (
+        f"TaskTimeoutError: task {task.id!r} timed out after "
+        f"{task.timeout.total_seconds():g}s (timeout={task.timeout!r}); raise the task's "
+        "timeout or make it faster"
+    )

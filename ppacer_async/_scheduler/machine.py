@@ -1,0 +1,379 @@
+"""The DAG-run state machine: one inbox, one storage transaction per drain.
+
+Workers, the watcher and the public API post events; each loop turn drains every
+event available, applies the pure transitions of ``state.py``, commits everything in
+ONE transaction (group commit), and only then acts: queues ready attempts, arms retry
+timers, sends alerts and wakes whoever waits for a finished run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from .._dag import DAG
+from .._enums import DagRunStatus, RunTrigger, TaskStatus
+from .._exceptions import InvalidOperation, RunNotFound
+from .._structures import Changes, DagRun, LogRecord, TaskRun
+from . import state as transitions
+from .queue import ReadyQueue
+from .state import Effects, RunState
+
+if TYPE_CHECKING:
+    from ..abc import Clock, Storage
+    from .consumer import Item
+
+logger = logging.getLogger("ppacer_async.scheduler")
+#: One readable line per run start, task outcome and run end, at INFO.
+events_logger = logging.getLogger("ppacer_async.events")
+
+# Inbox opcodes.
+_DONE, _STARTED, _INTERRUPTED, _RUN, _RETRY, _RESTART = range(6)
+
+COMMIT_ATTEMPTS = 5
+
+
+@attrs.define(eq=False, kw_only=True)
+class _Restart:
+    run_id: int
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+    error: Exception | None = None
+
+
+class StateMachine:
+    """Owns the state of every active run of one scheduler."""
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        clock: Clock,
+        dags: dict[str, DAG],
+        queue: ReadyQueue[Item],
+        on_retry: Callable[[Any, RunState, int, int], None],
+        on_alert: Callable[[RunState, int, Any], None],
+        on_run_finished: Callable[[DagRun], None],
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.dags = dags
+        self.queue = queue
+        self._on_retry = on_retry
+        self._on_alert = on_alert
+        self._on_run_finished = on_run_finished
+        self.inbox: deque[tuple[Any, ...]] = deque()
+        self.logs: deque[LogRecord] = deque()
+        self.runs: dict[int, RunState] = {}
+        self.active: dict[str, int] = {}
+        self.pending: dict[str, deque[RunState]] = {}
+        self.incoming: dict[str, int] = {}  # posted runs not admitted yet
+        self.waiters: dict[int, list[anyio.Event]] = {}
+        self._wake: anyio.Event | None = None
+        self.commits = 0
+        self.committed_rows = 0
+        self.tasks_finished = 0
+        self.runs_finished = 0
+
+    # -- posting (called from workers, watcher and the public API) ---------------------
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+            self._wake = None
+
+    def post_outcome(self, state: RunState, i: int, tr: TaskRun) -> None:
+        self.inbox.append((_DONE, state, i, tr))
+        if self._wake is not None:
+            self._wake.set()
+            self._wake = None
+
+    def post_started(self, state: RunState, i: int, tr: TaskRun) -> None:
+        self.inbox.append((_STARTED, state, i, tr))
+        self.wake()
+
+    def post_interrupted(self, state: RunState, i: int, tr: TaskRun) -> None:
+        self.inbox.append((_INTERRUPTED, state, i, tr))
+        self.wake()
+
+    def post_run(self, run: DagRun) -> None:
+        """A run was created in storage (queued): admit it."""
+        self.incoming[run.dag_id] = self.incoming.get(run.dag_id, 0) + 1
+        self.inbox.append((_RUN, run))
+        self.wake()
+
+    def post_retry(self, state: RunState, i: int, attempt: int) -> None:
+        self.inbox.append((_RETRY, state, i, attempt))
+        self.wake()
+
+    async def restart(self, run_id: int) -> None:
+        """Queue a finished run again; return once that is committed."""
+        request = _Restart(run_id=run_id)
+        self.inbox.append((_RESTART, request))
+        self.wake()
+        await request.done.wait()
+        if request.error is not None:
+            raise request.error
+
+    def free_slots(self, dag: DAG) -> int:
+        """Runs of ``dag`` that may still start without waiting."""
+        dag_id = dag.dag_id
+        busy = (
+            self.active.get(dag_id, 0)
+            + len(self.pending.get(dag_id, ()))
+            + self.incoming.get(dag_id, 0)
+        )
+        return dag.max_active_runs - busy
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        await self.recover()
+        task_status.started()
+        while True:
+            if not self.inbox and not self.logs:
+                self._wake = anyio.Event()
+                await self._wake.wait()
+            await self.step()
+
+    async def recover(self) -> None:
+        """Rebuild the state of the runs left active by the previous process."""
+        now = self.clock.now()
+        fx = Effects()
+        for run in await self.storage.active_runs():
+            dag = self.dags.get(run.dag_id)
+            if dag is None:
+                logger.warning(
+                    "run %s of DAG %r is %s but the DAG is not served here; left as is",
+                    run.id,
+                    run.dag_id,
+                    run.status,
+                )
+                continue
+            if run.status is DagRunStatus.running:
+                rows = await self.storage.task_runs(run.id)
+                state = transitions.restore(run, dag, rows, now, fx, restart=False)
+                self.runs[run.id] = state
+                self.active[dag.dag_id] = self.active.get(dag.dag_id, 0) + 1
+            else:
+                self._admit(RunState.new(run, dag), now, fx)
+        self._release_finished(now, fx)
+        if self.runs:
+            logger.info("recovered %d active runs", len(self.runs))
+        await self._commit_and_act(fx, [])
+
+    async def step(self) -> None:
+        """Drain the inbox, commit the transitions, then act on them."""
+        fx = Effects()
+        restarts = await self._apply(fx, stopping=False)
+        await self._commit_and_act(fx, restarts)
+
+    async def flush(self) -> None:
+        """Commit what is left in the inbox without starting anything (on shutdown)."""
+        fx = Effects()
+        await self._apply(fx, stopping=True)
+        await self._commit(fx)
+
+    async def _apply(self, fx: Effects, *, stopping: bool) -> list[_Restart]:
+        events, self.inbox = self.inbox, deque()
+        now = self.clock.now()
+        restarts: list[_Restart] = []
+        runs = self.runs
+        done = 0
+        for event in events:
+            op = event[0]
+            if op == _DONE:
+                _, state, i, tr = event
+                done += 1
+                if tr.status is TaskStatus.success:
+                    transitions.task_succeeded(state, i, tr, now, fx)
+                else:
+                    transitions.task_failed(state, i, tr, now, fx)
+            elif op == _STARTED:
+                fx.task_runs.append(event[3])
+            elif op == _INTERRUPTED:
+                _, state, i, tr = event
+                transitions.task_interrupted(state, i, tr, now, fx, resume=False)
+            elif stopping:
+                if op == _RESTART:
+                    event[1].error = InvalidOperation("the scheduler is stopping")
+                    event[1].done.set()
+            elif op == _RUN:
+                run: DagRun = event[1]
+                self.incoming[run.dag_id] -= 1
+                dag = self.dags.get(run.dag_id)
+                if dag is None:
+                    logger.warning("run %s: DAG %r is not served here", run.id, run.dag_id)
+                elif run.id not in runs:
+                    self._admit(RunState.new(run, dag), now, fx)
+            elif op == _RETRY:
+                _, retrying, i, attempt = event
+                current = runs.get(retrying.run.id)
+                if current is not None and current is retrying:  # not restarted since
+                    transitions.retry_due(current, i, attempt, now, fx)
+            else:
+                request: _Restart = event[1]
+                try:
+                    await self._restart(request.run_id, now, fx)
+                except Exception as exc:
+                    request.error = exc
+                restarts.append(request)
+        self.tasks_finished += done
+        if not stopping:
+            self._release_finished(now, fx)
+        return restarts
+
+    def _release_finished(self, now: Any, fx: Effects) -> None:
+        """Free the slots of finished runs for queued runs of the same DAG, in the same
+        transaction; a run may finish at once (a DAG without tasks)."""
+        k = 0
+        while k < len(fx.finished):
+            self._release(fx.finished[k], now, fx)
+            k += 1
+
+    # -- internals -------------------------------------------------------------------
+
+    def _admit(self, state: RunState, now: Any, fx: Effects) -> None:
+        dag_id = state.dag.dag_id
+        self.runs[state.run.id] = state
+        if self.active.get(dag_id, 0) < state.dag.max_active_runs:
+            self.active[dag_id] = self.active.get(dag_id, 0) + 1
+            transitions.start_run(state, now, fx)
+        else:
+            self.pending.setdefault(dag_id, deque()).append(state)
+
+    async def _restart(self, run_id: int, now: Any, fx: Effects) -> None:
+        if run_id in self.runs:
+            raise InvalidOperation(
+                f"run {run_id} is still active; wait for it to finish before restarting it"
+            )
+        run = await self.storage.get_run(run_id)
+        if run is None:
+            raise RunNotFound(f"no run with id {run_id}; list runs with `ppacer-async runs`")
+        dag = self.dags.get(run.dag_id)
+        if dag is None:
+            raise InvalidOperation(
+                f"run {run_id} belongs to DAG {run.dag_id!r}, which this scheduler does not serve"
+            )
+        if run.status is not DagRunStatus.failed:
+            raise InvalidOperation(
+                f"run {run_id} is {run.status}; only failed runs can be restarted"
+            )
+        rows = await self.storage.task_runs(run_id)
+        run = attrs.evolve(run, status=DagRunStatus.queued, trigger=RunTrigger.restart)
+        state = transitions.restore(run, dag, rows, now, fx, restart=True)
+        fx.dag_runs.append(state.run)
+        self._admit(state, now, fx)
+
+    async def _commit(self, fx: Effects) -> None:
+        logs = list(self.logs)
+        self.logs.clear()
+        changes = Changes(task_runs=fx.task_runs, dag_runs=fx.dag_runs, logs=logs)
+        if not changes:
+            return
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                # Shielded: a stop never leaves a step half-committed and half-acted on.
+                with anyio.CancelScope(shield=True):
+                    await self.storage.commit(changes)
+                break
+            except Exception:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+                logger.warning(
+                    "commit of %d rows failed (attempt %d of %d); retrying",
+                    len(changes.task_runs) + len(changes.dag_runs) + len(logs),
+                    attempt,
+                    COMMIT_ATTEMPTS,
+                    exc_info=True,
+                )
+                await anyio.sleep(0.05 * 2**attempt)
+        self.commits += 1
+        self.committed_rows += len(changes.task_runs) + len(changes.dag_runs) + len(logs)
+
+    async def _commit_and_act(self, fx: Effects, restarts: list[_Restart]) -> None:
+        await self._commit(fx)
+        if events_logger.isEnabledFor(logging.INFO):
+            _log_events(fx)
+        for request in restarts:
+            request.done.set()
+        for due, state, i, attempt in fx.retries:
+            self._on_retry(due, state, i, attempt)
+        for state, i, alert in fx.alerts:
+            self._on_alert(state, i, alert)
+        for state in fx.finished:
+            self.runs_finished += 1
+            for event in self.waiters.pop(state.run.id, ()):
+                event.set()
+            self._on_run_finished(state.run)
+        queue = self.queue
+        for item in fx.ready:
+            state, i, _ = item
+            priority = state.dag.graph.tasks[i].priority
+            while not queue.put_nowait(priority, item):
+                await queue.wait_for_space()
+
+    def _release(self, state: RunState, now: Any, fx: Effects) -> None:
+        dag_id = state.run.dag_id
+        self.runs.pop(state.run.id, None)
+        self.active[dag_id] -= 1
+        pending = self.pending.get(dag_id)
+        if pending:
+            nxt = pending.popleft()
+            self.active[dag_id] += 1
+            transitions.start_run(nxt, now, fx)
+
+
+def _log_events(fx: Effects) -> None:
+    """Tell what just happened, in readable lines (after it is committed)."""
+    log = events_logger.info
+    for run in fx.dag_runs:
+        if run.status is DagRunStatus.running and run.finished_at is None:
+            log(
+                "run %s of %s started (%s, logical time %s)",
+                run.id,
+                run.dag_id,
+                run.trigger,
+                run.logical_time.isoformat(),
+            )
+    for tr in fx.task_runs:
+        status = tr.status
+        if (
+            status is TaskStatus.success
+            or status is TaskStatus.failed
+            or (status is TaskStatus.up_for_retry)
+        ):
+            took = (
+                (tr.finished_at - tr.started_at).total_seconds() * 1000
+                if tr.finished_at and tr.started_at
+                else 0.0
+            )
+            extra = ""
+            if tr.error and status is not TaskStatus.success:
+                lines = tr.error.strip().splitlines()
+                extra = f": {lines[-1]}" if lines else ""
+            log(
+                "run %s task %s attempt %d %s in %.1f ms%s",
+                tr.run_id,
+                tr.task_id,
+                tr.attempt,
+                status,
+                took,
+                extra,
+            )
+        elif status is TaskStatus.running:
+            log("run %s task %s attempt %d started", tr.run_id, tr.task_id, tr.attempt)
+        elif status is TaskStatus.interrupted:
+            log("run %s task %s attempt %d interrupted", tr.run_id, tr.task_id, tr.attempt)
+    for state in fx.finished:
+        run = state.run
+        took = (
+            (run.finished_at - run.started_at).total_seconds()
+            if run.finished_at and run.started_at
+            else 0.0
+        )
+        log("run %s of %s %s in %.3f s", run.id, run.dag_id, run.status, took)

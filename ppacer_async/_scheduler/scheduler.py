@@ -1,0 +1,355 @@
+"""The public ``Scheduler``: owns the task group in which the watcher, the state
+machine, the task-queue consumer and the alerter cooperate."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from .._dag import DAG
+from .._enums import DagRunStatus, RunTrigger, ScheduleEventKind
+from .._exceptions import DagNotFound, InvalidOperation, PpacerError, RunNotFound
+from .._structures import Alert, DagRun, LogRecord, Statistics, TaskRun
+from ..abc import Clock, Notifier, Storage
+from ..clock import SystemClock
+from ..notify import LogNotifier
+from ..storage import DEFAULT_URL, from_url
+from .alerts import Alerter
+from .consumer import Consumer, Item
+from .machine import StateMachine
+from .queue import ReadyQueue
+from .state import RunState
+from .watcher import Watcher
+
+logger = logging.getLogger("ppacer_async.scheduler")
+
+#: How long a stopping scheduler may spend saving in-flight outcomes.
+SHUTDOWN_BOUND = 10.0
+
+
+class Scheduler:
+    """Runs DAGs on their schedules and on demand, persisting every state change.
+
+    :param dags: the DAGs to serve (ids must be unique).
+    :param storage: a ``Storage`` or a URL (``memory://``, ``sqlite:///path.db``,
+        ``postgresql://...``); default ``sqlite:///ppacer.db``.
+    :param max_concurrent_tasks: task attempts executing at once (worker coroutines).
+    :param max_threads: sync tasks running in threads at once.
+    :param queue_size: ready attempts waiting for a worker before the state machine waits.
+    :param notifier: receives failure and retry alerts; default ``LogNotifier()``.
+    :param clock: the source of "now"; inject a ``FakeClock`` in tests.
+    """
+
+    def __init__(
+        self,
+        dags: Iterable[DAG],
+        *,
+        storage: Storage | str | None = None,
+        max_concurrent_tasks: int = 100,
+        max_threads: int = 40,
+        queue_size: int = 1000,
+        notifier: Notifier | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if isinstance(dags, DAG):
+            dags = [dags]
+        self._dags: dict[str, DAG] = {}
+        for dag in dags:
+            if not isinstance(dag, DAG):
+                raise TypeError(f"Scheduler takes DAG objects, got {dag!r}")
+            if dag.dag_id in self._dags and self._dags[dag.dag_id] is not dag:
+                raise PpacerError(
+                    f"two different DAGs have the id {dag.dag_id!r}; DAG ids must be unique"
+                )
+            self._dags[dag.dag_id] = dag
+        for name, value in (
+            ("max_concurrent_tasks", max_concurrent_tasks),
+            ("max_threads", max_threads),
+            ("queue_size", queue_size),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if isinstance(storage, str) or storage is None:
+            storage = from_url(storage or DEFAULT_URL)
+        self.storage: Storage = storage
+        self.max_concurrent_tasks = max_concurrent_tasks
+        self.max_threads = max_threads
+        self.queue_size = queue_size
+        self.notifier: Notifier = notifier or LogNotifier()
+        self.clock: Clock = clock or SystemClock()
+        self._versions: dict[str, int] = {}
+        self._machine: StateMachine | None = None
+        self._consumer: Consumer | None = None
+        self._watcher: Watcher | None = None
+        self._alerter: Alerter | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._serving = False
+        self._background: anyio.abc.TaskGroup | None = None
+
+    @property
+    def dags(self) -> Mapping[str, DAG]:
+        return dict(self._dags)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until cancelled or :meth:`stop` is called.
+
+        Opens the storage, records the DAG definitions, recovers the runs a previous
+        process left active, then runs. On the way out, in-flight attempts are recorded
+        ``interrupted`` (within ``SHUTDOWN_BOUND`` seconds) and the storage is closed.
+        """
+        if self._serving:
+            raise InvalidOperation("this scheduler is already serving")
+        self._serving = True
+        storage = self.storage
+        try:
+            await storage.open()
+            try:
+                await storage.acquire_scheduler_lock()
+                await self._sync_dags()
+                await self._run(task_status)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await storage.close()
+        finally:
+            self._serving = False
+            self._machine = self._consumer = self._watcher = self._alerter = None
+
+    async def _sync_dags(self) -> None:
+        now = self.clock.now()
+        for dag in self._dags.values():
+            self._versions[dag.dag_id] = await self.storage.sync_dag(
+                dag.dag_id, dag.definition_hash(), dag.definition(), now
+            )
+
+    async def _run(self, task_status: anyio.abc.TaskStatus[None]) -> None:
+        queue: ReadyQueue[Item] = ReadyQueue(self.queue_size)
+        alerter = self._alerter = Alerter()
+        machine = self._machine = StateMachine(
+            storage=self.storage,
+            clock=self.clock,
+            dags=self._dags,
+            queue=queue,
+            on_retry=self._on_retry,
+            on_alert=self._on_alert,
+            on_run_finished=self._on_run_finished,
+        )
+        self._consumer = Consumer(
+            machine=machine,
+            queue=queue,
+            clock=self.clock,
+            workers=self.max_concurrent_tasks,
+            max_threads=self.max_threads,
+            notifier=self.notifier,
+        )
+        self._watcher = Watcher(
+            storage=self.storage,
+            clock=self.clock,
+            dags=self._dags,
+            versions=self._versions,
+            machine=machine,
+        )
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                async with anyio.create_task_group() as tg:
+                    await tg.start(machine.run)
+                    await tg.start(self._consumer.run)
+                    await tg.start(alerter.run)
+                    await tg.start(self._watcher.run)
+                    logger.info(
+                        "serving %d DAGs: %s", len(self._dags), ", ".join(self._dags) or "-"
+                    )
+                    task_status.started()
+        finally:
+            self._scope = None
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_BOUND):
+                await machine.flush()
+                await alerter.drain()
+
+    def stop(self) -> None:
+        """Ask a serving scheduler to stop; ``serve()`` then returns."""
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def __aenter__(self) -> Scheduler:
+        self._background_cm = anyio.create_task_group()
+        tg = await self._background_cm.__aenter__()
+        try:
+            await tg.start(self.serve)
+        except BaseException as exc:
+            await self._background_cm.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        self.stop()
+        return await self._background_cm.__aexit__(exc_type, exc, tb)
+
+    # -- callbacks from the state machine ------------------------------------------------
+
+    def _on_retry(self, due: Any, state: RunState, i: int, attempt: int) -> None:
+        assert self._watcher is not None
+        self._watcher.add_retry(due, state, i, attempt)
+
+    def _on_alert(self, state: RunState, i: int, alert: Alert) -> None:
+        assert self._alerter is not None
+        task = state.dag.graph.tasks[i]
+        self._alerter.post(task.notifier or self.notifier, alert)
+
+    def _on_run_finished(self, run: DagRun) -> None:
+        if self._watcher is not None:
+            self._watcher.wake()
+
+    # -- the public API ----------------------------------------------------------------
+
+    def _require_machine(self) -> StateMachine:
+        if self._machine is None:
+            raise InvalidOperation(
+                "the scheduler is not serving; use `async with scheduler:` or run "
+                "`await scheduler.serve()` in a task group first"
+            )
+        return self._machine
+
+    def _dag(self, dag_id: str) -> DAG:
+        try:
+            return self._dags[dag_id]
+        except KeyError:
+            known = ", ".join(sorted(self._dags)) or "none"
+            raise DagNotFound(f"no DAG {dag_id!r} is served here (known: {known})") from None
+
+    async def trigger(self, dag_id: str, params: Mapping[str, Any] | None = None) -> DagRun:
+        """Queue a manual run of a DAG now; ``params`` override the DAG's defaults.
+
+        :raises DagNotFound: no such DAG is served.
+        """
+        machine = self._require_machine()
+        dag = self._dag(dag_id)
+        merged = {**dag.params, **(params or {})}
+        try:
+            json.dumps(merged)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"params must be JSON-serialisable: {exc}") from None
+        now = self.clock.now()
+        run = await self.storage.create_run(
+            dag_id=dag_id,
+            logical_time=now,
+            trigger=RunTrigger.manual,
+            params=merged,
+            dag_version=self._versions[dag_id],
+            created_at=now,
+            event=ScheduleEventKind.manual,
+        )
+        assert run is not None  # manual runs are never refused
+        machine.post_run(run)
+        return run
+
+    async def wait_for_run(self, run_id: int, timeout: float | timedelta | None = None) -> DagRun:
+        """Wait until a run succeeds or fails and return it.
+
+        :raises RunNotFound: no such run.
+        :raises TimeoutError: ``timeout`` passed first.
+        """
+        machine = self._require_machine()
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        event = anyio.Event()
+        machine.waiters.setdefault(run_id, []).append(event)
+        try:
+            with anyio.fail_after(seconds):
+                run = await self.storage.get_run(run_id)
+                if run is None:
+                    raise RunNotFound(f"no run with id {run_id}")
+                if run.status.finished and run_id not in machine.runs:
+                    return run
+                await event.wait()
+        finally:
+            waiters = machine.waiters.get(run_id)
+            if waiters and event in waiters:
+                waiters.remove(event)
+                if not waiters:
+                    del machine.waiters[run_id]
+        found = await self.storage.get_run(run_id)
+        assert found is not None
+        return found
+
+    async def restart_run(self, run_id: int) -> DagRun:
+        """Run again what did not succeed in a failed run (new attempt numbers).
+
+        The run is queued again before this returns.
+        :raises RunNotFound: no such run. :raises InvalidOperation: it is not failed.
+        """
+        machine = self._require_machine()
+        await machine.restart(run_id)
+        run = await self.storage.get_run(run_id)
+        assert run is not None
+        return run
+
+    async def get_run(self, run_id: int) -> DagRun:
+        """:raises RunNotFound: no such run."""
+        self._require_machine()
+        run = await self.storage.get_run(run_id)
+        if run is None:
+            raise RunNotFound(f"no run with id {run_id}")
+        return run
+
+    async def list_runs(
+        self, dag_id: str | None = None, limit: int = 50, status: DagRunStatus | None = None
+    ) -> list[DagRun]:
+        """Runs, newest first."""
+        self._require_machine()
+        return await self.storage.list_runs(dag_id=dag_id, status=status, limit=limit)
+
+    async def task_runs(self, run_id: int) -> list[TaskRun]:
+        """Every attempt of every task of a run."""
+        self._require_machine()
+        return await self.storage.task_runs(run_id)
+
+    async def logs(self, run_id: int, task_id: str | None = None) -> list[LogRecord]:
+        """Stored task logs of a run (optionally of one task), in the order written."""
+        machine = self._require_machine()
+        if machine.logs:
+            machine.wake()
+        return await self.storage.logs(run_id, task_id)
+
+    def statistics(self) -> Statistics:
+        """A snapshot of the scheduler's counters."""
+        machine, consumer = self._machine, self._consumer
+        if machine is None or consumer is None:
+            return Statistics(
+                active_runs=0,
+                queued_tasks=0,
+                running_tasks=0,
+                running_threads=0,
+                tasks_finished=0,
+                runs_finished=0,
+                commits=0,
+                committed_rows=0,
+            )
+        return Statistics(
+            active_runs=len(machine.runs),
+            queued_tasks=len(machine.queue),
+            running_tasks=consumer.running,
+            running_threads=consumer.running_threads,
+            tasks_finished=machine.tasks_finished,
+            runs_finished=machine.runs_finished,
+            commits=machine.commits,
+            committed_rows=machine.committed_rows,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Scheduler dags={list(self._dags)} storage={self.storage!r}>"

@@ -1,0 +1,360 @@
+"""Pure state transitions of DAG runs: no I/O, no awaiting, easy to test exhaustively.
+
+A ``RunState`` holds what the engine must know about one active run: per task its
+phase, latest attempt, remaining unfinished parents (in-degree counter) and retry
+budget. Each transition appends what must be written and done to an ``Effects``; the
+caller commits ``Effects`` in one transaction before acting on it.
+"""
+
+from __future__ import annotations
+
+import traceback
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from .._dag import DAG
+from .._enums import AttemptReason, DagRunStatus, RunTrigger, TaskStatus
+from .._structures import Alert, DagRun, TaskRun
+
+#: Consecutive interruptions after which a task fails instead of running again.
+MAX_INTERRUPTIONS = 3
+
+# Task phases inside a run (small ints: one byte per task).
+PENDING = 0  # waiting for parents, no live attempt
+LIVE = 1  # an attempt is scheduled, running, or waiting for its retry
+SUCCESS = 2
+FAILED = 3
+UPSTREAM_FAILED = 4
+SETTLED = (SUCCESS, FAILED, UPSTREAM_FAILED)
+
+ALERT_TEMPLATE = (
+    "ppacer-async {kind}: task {task_id!r} of DAG {dag_id!r} (run {run_id}, "
+    "logical time {logical_time}) attempt {attempt}: {error_line}"
+)
+
+
+def render_alert_text(template: str, **fields: Any) -> str:
+    """Render an alert template; ``error_line`` is the last line of the error."""
+    error = str(fields.get("error") or "")
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    return template.format(error_line=lines[-1] if lines else "", **fields)
+
+
+@attrs.define(eq=False, kw_only=True)
+class RunState:
+    """In-memory bookkeeping of one active run (rebuildable from storage)."""
+
+    run: DagRun
+    dag: DAG
+    phase: bytearray
+    waiting: list[int]
+    attempt: list[int]
+    failures: list[int]
+    streak: list[int]
+    results: dict[int, Any] = attrs.field(factory=dict)
+    settled: int = 0
+    failed: int = 0
+
+    @classmethod
+    def new(cls, run: DagRun, dag: DAG) -> RunState:
+        graph = dag.graph
+        n = len(graph.ids)
+        return cls(
+            run=run,
+            dag=dag,
+            phase=bytearray(n),
+            waiting=[len(p) for p in graph.parents],
+            attempt=[0] * n,
+            failures=[0] * n,
+            streak=[0] * n,
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.settled == len(self.phase)
+
+    def upstream_results(self, index: int) -> dict[str, Any]:
+        graph = self.dag.graph
+        results = self.results
+        return {graph.ids[p]: results.get(p) for p in graph.parents[index]}
+
+
+@attrs.define(eq=False, kw_only=True)
+class Effects:
+    """What one batch of transitions writes (``task_runs``, ``dag_runs``) and then does."""
+
+    task_runs: list[TaskRun] = attrs.field(factory=list)
+    dag_runs: list[DagRun] = attrs.field(factory=list)
+    ready: list[tuple[RunState, int, TaskRun]] = attrs.field(factory=list)
+    retries: list[tuple[datetime, RunState, int, int]] = attrs.field(factory=list)
+    alerts: list[tuple[RunState, int, Alert]] = attrs.field(factory=list)
+    finished: list[RunState] = attrs.field(factory=list)
+
+
+def _schedule(
+    state: RunState, i: int, reason: AttemptReason | None, now: datetime, fx: Effects
+) -> None:
+    state.phase[i] = LIVE
+    attempt = state.attempt[i] + 1
+    if reason is None:
+        reason = AttemptReason.initial if attempt == 1 else AttemptReason.restart
+    state.attempt[i] = attempt
+    tr = TaskRun(
+        run_id=state.run.id,
+        task_id=state.dag.graph.ids[i],
+        attempt=attempt,
+        status=TaskStatus.scheduled,
+        reason=reason,
+        scheduled_at=now,
+    )
+    fx.task_runs.append(tr)
+    fx.ready.append((state, i, tr))
+
+
+def start_run(
+    state: RunState, now: datetime, fx: Effects, *, trigger: RunTrigger | None = None
+) -> None:
+    """Move a queued run to running and schedule every task whose parents all succeeded."""
+    run = state.run
+    state.run = run = attrs.evolve(
+        run,
+        status=DagRunStatus.running,
+        trigger=trigger or run.trigger,
+        started_at=run.started_at or now,
+        finished_at=None,
+    )
+    fx.dag_runs.append(run)
+    phase, waiting = state.phase, state.waiting
+    for i in range(len(phase)):
+        if phase[i] == PENDING and waiting[i] == 0:
+            _schedule(state, i, None, now, fx)
+    _maybe_finish(state, now, fx)
+
+
+def task_succeeded(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> None:
+    """Record a successful attempt and schedule children whose last parent this was."""
+    fx.task_runs.append(tr)
+    state.phase[i] = SUCCESS
+    state.streak[i] = 0
+    state.settled += 1
+    children = state.dag.graph.children[i]
+    if children:
+        state.results[i] = tr.result
+        waiting, phase = state.waiting, state.phase
+        for c in children:
+            waiting[c] -= 1
+            if waiting[c] == 0 and phase[c] == PENDING:
+                _schedule(state, c, None, now, fx)
+    if state.settled == len(state.phase):
+        _finish(state, now, fx)
+
+
+def task_failed(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> None:
+    """Record a failed attempt: retry it if the budget allows, else fail it and
+    everything downstream of it."""
+    task = state.dag.graph.tasks[i]
+    state.streak[i] = 0
+    state.failures[i] += 1
+    failures = state.failures[i]
+    if failures <= task.retries:
+        tr = attrs.evolve(tr, status=TaskStatus.up_for_retry)
+        fx.task_runs.append(tr)
+        due = now + task.retry_delay_for(failures)
+        fx.retries.append((due, state, i, tr.attempt))
+        if task.alert_on_retry:
+            fx.alerts.append((state, i, _alert(state, tr, "retry")))
+        return
+    tr = attrs.evolve(tr, status=TaskStatus.failed)
+    fx.task_runs.append(tr)
+    _fail(state, i, tr, now, fx)
+
+
+def _fail(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> None:
+    state.phase[i] = FAILED
+    state.settled += 1
+    state.failed += 1
+    if state.dag.graph.tasks[i].alert_on_failure:
+        fx.alerts.append((state, i, _alert(state, tr, "failure")))
+    ids = state.dag.graph.ids
+    for d in state.dag.graph.descendants(i):
+        if state.phase[d] == PENDING:
+            state.phase[d] = UPSTREAM_FAILED
+            state.settled += 1
+            state.attempt[d] += 1
+            fx.task_runs.append(
+                TaskRun(
+                    run_id=state.run.id,
+                    task_id=ids[d],
+                    attempt=state.attempt[d],
+                    status=TaskStatus.upstream_failed,
+                    reason=AttemptReason.initial,
+                    scheduled_at=now,
+                    finished_at=now,
+                    error=f"upstream task {ids[i]!r} failed",
+                )
+            )
+    _maybe_finish(state, now, fx)
+
+
+def retry_due(state: RunState, i: int, attempt: int, now: datetime, fx: Effects) -> None:
+    """Create the next attempt of a task whose retry delay has passed."""
+    if state.phase[i] == LIVE and state.attempt[i] == attempt:
+        _schedule(state, i, AttemptReason.retry, now, fx)
+
+
+def task_interrupted(
+    state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects, *, resume: bool
+) -> None:
+    """Record an attempt cut short by a stop or a crash.
+
+    Interruptions do not spend retries, but the ``MAX_INTERRUPTIONS``-th in a row fails
+    the task, so a task that kills its process cannot loop forever. With ``resume`` a
+    new attempt is scheduled at once (recovery); without it (shutdown) the task is left
+    for the next start.
+    """
+    state.streak[i] += 1
+    if state.streak[i] >= MAX_INTERRUPTIONS:
+        tr = attrs.evolve(
+            tr,
+            status=TaskStatus.failed,
+            finished_at=tr.finished_at or now,
+            error=(
+                f"interrupted {state.streak[i]} times in a row (the scheduler stopped or "
+                "crashed while it ran); not run again to avoid a crash loop. Fix the cause "
+                "and restart the run."
+            ),
+        )
+        fx.task_runs.append(tr)
+        _fail(state, i, tr, now, fx)
+        return
+    fx.task_runs.append(
+        attrs.evolve(tr, status=TaskStatus.interrupted, finished_at=tr.finished_at or now)
+    )
+    if resume:
+        _schedule(state, i, AttemptReason.interrupted, now, fx)
+
+
+def _maybe_finish(state: RunState, now: datetime, fx: Effects) -> None:
+    if state.settled == len(state.phase):
+        _finish(state, now, fx)
+
+
+def _finish(state: RunState, now: datetime, fx: Effects) -> None:
+    status = DagRunStatus.failed if state.failed else DagRunStatus.success
+    state.run = attrs.evolve(state.run, status=status, finished_at=now)
+    fx.dag_runs.append(state.run)
+    fx.finished.append(state)
+
+
+def _alert(state: RunState, tr: TaskRun, kind: str) -> Alert:
+    fields: dict[str, Any] = {
+        "kind": kind,
+        "dag_id": state.run.dag_id,
+        "run_id": state.run.id,
+        "task_id": tr.task_id,
+        "attempt": tr.attempt,
+        "logical_time": state.run.logical_time,
+        "error": tr.error or "",
+    }
+    return Alert(text=render_alert_text(ALERT_TEMPLATE, **fields), **fields)
+
+
+def restore(
+    run: DagRun, dag: DAG, rows: list[TaskRun], now: datetime, fx: Effects, *, restart: bool
+) -> RunState:
+    """Rebuild a run's state from its stored attempts.
+
+    Recovery (``restart=False``): attempts left ``running`` by a crash become
+    ``interrupted`` and run again; ``scheduled`` ones are queued again; pending retries
+    get their timers back. Restart (``restart=True``): failed and upstream-failed tasks
+    are reset to run again with new attempt numbers and a fresh retry budget.
+    """
+    state = RunState.new(run, dag)
+    index = dag.graph.index
+    latest: dict[int, TaskRun] = {}
+    for tr in rows:
+        i = index.get(tr.task_id)
+        if i is None:
+            continue  # the task was removed from the DAG since this run started
+        prev = latest.get(i)
+        if prev is None or tr.attempt > prev.attempt:
+            latest[i] = tr
+        state.attempt[i] = max(state.attempt[i], tr.attempt)
+    # Budgets and streaks, counted back from the latest attempt.
+    by_task: dict[int, list[TaskRun]] = {}
+    for tr in rows:
+        i = index.get(tr.task_id)
+        if i is not None:
+            by_task.setdefault(i, []).append(tr)
+    for i, attempts in by_task.items():
+        attempts.sort(key=lambda t: t.attempt)
+        for k, tr in enumerate(reversed(attempts)):
+            if tr.status is TaskStatus.interrupted:
+                state.streak[i] += 1
+            elif not (k == 0 and tr.status is TaskStatus.running):  # counted when resumed
+                break
+        for tr in reversed(attempts):
+            if tr.status in (TaskStatus.up_for_retry, TaskStatus.failed):
+                state.failures[i] += 1
+            if tr.reason in (AttemptReason.initial, AttemptReason.restart):
+                break
+
+    graph = dag.graph
+    # Successes first: they release the in-degree counters of their children.
+    for i, tr in latest.items():
+        if tr.status is TaskStatus.success:
+            state.phase[i] = SUCCESS
+            state.settled += 1
+            if graph.children[i]:
+                state.results[i] = tr.result
+            for c in graph.children[i]:
+                state.waiting[c] -= 1
+    resume: list[tuple[int, TaskRun]] = []
+    for i, tr in latest.items():
+        status = tr.status
+        if status is TaskStatus.success:
+            continue
+        if status in (TaskStatus.failed, TaskStatus.upstream_failed):
+            if restart:
+                state.failures[i] = 0
+                state.streak[i] = 0
+                continue  # PENDING: start_run schedules it when its parents allow
+            state.phase[i] = FAILED if status is TaskStatus.failed else UPSTREAM_FAILED
+            state.settled += 1
+            state.failed += status is TaskStatus.failed
+        elif status is TaskStatus.scheduled:
+            state.phase[i] = LIVE
+            fx.ready.append((state, i, tr))
+        elif status is TaskStatus.up_for_retry:
+            state.phase[i] = LIVE
+            task = graph.tasks[i]
+            finished = tr.finished_at or now
+            due = finished + task.retry_delay_for(state.failures[i])
+            fx.retries.append((due, state, i, tr.attempt))
+        else:  # running or interrupted: cut short by a crash or a stop
+            state.phase[i] = LIVE
+            resume.append((i, tr))
+    for i, tr in resume:
+        if tr.status is TaskStatus.running:
+            task_interrupted(state, i, tr, now, fx, resume=True)
+        elif state.streak[i] >= MAX_INTERRUPTIONS:  # stopped while running, too often
+            state.streak[i] -= 1
+            task_interrupted(state, i, tr, now, fx, resume=True)
+        else:
+            _schedule(state, i, AttemptReason.interrupted, now, fx)
+    if not restart:
+        _maybe_finish(state, now, fx)
+    return state
+
+
+def describe_exception(exc: BaseException) -> str:
+    """The error text stored with a failed attempt: message and traceback."""
+    return "".join(traceback.format_exception(exc)).rstrip()
+
+
+def elapsed(started: datetime | None, finished: datetime | None) -> timedelta | None:
+    if started is None or finished is None:
+        return None
+    return finished - started

@@ -1,0 +1,182 @@
+"""The schedule watcher: sleeps until the earliest due time (a schedule point or a
+retry), or until woken; creates due runs following the catch-up rules.
+
+Catch-up (as in ppacer): with no earlier run, the first point is the first at or after
+``start`` when ``catchup=True``, else the first after now. Points that passed while
+nothing ran are run oldest first with ``catchup=True``, else recorded as skipped. A
+run is created only while the DAG has a free slot under ``max_active_runs``, so
+catching up is paced, never a flood. Every decision is a schedule event.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from collections import deque
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .._dag import DAG
+from .._enums import RunTrigger, ScheduleEventKind
+from .._structures import ScheduleEvent
+
+if TYPE_CHECKING:
+    from ..abc import Clock, Storage
+    from .machine import StateMachine
+    from .state import RunState
+
+logger = logging.getLogger("ppacer_async.scheduler")
+
+#: At most this many skipped points are recorded one by one after a long pause;
+#: older ones are counted in a log line.
+MAX_RECORDED_SKIPS = 1000
+
+_TICK = timedelta(microseconds=1)
+
+
+class Watcher:
+    """Owns the timers of one scheduler: schedule points and retry delays."""
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        clock: Clock,
+        dags: dict[str, DAG],
+        versions: dict[str, int],
+        machine: StateMachine,
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.dags = dags
+        self.versions = versions
+        self.machine = machine
+        self.next_points: dict[str, datetime | None] = {}
+        self.paused: set[str] = set()
+        self._timers: list[tuple[datetime, int, RunState, int, int]] = []
+        self._seq = itertools.count()
+        self._scope: anyio.CancelScope | None = None
+        self._woken = False
+
+    def wake(self) -> None:
+        """Re-evaluate due times now (a run finished, a timer was added, ...)."""
+        self._woken = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def add_retry(self, due: datetime, state: RunState, i: int, attempt: int) -> None:
+        heapq.heappush(self._timers, (due, next(self._seq), state, i, attempt))
+        self.wake()
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        now = self.clock.now()
+        for dag in self.dags.values():
+            info = await self.storage.get_dag(dag.dag_id)
+            if info is not None and info.paused:
+                self.paused.add(dag.dag_id)
+            if dag.schedule is not None:
+                self.next_points[dag.dag_id] = await self._first_point(dag, now)
+        task_status.started()
+        while True:
+            self._woken = False
+            now = self.clock.now()
+            timers = self._timers
+            while timers and timers[0][0] <= now:
+                _, _, state, i, attempt = heapq.heappop(timers)
+                self.machine.post_retry(state, i, attempt)
+            deadline: datetime | None = timers[0][0] if timers else None
+            for dag_id, point in list(self.next_points.items()):
+                if point is None or dag_id in self.paused:
+                    continue
+                dag = self.dags[dag_id]
+                if point <= now:
+                    point = await self._create_due(dag, point, now)
+                    self.next_points[dag_id] = point
+                if point is not None and self.machine.free_slots(dag) > 0:
+                    deadline = point if deadline is None else min(deadline, point)
+            if self._woken:
+                continue
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                await self.clock.sleep_until(deadline)
+            self._scope = None
+
+    async def _first_point(self, dag: DAG, now: datetime) -> datetime | None:
+        schedule = dag.schedule
+        assert schedule is not None
+        last = await self.storage.last_schedule_point(dag.dag_id)
+        if last is None:
+            start = dag.start
+            if dag.catchup and start is not None:
+                return schedule.next(start - _TICK)
+            after = now if start is None else max(now, start - _TICK)
+            return schedule.next(after)
+        point = schedule.next(last)
+        if dag.catchup:
+            return point
+        return await self._skip(dag, point, now, keep_latest=False)
+
+    async def _skip(
+        self, dag: DAG, point: datetime | None, now: datetime, *, keep_latest: bool
+    ) -> datetime | None:
+        """Record points up to ``now`` as skipped (all, or all but the latest due one)."""
+        schedule = dag.schedule
+        assert schedule is not None
+        skipped: deque[datetime] = deque(maxlen=MAX_RECORDED_SKIPS)
+        total = 0
+        while point is not None and point <= now:
+            following = schedule.next(point)
+            if keep_latest and (following is None or following > now):
+                break
+            skipped.append(point)
+            total += 1
+            point = following
+        if total > len(skipped):
+            logger.warning(
+                "DAG %r: %d schedule points passed while nothing ran; the latest %d are "
+                "recorded as skipped",
+                dag.dag_id,
+                total,
+                len(skipped),
+            )
+        created = self.clock.now()
+        for moment in skipped:
+            await self.storage.record_schedule_event(
+                ScheduleEvent(
+                    dag_id=dag.dag_id,
+                    logical_time=moment,
+                    kind=ScheduleEventKind.skipped,
+                    created_at=created,
+                )
+            )
+        return point
+
+    async def _create_due(self, dag: DAG, point: datetime, now: datetime) -> datetime | None:
+        """Create runs for due points while the DAG has free slots; return the next point."""
+        schedule = dag.schedule
+        assert schedule is not None
+        if not dag.catchup:
+            skipped = await self._skip(dag, point, now, keep_latest=True)
+            if skipped is None or skipped > now:
+                return skipped
+            point = skipped
+        current: datetime | None = point
+        while current is not None and current <= now and self.machine.free_slots(dag) > 0:
+            following = schedule.next(current)
+            late = following is not None and following <= now
+            run = await self.storage.create_run(
+                dag_id=dag.dag_id,
+                logical_time=current,
+                trigger=RunTrigger.catchup if late else RunTrigger.schedule,
+                params=dict(dag.params),
+                dag_version=self.versions[dag.dag_id],
+                created_at=self.clock.now(),
+                event=ScheduleEventKind.caught_up if late else ScheduleEventKind.regular,
+            )
+            if run is not None:
+                self.machine.post_run(run)
+            current = following
+        return current

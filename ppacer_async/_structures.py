@@ -1,0 +1,155 @@
+"""Frozen records: what storage holds and what the public API returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ._enums import (
+    AttemptReason,
+    DagRunStatus,
+    RunTrigger,
+    ScheduleEventKind,
+    TaskStatus,
+)
+
+
+@attrs.frozen(kw_only=True)
+class DagRun:
+    """One run of a DAG for one logical time.
+
+    :ivar id: storage-assigned id, unique across DAGs.
+    :ivar logical_time: the schedule point the run is for (UTC, tz-aware).
+    :ivar dag_version: the version of the DAG definition the run executes.
+    """
+
+    id: int
+    dag_id: str
+    logical_time: datetime
+    status: DagRunStatus
+    trigger: RunTrigger
+    params: dict[str, Any] = attrs.field(factory=dict)
+    dag_version: int = 0
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TaskRun:
+    """One attempt of one task within a DAG run.
+
+    ``result`` is the JSON value the task returned (``None`` until it succeeds);
+    ``error`` is the failure text with its traceback.
+    """
+
+    run_id: int
+    task_id: str
+    attempt: int
+    status: TaskStatus
+    reason: AttemptReason = AttemptReason.initial
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    result: Any = None
+
+    @property
+    def key(self) -> tuple[int, str, int]:
+        return (self.run_id, self.task_id, self.attempt)
+
+
+@attrs.frozen(kw_only=True)
+class LogRecord:
+    """A log line written by a task through ``ctx.log``."""
+
+    run_id: int
+    task_id: str
+    attempt: int
+    time: datetime
+    level: str
+    message: str
+
+
+@attrs.frozen(kw_only=True)
+class ScheduleEvent:
+    """A decision about one schedule point of one DAG."""
+
+    dag_id: str
+    logical_time: datetime
+    kind: ScheduleEventKind
+    created_at: datetime
+    run_id: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DagInfo:
+    """What storage knows about a DAG: its latest definition and whether it is paused."""
+
+    dag_id: str
+    version: int
+    definition_hash: str
+    definition: dict[str, Any]
+    paused: bool
+    created_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class Changes:
+    """Everything one state-machine step writes, committed in one transaction.
+
+    ``task_runs`` are upserted by ``(run_id, task_id, attempt)``; ``dag_runs`` are
+    updated by id (status and times); the rest are appended.
+    """
+
+    task_runs: list[TaskRun] = attrs.field(factory=list)
+    dag_runs: list[DagRun] = attrs.field(factory=list)
+    logs: list[LogRecord] = attrs.field(factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.task_runs or self.dag_runs or self.logs)
+
+
+@attrs.frozen(kw_only=True)
+class Statistics:
+    """A snapshot of a scheduler's counters (``Scheduler.statistics()``)."""
+
+    active_runs: int
+    queued_tasks: int
+    running_tasks: int
+    running_threads: int
+    tasks_finished: int
+    runs_finished: int
+    commits: int
+    committed_rows: int
+
+
+@attrs.frozen(kw_only=True)
+class StorageCounts:
+    """Row counts of a storage, for ``ppacer-async db info``."""
+
+    schema_version: int
+    dags: int
+    dag_runs: int
+    task_runs: int
+    task_logs: int
+    schedule_events: int
+
+
+@attrs.frozen(kw_only=True)
+class Alert:
+    """A task failed (``kind="failure"``) or is about to be retried (``kind="retry"``).
+
+    ``text`` is rendered from the alert template with the other fields.
+    """
+
+    kind: str
+    dag_id: str
+    run_id: int
+    task_id: str
+    attempt: int
+    logical_time: datetime
+    error: str
+    text: str

@@ -1,0 +1,253 @@
+"""In-process storage: the reference implementation, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from bisect import insort
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from .._enums import DagRunStatus, RunTrigger, ScheduleEventKind
+from .._exceptions import DagNotFound, StorageError
+from .._structures import (
+    Changes,
+    DagInfo,
+    DagRun,
+    LogRecord,
+    ScheduleEvent,
+    StorageCounts,
+    TaskRun,
+)
+from .._time import to_utc
+from ..abc import Storage
+
+SCHEMA_VERSION = 1
+
+#: Triggers whose runs are unique per (dag_id, logical_time).
+SCHEDULED_TRIGGERS = frozenset({RunTrigger.schedule, RunTrigger.catchup, RunTrigger.backfill})
+#: Schedule events that move a DAG's regular schedule forward.
+SCHEDULE_KINDS = frozenset(
+    {ScheduleEventKind.regular, ScheduleEventKind.caught_up, ScheduleEventKind.skipped}
+)
+
+
+@attrs.define(eq=False, kw_only=True)
+class MemoryStorage(Storage):
+    """Keeps everything in dictionaries; behaves like the SQL back ends but for durability."""
+
+    _dags: dict[str, list[DagInfo]] = attrs.field(init=False, factory=dict)
+    _paused: dict[str, bool] = attrs.field(init=False, factory=dict)
+    _runs: dict[int, DagRun] = attrs.field(init=False, factory=dict)
+    _scheduled_keys: set[tuple[str, datetime]] = attrs.field(init=False, factory=set)
+    _task_runs: dict[int, dict[tuple[str, int], TaskRun]] = attrs.field(init=False, factory=dict)
+    _logs: dict[int, list[LogRecord]] = attrs.field(init=False, factory=dict)
+    _events: dict[str, list[ScheduleEvent]] = attrs.field(init=False, factory=dict)
+    _ids: itertools.count[int] = attrs.field(init=False, factory=lambda: itertools.count(1))
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def sync_dag(
+        self, dag_id: str, definition_hash: str, definition: dict[str, Any], now: datetime
+    ) -> int:
+        versions = self._dags.setdefault(dag_id, [])
+        if versions and versions[-1].definition_hash == definition_hash:
+            return versions[-1].version
+        info = DagInfo(
+            dag_id=dag_id,
+            version=len(versions) + 1,
+            definition_hash=definition_hash,
+            definition=copy.deepcopy(definition),
+            paused=self._paused.setdefault(dag_id, False),
+            created_at=to_utc(now),
+        )
+        versions.append(info)
+        return info.version
+
+    async def get_dag(self, dag_id: str) -> DagInfo | None:
+        versions = self._dags.get(dag_id)
+        if not versions:
+            return None
+        return attrs.evolve(versions[-1], paused=self._paused[dag_id])
+
+    async def list_dags(self) -> list[DagInfo]:
+        return [
+            attrs.evolve(self._dags[dag_id][-1], paused=self._paused[dag_id])
+            for dag_id in sorted(self._dags)
+        ]
+
+    async def set_paused(self, dag_id: str, paused: bool) -> None:
+        if dag_id not in self._dags:
+            raise DagNotFound(f"DAG {dag_id!r} is not recorded in this storage")
+        self._paused[dag_id] = paused
+
+    async def create_run(
+        self,
+        *,
+        dag_id: str,
+        logical_time: datetime,
+        trigger: RunTrigger,
+        params: dict[str, Any],
+        dag_version: int,
+        created_at: datetime,
+        event: ScheduleEventKind | None = None,
+    ) -> DagRun | None:
+        logical_time = to_utc(logical_time)
+        if trigger in SCHEDULED_TRIGGERS:
+            key = (dag_id, logical_time)
+            if key in self._scheduled_keys:
+                return None
+            self._scheduled_keys.add(key)
+        run = DagRun(
+            id=next(self._ids),
+            dag_id=dag_id,
+            logical_time=logical_time,
+            status=DagRunStatus.queued,
+            trigger=trigger,
+            params=copy.deepcopy(params),
+            dag_version=dag_version,
+            created_at=to_utc(created_at),
+        )
+        self._runs[run.id] = run
+        self._task_runs[run.id] = {}
+        if event is not None:
+            self._add_event(
+                ScheduleEvent(
+                    dag_id=dag_id,
+                    logical_time=logical_time,
+                    kind=event,
+                    created_at=run.created_at,
+                    run_id=run.id,
+                )
+            )
+        return run
+
+    def _add_event(self, event: ScheduleEvent) -> None:
+        events = self._events.setdefault(event.dag_id, [])
+        insort(events, event, key=lambda e: e.logical_time)
+
+    async def record_schedule_event(self, event: ScheduleEvent) -> None:
+        self._add_event(
+            attrs.evolve(
+                event,
+                logical_time=to_utc(event.logical_time),
+                created_at=to_utc(event.created_at),
+            )
+        )
+
+    async def last_schedule_point(self, dag_id: str) -> datetime | None:
+        for event in reversed(self._events.get(dag_id, ())):
+            if event.kind in SCHEDULE_KINDS:
+                return event.logical_time
+        return None
+
+    async def schedule_events(self, dag_id: str, limit: int = 100) -> list[ScheduleEvent]:
+        return list(reversed(self._events.get(dag_id, ())))[:limit]
+
+    async def commit(self, changes: Changes) -> None:
+        missing = {run.id for run in changes.dag_runs if run.id not in self._runs} | {
+            tr.run_id for tr in changes.task_runs if tr.run_id not in self._runs
+        }
+        if missing:
+            raise StorageError(
+                f"commit refers to unknown runs {sorted(missing)}; nothing was written"
+            )
+        for run in changes.dag_runs:
+            old = self._runs[run.id]
+            self._runs[run.id] = attrs.evolve(
+                old,
+                status=run.status,
+                trigger=run.trigger,
+                started_at=_utc_or_none(run.started_at),
+                finished_at=_utc_or_none(run.finished_at),
+            )
+        task_runs = self._task_runs
+        for tr in changes.task_runs:
+            if not (
+                _is_utc(tr.scheduled_at) and _is_utc(tr.started_at) and _is_utc(tr.finished_at)
+            ):
+                tr = attrs.evolve(
+                    tr,
+                    scheduled_at=_utc_or_none(tr.scheduled_at),
+                    started_at=_utc_or_none(tr.started_at),
+                    finished_at=_utc_or_none(tr.finished_at),
+                )
+            task_runs[tr.run_id][(tr.task_id, tr.attempt)] = tr
+        logs = self._logs
+        for record in changes.logs:
+            if not _is_utc(record.time):
+                record = attrs.evolve(record, time=to_utc(record.time))
+            logs.setdefault(record.run_id, []).append(record)
+
+    async def get_run(self, run_id: int) -> DagRun | None:
+        return self._runs.get(run_id)
+
+    async def list_runs(
+        self,
+        *,
+        dag_id: str | None = None,
+        status: DagRunStatus | None = None,
+        limit: int = 50,
+    ) -> list[DagRun]:
+        found: list[DagRun] = []
+        if limit <= 0:
+            return found
+        for run_id in sorted(self._runs, reverse=True):
+            run = self._runs[run_id]
+            if (dag_id is None or run.dag_id == dag_id) and (
+                status is None or run.status == status
+            ):
+                found.append(run)
+                if len(found) >= limit:
+                    break
+        return found
+
+    async def active_runs(self) -> list[DagRun]:
+        return [
+            run
+            for run_id, run in sorted(self._runs.items())
+            if run.status in (DagRunStatus.queued, DagRunStatus.running)
+        ]
+
+    async def task_runs(self, run_id: int) -> list[TaskRun]:
+        rows = self._task_runs.get(run_id, {})
+        return [rows[key] for key in sorted(rows)]
+
+    async def logs(
+        self,
+        run_id: int,
+        task_id: str | None = None,
+        attempt: int | None = None,
+        offset: int = 0,
+    ) -> list[LogRecord]:
+        found = [
+            r
+            for r in self._logs.get(run_id, ())
+            if (task_id is None or r.task_id == task_id)
+            and (attempt is None or r.attempt == attempt)
+        ]
+        return found[offset:]
+
+    async def counts(self) -> StorageCounts:
+        return StorageCounts(
+            schema_version=SCHEMA_VERSION,
+            dags=len(self._dags),
+            dag_runs=len(self._runs),
+            task_runs=sum(len(rows) for rows in self._task_runs.values()),
+            task_logs=sum(len(rows) for rows in self._logs.values()),
+            schedule_events=sum(len(rows) for rows in self._events.values()),
+        )
+
+
+def _is_utc(moment: datetime | None) -> bool:
+    return moment is None or moment.tzinfo is UTC
+
+
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    return None if moment is None else to_utc(moment)

@@ -1,0 +1,913 @@
+"""PostgreSQL storage on an asyncpg pool: for several schedulers sharing one database."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Collection, Iterator, Mapping
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import anyio
+import asyncpg  # type: ignore[import-untyped, unused-ignore]
+import attrs
+
+from .._enums import (
+    AttemptReason,
+    DagRunStatus,
+    RunTrigger,
+    ScheduleEventKind,
+    TaskStatus,
+)
+from .._exceptions import (
+    DagNotFound,
+    ResultNotStorable,
+    SchemaVersionError,
+    StorageError,
+)
+from .._structures import (
+    Changes,
+    DagInfo,
+    DagRun,
+    LogRecord,
+    ScheduleEvent,
+    StorageCounts,
+    TaskRun,
+)
+from .._time import to_utc
+from ..abc import Storage
+from . import _redact
+from .memory import SCHEDULED_TRIGGERS
+
+__all__ = ["PostgresStorage"]
+
+#: An asyncpg record: read by column name.
+Row = Mapping[str, Any]
+
+#: How long :meth:`PostgresStorage.close` waits for borrowed connections before dropping them.
+CLOSE_TIMEOUT = 10.0
+
+# -- queries ----------------------------------------------------------------------------
+#
+# Every name is unqualified: connections set search_path to the storage's schema. The
+# kind list of LAST_SCHEDULE_POINT is SCHEDULE_KINDS of storage/memory.py.
+
+_RUN_COLUMNS = (
+    "id, dag_id, logical_time, status, trigger, params, dag_version, "
+    "created_at, started_at, finished_at"
+)
+
+_TASK_RUN_COLUMNS = (
+    "run_id, task_id, attempt, status, reason, scheduled_at, started_at, finished_at, error, result"
+)
+
+_DAG_INFO = """
+SELECT d.dag_id, d.paused, v.version, v.definition_hash, v.definition, v.created_at
+FROM dags AS d
+JOIN LATERAL (
+    SELECT version, definition_hash, definition, created_at
+    FROM dag_versions
+    WHERE dag_versions.dag_id = d.dag_id
+    ORDER BY version DESC
+    LIMIT 1
+) AS v ON true
+"""
+
+GET_DAG = _DAG_INFO + "WHERE d.dag_id = $1"
+
+LIST_DAGS = _DAG_INFO + "ORDER BY d.dag_id"
+
+LATEST_DAG_VERSION = """
+SELECT version, definition_hash FROM dag_versions
+WHERE dag_id = $1 ORDER BY version DESC LIMIT 1
+"""
+
+INSERT_DAG = """
+INSERT INTO dags (dag_id, created_at) VALUES ($1, $2) ON CONFLICT (dag_id) DO NOTHING
+"""
+
+LOCK_DAG = "SELECT 1 FROM dags WHERE dag_id = $1 FOR UPDATE"
+
+INSERT_DAG_VERSION = """
+INSERT INTO dag_versions (dag_id, version, definition_hash, definition, created_at)
+VALUES ($1, $2, $3, $4::text::jsonb, $5)
+"""
+
+SET_PAUSED = "UPDATE dags SET paused = $2 WHERE dag_id = $1"
+
+# One statement, so one round trip and atomic without BEGIN/COMMIT. The NOT EXISTS test
+# refuses a taken point before a sequence value is drawn, so ids stay dense; ON CONFLICT
+# covers the race between two schedulers, and repeats the partial index's predicate because
+# that is how PostgreSQL picks a partial index as the arbiter.
+CREATE_RUN = f"""
+WITH run AS (
+    INSERT INTO dag_runs (
+        dag_id, logical_time, status, trigger, scheduled, params, dag_version, created_at
+    )
+    SELECT $1::text, $2::timestamptz, 'queued', $3::text, $4::boolean, $5::text::jsonb,
+        $6::integer, $7::timestamptz
+    WHERE NOT $4::boolean OR NOT EXISTS (
+        SELECT 1 FROM dag_runs
+        WHERE dag_id = $1::text AND logical_time = $2::timestamptz AND scheduled
+    )
+    ON CONFLICT (dag_id, logical_time) WHERE scheduled DO NOTHING
+    RETURNING {_RUN_COLUMNS}
+), event AS (
+    INSERT INTO schedule_events (dag_id, logical_time, kind, created_at, run_id)
+    SELECT dag_id, logical_time, $8::text, created_at, id FROM run
+    WHERE $8::text IS NOT NULL
+)
+SELECT {_RUN_COLUMNS} FROM run
+"""
+
+INSERT_SCHEDULE_EVENT = """
+INSERT INTO schedule_events (dag_id, logical_time, kind, created_at, run_id)
+VALUES ($1, $2, $3, $4, $5)
+"""
+
+LAST_SCHEDULE_POINT = """
+SELECT max(logical_time) FROM schedule_events
+WHERE dag_id = $1 AND kind IN ('regular', 'caught_up', 'skipped')
+"""
+
+SCHEDULE_EVENTS = """
+SELECT dag_id, logical_time, kind, created_at, run_id FROM schedule_events
+WHERE dag_id = $1
+ORDER BY logical_time DESC, id DESC
+LIMIT $2
+"""
+
+# A whole state-machine step is one statement (one round trip, one transaction) with a
+# data-modifying CTE per kind of row, each kind passed as column arrays. Parts with no
+# rows are left out (an empty part still costs planning time), so there is one statement
+# per shape of commit. When runs are updated, a guard makes the statement write nothing if
+# one of them does not exist; the caller then raises. Callers pass each key once: one
+# statement cannot upsert the same task-run row twice.
+
+_COMMIT_GUARD = """guard AS (
+    SELECT count(*) = cardinality($1::bigint[]) AS ok
+    FROM dag_runs WHERE id = ANY($1::bigint[])
+)"""
+
+_COMMIT_RUNS = """updated_runs AS (
+    UPDATE dag_runs AS d
+    SET status = u.status, trigger = u.trigger,
+        started_at = u.started_at, finished_at = u.finished_at
+    FROM unnest(
+        $1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]
+    ) AS u (id, status, trigger, started_at, finished_at)
+    WHERE d.id = u.id {guarded}
+)"""
+
+_COMMIT_TASK_RUNS = f"""upserted_task_runs AS (
+    INSERT INTO task_runs ({_TASK_RUN_COLUMNS})
+    SELECT run_id, task_id, attempt, status, reason, scheduled_at, started_at,
+        finished_at, error, result::jsonb
+    FROM unnest(
+        ${{0}}::bigint[], ${{1}}::text[], ${{2}}::integer[], ${{3}}::text[], ${{4}}::text[],
+        ${{5}}::timestamptz[], ${{6}}::timestamptz[], ${{7}}::timestamptz[], ${{8}}::text[],
+        ${{9}}::text[]
+    ) AS u (
+        run_id, task_id, attempt, status, reason, scheduled_at, started_at,
+        finished_at, error, result
+    )
+    WHERE true {{guarded}}
+    ON CONFLICT (run_id, task_id, attempt) DO UPDATE SET
+        status = EXCLUDED.status,
+        reason = EXCLUDED.reason,
+        scheduled_at = EXCLUDED.scheduled_at,
+        started_at = EXCLUDED.started_at,
+        finished_at = EXCLUDED.finished_at,
+        error = EXCLUDED.error,
+        result = EXCLUDED.result
+)"""
+
+_COMMIT_LOGS = """inserted_logs AS (
+    INSERT INTO task_logs (run_id, task_id, attempt, time, level, message)
+    SELECT run_id, task_id, attempt, time, level, message
+    FROM unnest(
+        ${0}::bigint[], ${1}::text[], ${2}::integer[], ${3}::timestamptz[], ${4}::text[],
+        ${5}::text[]
+    ) AS u (run_id, task_id, attempt, time, level, message)
+    WHERE true {guarded}
+)"""
+
+
+def _commit_statement(runs: bool, task_runs: bool, logs: bool) -> str:
+    """The COMMIT statement for one shape; its parameters are the arrays of the parts
+    present, in the order runs (5), task runs (10), logs (6)."""
+    guarded = "AND (SELECT ok FROM guard)" if runs else ""
+    parts = [_COMMIT_GUARD, _COMMIT_RUNS.format(guarded=guarded)] if runs else []
+    first = 6 if runs else 1
+    if task_runs:
+        numbers = range(first, first + 10)
+        parts.append(_COMMIT_TASK_RUNS.format(*numbers, guarded=guarded))
+        first += 10
+    if logs:
+        parts.append(_COMMIT_LOGS.format(*range(first, first + 6), guarded=guarded))
+    ok = "(SELECT ok FROM guard)" if runs else "true"
+    return "WITH " + ",\n".join(parts) + f"\nSELECT {ok}"
+
+
+COMMIT = {
+    (runs, task_runs, logs): _commit_statement(runs, task_runs, logs)
+    for runs in (False, True)
+    for task_runs in (False, True)
+    for logs in (False, True)
+    if runs or task_runs or logs
+}
+
+EXISTING_RUN_IDS = "SELECT id FROM dag_runs WHERE id = ANY($1::bigint[])"
+
+GET_RUN = f"SELECT {_RUN_COLUMNS} FROM dag_runs WHERE id = $1"
+
+# list_runs and logs filter on optional columns. One statement per combination keeps each
+# one a plain indexable query (an "$1 IS NULL OR ..." form plans badly once prepared).
+_LIST_RUNS = f"SELECT {_RUN_COLUMNS} FROM dag_runs {{where}} ORDER BY id DESC LIMIT {{limit}}"
+LIST_RUNS = {
+    (False, False): _LIST_RUNS.format(where="", limit="$1"),
+    (True, False): _LIST_RUNS.format(where="WHERE dag_id = $1", limit="$2"),
+    (False, True): _LIST_RUNS.format(where="WHERE status = $1", limit="$2"),
+    (True, True): _LIST_RUNS.format(where="WHERE dag_id = $1 AND status = $2", limit="$3"),
+}
+
+ACTIVE_RUNS = f"""
+SELECT {_RUN_COLUMNS} FROM dag_runs WHERE status IN ('queued', 'running') ORDER BY id
+"""
+
+TASK_RUNS = f"""
+SELECT {_TASK_RUN_COLUMNS} FROM task_runs WHERE run_id = $1 ORDER BY task_id, attempt
+"""
+
+_LOGS = """
+SELECT run_id, task_id, attempt, time, level, message FROM task_logs
+WHERE run_id = $1 {where} ORDER BY id OFFSET {offset}
+"""
+LOGS = {
+    (False, False): _LOGS.format(where="", offset="$2"),
+    (True, False): _LOGS.format(where="AND task_id = $2", offset="$3"),
+    (False, True): _LOGS.format(where="AND attempt = $2", offset="$3"),
+    (True, True): _LOGS.format(where="AND task_id = $2 AND attempt = $3", offset="$4"),
+}
+
+COUNTS = """
+SELECT
+    (SELECT max(version) FROM schema_version) AS schema_version,
+    (SELECT count(*) FROM dags) AS dags,
+    (SELECT count(*) FROM dag_runs) AS dag_runs,
+    (SELECT count(*) FROM task_runs) AS task_runs,
+    (SELECT count(*) FROM task_logs) AS task_logs,
+    (SELECT count(*) FROM schedule_events) AS schedule_events
+"""
+
+# -- migrations -------------------------------------------------------------------------
+
+MIGRATE_LOCK = "SELECT pg_advisory_xact_lock($1)"
+
+SCHEMA_EXISTS = "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)"
+
+SCHEMA_RELATIONS = """
+SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+ORDER BY c.relname
+"""
+
+RECORD_VERSION = "INSERT INTO {schema}.schema_version (version) VALUES ($1)"
+
+CURRENT_VERSION = "SELECT max(version) FROM {schema}.schema_version"
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_\w+\.sql$")
+
+
+@attrs.frozen(kw_only=True)
+class Migration:
+    """One numbered schema step, from ``sql/postgres/NNNN_name.sql``."""
+
+    version: int
+    name: str
+    sql: str
+
+
+@functools.cache
+def migrations() -> tuple[Migration, ...]:
+    """The numbered ``sql/postgres/NNNN_name.sql`` files, in order.
+
+    :raises RuntimeError: the numbering has a gap or a duplicate (a packaging mistake).
+    """
+    folder = resources.files(__package__).joinpath("sql", "postgres")
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(
+                Migration(version=int(match[1]), name=entry.name, sql=entry.read_text("utf-8"))
+            )
+    found.sort(key=lambda m: m.version)
+    if [m.version for m in found] != list(range(1, len(found) + 1)):
+        names = ", ".join(m.name for m in found) or "none"
+        raise RuntimeError(f"PostgreSQL migrations must be numbered 0001, 0002, ...; found {names}")
+    return tuple(found)
+
+
+def schema_version() -> int:
+    """The schema version this program writes."""
+    return len(migrations())
+
+
+# -- values -----------------------------------------------------------------------------
+
+
+_RUN_STATUSES = frozenset(DagRunStatus)
+_RUN_TRIGGERS = frozenset(RunTrigger)
+_TASK_STATUSES = frozenset(TaskStatus)
+_ATTEMPT_REASONS = frozenset(AttemptReason)
+_EVENT_KINDS = frozenset(ScheduleEventKind)
+
+
+_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
+def _check_member(value: object, members: frozenset[Any], what: str) -> None:
+    if value not in members:
+        allowed = ", ".join(sorted(str(m) for m in members))
+        raise ValueError(f"{what} is {value!r}; expected one of: {allowed}")
+
+
+def _strip_nul(value: Any) -> Any:
+    """Replace NUL characters, which PostgreSQL text and jsonb cannot hold, with U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strip_nul(v) for v in value]
+    return value
+
+
+def _text(value: str) -> str:
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _encode_json(value: Any) -> str:
+    """Encode a value for a jsonb column (NaN and infinities are not JSON there).
+
+    :raises TypeError: or ValueError, the value is not JSON.
+    """
+    text = _JSON(value)
+    if "\\u0000" in text:
+        text = _JSON(_strip_nul(value))
+    return text
+
+
+def _json(value: Any, what: str) -> str:
+    try:
+        return _encode_json(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} must be JSON-serialisable: {exc}") from exc
+
+
+def _result_json(tr: TaskRun) -> str:
+    try:
+        return _encode_json(tr.result)
+    except (TypeError, ValueError) as exc:
+        raise ResultNotStorable(
+            f"the result of task {tr.task_id!r} (run {tr.run_id}, attempt {tr.attempt}) "
+            f"cannot be stored as JSON: {exc}; return JSON values "
+            "(dict, list, str, int, float, bool, None)"
+        ) from exc
+
+
+def _dag_run(row: Row) -> DagRun:
+    return DagRun(
+        id=row["id"],
+        dag_id=row["dag_id"],
+        logical_time=row["logical_time"],
+        status=DagRunStatus(row["status"]),
+        trigger=RunTrigger(row["trigger"]),
+        params=row["params"],
+        dag_version=row["dag_version"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def _task_run(row: Row) -> TaskRun:
+    return TaskRun(
+        run_id=row["run_id"],
+        task_id=row["task_id"],
+        attempt=row["attempt"],
+        status=TaskStatus(row["status"]),
+        reason=AttemptReason(row["reason"]),
+        scheduled_at=row["scheduled_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        error=row["error"],
+        result=row["result"],
+    )
+
+
+def _log_record(row: Row) -> LogRecord:
+    return LogRecord(
+        run_id=row["run_id"],
+        task_id=row["task_id"],
+        attempt=row["attempt"],
+        time=row["time"],
+        level=row["level"],
+        message=row["message"],
+    )
+
+
+def _schedule_event(row: Row) -> ScheduleEvent:
+    return ScheduleEvent(
+        dag_id=row["dag_id"],
+        logical_time=row["logical_time"],
+        kind=ScheduleEventKind(row["kind"]),
+        created_at=row["created_at"],
+        run_id=row["run_id"],
+    )
+
+
+def _dag_info(row: Row) -> DagInfo:
+    return DagInfo(
+        dag_id=row["dag_id"],
+        version=row["version"],
+        definition_hash=row["definition_hash"],
+        definition=row["definition"],
+        paused=row["paused"],
+        created_at=row["created_at"],
+    )
+
+
+# -- connections ------------------------------------------------------------------------
+
+_PASSWORD_PARAM = re.compile(r"(?i)(password=)[^&\s]*")
+
+
+def redact_dsn(dsn: str) -> str:
+    """Hide the password of a DSN, whether in the user part or a ``password=`` parameter."""
+    return _PASSWORD_PARAM.sub(r"\1***", _redact(dsn))
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _milliseconds(delta: timedelta) -> int:
+    return max(1, round(delta.total_seconds() * 1000))
+
+
+async def _init_connection(conn: Any) -> None:
+    """Decode json and jsonb to Python values and encode Python values into them."""
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, schema="pg_catalog", encoder=_encode_json, decoder=json.loads, format="text"
+        )
+
+
+async def _keep_session(conn: Any) -> None:
+    """Pool reset hook: skip the per-release reset query.
+
+    asyncpg resets every connection it takes back (a round trip). This storage changes no
+    session state (no SET, LISTEN, cursors or session advisory locks), and asyncpg still
+    rolls back any transaction left open, so the reset would only cost time.
+    """
+
+
+def _validate_positive(name: str, value: timedelta | None, *, optional: bool) -> None:
+    if value is not None and value <= timedelta(0):
+        fix = "; pass None for no limit" if optional else ""
+        raise ValueError(f"{name} must be positive, got {value}{fix}")
+
+
+@attrs.define(eq=False, kw_only=True)
+class PostgresStorage(Storage):
+    """Storage in a PostgreSQL database, through an asyncpg connection pool.
+
+    :param dsn: ``postgresql://user:password@host:port/database``.
+    :param schema: the schema holding the tables; created if missing. Several
+        independent installations can share a database with one schema each.
+    :param min_pool_size: connections opened up front and kept.
+    :param max_pool_size: the most connections open at once.
+    :param statement_timeout: the server aborts any statement running longer;
+        ``None`` keeps the server's setting.
+    :param connect_timeout: how long to wait for a new connection.
+    :param application_name: shown in ``pg_stat_activity``.
+    """
+
+    dsn: str = attrs.field(repr=lambda dsn: repr(redact_dsn(dsn)))
+    schema: str = "public"
+    min_pool_size: int = 1
+    max_pool_size: int = 10
+    statement_timeout: timedelta | None = timedelta(seconds=30)
+    connect_timeout: timedelta = timedelta(seconds=10)
+    application_name: str = "ppacer-async"
+    _pool: Any = attrs.field(init=False, default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.schema:
+            raise ValueError("schema must be a non-empty name, e.g. schema='ppacer'")
+        if self.max_pool_size < 1:
+            raise ValueError(f"max_pool_size must be at least 1, got {self.max_pool_size}")
+        if not 0 <= self.min_pool_size <= self.max_pool_size:
+            raise ValueError(
+                f"min_pool_size must be between 0 and max_pool_size ({self.max_pool_size}), "
+                f"got {self.min_pool_size}"
+            )
+        _validate_positive("statement_timeout", self.statement_timeout, optional=True)
+        _validate_positive("connect_timeout", self.connect_timeout, optional=False)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        settings = {
+            "search_path": _quote_ident(self.schema),
+            "application_name": self.application_name,
+        }
+        if self.statement_timeout is not None:
+            settings["statement_timeout"] = str(_milliseconds(self.statement_timeout))
+        with self._errors("connect to", ValueError):
+            pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=self.min_pool_size,
+                max_size=self.max_pool_size,
+                timeout=self.connect_timeout.total_seconds(),
+                server_settings=settings,
+                init=_init_connection,
+                reset=_keep_session,
+            )
+        try:
+            with self._errors("migrate"):
+                async with pool.acquire() as conn:
+                    await self._migrate(conn)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._close_pool(pool)
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with anyio.CancelScope(shield=True):
+                await self._close_pool(pool)
+
+    @staticmethod
+    async def _close_pool(pool: Any) -> None:
+        with anyio.move_on_after(CLOSE_TIMEOUT) as scope:
+            await pool.close()
+        if scope.cancelled_caught:
+            pool.terminate()
+
+    async def acquire_scheduler_lock(self) -> None:
+        """Several schedulers may share a PostgreSQL database: nothing to claim."""
+
+    async def _migrate(self, conn: Any) -> None:
+        """Create or upgrade the schema, one process at a time.
+
+        Everything runs in one transaction under an advisory lock keyed on the schema, so
+        processes starting together apply each migration once and a refused database is
+        left exactly as it was.
+        """
+        schema = _quote_ident(self.schema)
+        key = int.from_bytes(
+            hashlib.sha256(f"ppacer_async.migrate:{self.schema}".encode()).digest()[:8],
+            "big",
+            signed=True,
+        )
+        known = migrations()
+        async with conn.transaction():
+            await conn.execute(MIGRATE_LOCK, key)
+            if not await conn.fetchval(SCHEMA_EXISTS, self.schema):
+                await conn.execute(f"CREATE SCHEMA {schema}")
+            relations: list[str] = [r[0] for r in await conn.fetch(SCHEMA_RELATIONS, self.schema)]
+            if "schema_version" in relations:
+                current = await self._current_version(conn)
+            elif relations:
+                shown = ", ".join(relations[:5]) + (", ..." if len(relations) > 5 else "")
+                raise StorageError(
+                    f"schema {self.schema!r} of {redact_dsn(self.dsn)} holds tables that are "
+                    f"not ppacer-async's ({shown}) and no schema_version table; point "
+                    "PostgresStorage at an empty schema (schema='ppacer') or another database"
+                )
+            else:
+                current = 0
+            if current > len(known):
+                raise SchemaVersionError(
+                    f"schema {self.schema!r} of {redact_dsn(self.dsn)} is at version {current}, "
+                    f"newer than this ppacer-async understands ({len(known)}); upgrade "
+                    "ppacer-async to the version that wrote it"
+                )
+            for migration in known[current:]:
+                await conn.execute(migration.sql)
+                await conn.execute(RECORD_VERSION.format(schema=schema), migration.version)
+
+    async def _current_version(self, conn: Any) -> int:
+        query = CURRENT_VERSION.format(schema=_quote_ident(self.schema))
+        try:
+            async with conn.transaction():  # a savepoint: a failure must not end the outer one
+                version = await conn.fetchval(query)
+        except asyncpg.PostgresError as exc:
+            version = exc
+        if not isinstance(version, int):
+            raise StorageError(
+                f"schema {self.schema!r} of {redact_dsn(self.dsn)} has a schema_version table "
+                f"that ppacer-async did not write ({version!r}); point PostgresStorage at "
+                "another schema or database"
+            )
+        return version
+
+    @property
+    def _connections(self) -> Any:
+        pool = self._pool
+        if pool is None:
+            raise StorageError(
+                "PostgresStorage is not open; call await storage.open() first "
+                "or use it as 'async with storage:'"
+            )
+        return pool
+
+    @contextlib.contextmanager
+    def _errors(self, action: str, *more: type[Exception]) -> Iterator[None]:
+        """Turn connection-level failures (and ``more``) into StorageError, naming the
+        redacted DSN."""
+        try:
+            yield
+        except (StorageError, DagNotFound):
+            raise
+        except (
+            *more,
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.CannotConnectNowError,
+            asyncpg.TooManyConnectionsError,
+            asyncpg.InvalidAuthorizationSpecificationError,
+            asyncpg.InvalidPasswordError,
+            asyncpg.InvalidCatalogNameError,
+            asyncpg.InsufficientPrivilegeError,
+            asyncpg.QueryCanceledError,
+            asyncpg.ClientConfigurationError,
+        ) as exc:
+            raise StorageError(
+                f"cannot {action} PostgreSQL at {redact_dsn(self.dsn)}: "
+                f"{self._scrub(f'{type(exc).__name__}: {exc}')}; {self._hint(exc)}"
+            ) from None
+
+    def _hint(self, exc: BaseException) -> str:
+        if isinstance(
+            exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
+        ):
+            return "check the user and password in the URL (or PGPASSWORD, ~/.pgpass)"
+        if isinstance(exc, asyncpg.InvalidCatalogNameError):
+            return "create the database first (createdb NAME) or fix its name in the URL"
+        if isinstance(exc, asyncpg.InsufficientPrivilegeError):
+            return "grant the user CREATE on the database or schema, or use an existing schema"
+        if isinstance(exc, asyncpg.TooManyConnectionsError):
+            return "lower max_pool_size or raise the server's max_connections"
+        if isinstance(exc, asyncpg.QueryCanceledError):
+            return "a statement ran past statement_timeout; raise it or pass None"
+        if isinstance(exc, asyncpg.ClientConfigurationError | ValueError):
+            return "write the URL as postgresql://user:password@host:port/database"
+        return "check that the server is running and reachable at that host and port"
+
+    def _scrub(self, text: str) -> str:
+        """Remove the password from a driver message, in case it quotes the DSN."""
+        for secret in self._secrets():
+            text = text.replace(secret, "***")
+        return redact_dsn(text)
+
+    def _secrets(self) -> list[str]:
+        found: list[str] = []
+        try:
+            password = urlsplit(self.dsn).password
+        except ValueError:
+            password = None
+        if password:
+            found += [password, unquote(password)]
+        for match in re.finditer(r"(?i)password=([^&\s]+)", self.dsn):
+            found += [match[1], unquote(match[1])]
+        return sorted(set(found), key=len, reverse=True)
+
+    # -- DAG definitions ---------------------------------------------------------------
+
+    async def sync_dag(
+        self, dag_id: str, definition_hash: str, definition: dict[str, Any], now: datetime
+    ) -> int:
+        now = to_utc(now)
+        definition_json = _json(definition, "the DAG definition")
+        pool = self._connections
+        with self._errors("write to"):
+            latest = await pool.fetchrow(LATEST_DAG_VERSION, dag_id)
+            if latest is not None and latest["definition_hash"] == definition_hash:
+                return int(latest["version"])
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(INSERT_DAG, dag_id, now)
+                await conn.execute(LOCK_DAG, dag_id)
+                # Read again under the row lock: another process may have just written.
+                latest = await conn.fetchrow(LATEST_DAG_VERSION, dag_id)
+                if latest is not None and latest["definition_hash"] == definition_hash:
+                    return int(latest["version"])
+                version = 1 if latest is None else int(latest["version"]) + 1
+                await conn.execute(
+                    INSERT_DAG_VERSION, dag_id, version, definition_hash, definition_json, now
+                )
+                return version
+
+    async def get_dag(self, dag_id: str) -> DagInfo | None:
+        with self._errors("read from"):
+            row = await self._connections.fetchrow(GET_DAG, dag_id)
+        return None if row is None else _dag_info(row)
+
+    async def list_dags(self) -> list[DagInfo]:
+        with self._errors("read from"):
+            rows = await self._connections.fetch(LIST_DAGS)
+        return [_dag_info(row) for row in rows]
+
+    async def set_paused(self, dag_id: str, paused: bool) -> None:
+        with self._errors("write to"):
+            status = await self._connections.execute(SET_PAUSED, dag_id, paused)
+        if status == "UPDATE 0":
+            raise DagNotFound(f"DAG {dag_id!r} is not recorded in this storage")
+
+    # -- runs --------------------------------------------------------------------------
+
+    async def create_run(
+        self,
+        *,
+        dag_id: str,
+        logical_time: datetime,
+        trigger: RunTrigger,
+        params: dict[str, Any],
+        dag_version: int,
+        created_at: datetime,
+        event: ScheduleEventKind | None = None,
+    ) -> DagRun | None:
+        _check_member(trigger, _RUN_TRIGGERS, "trigger")
+        if event is not None:
+            _check_member(event, _EVENT_KINDS, "event")
+        args = (
+            dag_id,
+            to_utc(logical_time),
+            trigger,
+            trigger in SCHEDULED_TRIGGERS,
+            _json(params, "params"),
+            dag_version,
+            to_utc(created_at),
+            event,
+        )
+        with self._errors("write to"):
+            row = await self._connections.fetchrow(CREATE_RUN, *args)
+        return None if row is None else _dag_run(row)
+
+    async def record_schedule_event(self, event: ScheduleEvent) -> None:
+        _check_member(event.kind, _EVENT_KINDS, "kind of the schedule event")
+        with self._errors("write to"):
+            await self._connections.execute(
+                INSERT_SCHEDULE_EVENT,
+                event.dag_id,
+                to_utc(event.logical_time),
+                event.kind,
+                to_utc(event.created_at),
+                event.run_id,
+            )
+
+    async def last_schedule_point(self, dag_id: str) -> datetime | None:
+        with self._errors("read from"):
+            point: datetime | None = await self._connections.fetchval(LAST_SCHEDULE_POINT, dag_id)
+        return point
+
+    async def schedule_events(self, dag_id: str, limit: int = 100) -> list[ScheduleEvent]:
+        with self._errors("read from"):
+            rows = await self._connections.fetch(SCHEDULE_EVENTS, dag_id, limit)
+        return [_schedule_event(row) for row in rows]
+
+    async def commit(self, changes: Changes) -> None:
+        if not changes:
+            return
+        # Later entries win, as they would applied one by one.
+        runs = {run.id: run for run in changes.dag_runs}
+        task_runs = {tr.key: tr for tr in changes.task_runs}
+        query = COMMIT[bool(runs), bool(task_runs), bool(changes.logs)]
+        args = _commit_arguments(runs.values(), task_runs.values(), changes.logs)
+        with self._errors("write to"):
+            try:
+                ok = await self._connections.fetchval(query, *args)
+            except asyncpg.ForeignKeyViolationError as exc:
+                raise StorageError(
+                    f"commit refers to a DAG run that does not exist ({exc.detail or exc}); "
+                    "nothing was written"
+                ) from None
+            if not ok:
+                rows = await self._connections.fetch(EXISTING_RUN_IDS, list(runs))
+                missing = sorted(set(runs) - {row["id"] for row in rows})
+                raise StorageError(
+                    f"commit updates DAG runs that do not exist: {missing}; nothing was written"
+                )
+
+    async def get_run(self, run_id: int) -> DagRun | None:
+        with self._errors("read from"):
+            row = await self._connections.fetchrow(GET_RUN, run_id)
+        return None if row is None else _dag_run(row)
+
+    async def list_runs(
+        self,
+        *,
+        dag_id: str | None = None,
+        status: DagRunStatus | None = None,
+        limit: int = 50,
+    ) -> list[DagRun]:
+        query = LIST_RUNS[dag_id is not None, status is not None]
+        args = [a for a in (dag_id, status) if a is not None]
+        with self._errors("read from"):
+            rows = await self._connections.fetch(query, *args, limit)
+        return [_dag_run(row) for row in rows]
+
+    async def active_runs(self) -> list[DagRun]:
+        with self._errors("read from"):
+            rows = await self._connections.fetch(ACTIVE_RUNS)
+        return [_dag_run(row) for row in rows]
+
+    async def task_runs(self, run_id: int) -> list[TaskRun]:
+        with self._errors("read from"):
+            rows = await self._connections.fetch(TASK_RUNS, run_id)
+        return [_task_run(row) for row in rows]
+
+    async def logs(
+        self,
+        run_id: int,
+        task_id: str | None = None,
+        attempt: int | None = None,
+        offset: int = 0,
+    ) -> list[LogRecord]:
+        query = LOGS[task_id is not None, attempt is not None]
+        args = [a for a in (task_id, attempt) if a is not None]
+        with self._errors("read from"):
+            rows = await self._connections.fetch(query, run_id, *args, offset)
+        return [_log_record(row) for row in rows]
+
+    async def counts(self) -> StorageCounts:
+        with self._errors("read from"):
+            row = await self._connections.fetchrow(COUNTS)
+        return StorageCounts(
+            schema_version=row["schema_version"],
+            dags=row["dags"],
+            dag_runs=row["dag_runs"],
+            task_runs=row["task_runs"],
+            task_logs=row["task_logs"],
+            schedule_events=row["schedule_events"],
+        )
+
+
+def _commit_arguments(
+    runs: Collection[DagRun], task_runs: Collection[TaskRun], logs: Collection[LogRecord]
+) -> list[tuple[Any, ...]]:
+    """Transpose the rows of one commit into the column arrays that COMMIT unnests,
+    leaving out the kinds that have no rows. Everything is checked before anything is
+    sent: bad input raises with nothing written."""
+    args: list[tuple[Any, ...]] = []
+    if runs:
+        for run in runs:
+            _check_member(run.status, _RUN_STATUSES, f"status of run {run.id}")
+            _check_member(run.trigger, _RUN_TRIGGERS, f"trigger of run {run.id}")
+        args += zip(
+            *[(r.id, r.status, r.trigger, r.started_at, r.finished_at) for r in runs],
+            strict=True,
+        )
+    if task_runs:
+        for tr in task_runs:
+            if tr.status not in _TASK_STATUSES or tr.reason not in _ATTEMPT_REASONS:
+                where = f"task {tr.task_id!r} attempt {tr.attempt} of run {tr.run_id}"
+                _check_member(tr.status, _TASK_STATUSES, f"status of {where}")
+                _check_member(tr.reason, _ATTEMPT_REASONS, f"reason of {where}")
+        args += zip(
+            *[
+                (
+                    tr.run_id,
+                    tr.task_id,
+                    tr.attempt,
+                    tr.status,
+                    tr.reason,
+                    tr.scheduled_at,
+                    tr.started_at,
+                    tr.finished_at,
+                    None if tr.error is None else _text(tr.error),
+                    None if tr.result is None else _result_json(tr),
+                )
+                for tr in task_runs
+            ],
+            strict=True,
+        )
+    if logs:
+        args += zip(
+            *[(r.run_id, r.task_id, r.attempt, r.time, r.level, _text(r.message)) for r in logs],
+            strict=True,
+        )
+    return args
