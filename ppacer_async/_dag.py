@@ -70,6 +70,8 @@ class Graph:
     children: tuple[tuple[int, ...], ...]
     parents: tuple[tuple[int, ...], ...]
     roots: tuple[int, ...]
+    #: task indexes in an order where every task comes after its parents
+    order: tuple[int, ...]
 
     @classmethod
     def build(cls, dag_id: str, tasks: dict[str, Task], edges: set[tuple[str, str]]) -> Graph:
@@ -82,6 +84,7 @@ class Graph:
             parents[index[b]].append(index[a])
         _check_acyclic(dag_id, ids, children)
         return cls(
+            order=_topological_order(children, parents),
             ids=ids,
             tasks=tuple(tasks.values()),
             index=index,
@@ -102,6 +105,20 @@ class Graph:
                 found.append(i)
                 stack.extend(self.children[i])
         return found
+
+
+def _topological_order(children: list[list[int]], parents: list[list[int]]) -> tuple[int, ...]:
+    waiting = [len(p) for p in parents]
+    ready = [i for i, n in enumerate(waiting) if n == 0]
+    order: list[int] = []
+    while ready:
+        i = ready.pop()
+        order.append(i)
+        for c in children[i]:
+            waiting[c] -= 1
+            if waiting[c] == 0:
+                ready.append(c)
+    return tuple(order)
 
 
 def _check_acyclic(dag_id: str, ids: tuple[str, ...], children: list[list[int]]) -> None:
@@ -227,6 +244,7 @@ class DAG:
         return {
             "dag_id": self.dag_id,
             "schedule": None if self.schedule is None else self.schedule.describe(),
+            "schedule_spec": None if self.schedule is None else self.schedule.spec(),
             "start": None if self.start is None else self.start.isoformat(),
             "catchup": self.catchup,
             "max_active_runs": self.max_active_runs,

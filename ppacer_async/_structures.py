@@ -94,6 +94,8 @@ class DagInfo:
     definition: dict[str, Any]
     paused: bool
     created_at: datetime
+    #: when unpaused "from now": schedule points up to this moment are skipped
+    resume_after: datetime | None = None
 
 
 @attrs.frozen(kw_only=True)

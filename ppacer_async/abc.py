@@ -35,6 +35,12 @@ class Schedule(ABC):
         """A short human-readable form, shown by the command line."""
         return repr(self)
 
+    def spec(self) -> dict[str, Any] | None:
+        """A JSON form stored with the DAG definition, so tools that cannot import the
+        DAG (``ppacer-async backfill``) can rebuild the schedule; ``None`` if they cannot.
+        """
+        return None
+
 
 class Notifier(ABC):
     """Receives alerts about failed and retried tasks."""
@@ -114,8 +120,20 @@ class Storage(ABC):
         """Return every recorded DAG (latest version), sorted by id."""
 
     @abstractmethod
-    async def set_paused(self, dag_id: str, paused: bool) -> None:
-        """Pause or unpause a DAG. :raises DagNotFound: the DAG was never recorded."""
+    async def set_paused(
+        self, dag_id: str, paused: bool, resume_after: datetime | None = None
+    ) -> None:
+        """Pause or unpause a DAG; ``resume_after`` (when unpausing) makes the schedule
+        skip the points up to that moment. :raises DagNotFound: the DAG was never recorded.
+        """
+
+    async def wait_for_external_change(self) -> None:
+        """Return when another process may have changed the storage (a run triggered
+        or restarted from the command line, a DAG paused). Called in a loop by a serving
+        scheduler; the default polls every second."""
+        import anyio
+
+        await anyio.sleep(1.0)
 
     # -- runs ------------------------------------------------------------------------
 

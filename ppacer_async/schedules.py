@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
@@ -18,7 +19,7 @@ from ._exceptions import ScheduleError
 from ._time import is_aware
 from .abc import Schedule
 
-__all__ = ["Cron", "Interval", "schedule_points"]
+__all__ = ["Cron", "Interval", "schedule_from_spec", "schedule_points"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOUR = timedelta(hours=1)
@@ -103,6 +104,13 @@ class Interval(Schedule):
             return anchor_utc + self.every * k
         except OverflowError:
             return None
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "kind": "interval",
+            "every_us": self.every // timedelta(microseconds=1),
+            "anchor": self.anchor.isoformat(),
+        }
 
     def describe(self) -> str:
         if self.anchor == _EPOCH:
@@ -273,11 +281,30 @@ class Cron(Schedule):
                 if candidate.replace(tzinfo=UTC) - bound >= best:
                     return best
 
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "cron", "expr": self.expr, "tz": self.tz}
+
     def describe(self) -> str:
         return f"cron {self.expr!r} {self.tz}"
 
 
 # -- helpers --------------------------------------------------------------------------
+
+
+def schedule_from_spec(spec: dict[str, Any]) -> Schedule:
+    """Rebuild an :class:`Interval` or :class:`Cron` from its :meth:`~Schedule.spec`.
+
+    :raises ScheduleError: the spec is not one of theirs.
+    """
+    kind = spec.get("kind") if isinstance(spec, dict) else None
+    if kind == "interval":
+        return Interval(
+            timedelta(microseconds=int(spec["every_us"])),
+            datetime.fromisoformat(str(spec["anchor"])),
+        )
+    if kind == "cron":
+        return Cron(str(spec["expr"]), tz=str(spec.get("tz", "UTC")))
+    raise ScheduleError(f"cannot rebuild a schedule from {spec!r}")
 
 
 def schedule_points(schedule: Schedule, after: datetime, until: datetime) -> Iterator[datetime]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import anyio
 
@@ -70,7 +71,7 @@ class Recorder:
     """Collects values from tasks; ``wait_for(n)`` waits until ``n`` were recorded."""
 
     def __init__(self) -> None:
-        self.values: list[object] = []
+        self.values: list[Any] = []
         self._changed = anyio.Event()
 
     def add(self, value: object) -> None:
@@ -78,7 +79,7 @@ class Recorder:
         self._changed.set()
         self._changed = anyio.Event()
 
-    async def wait_for(self, count: int, timeout: float = 5) -> list[object]:
+    async def wait_for(self, count: int, timeout: float = 5) -> list[Any]:
         with anyio.fail_after(timeout):
             while len(self.values) < count:
                 await self._changed.wait()

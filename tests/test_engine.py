@@ -507,7 +507,7 @@ async def test_restart_refuses_unknown_active_and_successful_runs(storage: Stora
             await s.restart_run(10_000)
         busy = await s.trigger("g", {"block": True})
         await gate.wait_inside(1)
-        with pytest.raises(InvalidOperation, match="still active"):
+        with pytest.raises(InvalidOperation, match="is running; only failed runs"):
             await s.restart_run(busy.id)
         gate.open()
         await s.wait_for_run(busy.id, timeout=10)

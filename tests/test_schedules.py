@@ -540,3 +540,32 @@ def test_schedule_points_rejects_schedule_returning_naive_times() -> None:
 
     with pytest.raises(ScheduleError, match="must be tz-aware"):
         list(schedule_points(Naive(), utc(2024, 1, 1), utc(2024, 1, 2)))
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        Interval(timedelta(milliseconds=1500)),
+        Interval(timedelta(hours=2), datetime(2026, 1, 1, 0, 30, tzinfo=UTC)),
+        Cron("5 * * * *", tz="Europe/Warsaw"),
+        Cron("@daily"),
+    ],
+)
+def test_built_in_schedules_round_trip_through_their_spec(schedule: Schedule) -> None:
+    import json
+
+    from ppacer_async.schedules import schedule_from_spec
+
+    spec = schedule.spec()
+    assert spec is not None
+    rebuilt = schedule_from_spec(json.loads(json.dumps(spec)))
+    after = datetime(2026, 3, 29, 0, 59, tzinfo=UTC)
+    assert rebuilt == schedule
+    assert rebuilt.next(after) == schedule.next(after)
+
+
+def test_unknown_spec_cannot_be_rebuilt() -> None:
+    from ppacer_async.schedules import schedule_from_spec
+
+    with pytest.raises(ScheduleError, match="cannot rebuild"):
+        schedule_from_spec({"kind": "lunar"})

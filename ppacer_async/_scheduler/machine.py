@@ -14,11 +14,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import attrs
 
 from .._dag import DAG
 from .._enums import DagRunStatus, RunTrigger, TaskStatus
-from .._exceptions import InvalidOperation, RunNotFound
 from .._structures import Changes, DagRun, LogRecord, TaskRun
 from . import state as transitions
 from .queue import ReadyQueue
@@ -33,16 +31,9 @@ logger = logging.getLogger("ppacer_async.scheduler")
 events_logger = logging.getLogger("ppacer_async.events")
 
 # Inbox opcodes.
-_DONE, _STARTED, _INTERRUPTED, _RUN, _RETRY, _RESTART = range(6)
+_DONE, _STARTED, _INTERRUPTED, _RUN, _RETRY = range(5)
 
 COMMIT_ATTEMPTS = 5
-
-
-@attrs.define(eq=False, kw_only=True)
-class _Restart:
-    run_id: int
-    done: anyio.Event = attrs.field(factory=anyio.Event)
-    error: Exception | None = None
 
 
 class StateMachine:
@@ -101,7 +92,7 @@ class StateMachine:
         self.wake()
 
     def post_run(self, run: DagRun) -> None:
-        """A run was created in storage (queued): admit it."""
+        """A run was queued in storage (created, or restarted): admit it."""
         self.incoming[run.dag_id] = self.incoming.get(run.dag_id, 0) + 1
         self.inbox.append((_RUN, run))
         self.wake()
@@ -109,15 +100,6 @@ class StateMachine:
     def post_retry(self, state: RunState, i: int, attempt: int) -> None:
         self.inbox.append((_RETRY, state, i, attempt))
         self.wake()
-
-    async def restart(self, run_id: int) -> None:
-        """Queue a finished run again; return once that is committed."""
-        request = _Restart(run_id=run_id)
-        self.inbox.append((_RESTART, request))
-        self.wake()
-        await request.done.wait()
-        if request.error is not None:
-            raise request.error
 
     def free_slots(self, dag: DAG) -> int:
         """Runs of ``dag`` that may still start without waiting."""
@@ -160,28 +142,29 @@ class StateMachine:
                 self.runs[run.id] = state
                 self.active[dag.dag_id] = self.active.get(dag.dag_id, 0) + 1
             else:
-                self._admit(RunState.new(run, dag), now, fx)
+                await self._admit_stored(run, dag, now, fx)
         self._release_finished(now, fx)
         if self.runs:
             logger.info("recovered %d active runs", len(self.runs))
-        await self._commit_and_act(fx, [])
+        await self._commit_and_act(fx)
 
     async def step(self) -> None:
         """Drain the inbox, commit the transitions, then act on them."""
         fx = Effects()
-        restarts = await self._apply(fx, stopping=False)
-        await self._commit_and_act(fx, restarts)
+        await self._apply(fx, stopping=False)
+        await self._commit_and_act(fx)
 
     async def flush(self) -> None:
         """Commit what is left in the inbox without starting anything (on shutdown)."""
         fx = Effects()
         await self._apply(fx, stopping=True)
         await self._commit(fx)
+        if events_logger.isEnabledFor(logging.INFO):
+            _log_events(fx)
 
-    async def _apply(self, fx: Effects, *, stopping: bool) -> list[_Restart]:
+    async def _apply(self, fx: Effects, *, stopping: bool) -> None:
         events, self.inbox = self.inbox, deque()
         now = self.clock.now()
-        restarts: list[_Restart] = []
         runs = self.runs
         done = 0
         for event in events:
@@ -199,9 +182,7 @@ class StateMachine:
                 _, state, i, tr = event
                 transitions.task_interrupted(state, i, tr, now, fx, resume=False)
             elif stopping:
-                if op == _RESTART:
-                    event[1].error = InvalidOperation("the scheduler is stopping")
-                    event[1].done.set()
+                continue  # runs and retries wait in storage for the next start
             elif op == _RUN:
                 run: DagRun = event[1]
                 self.incoming[run.dag_id] -= 1
@@ -209,23 +190,15 @@ class StateMachine:
                 if dag is None:
                     logger.warning("run %s: DAG %r is not served here", run.id, run.dag_id)
                 elif run.id not in runs:
-                    self._admit(RunState.new(run, dag), now, fx)
+                    await self._admit_stored(run, dag, now, fx)
             elif op == _RETRY:
                 _, retrying, i, attempt = event
                 current = runs.get(retrying.run.id)
                 if current is not None and current is retrying:  # not restarted since
                     transitions.retry_due(current, i, attempt, now, fx)
-            else:
-                request: _Restart = event[1]
-                try:
-                    await self._restart(request.run_id, now, fx)
-                except Exception as exc:
-                    request.error = exc
-                restarts.append(request)
         self.tasks_finished += done
         if not stopping:
             self._release_finished(now, fx)
-        return restarts
 
     def _release_finished(self, now: Any, fx: Effects) -> None:
         """Free the slots of finished runs for queued runs of the same DAG, in the same
@@ -246,27 +219,13 @@ class StateMachine:
         else:
             self.pending.setdefault(dag_id, deque()).append(state)
 
-    async def _restart(self, run_id: int, now: Any, fx: Effects) -> None:
-        if run_id in self.runs:
-            raise InvalidOperation(
-                f"run {run_id} is still active; wait for it to finish before restarting it"
-            )
-        run = await self.storage.get_run(run_id)
-        if run is None:
-            raise RunNotFound(f"no run with id {run_id}; list runs with `ppacer-async runs`")
-        dag = self.dags.get(run.dag_id)
-        if dag is None:
-            raise InvalidOperation(
-                f"run {run_id} belongs to DAG {run.dag_id!r}, which this scheduler does not serve"
-            )
-        if run.status is not DagRunStatus.failed:
-            raise InvalidOperation(
-                f"run {run_id} is {run.status}; only failed runs can be restarted"
-            )
-        rows = await self.storage.task_runs(run_id)
-        run = attrs.evolve(run, status=DagRunStatus.queued, trigger=RunTrigger.restart)
-        state = transitions.restore(run, dag, rows, now, fx, restart=True)
-        fx.dag_runs.append(state.run)
+    async def _admit_stored(self, run: DagRun, dag: DAG, now: Any, fx: Effects) -> None:
+        """Admit a queued run; a restarted one is rebuilt from its stored attempts."""
+        if run.trigger is RunTrigger.restart:
+            rows = await self.storage.task_runs(run.id)
+            state = transitions.restore(run, dag, rows, now, fx, restart=True)
+        else:
+            state = RunState.new(run, dag)
         self._admit(state, now, fx)
 
     async def _commit(self, fx: Effects) -> None:
@@ -295,12 +254,10 @@ class StateMachine:
         self.commits += 1
         self.committed_rows += len(changes.task_runs) + len(changes.dag_runs) + len(logs)
 
-    async def _commit_and_act(self, fx: Effects, restarts: list[_Restart]) -> None:
+    async def _commit_and_act(self, fx: Effects) -> None:
         await self._commit(fx)
         if events_logger.isEnabledFor(logging.INFO):
             _log_events(fx)
-        for request in restarts:
-            request.done.set()
         for due, state, i, attempt in fx.retries:
             self._on_retry(due, state, i, attempt)
         for state, i, alert in fx.alerts:

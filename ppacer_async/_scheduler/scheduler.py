@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
 
+from .. import _operations as operations
 from .._dag import DAG
 from .._enums import DagRunStatus, RunTrigger, ScheduleEventKind
 from .._exceptions import DagNotFound, InvalidOperation, PpacerError, RunNotFound
@@ -167,6 +168,7 @@ class Scheduler:
                     await tg.start(self._consumer.run)
                     await tg.start(alerter.run)
                     await tg.start(self._watcher.run)
+                    await tg.start(self._follow_storage)
                     logger.info(
                         "serving %d DAGs: %s", len(self._dags), ", ".join(self._dags) or "-"
                     )
@@ -176,6 +178,28 @@ class Scheduler:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_BOUND):
                 await machine.flush()
                 await alerter.drain()
+
+    async def _follow_storage(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Pick up what other processes (the command line) wrote: queued runs and
+        pauses. Event-driven where the storage can notify, polled where it cannot."""
+        task_status.started()
+        while True:
+            await self.storage.wait_for_external_change()
+            await self._sync_with_storage()
+
+    async def _sync_with_storage(self) -> None:
+        machine, watcher = self._machine, self._watcher
+        assert machine is not None and watcher is not None
+        for info in await self.storage.list_dags():
+            if info.dag_id in self._dags:
+                watcher.set_paused(info.dag_id, info.paused, info.resume_after)
+        for run in await self.storage.active_runs():
+            if (
+                run.status is DagRunStatus.queued
+                and run.dag_id in self._dags
+                and run.id not in machine.runs
+            ):
+                machine.post_run(run)
 
     def stop(self) -> None:
         """Ask a serving scheduler to stop; ``serve()`` then returns."""
@@ -294,10 +318,44 @@ class Scheduler:
         :raises RunNotFound: no such run. :raises InvalidOperation: it is not failed.
         """
         machine = self._require_machine()
-        await machine.restart(run_id)
-        run = await self.storage.get_run(run_id)
-        assert run is not None
+        run = await operations.request_restart(self.storage, run_id)
+        machine.post_run(run)
         return run
+
+    async def pause(self, dag_id: str) -> None:
+        """Stop creating scheduled runs of a DAG (manual triggers still run)."""
+        self._require_machine()
+        self._dag(dag_id)
+        await operations.pause_dag(self.storage, dag_id)
+        assert self._watcher is not None
+        self._watcher.set_paused(dag_id, True, None)
+
+    async def unpause(self, dag_id: str, from_: Literal["now", "last"] = "now") -> None:
+        """Resume a paused DAG's schedule.
+
+        :param from_: ``"now"`` skips the points missed while paused (recorded as
+            skipped); ``"last"`` follows the DAG's catch-up rule from its last point.
+        """
+        self._require_machine()
+        self._dag(dag_id)
+        now = self.clock.now()
+        await operations.unpause_dag(self.storage, dag_id, from_, now)
+        assert self._watcher is not None
+        self._watcher.set_paused(dag_id, False, now if from_ == "now" else None)
+
+    async def backfill(self, dag_id: str, start: datetime, end: datetime) -> list[DagRun]:
+        """Queue runs for the schedule points in ``[start, end]`` that have none; they
+        start oldest first as ``max_active_runs`` allows."""
+        machine = self._require_machine()
+        dag = self._dag(dag_id)
+        if dag.schedule is None:
+            raise InvalidOperation(f"DAG {dag_id!r} has no schedule to backfill")
+        runs = await operations.backfill(
+            self.storage, dag_id, start, end, self.clock.now(), schedule=dag.schedule
+        )
+        for run in runs:
+            machine.post_run(run)
+        return runs
 
     async def get_run(self, run_id: int) -> DagRun:
         """:raises RunNotFound: no such run."""

@@ -312,29 +312,40 @@ def restore(
             for c in graph.children[i]:
                 state.waiting[c] -= 1
     resume: list[tuple[int, TaskRun]] = []
-    for i, tr in latest.items():
+    phase = state.phase
+    for i in graph.order:  # parents first: upstream_failed needs its cause settled
+        found = latest.get(i)
+        if found is None:
+            continue
+        tr = found
         status = tr.status
         if status is TaskStatus.success:
             continue
-        if status in (TaskStatus.failed, TaskStatus.upstream_failed):
+        if status is TaskStatus.failed:
             if restart:
                 state.failures[i] = 0
                 state.streak[i] = 0
-                continue  # PENDING: start_run schedules it when its parents allow
-            state.phase[i] = FAILED if status is TaskStatus.failed else UPSTREAM_FAILED
+                continue  # PENDING: start_run schedules it (its parents all succeeded)
+            phase[i] = FAILED
             state.settled += 1
-            state.failed += status is TaskStatus.failed
+            state.failed += 1
+        elif status is TaskStatus.upstream_failed:
+            # Valid only while a parent is still failed: after a restart, the rows of
+            # tasks downstream of a retried failure belong to the previous attempt.
+            if not restart and any(phase[p] in (FAILED, UPSTREAM_FAILED) for p in graph.parents[i]):
+                phase[i] = UPSTREAM_FAILED
+                state.settled += 1
         elif status is TaskStatus.scheduled:
-            state.phase[i] = LIVE
+            phase[i] = LIVE
             fx.ready.append((state, i, tr))
         elif status is TaskStatus.up_for_retry:
-            state.phase[i] = LIVE
+            phase[i] = LIVE
             task = graph.tasks[i]
             finished = tr.finished_at or now
             due = finished + task.retry_delay_for(state.failures[i])
             fx.retries.append((due, state, i, tr.attempt))
         else:  # running or interrupted: cut short by a crash or a stop
-            state.phase[i] = LIVE
+            phase[i] = LIVE
             resume.append((i, tr))
     for i, tr in resume:
         if tr.status is TaskStatus.running:
@@ -345,6 +356,11 @@ def restore(
         else:
             _schedule(state, i, AttemptReason.interrupted, now, fx)
     if not restart:
+        # A task whose parents all succeeded but which has no live attempt (its
+        # upstream_failed row predates a restart) is due now.
+        for i in range(len(phase)):
+            if phase[i] == PENDING and state.waiting[i] == 0:
+                _schedule(state, i, None, now, fx)
         _maybe_finish(state, now, fx)
     return state
 

@@ -56,6 +56,7 @@ class Watcher:
         self.machine = machine
         self.next_points: dict[str, datetime | None] = {}
         self.paused: set[str] = set()
+        self._resumed: dict[str, datetime | None] = {}
         self._timers: list[tuple[datetime, int, RunState, int, int]] = []
         self._seq = itertools.count()
         self._scope: anyio.CancelScope | None = None
@@ -66,6 +67,20 @@ class Watcher:
         self._woken = True
         if self._scope is not None:
             self._scope.cancel()
+
+    def set_paused(self, dag_id: str, paused: bool, resume_after: datetime | None) -> None:
+        """Follow a pause or unpause (from this process or another one)."""
+        if dag_id not in self.dags:
+            return
+        if paused:
+            self.paused.add(dag_id)
+            self._resumed.pop(dag_id, None)
+        elif dag_id in self.paused:
+            self.paused.discard(dag_id)
+            self._resumed[dag_id] = resume_after
+        else:
+            return
+        self.wake()
 
     def add_retry(self, due: datetime, state: RunState, i: int, attempt: int) -> None:
         heapq.heappush(self._timers, (due, next(self._seq), state, i, attempt))
@@ -78,11 +93,25 @@ class Watcher:
             if info is not None and info.paused:
                 self.paused.add(dag.dag_id)
             if dag.schedule is not None:
-                self.next_points[dag.dag_id] = await self._first_point(dag, now)
+                point = await self._first_point(dag, now)
+                if info is not None and info.resume_after is not None:
+                    point = await self._skip(dag, point, info.resume_after, keep_latest=False)
+                self.next_points[dag.dag_id] = point
         task_status.started()
         while True:
             self._woken = False
             now = self.clock.now()
+            while self._resumed:
+                dag_id, resume_after = self._resumed.popitem()
+                dag = self.dags[dag_id]
+                if dag.schedule is None:
+                    continue
+                if resume_after is None:  # from the last point, by the catch-up rule
+                    self.next_points[dag_id] = await self._first_point(dag, now)
+                else:  # from now: the points missed while paused are skipped
+                    self.next_points[dag_id] = await self._skip(
+                        dag, self.next_points[dag_id], resume_after, keep_latest=False
+                    )
             timers = self._timers
             while timers and timers[0][0] <= now:
                 _, _, state, i, attempt = heapq.heappop(timers)
@@ -122,7 +151,8 @@ class Watcher:
     async def _skip(
         self, dag: DAG, point: datetime | None, now: datetime, *, keep_latest: bool
     ) -> datetime | None:
-        """Record points up to ``now`` as skipped (all, or all but the latest due one)."""
+        """Record points up to ``now`` as skipped (all, or all but the latest due one);
+        return the first point not skipped."""
         schedule = dag.schedule
         assert schedule is not None
         skipped: deque[datetime] = deque(maxlen=MAX_RECORDED_SKIPS)

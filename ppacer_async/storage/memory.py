@@ -24,7 +24,7 @@ from .._structures import (
 from .._time import to_utc
 from ..abc import Storage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Triggers whose runs are unique per (dag_id, logical_time).
 SCHEDULED_TRIGGERS = frozenset({RunTrigger.schedule, RunTrigger.catchup, RunTrigger.backfill})
@@ -39,7 +39,7 @@ class MemoryStorage(Storage):
     """Keeps everything in dictionaries; behaves like the SQL back ends but for durability."""
 
     _dags: dict[str, list[DagInfo]] = attrs.field(init=False, factory=dict)
-    _paused: dict[str, bool] = attrs.field(init=False, factory=dict)
+    _paused: dict[str, tuple[bool, datetime | None]] = attrs.field(init=False, factory=dict)
     _runs: dict[int, DagRun] = attrs.field(init=False, factory=dict)
     _scheduled_keys: set[tuple[str, datetime]] = attrs.field(init=False, factory=set)
     _task_runs: dict[int, dict[tuple[str, int], TaskRun]] = attrs.field(init=False, factory=dict)
@@ -64,7 +64,7 @@ class MemoryStorage(Storage):
             version=len(versions) + 1,
             definition_hash=definition_hash,
             definition=copy.deepcopy(definition),
-            paused=self._paused.setdefault(dag_id, False),
+            paused=self._paused.setdefault(dag_id, (False, None))[0],
             created_at=to_utc(now),
         )
         versions.append(info)
@@ -74,18 +74,27 @@ class MemoryStorage(Storage):
         versions = self._dags.get(dag_id)
         if not versions:
             return None
-        return attrs.evolve(versions[-1], paused=self._paused[dag_id])
+        paused, resume_after = self._paused[dag_id]
+        return attrs.evolve(versions[-1], paused=paused, resume_after=resume_after)
 
     async def list_dags(self) -> list[DagInfo]:
-        return [
-            attrs.evolve(self._dags[dag_id][-1], paused=self._paused[dag_id])
-            for dag_id in sorted(self._dags)
-        ]
+        return [info for dag_id in sorted(self._dags) if (info := await self.get_dag(dag_id))]
 
-    async def set_paused(self, dag_id: str, paused: bool) -> None:
+    async def set_paused(
+        self, dag_id: str, paused: bool, resume_after: datetime | None = None
+    ) -> None:
         if dag_id not in self._dags:
             raise DagNotFound(f"DAG {dag_id!r} is not recorded in this storage")
-        self._paused[dag_id] = paused
+        self._paused[dag_id] = (
+            bool(paused),
+            None if resume_after is None else to_utc(resume_after),
+        )
+
+    async def wait_for_external_change(self) -> None:
+        """Nothing outside this process can change a memory storage."""
+        import anyio
+
+        await anyio.sleep_forever()
 
     async def create_run(
         self,

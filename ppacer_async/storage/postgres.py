@@ -67,7 +67,8 @@ _TASK_RUN_COLUMNS = (
 )
 
 _DAG_INFO = """
-SELECT d.dag_id, d.paused, v.version, v.definition_hash, v.definition, v.created_at
+SELECT d.dag_id, d.paused, d.resume_after, v.version, v.definition_hash, v.definition,
+       v.created_at
 FROM dags AS d
 JOIN LATERAL (
     SELECT version, definition_hash, definition, created_at
@@ -98,7 +99,7 @@ INSERT INTO dag_versions (dag_id, version, definition_hash, definition, created_
 VALUES ($1, $2, $3, $4::text::jsonb, $5)
 """
 
-SET_PAUSED = "UPDATE dags SET paused = $2 WHERE dag_id = $1"
+SET_PAUSED = "UPDATE dags SET paused = $2, resume_after = $3 WHERE dag_id = $1"
 
 # One statement, so one round trip and atomic without BEGIN/COMMIT. The NOT EXISTS test
 # refuses a taken point before a sequence value is drawn, so ids stay dense; ON CONFLICT
@@ -441,6 +442,7 @@ def _dag_info(row: Row) -> DagInfo:
         definition=row["definition"],
         paused=row["paused"],
         created_at=row["created_at"],
+        resume_after=row["resume_after"],
     )
 
 
@@ -731,9 +733,11 @@ class PostgresStorage(Storage):
             rows = await self._connections.fetch(LIST_DAGS)
         return [_dag_info(row) for row in rows]
 
-    async def set_paused(self, dag_id: str, paused: bool) -> None:
+    async def set_paused(
+        self, dag_id: str, paused: bool, resume_after: datetime | None = None
+    ) -> None:
         with self._errors("write to"):
-            status = await self._connections.execute(SET_PAUSED, dag_id, paused)
+            status = await self._connections.execute(SET_PAUSED, dag_id, paused, resume_after)
         if status == "UPDATE 0":
             raise DagNotFound(f"DAG {dag_id!r} is not recorded in this storage")
 

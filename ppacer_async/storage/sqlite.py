@@ -67,6 +67,8 @@ _P = ParamSpec("_P")
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: How long a statement waits for another process's write lock before failing.
 BUSY_TIMEOUT_SECONDS = 5.0
+#: How often a serving scheduler looks for changes made by other processes.
+EXTERNAL_POLL_SECONDS = 0.25
 
 _MIGRATION_FILE = re.compile(r"(\d{4})_(\w+)\.sql")
 _SCHEDULED_TRIGGERS = frozenset({RunTrigger.schedule, RunTrigger.catchup, RunTrigger.backfill})
@@ -291,7 +293,9 @@ _RUN_COLUMNS = (
 _TASK_COLUMNS = (
     "run_id, task_id, attempt, status, reason, scheduled_at, started_at, finished_at, error, result"
 )
-_DAG_COLUMNS = "d.dag_id, v.version, v.definition_hash, v.definition, d.paused, v.created_at"
+_DAG_COLUMNS = (
+    "d.dag_id, v.version, v.definition_hash, v.definition, d.paused, v.created_at, d.resume_after"
+)
 
 
 def _run_from_row(row: tuple[Any, ...]) -> DagRun:
@@ -332,6 +336,7 @@ def _dag_from_row(row: tuple[Any, ...]) -> DagInfo:
         definition=json.loads(row[3]),
         paused=bool(row[4]),
         created_at=_dt(row[5]),
+        resume_after=_opt_dt(row[6]),
     )
 
 
@@ -610,6 +615,7 @@ class SQLiteStorage(Storage):
     path: str = attrs.field(validator=_check_path)
     _db: aiosqlite.Connection | None = attrs.field(init=False, default=None, repr=False)
     _lock_fd: int | None = attrs.field(init=False, default=None, repr=False)
+    _data_version: int | None = attrs.field(init=False, default=None, repr=False)
 
     async def _call(
         self,
@@ -661,11 +667,27 @@ class SQLiteStorage(Storage):
         self._db = db
         try:
             await self._call("prepare the database", _prepare, self.path)
+            self._data_version = await self._read_data_version()
         except BaseException:
             self._db = None
             with anyio.CancelScope(shield=True):
                 await db.close()
             raise
+
+    async def wait_for_external_change(self) -> None:
+        """Poll ``PRAGMA data_version``, which moves only when another connection (the
+        command line, another process) commits: cheap enough to run every
+        ``EXTERNAL_POLL_SECONDS`` on an idle scheduler."""
+        while True:
+            await anyio.sleep(EXTERNAL_POLL_SECONDS)
+            version = await self._read_data_version()
+            if version != self._data_version:
+                self._data_version = version
+                return
+
+    async def _read_data_version(self) -> int | None:
+        row = await self._call("check for changes", _fetch_one, "PRAGMA data_version", ())
+        return None if row is None else int(row[0])
 
     async def close(self) -> None:
         db, self._db = self._db, None
@@ -712,12 +734,14 @@ class SQLiteStorage(Storage):
         )
         return [_dag_from_row(row) for row in rows]
 
-    async def set_paused(self, dag_id: str, paused: bool) -> None:
+    async def set_paused(
+        self, dag_id: str, paused: bool, resume_after: datetime | None = None
+    ) -> None:
         changed = await self._call(
             "pause DAG",
             _run_statement,
-            "UPDATE dags SET paused = ? WHERE dag_id = ?",
-            (int(bool(paused)), dag_id),
+            "UPDATE dags SET paused = ?, resume_after = ? WHERE dag_id = ?",
+            (int(bool(paused)), None if resume_after is None else _ts(resume_after), dag_id),
         )
         if not changed:
             raise DagNotFound(f"DAG {dag_id!r} is not recorded in this storage")
