@@ -30,7 +30,10 @@ from ._task import TaskContext as TaskContext
 from ._task import task as task
 from .clock import FakeClock as FakeClock
 from .clock import SystemClock as SystemClock
+from .notify import EmailNotifier as EmailNotifier
 from .notify import LogNotifier as LogNotifier
+from .notify import NotifierError as NotifierError
+from .notify import WebhookNotifier as WebhookNotifier
 
 __all__ = [
     "DAG",
@@ -39,25 +42,30 @@ __all__ = [
     "DagNotFound",
     "DagRun",
     "DagRunStatus",
+    "EmailNotifier",
     "FakeClock",
     "Flow",
     "InvalidOperation",
     "LogNotifier",
     "LogRecord",
+    "NotifierError",
     "PpacerError",
     "RunNotFound",
     "RunTrigger",
     "ScheduleError",
     "ScheduleEvent",
+    "ScheduleEventKind",
     "Scheduler",
     "SchemaVersionError",
     "Statistics",
     "StorageError",
     "StorageLockedError",
+    "SystemClock",
     "Task",
     "TaskContext",
     "TaskRun",
     "TaskStatus",
     "TaskTimeoutError",
+    "WebhookNotifier",
     "task",
 ]

@@ -160,6 +160,7 @@ class Task:
             )
         )
         self.timeout = _check_duration(f"task {self.id!r}: timeout", timeout, allow_zero=False)
+        self.timeout_seconds = self.timeout.total_seconds()
         if not isinstance(priority, int) or isinstance(priority, bool):
             raise DagDefinitionError(f"task {self.id!r}: priority must be an int, got {priority!r}")
         self.priority = priority

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -203,16 +204,16 @@ class Consumer:
 
     async def _attempt(self, item: Item) -> None:
         state, i, tr = item
-        task = state.dag.graph.tasks[i]
+        task = state.graph.tasks[i]
         ctx = self._context(state, i, tr, task)
         started = self.clock.now()
-        deadline = anyio.current_time() + task.timeout.total_seconds()
+        begun = time.monotonic()
         self.running += 1
         try:
             if task.is_async:
-                value, error = await self._run_async(task, ctx, item, started, deadline)
+                value, error = await self._run_async(task, ctx, item, started, begun)
             else:
-                value, error = await self._run_thread(task, ctx, item, started, deadline)
+                value, error = await self._run_thread(task, ctx, item, started, begun)
         except BaseException:
             # The scheduler is stopping: the attempt is recorded interrupted and runs
             # again on the next start.
@@ -244,7 +245,7 @@ class Consumer:
         )
 
     async def _run_async(
-        self, task: Task, ctx: TaskContext, item: Item, started: datetime, deadline: float
+        self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
     ) -> tuple[Any, str | None]:
         try:
             coro = task.execute(ctx)
@@ -254,7 +255,7 @@ class Consumer:
                 return stop.value, None
             state, i, tr = item
             self.machine.post_started(state, i, _running(tr, started))
-            with anyio.CancelScope(deadline=deadline) as scope:
+            with anyio.CancelScope(deadline=_deadline(task, begun)) as scope:
                 value = await _Resume(coro, yielded)
             if scope.cancelled_caught:
                 return None, _timeout_message(task)
@@ -263,11 +264,11 @@ class Consumer:
             return None, describe_exception(exc)
 
     async def _run_thread(
-        self, task: Task, ctx: TaskContext, item: Item, started: datetime, deadline: float
+        self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
     ) -> tuple[Any, str | None]:
         state, i, tr = item
         self.machine.post_started(state, i, _running(tr, started))
-        with anyio.CancelScope(deadline=deadline) as scope:
+        with anyio.CancelScope(deadline=_deadline(task, begun)) as scope:
             async with self.threads:
                 self.running_threads += 1
                 try:
@@ -282,6 +283,12 @@ class Consumer:
         if isinstance(value, _Raised):
             return None, value.text
         return value, None
+
+
+def _deadline(task: Task, begun: float) -> float:
+    """The attempt's deadline on the event loop's clock, counted from ``begun``
+    (``time.monotonic()`` when the attempt started)."""
+    return anyio.current_time() + task.timeout_seconds - (time.monotonic() - begun)
 
 
 def _running(tr: TaskRun, started: datetime) -> TaskRun:

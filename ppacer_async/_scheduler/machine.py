@@ -270,7 +270,7 @@ class StateMachine:
         queue = self.queue
         for item in fx.ready:
             state, i, _ = item
-            priority = state.dag.graph.tasks[i].priority
+            priority = state.graph.tasks[i].priority
             while not queue.put_nowait(priority, item):
                 await queue.wait_for_space()
 

@@ -233,7 +233,7 @@ class Scheduler:
 
     def _on_alert(self, state: RunState, i: int, alert: Alert) -> None:
         assert self._alerter is not None
-        task = state.dag.graph.tasks[i]
+        task = state.graph.tasks[i]
         self._alerter.post(task.notifier or self.notifier, alert)
 
     def _on_run_finished(self, run: DagRun) -> None:

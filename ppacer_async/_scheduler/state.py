@@ -9,12 +9,13 @@ caller commits ``Effects`` in one transaction before acting on it.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
 
-from .._dag import DAG
+from .._dag import DAG, Graph
 from .._enums import AttemptReason, DagRunStatus, RunTrigger, TaskStatus
 from .._structures import Alert, DagRun, TaskRun
 
@@ -48,6 +49,7 @@ class RunState:
 
     run: DagRun
     dag: DAG
+    graph: Graph
     phase: bytearray
     waiting: list[int]
     attempt: list[int]
@@ -64,6 +66,7 @@ class RunState:
         return cls(
             run=run,
             dag=dag,
+            graph=graph,
             phase=bytearray(n),
             waiting=[len(p) for p in graph.parents],
             attempt=[0] * n,
@@ -75,15 +78,53 @@ class RunState:
     def finished(self) -> bool:
         return self.settled == len(self.phase)
 
-    def upstream_results(self, index: int) -> dict[str, Any]:
-        graph = self.dag.graph
-        results = self.results
-        return {graph.ids[p]: results.get(p) for p in graph.parents[index]}
+    def upstream_results(self, index: int) -> Upstream:
+        return Upstream(self, index)
+
+
+class Upstream(Mapping[str, Any]):
+    """``ctx.upstream``: the stored results of a task's direct upstream tasks, by id
+    (read lazily: most tasks never look)."""
+
+    __slots__ = ("_index", "_state")
+
+    def __init__(self, state: RunState, index: int) -> None:
+        self._state = state
+        self._index = index
+
+    def __getitem__(self, task_id: str) -> Any:
+        graph = self._state.graph
+        parent = graph.index.get(task_id)
+        if parent is None or parent not in graph.parents[self._index]:
+            raise KeyError(
+                f"{task_id!r} is not directly upstream of {graph.ids[self._index]!r}; "
+                f"upstream tasks: {sorted(self)}"
+            )
+        return self._state.results.get(parent)
+
+    def __iter__(self) -> Iterator[str]:
+        graph = self._state.graph
+        return (graph.ids[p] for p in graph.parents[self._index])
+
+    def __len__(self) -> int:
+        return len(self._state.graph.parents[self._index])
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
 
 
 @attrs.define(eq=False, kw_only=True)
 class Effects:
-    """What one batch of transitions writes (``task_runs``, ``dag_runs``) and then does."""
+    """What one batch of transitions writes (``task_runs``, ``dag_runs``) and then does.
+
+    ``record_scheduled``: write a ``scheduled`` row for each attempt made ready. Without
+    it (one process), readiness is not written separately: it follows from the stored
+    results of the parents, committed in the same transaction as the step that made
+    the attempt ready, and recovery derives it again. That halves the rows written per
+    task; the attempt's row appears when it starts (if it suspends) or ends.
+    """
+
+    record_scheduled: bool = False
 
     task_runs: list[TaskRun] = attrs.field(factory=list)
     dag_runs: list[DagRun] = attrs.field(factory=list)
@@ -103,13 +144,14 @@ def _schedule(
     state.attempt[i] = attempt
     tr = TaskRun(
         run_id=state.run.id,
-        task_id=state.dag.graph.ids[i],
+        task_id=state.graph.ids[i],
         attempt=attempt,
         status=TaskStatus.scheduled,
         reason=reason,
         scheduled_at=now,
     )
-    fx.task_runs.append(tr)
+    if fx.record_scheduled:
+        fx.task_runs.append(tr)
     fx.ready.append((state, i, tr))
 
 
@@ -139,7 +181,7 @@ def task_succeeded(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effe
     state.phase[i] = SUCCESS
     state.streak[i] = 0
     state.settled += 1
-    children = state.dag.graph.children[i]
+    children = state.graph.children[i]
     if children:
         state.results[i] = tr.result
         waiting, phase = state.waiting, state.phase
@@ -154,7 +196,7 @@ def task_succeeded(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effe
 def task_failed(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> None:
     """Record a failed attempt: retry it if the budget allows, else fail it and
     everything downstream of it."""
-    task = state.dag.graph.tasks[i]
+    task = state.graph.tasks[i]
     state.streak[i] = 0
     state.failures[i] += 1
     failures = state.failures[i]
@@ -175,10 +217,10 @@ def _fail(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> N
     state.phase[i] = FAILED
     state.settled += 1
     state.failed += 1
-    if state.dag.graph.tasks[i].alert_on_failure:
+    if state.graph.tasks[i].alert_on_failure:
         fx.alerts.append((state, i, _alert(state, tr, "failure")))
-    ids = state.dag.graph.ids
-    for d in state.dag.graph.descendants(i):
+    ids = state.graph.ids
+    for d in state.graph.descendants(i):
         if state.phase[d] == PENDING:
             state.phase[d] = UPSTREAM_FAILED
             state.settled += 1
