@@ -260,8 +260,11 @@ class DAG:
             },
         }
 
-    def definition_hash(self) -> str:
-        text = json.dumps(self.definition(), sort_keys=True, separators=(",", ":"))
+    def definition_hash(self, definition: dict[str, Any] | None = None) -> str:
+        """The content hash of :meth:`definition` (pass it when already computed)."""
+        if definition is None:
+            definition = self.definition()
+        text = json.dumps(definition, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
     def __repr__(self) -> str:

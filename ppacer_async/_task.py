@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import re
@@ -189,7 +190,7 @@ class Task:
         """What identifies this task's definition, for the DAG's content hash."""
         return {
             "kind": f"{type(self).__module__}.{type(self).__qualname__}",
-            "code": _code_identity(type(self).execute),
+            "code": _code_identity(self._code()),
             "retries": self.retries,
             "retry_delay": self.retry_delay.total_seconds(),
             "retry_backoff": self.retry_backoff,
@@ -199,6 +200,10 @@ class Task:
             "timeout": self.timeout.total_seconds(),
             "priority": self.priority,
         }
+
+    def _code(self) -> Callable[..., Any]:
+        """The function whose code defines what this task does."""
+        return type(self).execute
 
     def __rshift__(self, other: Task | Flow | Iterable[Task | Flow]) -> Flow:
         from ._dag import Flow
@@ -232,17 +237,29 @@ class FunctionTask(Task):
     def fingerprint(self) -> dict[str, Any]:
         found = super().fingerprint()
         found["kind"] = f"{self.func.__module__}.{self.func.__qualname__}"
-        found["code"] = _code_identity(self.func)
         return found
+
+    def _code(self) -> Callable[..., Any]:
+        return self.func
+
+
+#: Code identities by code object: tasks made in a loop share one code object.
+_code_identities: dict[object, str] = {}
 
 
 def _code_identity(func: Callable[..., Any]) -> str:
-    """The source of a function when available (so an edited task makes a new version)."""
-    try:
-        return inspect.getsource(func)
-    except (OSError, TypeError):
-        code = getattr(func, "__code__", None)
-        return "" if code is None else code.co_code.hex()
+    """A digest of a function's source (of its bytecode when the source is not
+    available), so that an edited task makes a new DAG version."""
+    code = getattr(func, "__code__", None)
+    key = code if code is not None else func
+    found = _code_identities.get(key)
+    if found is None:
+        try:
+            text = inspect.getsource(func).encode()
+        except (OSError, TypeError):
+            text = b"" if code is None else code.co_code
+        found = _code_identities[key] = hashlib.sha256(text).hexdigest()[:16]
+    return found
 
 
 @overload

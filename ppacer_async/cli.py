@@ -10,6 +10,7 @@ on stderr without a traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import importlib.util
 import json
@@ -381,6 +382,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _redact(url),
     )
     threads_before = set(threading.enumerate())
+    # The DAGs just loaded live as long as this process: move them out of the cyclic
+    # collector's reach, or every full collection rescans them (measurable with
+    # DAGs of 100,000 tasks; see benchmarks/README.md, W6).
+    gc.collect()
+    gc.freeze()
     anyio.run(_serve_until_signal, scheduler)
     logger.info("stopped")
     _exit_past_blocked_threads(threads_before)
@@ -759,6 +765,22 @@ def _task_ids(info: DagInfo | None, attempts: Iterable[TaskRun]) -> list[str]:
         ids.update(dict.fromkeys(info.definition.get("tasks", {})))
     ids.update(dict.fromkeys(tr.task_id for tr in attempts))
     return list(ids)
+
+
+def _not_started(
+    task_id: str, info: DagInfo | None, latest: dict[str, TaskRun], run: DagRun
+) -> str:
+    """What a task without an attempt row is doing: ``scheduled`` when its upstream tasks
+    all succeeded in an active run (readiness is not written separately), else
+    ``pending``."""
+    if run.status.finished or info is None:
+        return "-"
+    upstream = info.definition.get("tasks", {}).get(task_id, {}).get("upstream", [])
+    done = all(
+        (tr := latest.get(parent)) is not None and tr.status is TaskStatus.success
+        for parent in upstream
+    )
+    return "scheduled" if done and run.status is DagRunStatus.running else "pending"
 
 
 def _latest(attempts: Iterable[TaskRun]) -> dict[str, TaskRun]:
@@ -1189,10 +1211,11 @@ async def _show(storage: Storage, args: argparse.Namespace) -> int:
     print()
     rows: list[list[str]] = []
     notes: dict[int, str] = {}
+    info = await storage.get_dag(run.dag_id)
     for task_id in task_ids:
         tr = latest.get(task_id)
         if tr is None:
-            rows.append([task_id, "-", "0", "-", "-"])
+            rows.append([task_id, _not_started(task_id, info, latest, run), "0", "-", "-"])
             continue
         rows.append(
             [

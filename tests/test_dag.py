@@ -159,3 +159,16 @@ def test_definition_hash_changes_with_the_graph_only() -> None:
 def test_start_must_be_aware_but_any_zone_is_fine() -> None:
     dag = DAG("d", start=datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=2))))
     assert dag.start is not None
+
+
+def test_editing_a_tasks_code_makes_a_new_definition() -> None:
+    @task(id="same")
+    async def one(ctx: TaskContext) -> int:
+        return 1
+
+    @task(id="same")
+    async def two(ctx: TaskContext) -> int:
+        return 2
+
+    assert DAG("d").add(one).definition_hash() != DAG("d").add(two).definition_hash()
+    assert DAG("d").add(one).definition_hash() == DAG("d").add(one).definition_hash()

@@ -261,6 +261,13 @@ def _ts(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
+def _ts_memo(moment: datetime, memo: dict[datetime, str]) -> str:
+    text = memo.get(moment)
+    if text is None:
+        text = memo[moment] = _ts(moment)
+    return text
+
+
 def _opt_ts(moment: datetime | None) -> str | None:
     return None if moment is None else _ts(moment)
 
@@ -464,7 +471,9 @@ def _commit(conn: sqlite3.Connection, changes: Changes) -> None:
             (run.status, run.trigger, _opt_ts(run.started_at), _opt_ts(run.finished_at), run.id)
         )
     task_rows = []
+    memo: dict[datetime, str] = {}  # attempts made ready together share scheduled_at
     for tr in changes.task_runs:
+        scheduled = tr.scheduled_at
         if tr.status not in _TASK_STATUSES or tr.reason not in _ATTEMPT_REASONS:
             where = f"task {tr.task_id!r} attempt {tr.attempt} of run {tr.run_id}"
             _check_member(tr.status, _TASK_STATUSES, f"status of {where}")
@@ -486,7 +495,7 @@ def _commit(conn: sqlite3.Connection, changes: Changes) -> None:
                 tr.attempt,
                 tr.status,
                 tr.reason,
-                None if tr.scheduled_at is None else _ts(tr.scheduled_at),
+                None if scheduled is None else _ts_memo(scheduled, memo),
                 None if tr.started_at is None else _ts(tr.started_at),
                 None if tr.finished_at is None else _ts(tr.finished_at),
                 tr.error,

@@ -1,0 +1,66 @@
+"""The performance targets, and whether a result meets them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from .w6_scale import COST_GROWTH_KEY, growth_key
+
+#: Any storage.
+ANY = "*"
+
+
+@attrs.frozen(kw_only=True)
+class Target:
+    """A bound on a result's median (``on="value"``) or on its ratio to the baseline.
+
+    :ivar op: ``">="``, ``"<="`` or ``"<"``.
+    """
+
+    on: Literal["value", "ratio"]
+    op: Literal[">=", "<=", "<"]
+    bound: float
+    unit: str = ""
+
+    def met(self, value: float | None, ratio: float | None) -> bool | None:
+        """Whether the bound holds; ``None`` when the number it is about is missing."""
+        actual = value if self.on == "value" else ratio
+        if actual is None:
+            return None
+        if self.op == ">=":
+            return actual >= self.bound
+        if self.op == "<=":
+            return actual <= self.bound
+        return actual < self.bound
+
+    def describe(self) -> str:
+        sign = {">=": "≥", "<=": "≤", "<": "<"}[self.op]
+        if self.on == "ratio":
+            return f"ratio {sign} {self.bound:g}"
+        if self.unit in ("", "x"):
+            return f"{sign} {self.bound:g}{self.unit}"
+        return f"{sign} {self.bound:g} {self.unit}"
+
+
+#: (workload, metric key, storage or ANY) -> target.
+TARGETS: dict[tuple[str, str, str], Target] = {
+    ("W1", "tasks_per_s", "memory"): Target(on="ratio", op=">=", bound=1.0),
+    ("W1", "tasks_per_s", "sqlite"): Target(on="ratio", op=">=", bound=0.5),
+    ("W1", "tasks_per_s", "postgres"): Target(on="ratio", op=">=", bound=0.05),
+    ("W2", "delay_p50_us", "memory"): Target(on="value", op="<=", bound=100, unit="µs"),
+    ("W2", "delay_p50_us", "sqlite"): Target(on="value", op="<=", bound=1000, unit="µs"),
+    ("W5", "lateness_p99_ms", ANY): Target(on="value", op="<=", bound=5, unit="ms"),
+    ("W6", COST_GROWTH_KEY, ANY): Target(on="value", op="<=", bound=1.25, unit="x"),
+}
+
+#: RSS growth per task, at every W6 size.
+RSS_GROWTH_TARGET = Target(on="value", op="<", bound=2048, unit="B/task")
+
+
+def target_for(workload: str, metric: str, storage: str) -> Target | None:
+    """The target of one row of results, if it has one."""
+    if workload == "W6" and metric.startswith(growth_key(0).split("@")[0] + "@"):
+        return RSS_GROWTH_TARGET
+    return TARGETS.get((workload, metric, storage)) or TARGETS.get((workload, metric, ANY))
