@@ -270,3 +270,44 @@ async def test_idle_scheduler_uses_no_measurable_cpu(tmp_path: Path) -> None:
         await anyio.sleep(1.0)  # the measurement window, not a wait for an event
         used = time.process_time() - before
     assert used < 0.05, f"an idle scheduler used {used:.3f}s of CPU in 1s"
+
+
+@pytest.mark.anyio
+async def test_ready_tasks_that_never_started_run_after_a_restart(
+    storage_factory: StorageFactory,
+) -> None:
+    """Readiness is not written separately: it is derived again from stored results."""
+    gate = Gate()
+    ran: list[tuple[str, int]] = []
+
+    @task
+    async def root(ctx: TaskContext) -> None:
+        ran.append((ctx.task_id, ctx.attempt))
+
+    @task
+    async def blocker(ctx: TaskContext) -> None:
+        ran.append((ctx.task_id, ctx.attempt))
+        if ctx.attempt == 1:
+            await gate.enter()
+
+    @task
+    async def waiting(ctx: TaskContext) -> None:
+        ran.append((ctx.task_id, ctx.attempt))
+
+    dag = DAG("ready").add(root >> [blocker, waiting])
+    storage = storage_factory()
+    async with Scheduler([dag], storage=storage, max_concurrent_tasks=1) as s:
+        run = await s.trigger("ready")
+        await gate.wait_inside(1)
+        assert s.statistics().queued_tasks == 1  # `waiting` is ready but not started
+    async with Scheduler([dag], storage=storage) as s:
+        done = await s.wait_for_run(run.id, timeout=10)
+        rows = await s.task_runs(run.id)
+    assert done.status is DagRunStatus.success
+    assert sorted(ran) == [("blocker", 1), ("blocker", 2), ("root", 1), ("waiting", 1)]
+    assert [(tr.task_id, tr.attempt, tr.status) for tr in rows] == [
+        ("blocker", 1, TaskStatus.interrupted),
+        ("blocker", 2, TaskStatus.success),
+        ("root", 1, TaskStatus.success),
+        ("waiting", 1, TaskStatus.success),
+    ]
