@@ -40,7 +40,21 @@ async def trigger_run(
 ) -> DagRun:
     """Queue a manual run; ``params`` override the DAG's default params."""
     info = await recorded_dag(storage, dag_id)
-    merged = {**info.definition.get("params", {}), **(params or {})}
+    return await queue_manual_run(
+        storage, dag_id, info.version, info.definition.get("params", {}), params, now
+    )
+
+
+async def queue_manual_run(
+    storage: Storage,
+    dag_id: str,
+    version: int,
+    defaults: Mapping[str, Any],
+    params: Mapping[str, Any] | None,
+    now: datetime,
+) -> DagRun:
+    """Queue a manual run of a known DAG version; ``params`` override ``defaults``."""
+    merged = {**defaults, **(params or {})}
     try:
         json.dumps(merged)
     except (TypeError, ValueError) as exc:
@@ -50,7 +64,7 @@ async def trigger_run(
         logical_time=now,
         trigger=RunTrigger.manual,
         params=merged,
-        dag_version=info.version,
+        dag_version=version,
         created_at=now,
         event=ScheduleEventKind.manual,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Generator
@@ -91,15 +92,11 @@ class TaskLog(logging.LoggerAdapter[logging.Logger]):
                 message = f"{msg} {args}"
             exc_info = kwargs.get("exc_info")
             if exc_info:
-                if isinstance(exc_info, BaseException):
-                    message += "\n" + describe_exception(exc_info)
-                else:
-                    import sys
-                    import traceback
-
-                    info = sys.exc_info() if exc_info is True else exc_info
-                    if info[0] is not None:
-                        message += "\n" + "".join(traceback.format_exception(*info)).rstrip()
+                if exc_info is True:
+                    exc_info = sys.exc_info()
+                error = exc_info if isinstance(exc_info, BaseException) else exc_info[1]
+                if error is not None:
+                    message += "\n" + describe_exception(error)
             ctx = self._ctx
             self._consumer.add_log(
                 LogRecord(

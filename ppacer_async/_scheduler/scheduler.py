@@ -3,7 +3,6 @@ machine, the task-queue consumer and the alerter cooperate."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -15,7 +14,7 @@ import anyio.abc
 
 from .. import _operations as operations
 from .._dag import DAG
-from .._enums import DagRunStatus, RunTrigger, ScheduleEventKind
+from .._enums import DagRunStatus
 from .._exceptions import DagNotFound, InvalidOperation, PpacerError, RunNotFound
 from .._structures import Alert, DagRun, LogRecord, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
@@ -265,22 +264,9 @@ class Scheduler:
         """
         machine = self._require_machine()
         dag = self._dag(dag_id)
-        merged = {**dag.params, **(params or {})}
-        try:
-            json.dumps(merged)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"params must be JSON-serialisable: {exc}") from None
-        now = self.clock.now()
-        run = await self.storage.create_run(
-            dag_id=dag_id,
-            logical_time=now,
-            trigger=RunTrigger.manual,
-            params=merged,
-            dag_version=self._versions[dag_id],
-            created_at=now,
-            event=ScheduleEventKind.manual,
+        run = await operations.queue_manual_run(
+            self.storage, dag_id, self._versions[dag_id], dag.params, params, self.clock.now()
         )
-        assert run is not None  # manual runs are never refused
         machine.post_run(run)
         return run
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -410,9 +410,3 @@ def restore(
 def describe_exception(exc: BaseException) -> str:
     """The error text stored with a failed attempt: message and traceback."""
     return "".join(traceback.format_exception(exc)).rstrip()
-
-
-def elapsed(started: datetime | None, finished: datetime | None) -> timedelta | None:
-    if started is None or finished is None:
-        return None
-    return finished - started
