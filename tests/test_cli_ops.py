@@ -10,8 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +17,8 @@ from typing import Any
 
 import attrs
 import pytest
+
+from .helpers import Subprocess
 
 pytestmark = pytest.mark.slow
 
@@ -116,79 +116,11 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-class Process:
-    """A ``ppacer-async`` process whose output lines (stdout and stderr) a thread collects."""
+class Process(Subprocess):
+    """A ``ppacer-async`` process whose output lines a thread collects."""
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [*COMMAND, *args],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._ended = False
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._ended = True
-            self._changed.notify_all()
-
-    def output(self) -> str:
-        with self._changed:
-            return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
-        """The first line (printed so far or later) matching ``pattern``; fail after
-        ``timeout`` seconds or when the process ends without printing one."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        seen = 0
-        with self._changed:
-            while True:
-                for line in self.lines[seen:]:
-                    found = regex.search(line)
-                    if found is not None:
-                        return found
-                seen = len(self.lines)
-                remaining = deadline - time.monotonic()
-                if self._ended or remaining <= 0:
-                    why = "the process ended" if self._ended else f"{timeout} s passed"
-                    pytest.fail(
-                        f"{why} without a line matching {pattern!r}:\n" + "\n".join(self.lines)
-                    )
-                self._changed.wait(remaining)
-
-    def matches(self, pattern: str) -> list[re.Match[str]]:
-        regex = re.compile(pattern)
-        with self._changed:
-            return [m for line in self.lines if (m := regex.search(line)) is not None]
-
-    def wait(self, timeout: float = 20.0) -> int:
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the command did not exit within {timeout} s:\n{self.output()}")
-        self._reader.join(timeout)
-        return code
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        super().__init__([*COMMAND, *args], cwd=cwd, env=env)
 
 
 @attrs.frozen

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
 import pytest
+
+from .helpers import Subprocess
 
 pytestmark = pytest.mark.slow
 
@@ -79,72 +78,11 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-class Served:
+class Served(Subprocess):
     """A running ``ppacer-async`` process; a thread reads its output lines."""
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [*COMMAND, *args],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for_line(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
-        """Read lines until one matches ``pattern``; fail after ``timeout`` seconds."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                line = self._queue.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if line is None:
-                code = self.proc.wait(timeout=10)
-                pytest.fail(
-                    f"the command exited ({code}) before printing a line matching "
-                    f"{pattern!r}:\n{self.output()}"
-                )
-            self.lines.append(line)
-            found = regex.search(line)
-            if found is not None:
-                return found
-        pytest.fail(f"no line matching {pattern!r} within {timeout} s:\n{self.output()}")
-
-    def stop(self, signum: int = signal.SIGINT, timeout: float = 10.0) -> int:
-        """Send ``signum``; return the exit code, failing if it takes over ``timeout`` s."""
-        self.proc.send_signal(signum)
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the command did not exit within {timeout} s:\n{self.output()}")
-        self._reader.join(timeout)
-        while (line := self._queue.get(timeout=timeout)) is not None:
-            self.lines.append(line)
-        return code
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        super().__init__([*COMMAND, *args], cwd=cwd, env=env)
 
 
 class Serve(Protocol):
@@ -194,11 +132,11 @@ def test_serve_runs_scheduled_dag_and_stops_cleanly_on_signal(
     db = tmp_path / "x.db"
     served = serve("serve", str(tiny_dag), "--storage", f"sqlite:///{db}")
 
-    served.wait_for_line(r"serving 1 DAGs: tiny")
-    run_id = served.wait_for_line(r"run (\d+) of tiny started \(schedule").group(1)
-    served.wait_for_line(rf"run {run_id} task ping: ping on attempt 1$")
-    served.wait_for_line(rf"run {run_id} task pong attempt 1 success in [\d.]+ ms")
-    served.wait_for_line(rf"run {run_id} of tiny success in [\d.]+ s")
+    served.wait_for_next(r"serving 1 DAGs: tiny")
+    run_id = served.wait_for_next(r"run (\d+) of tiny started \(schedule").group(1)
+    served.wait_for_next(rf"run {run_id} task ping: ping on attempt 1$")
+    served.wait_for_next(rf"run {run_id} task pong attempt 1 success in [\d.]+ ms")
+    served.wait_for_next(rf"run {run_id} of tiny success in [\d.]+ s")
 
     assert served.stop(signum) == 0
     output = served.output()
@@ -213,7 +151,7 @@ def test_serve_exits_promptly_when_a_blocking_task_ignores_the_stop(
 ) -> None:
     (tmp_path / "stuck.py").write_text(STUCK_DAG)
     served = serve("serve", "stuck.py", "--storage", f"sqlite:///{tmp_path}/x.db")
-    served.wait_for_line(r"task stuck: blocking for a minute")
+    served.wait_for_next(r"task stuck: blocking for a minute")
 
     assert served.stop() == 0
     output = served.output()
@@ -225,7 +163,7 @@ def test_serve_log_lines_show_local_time_level_and_message(
     serve: Serve, tiny_dag: Path, tmp_path: Path
 ) -> None:
     served = serve("serve", str(tiny_dag), "--storage", "memory://")
-    line = served.wait_for_line(r"serving 1 DAGs").string
+    line = served.wait_for_next(r"serving 1 DAGs").string
     assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d INFO    serving 1 DAGs: tiny", line)
     assert served.stop() == 0
 
@@ -235,10 +173,10 @@ def test_serve_loads_module_attr_from_current_directory_with_storage_from_env(
 ) -> None:
     db = tmp_path / "from_env.db"
     served = serve("serve", "tinydags:tiny", env=_env(PPACER_STORAGE=f"sqlite:///{db}"))
-    served.wait_for_line(
+    served.wait_for_next(
         rf"loaded 1 DAG from tinydags:tiny; storage sqlite:///{re.escape(str(db))}"
     )
-    served.wait_for_line(r"run \d+ of tiny success")
+    served.wait_for_next(r"run \d+ of tiny success")
     assert served.stop() == 0
     assert db.exists()
 
@@ -248,7 +186,7 @@ def test_second_scheduler_on_one_sqlite_file_exits_2_with_one_line(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     first = serve("serve", str(tiny_dag), "--storage", url)
-    first.wait_for_line(r"serving 1 DAGs")
+    first.wait_for_next(r"serving 1 DAGs")
 
     second = run_cli("serve", str(tiny_dag), "--storage", url, cwd=tmp_path)
 
@@ -369,7 +307,7 @@ def test_no_command_exits_2(tmp_path: Path) -> None:
 def test_examples_serve_and_stop_cleanly(serve: Serve, tmp_path: Path) -> None:
     served = serve("serve", str(EXAMPLES / "all.py"), "--storage", f"sqlite:///{tmp_path}/x.db")
 
-    served.wait_for_line(r"serving 2 DAGs: hello, etl")
+    served.wait_for_next(r"serving 2 DAGs: hello, etl")
 
     assert served.stop() == 0
     assert STOPPING in served.output()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import queue
-import signal
-import subprocess
+import re
 import sys
 import threading
 import time
@@ -29,66 +27,25 @@ from ppacer_async import (
 from ppacer_async.storage.sqlite import SQLiteStorage
 
 from .conftest import StorageFactory
-from .helpers import Gate
+from .helpers import Gate, Subprocess
 
 SCRIPT = Path(__file__).parent / "scripts" / "crashy.py"
 ROOT = Path(__file__).parent.parent
 
 
-class Process:
-    """A subprocess whose stdout lines can be awaited with a deadline."""
-
-    def __init__(self, *args: str) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen(
-            [sys.executable, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def wait_for_line(self, needle: str, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no line with {needle!r}; saw:\n" + "\n".join(self.seen))
-            try:
-                line = self.lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            self.seen.append(line)
-            if needle in line:
-                return line
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.close()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
+def crashy(*args: str) -> Subprocess:
+    """``python tests/scripts/crashy.py ARGS`` with this checkout importable."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return Subprocess([sys.executable, str(SCRIPT), *args], env=env)
 
 
 @pytest.fixture
-def spawn() -> Iterator[Callable[..., Process]]:
-    """Start subprocesses that are killed and reaped when the test ends."""
-    started: list[Process] = []
+def spawn() -> Iterator[Callable[..., Subprocess]]:
+    """Start crash-test processes that are killed and reaped when the test ends."""
+    started: list[Subprocess] = []
 
-    def start(*args: str) -> Process:
-        started.append(Process(*args))
+    def start(*args: str) -> Subprocess:
+        started.append(crashy(*args))
         return started[-1]
 
     yield start
@@ -108,18 +65,18 @@ async def read_rows(db: Path) -> tuple[DagRunStatus, dict[str, list[tuple[int, T
 @pytest.mark.slow
 @pytest.mark.anyio
 async def test_kill_9_mid_run_then_a_new_process_finishes_the_run(
-    tmp_path: Path, spawn: Callable[..., Process]
+    tmp_path: Path, spawn: Callable[..., Subprocess]
 ) -> None:
     db, side = tmp_path / "crash.db", tmp_path / "side.txt"
-    doomed = spawn(str(SCRIPT), str(db), str(side))
-    doomed.wait_for_line("task slow attempt 1 started")
+    doomed = spawn(str(db), str(side))
+    doomed.wait_for_next(re.escape("task slow attempt 1 started"), timeout=30)
     doomed.kill()
     status, rows = await read_rows(db)
     assert status is DagRunStatus.running
     assert rows["slow"] == [(1, TaskStatus.running)]
 
-    survivor = spawn(str(SCRIPT), str(db), str(side))
-    survivor.wait_for_line("FINISHED success")
+    survivor = spawn(str(db), str(side))
+    survivor.wait_for_next(re.escape("FINISHED success"), timeout=30)
     assert survivor.proc.wait(30) == 0
     survivor.close()
     status, rows = await read_rows(db)
@@ -135,15 +92,15 @@ async def test_kill_9_mid_run_then_a_new_process_finishes_the_run(
 @pytest.mark.slow
 @pytest.mark.anyio
 async def test_three_interruptions_in_a_row_fail_the_task(
-    tmp_path: Path, spawn: Callable[..., Process]
+    tmp_path: Path, spawn: Callable[..., Subprocess]
 ) -> None:
     db, side = tmp_path / "crash.db", tmp_path / "side.txt"
     for attempt in (1, 2, 3):
-        proc = spawn(str(SCRIPT), str(db), str(side), "99")
-        proc.wait_for_line(f"task slow attempt {attempt} started")
+        proc = spawn(str(db), str(side), "99")
+        proc.wait_for_next(re.escape(f"task slow attempt {attempt} started"), timeout=30)
         proc.kill()
-    last = spawn(str(SCRIPT), str(db), str(side))
-    last.wait_for_line("FINISHED failed")
+    last = spawn(str(db), str(side))
+    last.wait_for_next(re.escape("FINISHED failed"), timeout=30)
     assert last.proc.wait(30) == 0
     last.close()
     status, rows = await read_rows(db)
