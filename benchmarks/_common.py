@@ -70,6 +70,12 @@ class Metric:
     baseline: bool = False
 
 
+#: Tasks per second, compared with the plain-asyncio baseline (W1, W4).
+TASK_THROUGHPUT = Metric(
+    key="tasks_per_s", label="throughput", unit="tasks/s", higher_is_better=True, baseline=True
+)
+
+
 class Workload(ABC):
     """One benchmark: builds its graphs once, then measures one repetition at a time."""
 

@@ -14,7 +14,7 @@ from ppacer_async import DAG, task
 from ppacer_async.abc import Storage
 
 from . import baseline
-from ._common import Metric, Workload, noop, open_scheduler, timed_run
+from ._common import TASK_THROUGHPUT, Metric, Workload, noop, open_scheduler, timed_run
 
 DAG_ID = "w1_fanout"
 LEAVES = 10_000
@@ -51,15 +51,7 @@ class FanOut(Workload):
         return self.leaves + 2
 
     def metrics(self) -> Sequence[Metric]:
-        return [
-            Metric(
-                key="tasks_per_s",
-                label="throughput",
-                unit="tasks/s",
-                higher_is_better=True,
-                baseline=True,
-            )
-        ]
+        return [TASK_THROUGHPUT]
 
     async def baseline(self) -> dict[str, float]:
         return {"tasks_per_s": self.tasks / await baseline.run_graph(self.parents)}

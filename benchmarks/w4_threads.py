@@ -14,7 +14,15 @@ from ppacer_async import DAG, task
 from ppacer_async.abc import Storage
 
 from . import baseline
-from ._common import SCHEDULER_OPTIONS, Metric, Workload, noop_sync, open_scheduler, timed_run
+from ._common import (
+    SCHEDULER_OPTIONS,
+    TASK_THROUGHPUT,
+    Metric,
+    Workload,
+    noop_sync,
+    open_scheduler,
+    timed_run,
+)
 
 DAG_ID = "w4_threads"
 TASKS = 2_000
@@ -37,15 +45,7 @@ class Threads(Workload):
         self.dag = build_roots(self.count)
 
     def metrics(self) -> Sequence[Metric]:
-        return [
-            Metric(
-                key="tasks_per_s",
-                label="throughput",
-                unit="tasks/s",
-                higher_is_better=True,
-                baseline=True,
-            )
-        ]
+        return [TASK_THROUGHPUT]
 
     async def baseline(self) -> dict[str, float]:
         seconds = await baseline.run_threads(self.count, SCHEDULER_OPTIONS["max_threads"])
