@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from datetime import datetime
+from collections.abc import Callable, Collection
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
+
+import anyio
+import anyio.abc
 
 from ._enums import DagRunStatus, RunTrigger, ScheduleEventKind
 from ._structures import (
@@ -131,8 +136,6 @@ class Storage(ABC):
         """Return when another process may have changed the storage (a run triggered
         or restarted from the command line, a DAG paused). Called in a loop by a serving
         scheduler; the default polls every second."""
-        import anyio
-
         await anyio.sleep(1.0)
 
     # -- runs ------------------------------------------------------------------------
@@ -212,3 +215,106 @@ class Storage(ABC):
     @abstractmethod
     async def counts(self) -> StorageCounts:
         """Schema version and row counts."""
+
+
+#: What a shared storage tells every serving process about: new ready attempts
+#: (``work``), attempt outcomes to apply (``outcomes``), runs queued or DAGs paused by
+#: someone else (``changes``), and runs that finished (``finished``).
+Notice = Literal["work", "outcomes", "changes", "finished"]
+
+
+class Leadership:
+    """Held by the one process that schedules on a shared storage. ``lost`` is set when
+    the storage can no longer guarantee it (its connection dropped): stop scheduling."""
+
+    def __init__(self) -> None:
+        self.lost = anyio.Event()
+
+    async def hold(self) -> None:
+        """Return when the leadership is lost (implementations may check actively)."""
+        await self.lost.wait()
+
+
+class SharedStorage(Storage):
+    """A storage that several serving processes share, on one or many machines.
+
+    One process at a time holds the :meth:`leadership`: it creates due runs and applies
+    every transition (it commits with :meth:`commit`, which writes each ready attempt as
+    a ``scheduled`` row). Every process executes attempts: it :meth:`claim` s scheduled
+    rows under a lease it renews (:meth:`renew_leases`), and :meth:`report` s their
+    outcomes, which the leader reads with :meth:`reported_outcomes`. :meth:`reap` gives
+    up the attempts of workers that stopped renewing, as ``interrupted`` outcomes.
+    """
+
+    #: How long a claimed attempt stays its worker's without a renewal.
+    lease: timedelta
+    #: How often processes look for work and changes when no notification came.
+    poll_interval: timedelta
+
+    @abstractmethod
+    async def listen(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Receive notices until cancelled, reconnecting with backoff; after a
+        reconnection every callback is called, since notices may have been lost."""
+
+    @abstractmethod
+    def add_notice_callback(self, kind: Notice, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the event loop) whenever a notice of ``kind`` arrives."""
+
+    @abstractmethod
+    def remove_notice_callback(self, kind: Notice, callback: Callable[[], None]) -> None:
+        """Undo :meth:`add_notice_callback`."""
+
+    @abstractmethod
+    def leadership(
+        self, on_standby: Callable[[], None] | None = None
+    ) -> AbstractAsyncContextManager[Leadership]:
+        """Wait until this process may schedule, then hold the right until the block
+        ends or ``Leadership.lost`` is set. While held, :meth:`commit` writes only if
+        the right is still held. ``on_standby`` is called each time the right is found
+        taken (or out of reach) and waiting begins."""
+
+    @abstractmethod
+    async def register_worker(self, worker_id: str, role: str, now: datetime) -> None:
+        """Record a serving process (shown by ``ppacer-async db info``)."""
+
+    @abstractmethod
+    async def unregister_worker(self, worker_id: str) -> None:
+        """Forget a process that stops cleanly."""
+
+    @abstractmethod
+    async def renew_leases(self, worker_id: str) -> None:
+        """Extend the lease of every attempt ``worker_id`` runs by :attr:`lease`."""
+
+    @abstractmethod
+    async def claim(
+        self, worker_id: str, dag_ids: Collection[str], limit: int, now: datetime
+    ) -> tuple[list[tuple[DagRun, TaskRun]], int]:
+        """Take up to ``limit`` scheduled attempts of the given DAGs, oldest first, and
+        mark them running under ``worker_id``'s lease. No attempt is given to two
+        callers. Also return how many scheduled attempts are left (0 when none was
+        taken)."""
+
+    @abstractmethod
+    async def upstream_results(
+        self, keys: Collection[tuple[int, str]]
+    ) -> dict[tuple[int, str], Any]:
+        """The results of the successful attempts of ``(run_id, task_id)``; tasks
+        without one (or with a ``None`` result) are left out."""
+
+    @abstractmethod
+    async def report(
+        self, worker_id: str, outcomes: Collection[TaskRun], logs: Collection[LogRecord]
+    ) -> set[tuple[int, str, int]]:
+        """Store outcomes (status ``success``, ``failed`` or ``interrupted``) of attempts
+        ``worker_id`` claimed, and task logs; return the keys accepted. An attempt whose
+        lease was given up meanwhile is not accepted: its outcome is dropped."""
+
+    @abstractmethod
+    async def reported_outcomes(self, dag_ids: Collection[str], limit: int) -> list[TaskRun]:
+        """Reported outcomes not applied yet (their row is still ``running``), as task
+        runs with the outcome as status."""
+
+    @abstractmethod
+    async def reap(self) -> list[TaskRun]:
+        """Record the attempts whose lease expired as ``interrupted`` outcomes and
+        return them."""

@@ -182,6 +182,7 @@ async def test_opening_creates_the_tables_in_the_given_schema(admin: Any, schema
         "schema_version",
         "task_logs",
         "task_runs",
+        "workers",
     ]
     assert await versions(admin, schema) == list(range(1, schema_version() + 1))
 

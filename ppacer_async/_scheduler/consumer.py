@@ -2,8 +2,9 @@
 
 Async tasks run inline on the event loop; a coroutine that finishes without ever
 suspending costs no timer and no cancel scope (see ``_Resume``). Sync tasks run in
-worker threads under a ``CapacityLimiter``. Every outcome goes back to the state
-machine's inbox; nothing here touches storage.
+worker threads under a ``CapacityLimiter``. Every outcome goes to the ``Sink``: the
+state machine's inbox, or on a shared storage the ``Reporter`` that stores it for the
+process that schedules; nothing here touches storage.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import logging
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.from_thread
@@ -27,13 +29,24 @@ from .._enums import TaskStatus
 from .._structures import LogRecord, TaskRun
 from .._task import Task, TaskContext
 from .queue import ReadyQueue
-from .state import RunState, describe_exception
+from .state import RunView, describe_exception
 
 if TYPE_CHECKING:
     from ..abc import Clock, Notifier
-    from .machine import StateMachine
 
-Item = tuple[RunState, int, TaskRun]
+Item = tuple[RunView, int, TaskRun]
+
+
+class Sink(Protocol):
+    """Where the consumer sends what attempts do (the state machine, or a reporter)."""
+
+    logs: deque[LogRecord]
+
+    def wake(self) -> None: ...
+    def post_started(self, state: Any, i: int, tr: TaskRun) -> None: ...
+    def post_outcome(self, state: Any, i: int, tr: TaskRun) -> None: ...
+    def post_interrupted(self, state: Any, i: int, tr: TaskRun) -> None: ...
+
 
 #: How many attempts a worker may run back to back without yielding to the loop.
 _YIELD_EVERY = 32
@@ -130,14 +143,14 @@ class Consumer:
     def __init__(
         self,
         *,
-        machine: StateMachine,
+        sink: Sink,
         queue: ReadyQueue[Item],
         clock: Clock,
         workers: int,
         max_threads: int,
         notifier: Notifier,
     ) -> None:
-        self.machine = machine
+        self.sink = sink
         self.queue = queue
         self.clock = clock
         self.workers = workers
@@ -147,7 +160,14 @@ class Consumer:
         self.store_log_level = logging.INFO
         self.running = 0
         self.running_threads = 0
+        #: Called when an attempt ends (a worker is about to be free).
+        self.on_attempt_end: Callable[[], None] | None = None
         self._loop_thread = threading.get_ident()
+
+    @property
+    def free(self) -> int:
+        """Workers neither running an attempt nor about to take a queued one."""
+        return self.workers - self.running - len(self.queue)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         self._loop_thread = threading.get_ident()
@@ -173,16 +193,16 @@ class Consumer:
 
     def add_log(self, record: LogRecord) -> None:
         """Queue a task log record for the next commit (safe from worker threads)."""
-        machine = self.machine
-        machine.logs.append(record)
+        sink = self.sink
+        sink.logs.append(record)
         if threading.get_ident() == self._loop_thread:
-            machine.wake()
+            sink.wake()
         else:
             # RuntimeError: the loop is gone (an abandoned thread outliving its scheduler).
             with contextlib.suppress(RuntimeError):
-                anyio.from_thread.run_sync(machine.wake)
+                anyio.from_thread.run_sync(sink.wake)
 
-    def _context(self, state: RunState, i: int, tr: TaskRun, task: Task) -> TaskContext:
+    def _context(self, state: RunView, i: int, tr: TaskRun, task: Task) -> TaskContext:
         run = state.run
         return TaskContext(
             dag_id=run.dag_id,
@@ -215,16 +235,18 @@ class Consumer:
             # The scheduler is stopping: the attempt is recorded interrupted and runs
             # again on the next start.
             ctx.cancelled = True
-            self.machine.post_interrupted(state, i, _running(tr, started))
+            self.sink.post_interrupted(state, i, _running(tr, started))
             raise
         finally:
             self.running -= 1
+            if self.on_attempt_end is not None:
+                self.on_attempt_end()
         if error is None:
             try:
                 value = encode_result(value)
             except TypeError as exc:
                 error = describe_exception(exc)
-        self.machine.post_outcome(
+        self.sink.post_outcome(
             state,
             i,
             TaskRun(
@@ -251,7 +273,7 @@ class Consumer:
             except StopIteration as stop:
                 return stop.value, None
             state, i, tr = item
-            self.machine.post_started(state, i, _running(tr, started))
+            self.sink.post_started(state, i, _running(tr, started))
             with anyio.CancelScope(deadline=_deadline(task, begun)) as scope:
                 value = await _Resume(coro, yielded)
             if scope.cancelled_caught:
@@ -264,7 +286,7 @@ class Consumer:
         self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
     ) -> tuple[Any, str | None]:
         state, i, tr = item
-        self.machine.post_started(state, i, _running(tr, started))
+        self.sink.post_started(state, i, _running(tr, started))
         with anyio.CancelScope(deadline=_deadline(task, begun)) as scope:
             async with self.threads:
                 self.running_threads += 1

@@ -4,6 +4,11 @@ Workers, the watcher and the public API post events; each loop turn drains every
 event available, applies the pure transitions of ``state.py``, commits everything in
 ONE transaction (group commit), and only then acts: queues ready attempts, arms retry
 timers, sends alerts and wakes whoever waits for a finished run.
+
+On a shared storage (``shared=True``) the machine runs only in the process holding the
+leadership. Ready attempts are written as ``scheduled`` rows for every process to claim
+instead of being queued here, and outcomes come from storage (``reported_outcomes``),
+read at the start of a step when ``post_outcomes_due`` says there may be some.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from .queue import ReadyQueue
 from .state import Effects, RunState
 
 if TYPE_CHECKING:
-    from ..abc import Clock, Storage
+    from ..abc import Clock, SharedStorage, Storage
     from .consumer import Item
 
 logger = logging.getLogger("ppacer_async.scheduler")
@@ -35,6 +40,9 @@ _DONE, _STARTED, _INTERRUPTED, _RUN, _RETRY = range(5)
 
 COMMIT_ATTEMPTS = 5
 
+#: The most reported outcomes one step reads from a shared storage.
+OUTCOME_BATCH = 5000
+
 
 class StateMachine:
     """Owns the state of every active run of one scheduler."""
@@ -45,12 +53,17 @@ class StateMachine:
         storage: Storage,
         clock: Clock,
         dags: dict[str, DAG],
-        queue: ReadyQueue[Item],
+        queue: ReadyQueue[Item] | None,
         on_retry: Callable[[Any, RunState, int, int], None],
         on_alert: Callable[[RunState, int, Any], None],
         on_run_finished: Callable[[DagRun], None],
+        shared: bool = False,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.storage = storage
+        self.shared = shared
+        self._on_ready = on_ready
+        self._outcomes_due = shared
         self.clock = clock
         self.dags = dags
         self.queue = queue
@@ -101,6 +114,11 @@ class StateMachine:
         self.inbox.append((_RETRY, state, i, attempt))
         self.wake()
 
+    def post_outcomes_due(self) -> None:
+        """Outcomes may wait in the shared storage: read them at the next step."""
+        self._outcomes_due = True
+        self.wake()
+
     def free_slots(self, dag: DAG) -> int:
         """Runs of ``dag`` that may still start without waiting."""
         dag_id = dag.dag_id
@@ -117,7 +135,7 @@ class StateMachine:
         await self.recover()
         task_status.started()
         while True:
-            if not self.inbox and not self.logs:
+            if not self.inbox and not self.logs and not self._outcomes_due:
                 self._wake = anyio.Event()
                 await self._wake.wait()
             await self.step()
@@ -125,7 +143,7 @@ class StateMachine:
     async def recover(self) -> None:
         """Rebuild the state of the runs left active by the previous process."""
         now = self.clock.now()
-        fx = Effects()
+        fx = Effects(record_scheduled=self.shared)
         for run in await self.storage.active_runs():
             dag = self.dags.get(run.dag_id)
             if dag is None:
@@ -138,7 +156,9 @@ class StateMachine:
                 continue
             if run.status is DagRunStatus.running:
                 rows = await self.storage.task_runs(run.id)
-                state = transitions.restore(run, dag, rows, now, fx, restart=False)
+                state = transitions.restore(
+                    run, dag, rows, now, fx, restart=False, shared=self.shared
+                )
                 self.runs[run.id] = state
                 self.active[dag.dag_id] = self.active.get(dag.dag_id, 0) + 1
             else:
@@ -150,17 +170,43 @@ class StateMachine:
 
     async def step(self) -> None:
         """Drain the inbox, commit the transitions, then act on them."""
-        fx = Effects()
+        if self._outcomes_due:
+            await self._read_outcomes()
+        fx = Effects(record_scheduled=self.shared)
         await self._apply(fx, stopping=False)
         await self._commit_and_act(fx)
 
     async def flush(self) -> None:
         """Commit what is left in the inbox without starting anything (on shutdown)."""
-        fx = Effects()
+        if self.shared:
+            await self._read_outcomes()
+        fx = Effects(record_scheduled=self.shared)
         await self._apply(fx, stopping=True)
         await self._commit(fx)
         if events_logger.isEnabledFor(logging.INFO):
             _log_events(fx)
+
+    async def _read_outcomes(self) -> None:
+        """Post the outcomes other processes (and this one's workers) reported.
+
+        Read at the start of a step, so an outcome read here is committed (its row
+        leaves ``running``) before the next read: none is applied twice.
+        """
+        self._outcomes_due = False
+        storage: SharedStorage = self.storage  # type: ignore[assignment]
+        found = await storage.reported_outcomes(self.dags.keys(), OUTCOME_BATCH)
+        if len(found) == OUTCOME_BATCH:
+            self._outcomes_due = True  # more to read at the next step
+        runs = self.runs
+        for tr in found:
+            state = runs.get(tr.run_id)
+            if state is None:
+                continue
+            i = state.graph.index.get(tr.task_id)
+            if i is None or not state.expects(i, tr.attempt):
+                continue
+            op = _INTERRUPTED if tr.status is TaskStatus.interrupted else _DONE
+            self.inbox.append((op, state, i, tr))
 
     async def _apply(self, fx: Effects, *, stopping: bool) -> None:
         events, self.inbox = self.inbox, deque()
@@ -179,8 +225,11 @@ class StateMachine:
             elif op == _STARTED:
                 fx.task_runs.append(event[3])
             elif op == _INTERRUPTED:
+                # Shared: another process stopped or died; the attempt runs again at
+                # once. Here: this process is stopping; it runs on the next start.
                 _, state, i, tr = event
-                transitions.task_interrupted(state, i, tr, now, fx, resume=False)
+                resume = self.shared and not stopping
+                transitions.task_interrupted(state, i, tr, now, fx, resume=resume)
             elif stopping:
                 continue  # runs and retries wait in storage for the next start
             elif op == _RUN:
@@ -223,7 +272,7 @@ class StateMachine:
         """Admit a queued run; a restarted one is rebuilt from its stored attempts."""
         if run.trigger is RunTrigger.restart:
             rows = await self.storage.task_runs(run.id)
-            state = transitions.restore(run, dag, rows, now, fx, restart=True)
+            state = transitions.restore(run, dag, rows, now, fx, restart=True, shared=self.shared)
         else:
             state = RunState.new(run, dag)
         self._admit(state, now, fx)
@@ -267,7 +316,12 @@ class StateMachine:
             for event in self.waiters.pop(state.run.id, ()):
                 event.set()
             self._on_run_finished(state.run)
+        if self.shared:  # the ready attempts are in storage for any process to claim
+            if fx.ready and self._on_ready is not None:
+                self._on_ready()
+            return
         queue = self.queue
+        assert queue is not None
         for item in fx.ready:
             state, i, _ = item
             priority = state.graph.tasks[i].priority

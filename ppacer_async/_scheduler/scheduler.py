@@ -1,13 +1,21 @@
 """The public ``Scheduler``: owns the task group in which the watcher, the state
-machine, the task-queue consumer and the alerter cooperate."""
+machine, the task-queue consumer and the alerter cooperate.
+
+On a shared storage (PostgreSQL) several processes serve the same DAGs: each one with
+role ``all`` or ``scheduler`` stands for the leadership, and the one holding it runs
+the watcher and the state machine; each one with role ``all`` or ``worker`` claims and
+runs attempts (see ``shared.py``).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import os
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import anyio
 import anyio.abc
@@ -17,7 +25,7 @@ from .._dag import DAG
 from .._enums import DagRunStatus
 from .._exceptions import DagNotFound, InvalidOperation, PpacerError, RunNotFound
 from .._structures import Alert, DagRun, LogRecord, Statistics, TaskRun
-from ..abc import Clock, Notifier, Storage
+from ..abc import Clock, Leadership, Notifier, SharedStorage, Storage
 from ..clock import SystemClock
 from ..notify import LogNotifier
 from ..storage import DEFAULT_URL, from_url
@@ -25,6 +33,7 @@ from .alerts import Alerter
 from .consumer import Consumer, Item
 from .machine import StateMachine
 from .queue import ReadyQueue
+from .shared import Claimer, Reporter, keep_leases, reap
 from .state import RunState
 from .watcher import Watcher
 
@@ -32,6 +41,13 @@ logger = logging.getLogger("ppacer_async.scheduler")
 
 #: How long a stopping scheduler may spend saving in-flight outcomes.
 SHUTDOWN_BOUND = 10.0
+
+#: What a serving process does on a shared storage: ``all`` schedules (when it holds
+#: the leadership) and runs tasks, ``scheduler`` only schedules, ``worker`` only runs.
+Role = Literal["all", "scheduler", "worker"]
+
+#: Pause between two attempts at the leadership after losing it to an error.
+LEADERSHIP_RETRY = 1.0
 
 
 class Scheduler:
@@ -45,6 +61,9 @@ class Scheduler:
     :param queue_size: ready attempts waiting for a worker before the state machine waits.
     :param notifier: receives failure and retry alerts; default ``LogNotifier()``.
     :param clock: the source of "now"; inject a ``FakeClock`` in tests.
+    :param role: on a storage several processes share (PostgreSQL): ``"all"`` both
+        schedules and runs tasks, ``"scheduler"`` only schedules, ``"worker"`` only runs
+        tasks. One process at a time schedules; the others stand by.
     """
 
     def __init__(
@@ -57,6 +76,7 @@ class Scheduler:
         queue_size: int = 1000,
         notifier: Notifier | None = None,
         clock: Clock | None = None,
+        role: Role = "all",
     ) -> None:
         if isinstance(dags, DAG):
             dags = [dags]
@@ -79,6 +99,15 @@ class Scheduler:
         if isinstance(storage, str) or storage is None:
             storage = from_url(storage or DEFAULT_URL)
         self.storage: Storage = storage
+        if role not in get_args(Role):
+            raise ValueError(f"role must be 'all', 'scheduler' or 'worker', got {role!r}")
+        if role != "all" and not isinstance(storage, SharedStorage):
+            raise ValueError(
+                f"role={role!r} needs a storage that several processes share "
+                f"(PostgreSQL); {type(storage).__name__} is served by one process that "
+                "both schedules and runs tasks (role='all')"
+            )
+        self.role: Role = role
         self.max_concurrent_tasks = max_concurrent_tasks
         self.max_threads = max_threads
         self.queue_size = queue_size
@@ -92,6 +121,10 @@ class Scheduler:
         self._scope: anyio.CancelScope | None = None
         self._serving = False
         self._background: anyio.abc.TaskGroup | None = None
+        self._reporter: Reporter | None = None
+        self._claimer: Claimer | None = None
+        self._executed: anyio.Event | None = None
+        self.worker_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     @property
     def dags(self) -> Mapping[str, DAG]:
@@ -124,6 +157,7 @@ class Scheduler:
         finally:
             self._serving = False
             self._machine = self._consumer = self._watcher = self._alerter = None
+            self._reporter = self._claimer = None
 
     async def _sync_dags(self) -> None:
         now = self.clock.now()
@@ -134,8 +168,15 @@ class Scheduler:
             )
 
     async def _run(self, task_status: anyio.abc.TaskStatus[None]) -> None:
-        queue: ReadyQueue[Item] = ReadyQueue(self.queue_size)
-        alerter = self._alerter = Alerter()
+        if isinstance(self.storage, SharedStorage):
+            await self._run_shared(self.storage, task_status)
+        else:
+            await self._run_alone(task_status)
+
+    def _leader_parts(self, queue: ReadyQueue[Item] | None) -> StateMachine:
+        """Build the state machine, watcher and alerter (set on ``self``)."""
+        self._alerter = Alerter()
+        shared = queue is None
         machine = self._machine = StateMachine(
             storage=self.storage,
             clock=self.clock,
@@ -144,14 +185,8 @@ class Scheduler:
             on_retry=self._on_retry,
             on_alert=self._on_alert,
             on_run_finished=self._on_run_finished,
-        )
-        self._consumer = Consumer(
-            machine=machine,
-            queue=queue,
-            clock=self.clock,
-            workers=self.max_concurrent_tasks,
-            max_threads=self.max_threads,
-            notifier=self.notifier,
+            shared=shared,
+            on_ready=self._on_ready if shared else None,
         )
         self._watcher = Watcher(
             storage=self.storage,
@@ -160,6 +195,23 @@ class Scheduler:
             versions=self._versions,
             machine=machine,
         )
+        return machine
+
+    async def _run_alone(self, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """One process does everything: attempts go from the machine to the workers
+        through memory."""
+        queue: ReadyQueue[Item] = ReadyQueue(self.queue_size)
+        machine = self._leader_parts(queue)
+        alerter, watcher = self._alerter, self._watcher
+        assert alerter is not None and watcher is not None
+        self._consumer = Consumer(
+            sink=machine,
+            queue=queue,
+            clock=self.clock,
+            workers=self.max_concurrent_tasks,
+            max_threads=self.max_threads,
+            notifier=self.notifier,
+        )
         try:
             with anyio.CancelScope() as scope:
                 self._scope = scope
@@ -167,7 +219,7 @@ class Scheduler:
                     await tg.start(machine.run)
                     await tg.start(self._consumer.run)
                     await tg.start(alerter.run)
-                    await tg.start(self._watcher.run)
+                    await tg.start(watcher.run)
                     await tg.start(self._follow_storage)
                     logger.info(
                         "serving %d DAGs: %s", len(self._dags), ", ".join(self._dags) or "-"
@@ -178,6 +230,146 @@ class Scheduler:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_BOUND):
                 await machine.flush()
                 await alerter.drain()
+
+    async def _run_shared(
+        self, storage: SharedStorage, task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
+        """Share the work with other processes through ``storage``."""
+        executes = self.role in ("all", "worker")
+        self._executed = anyio.Event()
+        if not executes:
+            self._executed.set()
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                async with anyio.create_task_group() as tg:
+                    await tg.start(storage.listen)
+                    await storage.register_worker(self.worker_id, self.role, self.clock.now())
+                    tg.start_soon(reap, storage)
+                    if executes:
+                        await tg.start(self._execute, storage)
+                    if self.role in ("all", "scheduler"):
+                        await tg.start(self._lead, storage)
+                    logger.info(
+                        "serving %d DAGs as %s (role %s): %s",
+                        len(self._dags),
+                        self.worker_id,
+                        self.role,
+                        ", ".join(self._dags) or "-",
+                    )
+                    task_status.started()
+        finally:
+            self._scope = None
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_BOUND):
+                try:
+                    await storage.unregister_worker(self.worker_id)
+                except PpacerError as exc:
+                    logger.warning("could not unregister %s: %s", self.worker_id, exc)
+
+    async def _execute(
+        self, storage: SharedStorage, *, task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
+        """Claim and run attempts; report what they did."""
+        workers = self.max_concurrent_tasks
+        queue: ReadyQueue[Item] = ReadyQueue(max(self.queue_size, workers))
+        reporter = self._reporter = Reporter(
+            storage=storage, worker_id=self.worker_id, on_reported=self._on_reported
+        )
+        consumer = self._consumer = Consumer(
+            sink=reporter,
+            queue=queue,
+            clock=self.clock,
+            workers=workers,
+            max_threads=self.max_threads,
+            notifier=self.notifier,
+        )
+        self._claimer = Claimer(
+            storage=storage,
+            worker_id=self.worker_id,
+            dags=self._dags,
+            consumer=consumer,
+            queue=queue,
+            clock=self.clock,
+            reporter=reporter,
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(reporter.run)
+                await tg.start(consumer.run)
+                await tg.start(self._claimer.run)
+                tg.start_soon(keep_leases, storage, self.worker_id, self.role, self.clock)
+                task_status.started()
+        finally:
+            # Interrupted attempts are reported so that the leader (maybe this
+            # process, waiting for it) records them at once.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_BOUND):
+                await reporter.flush()
+            assert self._executed is not None
+            self._executed.set()
+
+    async def _lead(
+        self, storage: SharedStorage, *, task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
+        """Stand for the leadership; while holding it, schedule. Stand again when it
+        is lost (the connection dropped) or scheduling failed on a storage error.
+
+        Started once this process schedules or stands by, so that a single process
+        schedules from the moment ``serve`` reports it started."""
+        reported = False
+
+        def ready() -> None:
+            nonlocal reported
+            if not reported:
+                reported = True
+                task_status.started()
+
+        while True:
+            try:
+                async with storage.leadership(on_standby=ready) as leader:
+                    logger.info("%s now schedules", self.worker_id)
+                    await self._schedule(leader, ready)
+                logger.warning("%s lost the leadership; standing again", self.worker_id)
+            except Exception as exc:
+                logger.error("scheduling stopped on an error; standing again: %s", _describe(exc))
+            ready()
+            await anyio.sleep(LEADERSHIP_RETRY)
+
+    async def _schedule(self, leader: Leadership, ready: Callable[[], None]) -> None:
+        machine = self._leader_parts(None)
+        alerter, watcher = self._alerter, self._watcher
+        assert alerter is not None and watcher is not None
+        storage = self.storage
+        assert isinstance(storage, SharedStorage)
+        storage.add_notice_callback("outcomes", machine.post_outcomes_due)
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(machine.run)
+                await tg.start(alerter.run)
+                await tg.start(watcher.run)
+                await tg.start(self._follow_storage)
+                tg.start_soon(self._poll_outcomes, machine, storage)
+                ready()
+                await leader.hold()
+                tg.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            # Stopping: let the workers report their interrupted attempts, then record
+            # them while still the leader.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_BOUND):
+                if self._executed is not None:
+                    await self._executed.wait()
+                await machine.flush()
+                await alerter.drain()
+            raise
+        finally:
+            storage.remove_notice_callback("outcomes", machine.post_outcomes_due)
+            self._machine = self._watcher = self._alerter = None
+
+    @staticmethod
+    async def _poll_outcomes(machine: StateMachine, storage: SharedStorage) -> None:
+        """The slow fallback for lost ``outcomes`` notices."""
+        while True:
+            await anyio.sleep(storage.poll_interval.total_seconds())
+            machine.post_outcomes_due()
 
     async def _follow_storage(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         """Pick up what other processes (the command line) wrote: queued runs and
@@ -240,15 +432,31 @@ class Scheduler:
         if self._watcher is not None:
             self._watcher.wake()
 
+    def _on_ready(self) -> None:
+        """The machine wrote ready attempts: this process's workers look at once."""
+        if self._claimer is not None:
+            self._claimer.wake()
+
+    def _on_reported(self) -> None:
+        """This process's workers reported outcomes: apply them at once if leading."""
+        if self._machine is not None:
+            self._machine.post_outcomes_due()
+
     # -- the public API ----------------------------------------------------------------
 
-    def _require_machine(self) -> StateMachine:
-        if self._machine is None:
+    def _require_serving(self) -> None:
+        if self._scope is None:
             raise InvalidOperation(
                 "the scheduler is not serving; use `async with scheduler:` or run "
                 "`await scheduler.serve()` in a task group first"
             )
-        return self._machine
+
+    def _admit(self, runs: Iterable[DagRun]) -> None:
+        """Hand queued runs to the state machine, if it runs in this process (on a
+        shared storage, the leader learns of them from a notice otherwise)."""
+        if self._machine is not None:
+            for run in runs:
+                self._machine.post_run(run)
 
     def _dag(self, dag_id: str) -> DAG:
         try:
@@ -262,12 +470,12 @@ class Scheduler:
 
         :raises DagNotFound: no such DAG is served.
         """
-        machine = self._require_machine()
+        self._require_serving()
         dag = self._dag(dag_id)
         run = await operations.queue_manual_run(
             self.storage, dag_id, self._versions[dag_id], dag.params, params, self.clock.now()
         )
-        machine.post_run(run)
+        self._admit([run])
         return run
 
     async def wait_for_run(self, run_id: int, timeout: float | timedelta | None = None) -> DagRun:
@@ -276,8 +484,13 @@ class Scheduler:
         :raises RunNotFound: no such run.
         :raises TimeoutError: ``timeout`` passed first.
         """
-        machine = self._require_machine()
+        self._require_serving()
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        if isinstance(self.storage, SharedStorage):
+            with anyio.fail_after(seconds):
+                return await self._wait_shared(self.storage, run_id)
+        machine = self._machine
+        assert machine is not None
         event = anyio.Event()
         machine.waiters.setdefault(run_id, []).append(event)
         try:
@@ -298,24 +511,46 @@ class Scheduler:
         assert found is not None
         return found
 
+    async def _wait_shared(self, storage: SharedStorage, run_id: int) -> DagRun:
+        """Wait for a run that any process may be running: look again on each
+        ``finished`` notice, and every ``poll_interval``."""
+        wake = anyio.Event()
+
+        def on_finished() -> None:
+            wake.set()
+
+        storage.add_notice_callback("finished", on_finished)
+        try:
+            while True:
+                wake = anyio.Event()
+                run = await storage.get_run(run_id)
+                if run is None:
+                    raise RunNotFound(f"no run with id {run_id}")
+                if run.status.finished:
+                    return run
+                with anyio.move_on_after(storage.poll_interval.total_seconds()):
+                    await wake.wait()
+        finally:
+            storage.remove_notice_callback("finished", on_finished)
+
     async def restart_run(self, run_id: int) -> DagRun:
         """Run again what did not succeed in a failed run (new attempt numbers).
 
         The run is queued again before this returns.
         :raises RunNotFound: no such run. :raises InvalidOperation: it is not failed.
         """
-        machine = self._require_machine()
+        self._require_serving()
         run = await operations.request_restart(self.storage, run_id)
-        machine.post_run(run)
+        self._admit([run])
         return run
 
     async def pause(self, dag_id: str) -> None:
         """Stop creating scheduled runs of a DAG (manual triggers still run)."""
-        self._require_machine()
+        self._require_serving()
         self._dag(dag_id)
         await operations.pause_dag(self.storage, dag_id)
-        assert self._watcher is not None
-        self._watcher.set_paused(dag_id, True, None)
+        if self._watcher is not None:
+            self._watcher.set_paused(dag_id, True, None)
 
     async def unpause(self, dag_id: str, from_: Literal["now", "last"] = "now") -> None:
         """Resume a paused DAG's schedule.
@@ -323,30 +558,29 @@ class Scheduler:
         :param from_: ``"now"`` skips the points missed while paused (recorded as
             skipped); ``"last"`` follows the DAG's catch-up rule from its last point.
         """
-        self._require_machine()
+        self._require_serving()
         self._dag(dag_id)
         now = self.clock.now()
         await operations.unpause_dag(self.storage, dag_id, from_, now)
-        assert self._watcher is not None
-        self._watcher.set_paused(dag_id, False, now if from_ == "now" else None)
+        if self._watcher is not None:
+            self._watcher.set_paused(dag_id, False, now if from_ == "now" else None)
 
     async def backfill(self, dag_id: str, start: datetime, end: datetime) -> list[DagRun]:
         """Queue runs for the schedule points in ``[start, end]`` that have none; they
         start oldest first as ``max_active_runs`` allows."""
-        machine = self._require_machine()
+        self._require_serving()
         dag = self._dag(dag_id)
         if dag.schedule is None:
             raise InvalidOperation(f"DAG {dag_id!r} has no schedule to backfill")
         runs = await operations.backfill(
             self.storage, dag_id, start, end, self.clock.now(), schedule=dag.schedule
         )
-        for run in runs:
-            machine.post_run(run)
+        self._admit(runs)
         return runs
 
     async def get_run(self, run_id: int) -> DagRun:
         """:raises RunNotFound: no such run."""
-        self._require_machine()
+        self._require_serving()
         run = await self.storage.get_run(run_id)
         if run is None:
             raise RunNotFound(f"no run with id {run_id}")
@@ -356,45 +590,48 @@ class Scheduler:
         self, dag_id: str | None = None, limit: int = 50, status: DagRunStatus | None = None
     ) -> list[DagRun]:
         """Runs, newest first."""
-        self._require_machine()
+        self._require_serving()
         return await self.storage.list_runs(dag_id=dag_id, status=status, limit=limit)
 
     async def task_runs(self, run_id: int) -> list[TaskRun]:
         """Every attempt of every task of a run."""
-        self._require_machine()
+        self._require_serving()
         return await self.storage.task_runs(run_id)
 
     async def logs(self, run_id: int, task_id: str | None = None) -> list[LogRecord]:
         """Stored task logs of a run (optionally of one task), in the order written."""
-        machine = self._require_machine()
-        if machine.logs:
-            machine.wake()
+        self._require_serving()
+        if self._machine is not None and self._machine.logs:
+            self._machine.wake()
+        if self._reporter is not None and self._reporter.pending:
+            await self._reporter.flush()
         return await self.storage.logs(run_id, task_id)
 
     def statistics(self) -> Statistics:
-        """A snapshot of the scheduler's counters."""
-        machine, consumer = self._machine, self._consumer
-        if machine is None or consumer is None:
-            return Statistics(
-                active_runs=0,
-                queued_tasks=0,
-                running_tasks=0,
-                running_threads=0,
-                tasks_finished=0,
-                runs_finished=0,
-                commits=0,
-                committed_rows=0,
-            )
+        """A snapshot of this process's counters. On a shared storage, ``queued_tasks``
+        adds the ready attempts left in storage at this process's last claim, and the
+        run and commit counters count only while this process is the leader."""
+        machine, consumer, claimer = self._machine, self._consumer, self._claimer
+        queued = len(consumer.queue) if consumer else 0
+        if claimer is not None:  # ready attempts in the shared storage, at the last claim
+            queued += claimer.waiting
         return Statistics(
-            active_runs=len(machine.runs),
-            queued_tasks=len(machine.queue),
-            running_tasks=consumer.running,
-            running_threads=consumer.running_threads,
-            tasks_finished=machine.tasks_finished,
-            runs_finished=machine.runs_finished,
-            commits=machine.commits,
-            committed_rows=machine.committed_rows,
+            active_runs=len(machine.runs) if machine else 0,
+            queued_tasks=queued,
+            running_tasks=consumer.running if consumer else 0,
+            running_threads=consumer.running_threads if consumer else 0,
+            tasks_finished=machine.tasks_finished if machine else 0,
+            runs_finished=machine.runs_finished if machine else 0,
+            commits=machine.commits if machine else 0,
+            committed_rows=machine.committed_rows if machine else 0,
         )
 
     def __repr__(self) -> str:
         return f"<Scheduler dags={list(self._dags)} storage={self.storage!r}>"
+
+
+def _describe(exc: BaseException) -> str:
+    """The messages of an error, or of every error in a group."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"

@@ -44,18 +44,28 @@ def render_alert_text(template: str, **fields: Any) -> str:
 
 
 @attrs.define(eq=False, kw_only=True)
-class RunState:
-    """In-memory bookkeeping of one active run (rebuildable from storage)."""
+class RunView:
+    """What executing an attempt needs to know of its run: the run, its DAG, and the
+    results of finished tasks (by task index) that downstream tasks may read."""
 
     run: DagRun
     dag: DAG
     graph: Graph
+    results: dict[int, Any] = attrs.field(factory=dict)
+
+    def upstream_results(self, index: int) -> Upstream:
+        return Upstream(self, index)
+
+
+@attrs.define(eq=False, kw_only=True)
+class RunState(RunView):
+    """In-memory bookkeeping of one active run (rebuildable from storage)."""
+
     phase: bytearray
     waiting: list[int]
     attempt: list[int]
     failures: list[int]
     streak: list[int]
-    results: dict[int, Any] = attrs.field(factory=dict)
     settled: int = 0
     failed: int = 0
 
@@ -78,8 +88,9 @@ class RunState:
     def finished(self) -> bool:
         return self.settled == len(self.phase)
 
-    def upstream_results(self, index: int) -> Upstream:
-        return Upstream(self, index)
+    def expects(self, i: int, attempt: int) -> bool:
+        """Whether ``attempt`` of task ``i`` is the live one (its outcome is due)."""
+        return self.phase[i] == LIVE and self.attempt[i] == attempt
 
 
 class Upstream(Mapping[str, Any]):
@@ -88,7 +99,7 @@ class Upstream(Mapping[str, Any]):
 
     __slots__ = ("_index", "_state")
 
-    def __init__(self, state: RunState, index: int) -> None:
+    def __init__(self, state: RunView, index: int) -> None:
         self._state = state
         self._index = index
 
@@ -304,7 +315,14 @@ def _alert(state: RunState, tr: TaskRun, kind: str) -> Alert:
 
 
 def restore(
-    run: DagRun, dag: DAG, rows: list[TaskRun], now: datetime, fx: Effects, *, restart: bool
+    run: DagRun,
+    dag: DAG,
+    rows: list[TaskRun],
+    now: datetime,
+    fx: Effects,
+    *,
+    restart: bool,
+    shared: bool = False,
 ) -> RunState:
     """Rebuild a run's state from its stored attempts.
 
@@ -312,6 +330,10 @@ def restore(
     ``interrupted`` and run again; ``scheduled`` ones are queued again; pending retries
     get their timers back. Restart (``restart=True``): failed and upstream-failed tasks
     are reset to run again with new attempt numbers and a fresh retry budget.
+
+    ``shared``: other processes may still be running the ``running`` attempts (under a
+    lease), so they stay live; their outcome, or the reaper's ``interrupted``, comes
+    later.
     """
     state = RunState.new(run, dag)
     index = dag.graph.index
@@ -386,6 +408,8 @@ def restore(
             finished = tr.finished_at or now
             due = finished + task.retry_delay_for(state.failures[i])
             fx.retries.append((due, state, i, tr.attempt))
+        elif shared and status is TaskStatus.running:
+            phase[i] = LIVE  # still leased by a process, or about to be reaped
         else:  # running or interrupted: cut short by a crash or a stop
             phase[i] = LIVE
             resume.append((i, tr))

@@ -6,8 +6,10 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
+import os
 import re
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -40,7 +42,7 @@ from .._structures import (
     TaskRun,
 )
 from .._time import to_utc
-from ..abc import Storage
+from ..abc import Leadership, Notice, SharedStorage
 from . import _redact
 from .memory import SCHEDULED_TRIGGERS
 
@@ -51,6 +53,11 @@ Row = Mapping[str, Any]
 
 #: How long :meth:`PostgresStorage.close` waits for borrowed connections before dropping them.
 CLOSE_TIMEOUT = 10.0
+
+#: Reconnection delays grow from the first to the last, doubling.
+BACKOFF_FIRST, BACKOFF_LAST = 0.1, 5.0
+
+logger = logging.getLogger("ppacer_async.storage")
 
 # -- queries ----------------------------------------------------------------------------
 #
@@ -201,7 +208,8 @@ _COMMIT_LOGS = """inserted_logs AS (
 
 def _commit_statement(runs: bool, task_runs: bool, logs: bool) -> str:
     """The COMMIT statement for one shape; its parameters are the arrays of the parts
-    present, in the order runs (5), task runs (10), logs (6)."""
+    present, in the order runs (5), task runs (10), logs (6), then the channels to
+    notify (sent only if the transaction commits)."""
     guarded = "AND (SELECT ok FROM guard)" if runs else ""
     parts = [_COMMIT_GUARD, _COMMIT_RUNS.format(guarded=guarded)] if runs else []
     first = 6 if runs else 1
@@ -211,8 +219,10 @@ def _commit_statement(runs: bool, task_runs: bool, logs: bool) -> str:
         first += 10
     if logs:
         parts.append(_COMMIT_LOGS.format(*range(first, first + 6), guarded=guarded))
+        first += 6
     ok = "(SELECT ok FROM guard)" if runs else "true"
-    return "WITH " + ",\n".join(parts) + f"\nSELECT {ok}"
+    notify = f"(SELECT count(pg_notify(c, '')) FROM unnest(${first}::text[]) AS c)"
+    return "WITH " + ",\n".join(parts) + f"\nSELECT {ok}, {notify}"
 
 
 COMMIT = {
@@ -255,6 +265,120 @@ LOGS = {
     (False, True): _LOGS.format(where="AND attempt = $2", offset="$3"),
     (True, True): _LOGS.format(where="AND task_id = $2 AND attempt = $3", offset="$4"),
 }
+
+NOTIFY = "SELECT pg_notify($1, '')"
+
+# -- shared work ------------------------------------------------------------------------
+#
+# See sql/postgres/0003_shared_work.sql for the life of an attempt across processes.
+
+TRY_LEADER_LOCK = "SELECT pg_try_advisory_lock($1)"
+
+REGISTER_WORKER = """
+INSERT INTO workers (id, host, pid, role, started_at, renewed_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, now(), now() + $6::interval)
+ON CONFLICT (id) DO UPDATE SET renewed_at = now(), expires_at = EXCLUDED.expires_at
+"""
+
+UNREGISTER_WORKER = "DELETE FROM workers WHERE id = $1"
+
+RENEW_LEASES = """
+WITH worker AS (
+    UPDATE workers SET renewed_at = now(), expires_at = now() + $2::interval WHERE id = $1
+)
+UPDATE task_runs SET lease_expires_at = now() + $2::interval
+WHERE lease_owner = $1 AND status = 'running' AND outcome IS NULL
+"""
+
+_CLAIMED_COLUMNS = (
+    "d.id, d.dag_id, d.logical_time, d.status AS run_status, d.trigger, d.params, "
+    "d.dag_version, d.created_at, d.started_at AS run_started_at, "
+    "d.finished_at AS run_finished_at, t.run_id, t.task_id, t.attempt, t.status, t.reason, "
+    "t.scheduled_at, t.started_at, t.finished_at, t.error, t.result"
+)
+
+CLAIM = f"""
+WITH picked AS (
+    SELECT t.run_id, t.task_id, t.attempt
+    FROM task_runs AS t JOIN dag_runs AS d ON d.id = t.run_id
+    WHERE t.status = 'scheduled' AND d.dag_id = ANY($2::text[])
+    ORDER BY t.scheduled_at, t.run_id, t.task_id, t.attempt
+    LIMIT $3
+    FOR UPDATE OF t SKIP LOCKED
+)
+UPDATE task_runs AS t
+SET status = 'running', started_at = $4, lease_owner = $1,
+    lease_expires_at = now() + $5::interval
+FROM picked AS p, dag_runs AS d
+WHERE t.run_id = p.run_id AND t.task_id = p.task_id AND t.attempt = p.attempt
+    AND d.id = t.run_id
+RETURNING {_CLAIMED_COLUMNS},
+    (SELECT count(*) FROM task_runs WHERE status = 'scheduled') AS scheduled_before
+"""
+
+UPSTREAM_RESULTS = """
+SELECT t.run_id, t.task_id, t.result
+FROM unnest($1::bigint[], $2::text[]) AS k (run_id, task_id)
+JOIN task_runs AS t ON t.run_id = k.run_id AND t.task_id = k.task_id
+WHERE t.status = 'success' AND t.result IS NOT NULL
+"""
+
+# The lease check makes a report and a reap of the same attempt exclude each other: both
+# update the row, so the second waits for the first and then finds the lease gone.
+REPORT = """
+WITH reported AS (
+    UPDATE task_runs AS t
+    SET outcome = u.outcome, finished_at = u.finished_at, error = u.error,
+        result = u.result::jsonb, lease_owner = NULL, lease_expires_at = NULL
+    FROM unnest(
+        $2::bigint[], $3::text[], $4::integer[], $5::text[], $6::timestamptz[], $7::text[],
+        $8::text[]
+    ) AS u (run_id, task_id, attempt, outcome, finished_at, error, result)
+    WHERE t.run_id = u.run_id AND t.task_id = u.task_id AND t.attempt = u.attempt
+        AND t.lease_owner = $1 AND t.status = 'running' AND t.outcome IS NULL
+    RETURNING t.run_id, t.task_id, t.attempt
+), logged AS (
+    INSERT INTO task_logs (run_id, task_id, attempt, time, level, message)
+    SELECT run_id, task_id, attempt, time, level, message
+    FROM unnest(
+        $9::bigint[], $10::text[], $11::integer[], $12::timestamptz[], $13::text[], $14::text[]
+    ) WITH ORDINALITY AS l (run_id, task_id, attempt, time, level, message, n)
+    WHERE EXISTS (SELECT 1 FROM dag_runs WHERE id = l.run_id)
+    ORDER BY n
+)
+SELECT run_id, task_id, attempt, pg_notify($15, '') FROM reported
+"""
+
+_OUTCOME_COLUMNS = (
+    "t.run_id, t.task_id, t.attempt, t.outcome AS status, t.reason, t.scheduled_at, "
+    "t.started_at, t.finished_at, t.error, t.result"
+)
+
+REPORTED_OUTCOMES = f"""
+SELECT {_OUTCOME_COLUMNS}
+FROM task_runs AS t JOIN dag_runs AS d ON d.id = t.run_id
+WHERE t.status = 'running' AND t.outcome IS NOT NULL AND d.dag_id = ANY($1::text[])
+ORDER BY t.finished_at, t.run_id, t.task_id
+LIMIT $2
+"""
+
+REAP = f"""
+WITH reaped AS (
+    UPDATE task_runs AS t
+    SET outcome = 'interrupted', finished_at = now(), lease_owner = NULL,
+        lease_expires_at = NULL,
+        error = 'the process running this attempt (' || coalesce(t.lease_owner, 'unknown')
+            || ') stopped renewing its lease: it crashed, hung or lost the database'
+    WHERE t.status = 'running' AND t.outcome IS NULL
+        AND (t.lease_expires_at IS NULL OR t.lease_expires_at < now())
+    RETURNING {_OUTCOME_COLUMNS}
+), gone AS (
+    DELETE FROM workers WHERE expires_at < now()
+)
+SELECT reaped.*, pg_notify($1, '') FROM reaped
+"""
+
+WORKERS = "SELECT id, host, pid, role, started_at, renewed_at, expires_at FROM workers ORDER BY id"
 
 COUNTS = """
 SELECT
@@ -475,10 +599,67 @@ async def _init_connection(conn: Any) -> None:
 async def _keep_session(conn: Any) -> None:
     """Pool reset hook: skip the per-release reset query.
 
-    asyncpg resets every connection it takes back (a round trip). This storage changes no
-    session state (no SET, LISTEN, cursors or session advisory locks), and asyncpg still
-    rolls back any transaction left open, so the reset would only cost time.
+    asyncpg resets every connection it takes back (a round trip). Pooled connections
+    change no session state (LISTEN and the leader's advisory lock use connections of
+    their own), and asyncpg still rolls back any transaction left open, so the reset
+    would only cost time.
     """
+
+
+#: Errors after which a connection is worth trying again (the server restarted, the
+#: network failed): loops that must survive them back off and retry.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+class _Backoff:
+    """Delays between reconnection attempts: doubling from ``BACKOFF_FIRST`` up to
+    ``BACKOFF_LAST`` seconds, back to the first after a success."""
+
+    def __init__(self) -> None:
+        self.delay = BACKOFF_FIRST
+
+    async def sleep(self) -> None:
+        await anyio.sleep(self.delay)
+        self.delay = min(self.delay * 2, BACKOFF_LAST)
+
+    def reset(self) -> None:
+        self.delay = BACKOFF_FIRST
+
+
+class _PostgresLeadership(Leadership):
+    """The leader's own connection, holding the session advisory lock."""
+
+    def __init__(self, conn: Any, interval: float) -> None:
+        super().__init__()
+        self.conn = conn
+        self.lock = anyio.Lock()
+        self._interval = interval
+        conn.add_termination_listener(self._on_closed)
+
+    def _on_closed(self, conn: Any) -> None:
+        self.lost.set()
+
+    async def hold(self) -> None:
+        """Check the connection (and so the lock) every poll interval; return when it
+        is gone."""
+        while not self.lost.is_set():
+            with anyio.move_on_after(self._interval):
+                await self.lost.wait()
+            if self.lost.is_set():
+                break
+            try:
+                async with self.lock:
+                    await self.conn.fetchval("SELECT 1")
+            except _CONNECTION_ERRORS:
+                self.lost.set()
 
 
 def _validate_positive(name: str, value: timedelta | None, *, optional: bool) -> None:
@@ -488,8 +669,11 @@ def _validate_positive(name: str, value: timedelta | None, *, optional: bool) ->
 
 
 @attrs.define(eq=False, kw_only=True)
-class PostgresStorage(Storage):
+class PostgresStorage(SharedStorage):
     """Storage in a PostgreSQL database, through an asyncpg connection pool.
+
+    Several processes, on one or many machines, may serve the same database: they share
+    the work (see :class:`~ppacer_async.abc.SharedStorage`).
 
     :param dsn: ``postgresql://user:password@host:port/database``.
     :param schema: the schema holding the tables; created if missing. Several
@@ -500,6 +684,11 @@ class PostgresStorage(Storage):
         ``None`` keeps the server's setting.
     :param connect_timeout: how long to wait for a new connection.
     :param application_name: shown in ``pg_stat_activity``.
+    :param lease: how long an attempt stays claimed by a process that stops renewing
+        it (renewed at half the lease); after that it is recorded ``interrupted`` and
+        runs again elsewhere.
+    :param poll_interval: how often processes look for work and changes on their own,
+        in case a notification was lost.
     """
 
     dsn: str = attrs.field(repr=lambda dsn: repr(redact_dsn(dsn)))
@@ -509,7 +698,14 @@ class PostgresStorage(Storage):
     statement_timeout: timedelta | None = timedelta(seconds=30)
     connect_timeout: timedelta = timedelta(seconds=10)
     application_name: str = "ppacer-async"
+    lease: timedelta = timedelta(seconds=30)
+    poll_interval: timedelta = timedelta(seconds=2)
     _pool: Any = attrs.field(init=False, default=None, repr=False)
+    _channels: dict[Notice, str] = attrs.field(init=False, factory=dict, repr=False)
+    _callbacks: dict[Notice, list[Callable[[], None]]] = attrs.field(
+        init=False, factory=dict, repr=False
+    )
+    _leader: _PostgresLeadership | None = attrs.field(init=False, default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.schema:
@@ -523,25 +719,49 @@ class PostgresStorage(Storage):
             )
         _validate_positive("statement_timeout", self.statement_timeout, optional=True)
         _validate_positive("connect_timeout", self.connect_timeout, optional=False)
+        _validate_positive("lease", self.lease, optional=False)
+        _validate_positive("poll_interval", self.poll_interval, optional=False)
+        # Notification channels are per schema, so installations sharing a database
+        # do not wake each other.
+        tag = hashlib.sha256(self.schema.encode()).hexdigest()[:12]
+        kinds: tuple[Notice, ...] = ("work", "outcomes", "changes", "finished")
+        self._channels = {kind: f"ppacer_{tag}_{kind}" for kind in kinds}
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def open(self) -> None:
-        if self._pool is not None:
-            return
+    def _server_settings(self) -> dict[str, str]:
         settings = {
             "search_path": _quote_ident(self.schema),
             "application_name": self.application_name,
         }
         if self.statement_timeout is not None:
             settings["statement_timeout"] = str(_milliseconds(self.statement_timeout))
+        return settings
+
+    async def _connect(self) -> Any:
+        """A connection of its own (not pooled), set up like the pooled ones."""
+        conn = await asyncpg.connect(
+            self.dsn,
+            timeout=self.connect_timeout.total_seconds(),
+            server_settings=self._server_settings(),
+        )
+        try:
+            await _init_connection(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
         with self._errors("connect to", ValueError):
             pool = await asyncpg.create_pool(
                 self.dsn,
                 min_size=self.min_pool_size,
                 max_size=self.max_pool_size,
                 timeout=self.connect_timeout.total_seconds(),
-                server_settings=settings,
+                server_settings=self._server_settings(),
                 init=_init_connection,
                 reset=_keep_session,
             )
@@ -569,7 +789,8 @@ class PostgresStorage(Storage):
             pool.terminate()
 
     async def acquire_scheduler_lock(self) -> None:
-        """Several schedulers may share a PostgreSQL database: nothing to claim."""
+        """Several schedulers may share a PostgreSQL database: nothing to claim here;
+        they elect the one that schedules with :meth:`leadership`."""
 
     async def _migrate(self, conn: Any) -> None:
         """Create or upgrade the schema, one process at a time.
@@ -579,11 +800,7 @@ class PostgresStorage(Storage):
         left exactly as it was.
         """
         schema = _quote_ident(self.schema)
-        key = int.from_bytes(
-            hashlib.sha256(f"ppacer_async.migrate:{self.schema}".encode()).digest()[:8],
-            "big",
-            signed=True,
-        )
+        key = _lock_key(f"ppacer_async.migrate:{self.schema}")
         known = migrations()
         async with conn.transaction():
             await conn.execute(MIGRATE_LOCK, key)
@@ -646,11 +863,7 @@ class PostgresStorage(Storage):
             raise
         except (
             *more,
-            OSError,
-            TimeoutError,
-            asyncpg.PostgresConnectionError,
-            asyncpg.CannotConnectNowError,
-            asyncpg.TooManyConnectionsError,
+            *_CONNECTION_ERRORS,
             asyncpg.InvalidAuthorizationSpecificationError,
             asyncpg.InvalidPasswordError,
             asyncpg.InvalidCatalogNameError,
@@ -738,6 +951,8 @@ class PostgresStorage(Storage):
     ) -> None:
         with self._errors("write to"):
             status = await self._connections.execute(SET_PAUSED, dag_id, paused, resume_after)
+            if status != "UPDATE 0":
+                await self._connections.execute(NOTIFY, self._channels["changes"])
         if status == "UPDATE 0":
             raise DagNotFound(f"DAG {dag_id!r} is not recorded in this storage")
 
@@ -769,6 +984,8 @@ class PostgresStorage(Storage):
         )
         with self._errors("write to"):
             row = await self._connections.fetchrow(CREATE_RUN, *args)
+            if row is not None:
+                await self._connections.execute(NOTIFY, self._channels["changes"])
         return None if row is None else _dag_run(row)
 
     async def record_schedule_event(self, event: ScheduleEvent) -> None:
@@ -801,9 +1018,22 @@ class PostgresStorage(Storage):
         task_runs = {tr.key: tr for tr in changes.task_runs}
         query = COMMIT[bool(runs), bool(task_runs), bool(changes.logs)]
         args = _commit_arguments(runs.values(), task_runs.values(), changes.logs)
+        args.append(self._commit_notices(runs.values(), task_runs.values()))
         with self._errors("write to"):
             try:
-                ok = await self._connections.fetchval(query, *args)
+                leader = self._leader
+                if leader is None:
+                    ok = await self._connections.fetchval(query, *args)
+                else:
+                    # On the connection holding the advisory lock: a process that lost
+                    # the scheduling role cannot write a transition any more.
+                    async with leader.lock:
+                        if leader.lost.is_set():
+                            raise StorageError(
+                                "this process lost the scheduling role (its connection "
+                                "to PostgreSQL dropped); nothing was written"
+                            )
+                        ok = await leader.conn.fetchval(query, *args)
             except asyncpg.ForeignKeyViolationError as exc:
                 raise StorageError(
                     f"commit refers to a DAG run that does not exist ({exc.detail or exc}); "
@@ -857,6 +1087,242 @@ class PostgresStorage(Storage):
             rows = await self._connections.fetch(query, run_id, *args, offset)
         return [_log_record(row) for row in rows]
 
+    def _commit_notices(
+        self, runs: Collection[DagRun], task_runs: Collection[TaskRun]
+    ) -> tuple[str, ...]:
+        """The channels a commit notifies: new ready attempts wake the workers, queued
+        runs the leader, finished runs whoever waits for them."""
+        kinds: set[Notice] = set()
+        for tr in task_runs:
+            if tr.status is TaskStatus.scheduled:
+                kinds.add("work")
+                break
+        for run in runs:
+            if run.status is DagRunStatus.queued:
+                kinds.add("changes")
+            elif run.status.finished:
+                kinds.add("finished")
+        return tuple(self._channels[kind] for kind in kinds)
+
+    # -- shared work -----------------------------------------------------------------
+
+    def add_notice_callback(self, kind: Notice, callback: Callable[[], None]) -> None:
+        self._callbacks.setdefault(kind, []).append(callback)
+
+    def remove_notice_callback(self, kind: Notice, callback: Callable[[], None]) -> None:
+        callbacks = self._callbacks.get(kind, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+
+    def _notify_local(self, kinds: Collection[Notice]) -> None:
+        for kind in kinds:
+            for callback in list(self._callbacks.get(kind, ())):
+                callback()
+
+    def _on_notification(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        for kind, name in self._channels.items():
+            if name == channel:
+                self._notify_local((kind,))
+
+    async def listen(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        task_status.started()
+        backoff = _Backoff()
+        interval = self.poll_interval.total_seconds()
+        while True:
+            try:
+                conn = await self._connect()
+            except _CONNECTION_ERRORS as exc:
+                logger.warning(
+                    "cannot listen for notifications at %s (%s); retrying in %.1f s",
+                    redact_dsn(self.dsn),
+                    self._scrub(f"{type(exc).__name__}: {exc}"),
+                    backoff.delay,
+                )
+                await backoff.sleep()
+                continue
+            closed = anyio.Event()
+            try:
+                conn.add_termination_listener(functools.partial(_set_on_close, closed))
+                for channel in self._channels.values():
+                    await conn.add_listener(channel, self._on_notification)
+                backoff.reset()
+                # Notices sent while nobody listened are lost: everyone looks now.
+                self._notify_local(self._channels)
+                while not closed.is_set():
+                    with anyio.move_on_after(interval):
+                        await closed.wait()
+                    if not closed.is_set():
+                        await conn.fetchval("SELECT 1")
+            except _CONNECTION_ERRORS as exc:
+                logger.warning(
+                    "lost the notification connection (%s); reconnecting",
+                    self._scrub(f"{type(exc).__name__}: {exc}"),
+                )
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await _close_quietly(conn)
+
+    async def wait_for_external_change(self) -> None:
+        """Return on a ``changes`` notice, or after ``poll_interval`` at the latest."""
+        event = anyio.Event()
+        self.add_notice_callback("changes", event.set)
+        try:
+            with anyio.move_on_after(self.poll_interval.total_seconds()):
+                await event.wait()
+        finally:
+            self.remove_notice_callback("changes", event.set)
+
+    @contextlib.asynccontextmanager
+    async def leadership(
+        self, on_standby: Callable[[], None] | None = None
+    ) -> AsyncIterator[Leadership]:
+        if self._leader is not None:
+            raise RuntimeError("this storage already holds the leadership")
+        conn = await self._lock_leader(on_standby or _nothing)
+        leader = _PostgresLeadership(conn, self.poll_interval.total_seconds())
+        self._leader = leader
+        try:
+            yield leader
+        finally:
+            self._leader = None
+            leader.lost.set()
+            with anyio.CancelScope(shield=True):
+                await _close_quietly(conn)  # ends the session: the lock is released
+
+    async def _lock_leader(self, on_standby: Callable[[], None]) -> Any:
+        """Connect and wait for the leader lock, retrying with backoff on errors."""
+        key = _lock_key(f"ppacer_async.leader:{self.schema}")
+        backoff = _Backoff()
+        interval = self.poll_interval.total_seconds()
+        while True:
+            try:
+                conn = await self._connect()
+            except _CONNECTION_ERRORS as exc:
+                logger.warning(
+                    "cannot connect to %s to schedule (%s); retrying in %.1f s",
+                    redact_dsn(self.dsn),
+                    self._scrub(f"{type(exc).__name__}: {exc}"),
+                    backoff.delay,
+                )
+                on_standby()
+                await backoff.sleep()
+                continue
+            try:
+                while True:
+                    if await conn.fetchval(TRY_LEADER_LOCK, key):
+                        return conn
+                    on_standby()
+                    await anyio.sleep(interval)
+            except _CONNECTION_ERRORS as exc:
+                logger.warning(
+                    "lost the connection while waiting to schedule (%s); reconnecting",
+                    self._scrub(f"{type(exc).__name__}: {exc}"),
+                )
+                await _close_quietly(conn)
+                await backoff.sleep()
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await _close_quietly(conn)
+                raise
+
+    async def register_worker(self, worker_id: str, role: str, now: datetime) -> None:
+        host = os.uname().nodename
+        with self._errors("write to"):
+            await self._connections.execute(
+                REGISTER_WORKER, worker_id, host, os.getpid(), role, to_utc(now), self.lease
+            )
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        with self._errors("write to"):
+            await self._connections.execute(UNREGISTER_WORKER, worker_id)
+
+    async def renew_leases(self, worker_id: str) -> None:
+        with self._errors("write to"):
+            await self._connections.execute(RENEW_LEASES, worker_id, self.lease)
+
+    async def claim(
+        self, worker_id: str, dag_ids: Collection[str], limit: int, now: datetime
+    ) -> tuple[list[tuple[DagRun, TaskRun]], int]:
+        if limit < 1 or not dag_ids:
+            return [], 0
+        with self._errors("claim work from"):
+            rows = await self._connections.fetch(
+                CLAIM, worker_id, list(dag_ids), limit, to_utc(now), self.lease
+            )
+        left = rows[0]["scheduled_before"] - len(rows) if rows else 0
+        return [(_claimed_run(row), _task_run(row)) for row in rows], left
+
+    async def upstream_results(
+        self, keys: Collection[tuple[int, str]]
+    ) -> dict[tuple[int, str], Any]:
+        if not keys:
+            return {}
+        run_ids, task_ids = zip(*keys, strict=True)
+        with self._errors("read from"):
+            rows = await self._connections.fetch(UPSTREAM_RESULTS, run_ids, task_ids)
+        return {(row["run_id"], row["task_id"]): row["result"] for row in rows}
+
+    async def report(
+        self, worker_id: str, outcomes: Collection[TaskRun], logs: Collection[LogRecord]
+    ) -> set[tuple[int, str, int]]:
+        if not outcomes and not logs:
+            return set()
+        for tr in outcomes:
+            _check_member(tr.status, _OUTCOMES, f"outcome of task {tr.task_id!r}")
+        columns: list[tuple[Any, ...]] = [()] * 7
+        if outcomes:
+            columns = list(
+                zip(
+                    *[
+                        (
+                            tr.run_id,
+                            tr.task_id,
+                            tr.attempt,
+                            tr.status,
+                            tr.finished_at,
+                            None if tr.error is None else _text(tr.error),
+                            None if tr.result is None else _result_json(tr),
+                        )
+                        for tr in outcomes
+                    ],
+                    strict=True,
+                )
+            )
+        log_columns: list[tuple[Any, ...]] = [()] * 6
+        if logs:
+            log_columns = list(
+                zip(
+                    *[
+                        (r.run_id, r.task_id, r.attempt, r.time, r.level, _text(r.message))
+                        for r in logs
+                    ],
+                    strict=True,
+                )
+            )
+        with self._errors("report to"):
+            rows = await self._connections.fetch(
+                REPORT, worker_id, *columns, *log_columns, self._channels["outcomes"]
+            )
+        return {(row["run_id"], row["task_id"], row["attempt"]) for row in rows}
+
+    async def reported_outcomes(self, dag_ids: Collection[str], limit: int) -> list[TaskRun]:
+        if not dag_ids:
+            return []
+        with self._errors("read from"):
+            rows = await self._connections.fetch(REPORTED_OUTCOMES, list(dag_ids), limit)
+        return [_task_run(row) for row in rows]
+
+    async def reap(self) -> list[TaskRun]:
+        with self._errors("write to"):
+            rows = await self._connections.fetch(REAP, self._channels["outcomes"])
+        return [_task_run(row) for row in rows]
+
+    async def workers(self) -> list[dict[str, Any]]:
+        """The serving processes that registered and have not expired or stopped."""
+        with self._errors("read from"):
+            rows = await self._connections.fetch(WORKERS)
+        return [dict(row) for row in rows]
+
     async def counts(self) -> StorageCounts:
         with self._errors("read from"):
             row = await self._connections.fetchrow(COUNTS)
@@ -868,6 +1334,45 @@ class PostgresStorage(Storage):
             task_logs=row["task_logs"],
             schedule_events=row["schedule_events"],
         )
+
+
+_OUTCOMES = frozenset({TaskStatus.success, TaskStatus.failed, TaskStatus.interrupted})
+
+
+def _lock_key(name: str) -> int:
+    """A signed 64-bit advisory lock key for ``name``."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+async def _close_quietly(conn: Any) -> None:
+    """Close a connection that may already be broken."""
+    with contextlib.suppress(Exception), anyio.move_on_after(CLOSE_TIMEOUT):
+        await conn.close()
+    if not conn.is_closed():
+        conn.terminate()
+
+
+def _nothing() -> None:
+    pass
+
+
+def _set_on_close(event: anyio.Event, conn: Any) -> None:
+    event.set()
+
+
+def _claimed_run(row: Row) -> DagRun:
+    return DagRun(
+        id=row["id"],
+        dag_id=row["dag_id"],
+        logical_time=row["logical_time"],
+        status=DagRunStatus(row["run_status"]),
+        trigger=RunTrigger(row["trigger"]),
+        params=row["params"],
+        dag_version=row["dag_version"],
+        created_at=row["created_at"],
+        started_at=row["run_started_at"],
+        finished_at=row["run_finished_at"],
+    )
 
 
 def _commit_arguments(

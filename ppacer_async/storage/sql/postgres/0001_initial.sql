@@ -53,8 +53,8 @@ CREATE INDEX dag_runs_by_dag ON dag_runs (dag_id, id);
 
 CREATE INDEX dag_runs_active ON dag_runs (id) WHERE status IN ('queued', 'running');
 
--- One row per attempt. lease_owner and lease_expires_at are reserved for claiming task runs
--- from several processes; nothing writes them yet.
+-- One row per attempt. lease_owner and lease_expires_at hold the claim of a running attempt
+-- when several processes share the work (written from schema version 3).
 CREATE TABLE task_runs (
     run_id            bigint      NOT NULL REFERENCES dag_runs (id) ON DELETE CASCADE,
     task_id           text COLLATE "C" NOT NULL,

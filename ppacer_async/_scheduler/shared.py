@@ -1,0 +1,292 @@
+"""The parts every process runs on a shared storage (PostgreSQL), leader or not.
+
+- ``Claimer``: takes scheduled attempts from storage for this process's free workers,
+  when notified of new work, when a worker frees up, or every ``poll_interval``.
+- ``Reporter``: the consumer's sink; stores outcomes and task logs in batches, for the
+  process that schedules to apply.
+- ``keep_leases`` renews the leases of the attempts this process runs, at half the
+  lease; ``reap`` gives up the attempts of processes that stopped renewing theirs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import attrs
+
+from .._enums import TaskStatus
+from .._exceptions import StorageError
+from .._structures import DagRun, LogRecord, TaskRun
+from .state import RunView
+
+if TYPE_CHECKING:
+    from .._dag import DAG
+    from ..abc import Clock, SharedStorage
+    from .consumer import Consumer, Item
+    from .queue import ReadyQueue
+
+logger = logging.getLogger("ppacer_async.scheduler")
+
+#: The most attempts one claim takes.
+CLAIM_BATCH = 500
+
+#: Delays between retries of a failed storage call, doubling up to the last.
+RETRY_FIRST, RETRY_LAST = 0.1, 5.0
+
+
+class _Retry:
+    def __init__(self) -> None:
+        self.delay = RETRY_FIRST
+
+    async def sleep(self) -> None:
+        await anyio.sleep(self.delay)
+        self.delay = min(self.delay * 2, RETRY_LAST)
+
+    def reset(self) -> None:
+        self.delay = RETRY_FIRST
+
+
+class Reporter:
+    """Stores what this process's workers did: outcomes and logs, one batch per turn.
+
+    A failed write is retried with backoff (the database may be restarting) until it
+    succeeds or the attempt's lease is given up; outcomes are never applied here.
+    """
+
+    def __init__(
+        self,
+        *,
+        storage: SharedStorage,
+        worker_id: str,
+        on_reported: Callable[[], None],
+    ) -> None:
+        self.storage = storage
+        self.worker_id = worker_id
+        self.logs: deque[LogRecord] = deque()
+        self._outcomes: list[TaskRun] = []
+        self._on_reported = on_reported
+        self._wake = anyio.Event()
+        self._sending = anyio.Lock()
+        self.dropped = 0
+
+    # -- the consumer's sink ---------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def post_started(self, state: Any, i: int, tr: TaskRun) -> None:
+        """Nothing to write: claiming the attempt marked it running."""
+
+    def post_outcome(self, state: Any, i: int, tr: TaskRun) -> None:
+        self._outcomes.append(tr)
+        self._wake.set()
+
+    def post_interrupted(self, state: Any, i: int, tr: TaskRun) -> None:
+        self._outcomes.append(attrs.evolve(tr, status=TaskStatus.interrupted))
+        self._wake.set()
+
+    # -- writing ---------------------------------------------------------------------
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._outcomes or self.logs)
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        task_status.started()
+        retry = _Retry()
+        while True:
+            if not self.pending:
+                self._wake = anyio.Event()
+                await self._wake.wait()
+            if await self._send():
+                retry.reset()
+            else:
+                await retry.sleep()
+
+    async def flush(self) -> None:
+        """Write what is pending (on shutdown; the caller bounds the time)."""
+        retry = _Retry()
+        while self.pending and not await self._send():
+            await retry.sleep()
+
+    async def _send(self) -> bool:
+        """Write one batch; return False (keeping it) if storage failed."""
+        async with self._sending:
+            outcomes, self._outcomes = self._outcomes, []
+            logs = list(self.logs)
+            self.logs.clear()
+            if not outcomes and not logs:
+                return True
+            try:
+                with anyio.CancelScope(shield=True):
+                    accepted = await self.storage.report(self.worker_id, outcomes, logs)
+            except StorageError as exc:
+                self._outcomes[:0] = outcomes
+                self.logs.extendleft(reversed(logs))
+                logger.warning("cannot report %d outcomes yet: %s", len(outcomes), exc)
+                return False
+        for tr in outcomes:
+            if tr.key not in accepted:
+                self.dropped += 1
+                logger.warning(
+                    "run %s task %s attempt %d ended after its lease was given up; this "
+                    "outcome (%s) is dropped and the attempt runs again",
+                    tr.run_id,
+                    tr.task_id,
+                    tr.attempt,
+                    tr.status,
+                )
+        if outcomes:
+            self._on_reported()
+        return True
+
+
+class Claimer:
+    """Keeps this process's workers busy with attempts claimed from storage.
+
+    It claims only for free workers (never hoarding what other processes could run),
+    and waits for one of: a ``work`` notice, a worker freeing up, ``poll_interval``.
+    """
+
+    def __init__(
+        self,
+        *,
+        storage: SharedStorage,
+        worker_id: str,
+        dags: Mapping[str, DAG],
+        consumer: Consumer,
+        queue: ReadyQueue[Item],
+        clock: Clock,
+        reporter: Reporter,
+    ) -> None:
+        self.storage = storage
+        self.worker_id = worker_id
+        self.dags = dags
+        self.consumer = consumer
+        self.queue = queue
+        self.clock = clock
+        self.reporter = reporter
+        # Refill when a quarter of the workers are free, so a busy process claims in
+        # batches rather than once per finished attempt.
+        self.refill_at = max(1, consumer.workers // 4)
+        #: Ready attempts left in storage at the last claim (any process may take them).
+        self.waiting = 0
+        self._wake = anyio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        self.storage.add_notice_callback("work", self.wake)
+        self.consumer.on_attempt_end = self.wake
+        try:
+            task_status.started()
+            await self._loop()
+        finally:
+            self.storage.remove_notice_callback("work", self.wake)
+            self.consumer.on_attempt_end = None
+
+    async def _loop(self) -> None:
+        consumer = self.consumer
+        poll = self.storage.poll_interval.total_seconds()
+        retry = _Retry()
+        while True:
+            self._wake = anyio.Event()  # before claiming: a notice during it is kept
+            free = consumer.free
+            idle = consumer.running == 0
+            if free >= self.refill_at or (free > 0 and idle):
+                limit = min(free, CLAIM_BATCH)
+                try:
+                    claimed, self.waiting = await self.storage.claim(
+                        self.worker_id, self.dags.keys(), limit, self.clock.now()
+                    )
+                    await self._enqueue(claimed)
+                except StorageError as exc:
+                    logger.warning("cannot claim work: %s; retrying in %.1f s", exc, retry.delay)
+                    await retry.sleep()
+                    continue
+                retry.reset()
+                if len(claimed) == limit:
+                    continue  # there may be more
+            with anyio.move_on_after(poll):
+                await self._wake.wait()
+
+    async def _enqueue(self, claimed: list[tuple[DagRun, TaskRun]]) -> None:
+        if not claimed:
+            return
+        views: dict[int, RunView] = {}
+        items: list[tuple[RunView, int, TaskRun]] = []
+        wanted: set[tuple[int, str]] = set()
+        for run, tr in claimed:
+            dag = self.dags[run.dag_id]
+            graph = dag.graph
+            i = graph.index.get(tr.task_id)
+            if i is None:
+                self.reporter.post_outcome(
+                    None,
+                    0,
+                    attrs.evolve(
+                        tr,
+                        status=TaskStatus.failed,
+                        finished_at=self.clock.now(),
+                        error=(
+                            f"task {tr.task_id!r} is not in DAG {run.dag_id!r} as this "
+                            "process serves it; serve the same DAG files in every process"
+                        ),
+                    ),
+                )
+                continue
+            view = views.get(run.id)
+            if view is None:
+                view = views[run.id] = RunView(run=run, dag=dag, graph=graph)
+            items.append((view, i, tr))
+            wanted.update((run.id, graph.ids[p]) for p in graph.parents[i])
+        if wanted:
+            results = await self.storage.upstream_results(wanted)
+            for (run_id, task_id), value in results.items():
+                view = views[run_id]
+                view.results[view.graph.index[task_id]] = value
+        queue = self.queue
+        for item in items:
+            priority = item[0].graph.tasks[item[1]].priority
+            while not queue.put_nowait(priority, item):
+                await queue.wait_for_space()
+
+
+async def keep_leases(storage: SharedStorage, worker_id: str, role: str, clock: Clock) -> None:
+    """Renew this process's leases (and its ``workers`` row) at half the lease."""
+    half = storage.lease.total_seconds() / 2
+    retry = _Retry()
+    while True:
+        try:
+            await storage.register_worker(worker_id, role, clock.now())
+            await storage.renew_leases(worker_id)
+        except StorageError as exc:
+            logger.warning("cannot renew leases: %s; retrying in %.1f s", exc, retry.delay)
+            await retry.sleep()
+            continue
+        retry.reset()
+        await anyio.sleep(half)
+
+
+async def reap(storage: SharedStorage) -> None:
+    """Give up, every half lease, the attempts of processes that stopped renewing."""
+    half = storage.lease.total_seconds() / 2
+    while True:
+        try:
+            for tr in await storage.reap():
+                logger.warning(
+                    "run %s task %s attempt %d: %s; it runs again",
+                    tr.run_id,
+                    tr.task_id,
+                    tr.attempt,
+                    tr.error,
+                )
+        except StorageError as exc:
+            logger.warning("cannot look for abandoned attempts: %s", exc)
+        await anyio.sleep(half)
