@@ -355,6 +355,16 @@ def _add_serve_parser(subparsers: Any) -> None:
         metavar="N",
         help="blocking (def) tasks running in threads at once (default: %(default)s)",
     )
+    parser.add_argument(
+        "--role",
+        choices=("all", "scheduler", "worker"),
+        default="all",
+        help=(
+            "on PostgreSQL, where several processes share the work: 'scheduler' only "
+            "schedules (one process at a time does, the others stand by), 'worker' only "
+            "runs tasks, 'all' does both (default: %(default)s)"
+        ),
+    )
     _add_log_level_option(parser)
     parser.set_defaults(handler=cmd_serve)
 
@@ -371,8 +381,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             storage=storage,
             max_concurrent_tasks=args.max_concurrent_tasks,
             max_threads=args.max_threads,
+            role=args.role,
         )
-    except PpacerError as exc:
+    except (PpacerError, ValueError) as exc:
         raise CliError(str(exc)) from None
     logger.info(
         "loaded %d DAG%s from %s; storage %s",

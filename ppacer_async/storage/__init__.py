@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from .._exceptions import StorageError
 from .memory import MemoryStorage as MemoryStorage
@@ -20,7 +21,10 @@ def from_url(url: str) -> Storage:
     """Build a storage from a URL.
 
     ``memory://``, ``sqlite:///relative.db``, ``sqlite:////absolute.db``,
-    ``postgresql://user:password@host:port/database``.
+    ``postgresql://user:password@host:port/database``. A PostgreSQL URL may set the
+    storage's options as query parameters (times in seconds), e.g.
+    ``postgresql://ppacer@db/prod?schema=ppacer&max_pool_size=20&lease=60``; the
+    others (``sslmode``, ...) go to the driver.
 
     :raises StorageError: the URL scheme is unknown or its driver is not installed.
     """
@@ -46,11 +50,49 @@ def from_url(url: str) -> Storage:
             raise StorageError(
                 "PostgreSQL storage needs asyncpg: pip install 'ppacer-async[postgres]'"
             ) from exc
-        return PostgresStorage(dsn=url)
+        dsn, options = _postgres_options(url)
+        try:
+            return PostgresStorage(dsn=dsn, **options)
+        except ValueError as exc:
+            raise StorageError(f"{exc} (in the PostgreSQL URL {_redact(url)!r})") from None
     raise StorageError(
         f"unknown storage URL scheme {scheme!r} in {_redact(url)!r}; "
         "use memory://, sqlite:///path.db or postgresql://user@host/db"
     )
+
+
+_POSTGRES_INTS = ("min_pool_size", "max_pool_size")
+_POSTGRES_SECONDS = ("statement_timeout", "connect_timeout", "lease", "poll_interval")
+_POSTGRES_TEXTS = ("schema", "application_name")
+
+
+def _postgres_options(url: str) -> tuple[str, dict[str, Any]]:
+    """Split the storage's own query parameters off a PostgreSQL URL.
+
+    :raises StorageError: a value is not a number where one is needed.
+    """
+    parts = urlsplit(url)
+    options: dict[str, Any] = {}
+    rest = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        try:
+            if key in _POSTGRES_INTS:
+                options[key] = int(value)
+            elif key in _POSTGRES_SECONDS:
+                if key == "statement_timeout" and value.lower() == "none":
+                    options[key] = None
+                else:
+                    options[key] = timedelta(seconds=float(value))
+            elif key in _POSTGRES_TEXTS:
+                options[key] = value
+            else:
+                rest.append((key, value))
+        except ValueError:
+            kind = "a whole number" if key in _POSTGRES_INTS else "a number of seconds"
+            raise StorageError(
+                f"{key}={value!r} in the PostgreSQL URL {_redact(url)!r} must be {kind}"
+            ) from None
+    return parts._replace(query=urlencode(rest)).geturl(), options
 
 
 def _redact(url: str) -> str:

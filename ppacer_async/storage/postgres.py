@@ -665,7 +665,7 @@ class _PostgresLeadership(Leadership):
 def _validate_positive(name: str, value: timedelta | None, *, optional: bool) -> None:
     if value is not None and value <= timedelta(0):
         fix = "; pass None for no limit" if optional else ""
-        raise ValueError(f"{name} must be positive, got {value}{fix}")
+        raise ValueError(f"{name} must be positive, got {value.total_seconds():g} s{fix}")
 
 
 @attrs.define(eq=False, kw_only=True)
