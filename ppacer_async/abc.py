@@ -288,11 +288,11 @@ class SharedStorage(Storage):
     @abstractmethod
     async def claim(
         self, worker_id: str, dag_ids: Collection[str], limit: int, now: datetime
-    ) -> tuple[list[tuple[DagRun, TaskRun]], int]:
-        """Take up to ``limit`` scheduled attempts of the given DAGs, oldest first, and
-        mark them running under ``worker_id``'s lease. No attempt is given to two
-        callers. Also return how many scheduled attempts are left (0 when none was
-        taken)."""
+    ) -> tuple[list[tuple[DagRun, TaskRun]], int | None]:
+        """Take up to ``limit`` scheduled attempts of the given DAGs, roughly oldest
+        first, and mark them running under ``worker_id``'s lease. No attempt is given
+        to two callers. Also return how many scheduled attempts are left (0 when none
+        was taken), or ``None`` when this call did not count them."""
 
     @abstractmethod
     async def upstream_results(
@@ -303,11 +303,18 @@ class SharedStorage(Storage):
 
     @abstractmethod
     async def report(
-        self, worker_id: str, outcomes: Collection[TaskRun], logs: Collection[LogRecord]
+        self,
+        worker_id: str,
+        outcomes: Collection[TaskRun],
+        logs: Collection[LogRecord],
+        *,
+        notify: bool = True,
     ) -> set[tuple[int, str, int]]:
         """Store outcomes (status ``success``, ``failed`` or ``interrupted``) of attempts
         ``worker_id`` claimed, and task logs; return the keys accepted. An attempt whose
-        lease was given up meanwhile is not accepted: its outcome is dropped."""
+        lease was given up meanwhile is not accepted: its outcome is dropped. Without
+        ``notify`` the leader is not sent an ``outcomes`` notice (it is this process,
+        and is handed the outcomes directly)."""
 
     @abstractmethod
     async def reported_outcomes(self, dag_ids: Collection[str], limit: int) -> list[TaskRun]:

@@ -119,6 +119,21 @@ class StateMachine:
         self._outcomes_due = True
         self.wake()
 
+    def post_reported(self, outcomes: list[TaskRun]) -> None:
+        """Outcomes this process's workers just stored: apply them without reading
+        them back."""
+        runs = self.runs
+        for tr in outcomes:
+            state = runs.get(tr.run_id)
+            if state is None:
+                continue
+            i = state.graph.index.get(tr.task_id)
+            if i is None or not state.expects(i, tr.attempt):
+                continue
+            op = _INTERRUPTED if tr.status is TaskStatus.interrupted else _DONE
+            self.inbox.append((op, state, i, tr))
+        self.wake()
+
     def free_slots(self, dag: DAG) -> int:
         """Runs of ``dag`` that may still start without waiting."""
         dag_id = dag.dag_id
@@ -197,16 +212,12 @@ class StateMachine:
         found = await storage.reported_outcomes(self.dags.keys(), OUTCOME_BATCH)
         if len(found) == OUTCOME_BATCH:
             self._outcomes_due = True  # more to read at the next step
-        runs = self.runs
-        for tr in found:
-            state = runs.get(tr.run_id)
-            if state is None:
-                continue
-            i = state.graph.index.get(tr.task_id)
-            if i is None or not state.expects(i, tr.attempt):
-                continue
-            op = _INTERRUPTED if tr.status is TaskStatus.interrupted else _DONE
-            self.inbox.append((op, state, i, tr))
+        # Some may also have been handed over directly (post_reported) and wait in the
+        # inbox, which is drained right after this without awaiting.
+        posted = {
+            event[3].key for event in self.inbox if event[0] == _DONE or event[0] == _INTERRUPTED
+        }
+        self.post_reported([tr for tr in found if tr.key not in posted])
 
     async def _apply(self, fx: Effects, *, stopping: bool) -> None:
         events, self.inbox = self.inbox, deque()

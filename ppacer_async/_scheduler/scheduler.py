@@ -273,7 +273,10 @@ class Scheduler:
         workers = self.max_concurrent_tasks
         queue: ReadyQueue[Item] = ReadyQueue(max(self.queue_size, workers))
         reporter = self._reporter = Reporter(
-            storage=storage, worker_id=self.worker_id, on_reported=self._on_reported
+            storage=storage,
+            worker_id=self.worker_id,
+            leading=lambda: self._machine is not None,
+            on_reported=self._on_reported,
         )
         consumer = self._consumer = Consumer(
             sink=reporter,
@@ -291,6 +294,7 @@ class Scheduler:
             queue=queue,
             clock=self.clock,
             reporter=reporter,
+            local_run=self._local_run,
         )
         try:
             async with anyio.create_task_group() as tg:
@@ -437,10 +441,15 @@ class Scheduler:
         if self._claimer is not None:
             self._claimer.wake()
 
-    def _on_reported(self) -> None:
-        """This process's workers reported outcomes: apply them at once if leading."""
+    def _on_reported(self, outcomes: list[TaskRun]) -> None:
+        """This process's workers reported outcomes: apply them at once if leading
+        (if not, the leader was notified)."""
         if self._machine is not None:
-            self._machine.post_outcomes_due()
+            self._machine.post_reported(outcomes)
+
+    def _local_run(self, run_id: int) -> RunState | None:
+        """The state of a run, if this process leads and runs it."""
+        return self._machine.runs.get(run_id) if self._machine is not None else None
 
     # -- the public API ----------------------------------------------------------------
 

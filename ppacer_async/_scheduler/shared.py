@@ -63,12 +63,14 @@ class Reporter:
         *,
         storage: SharedStorage,
         worker_id: str,
-        on_reported: Callable[[], None],
+        leading: Callable[[], bool],
+        on_reported: Callable[[list[TaskRun]], None],
     ) -> None:
         self.storage = storage
         self.worker_id = worker_id
         self.logs: deque[LogRecord] = deque()
         self._outcomes: list[TaskRun] = []
+        self._leading = leading
         self._on_reported = on_reported
         self._wake = anyio.Event()
         self._sending = anyio.Lock()
@@ -124,14 +126,19 @@ class Reporter:
                 return True
             try:
                 with anyio.CancelScope(shield=True):
-                    accepted = await self.storage.report(self.worker_id, outcomes, logs)
+                    accepted = await self.storage.report(
+                        self.worker_id, outcomes, logs, notify=not self._leading()
+                    )
             except StorageError as exc:
                 self._outcomes[:0] = outcomes
                 self.logs.extendleft(reversed(logs))
                 logger.warning("cannot report %d outcomes yet: %s", len(outcomes), exc)
                 return False
+        taken = []
         for tr in outcomes:
-            if tr.key not in accepted:
+            if tr.key in accepted:
+                taken.append(tr)
+            else:
                 self.dropped += 1
                 logger.warning(
                     "run %s task %s attempt %d ended after its lease was given up; this "
@@ -141,8 +148,8 @@ class Reporter:
                     tr.attempt,
                     tr.status,
                 )
-        if outcomes:
-            self._on_reported()
+        if taken:
+            self._on_reported(taken)
         return True
 
 
@@ -163,6 +170,7 @@ class Claimer:
         queue: ReadyQueue[Item],
         clock: Clock,
         reporter: Reporter,
+        local_run: Callable[[int], RunView | None],
     ) -> None:
         self.storage = storage
         self.worker_id = worker_id
@@ -171,10 +179,11 @@ class Claimer:
         self.queue = queue
         self.clock = clock
         self.reporter = reporter
+        self._local_run = local_run
         # Refill when a quarter of the workers are free, so a busy process claims in
         # batches rather than once per finished attempt.
         self.refill_at = max(1, consumer.workers // 4)
-        #: Ready attempts left in storage at the last claim (any process may take them).
+        #: Ready attempts left in storage at the last count (any process may take them).
         self.waiting = 0
         self._wake = anyio.Event()
 
@@ -202,9 +211,10 @@ class Claimer:
             if free >= self.refill_at or (free > 0 and idle):
                 limit = min(free, CLAIM_BATCH)
                 try:
-                    claimed, self.waiting = await self.storage.claim(
+                    claimed, left = await self.storage.claim(
                         self.worker_id, self.dags.keys(), limit, self.clock.now()
                     )
+                    self.waiting = max(0, self.waiting - len(claimed)) if left is None else left
                     await self._enqueue(claimed)
                 except StorageError as exc:
                     logger.warning("cannot claim work: %s; retrying in %.1f s", exc, retry.delay)
@@ -243,9 +253,13 @@ class Claimer:
                 continue
             view = views.get(run.id)
             if view is None:
-                view = views[run.id] = RunView(run=run, dag=dag, graph=graph)
+                # The leader's own state of the run, when it is this process, already
+                # holds the upstream results.
+                view = self._local_run(run.id) or RunView(run=run, dag=dag, graph=graph)
+                views[run.id] = view
             items.append((view, i, tr))
-            wanted.update((run.id, graph.ids[p]) for p in graph.parents[i])
+            if type(view) is RunView:
+                wanted.update((run.id, graph.ids[p]) for p in graph.parents[i])
         if wanted:
             results = await self.storage.upstream_results(wanted)
             for (run_id, task_id), value in results.items():

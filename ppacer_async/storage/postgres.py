@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from datetime import datetime, timedelta
 from importlib import resources
@@ -297,12 +298,17 @@ _CLAIMED_COLUMNS = (
     "t.scheduled_at, t.started_at, t.finished_at, t.error, t.result"
 )
 
-CLAIM = f"""
+# The DAG test is a scalar subquery, not a join, and there is no ORDER BY, so that only
+# about ``limit`` ready rows are read (in storage order, close to the order they became
+# ready) instead of every ready row being sorted. Counting the ready rows left costs
+# more than the claim itself, so it is done at most every COUNT_EVERY seconds (and
+# whenever the last count found none).
+_CLAIM = f"""
 WITH picked AS (
     SELECT t.run_id, t.task_id, t.attempt
-    FROM task_runs AS t JOIN dag_runs AS d ON d.id = t.run_id
-    WHERE t.status = 'scheduled' AND d.dag_id = ANY($2::text[])
-    ORDER BY t.scheduled_at, t.run_id, t.task_id, t.attempt
+    FROM task_runs AS t
+    WHERE t.status = 'scheduled'
+        AND (SELECT d.dag_id FROM dag_runs AS d WHERE d.id = t.run_id) = ANY($2::text[])
     LIMIT $3
     FOR UPDATE OF t SKIP LOCKED
 )
@@ -312,9 +318,11 @@ SET status = 'running', started_at = $4, lease_owner = $1,
 FROM picked AS p, dag_runs AS d
 WHERE t.run_id = p.run_id AND t.task_id = p.task_id AND t.attempt = p.attempt
     AND d.id = t.run_id
-RETURNING {_CLAIMED_COLUMNS},
-    (SELECT count(*) FROM task_runs WHERE status = 'scheduled') AS scheduled_before
+RETURNING {_CLAIMED_COLUMNS}, {{count}} AS scheduled_before
 """
+CLAIM = _CLAIM.format(count="NULL::bigint")
+CLAIM_COUNTING = _CLAIM.format(count="(SELECT count(*) FROM task_runs WHERE status = 'scheduled')")
+COUNT_EVERY = 0.1
 
 UPSTREAM_RESULTS = """
 SELECT t.run_id, t.task_id, t.result
@@ -346,7 +354,8 @@ WITH reported AS (
     WHERE EXISTS (SELECT 1 FROM dag_runs WHERE id = l.run_id)
     ORDER BY n
 )
-SELECT run_id, task_id, attempt, pg_notify($15, '') FROM reported
+SELECT run_id, task_id, attempt, CASE WHEN $15::text IS NOT NULL THEN pg_notify($15, '') END
+FROM reported
 """
 
 _OUTCOME_COLUMNS = (
@@ -706,6 +715,8 @@ class PostgresStorage(SharedStorage):
         init=False, factory=dict, repr=False
     )
     _leader: _PostgresLeadership | None = attrs.field(init=False, default=None, repr=False)
+    _next_count: float = attrs.field(init=False, default=0.0, repr=False)
+    _counted_left: int = attrs.field(init=False, default=0, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.schema:
@@ -733,6 +744,11 @@ class PostgresStorage(SharedStorage):
         settings = {
             "search_path": _quote_ident(self.schema),
             "application_name": self.application_name,
+            # The batch statements take arrays of 1 to thousands of rows. A generic plan
+            # (made after 5 runs of a prepared statement) cannot know the size and may
+            # pick a nested loop that costs seconds on a few thousand rows; planning
+            # each run costs well under a millisecond per batch.
+            "plan_cache_mode": "force_custom_plan",
         }
         if self.statement_timeout is not None:
             settings["statement_timeout"] = str(_milliseconds(self.statement_timeout))
@@ -1242,15 +1258,31 @@ class PostgresStorage(SharedStorage):
 
     async def claim(
         self, worker_id: str, dag_ids: Collection[str], limit: int, now: datetime
-    ) -> tuple[list[tuple[DagRun, TaskRun]], int]:
+    ) -> tuple[list[tuple[DagRun, TaskRun]], int | None]:
         if limit < 1 or not dag_ids:
-            return [], 0
+            return [], None
+        counting = time.monotonic() >= self._next_count or not self._counted_left
+        query = CLAIM_COUNTING if counting else CLAIM
         with self._errors("claim work from"):
             rows = await self._connections.fetch(
-                CLAIM, worker_id, list(dag_ids), limit, to_utc(now), self.lease
+                query, worker_id, list(dag_ids), limit, to_utc(now), self.lease
             )
-        left = rows[0]["scheduled_before"] - len(rows) if rows else 0
-        return [(_claimed_run(row), _task_run(row)) for row in rows], left
+        left: int | None = None
+        if not rows:
+            left = 0
+        elif counting:
+            left = rows[0]["scheduled_before"] - len(rows)
+            self._next_count = time.monotonic() + COUNT_EVERY
+        if left is not None:
+            self._counted_left = left
+        runs: dict[int, DagRun] = {}
+        claimed = []
+        for row in rows:
+            run = runs.get(row["id"])
+            if run is None:
+                run = runs[row["id"]] = _claimed_run(row)
+            claimed.append((run, _task_run(row)))
+        return claimed, left
 
     async def upstream_results(
         self, keys: Collection[tuple[int, str]]
@@ -1263,7 +1295,12 @@ class PostgresStorage(SharedStorage):
         return {(row["run_id"], row["task_id"]): row["result"] for row in rows}
 
     async def report(
-        self, worker_id: str, outcomes: Collection[TaskRun], logs: Collection[LogRecord]
+        self,
+        worker_id: str,
+        outcomes: Collection[TaskRun],
+        logs: Collection[LogRecord],
+        *,
+        notify: bool = True,
     ) -> set[tuple[int, str, int]]:
         if not outcomes and not logs:
             return set()
@@ -1301,7 +1338,11 @@ class PostgresStorage(SharedStorage):
             )
         with self._errors("report to"):
             rows = await self._connections.fetch(
-                REPORT, worker_id, *columns, *log_columns, self._channels["outcomes"]
+                REPORT,
+                worker_id,
+                *columns,
+                *log_columns,
+                self._channels["outcomes"] if notify else None,
             )
         return {(row["run_id"], row["task_id"], row["attempt"]) for row in rows}
 
