@@ -141,6 +141,19 @@ class StorageCounts:
 
 
 @attrs.frozen(kw_only=True)
+class WorkerInfo:
+    """A process serving a shared storage, as it last renewed its leases."""
+
+    id: str
+    host: str
+    pid: int
+    role: str
+    started_at: datetime
+    renewed_at: datetime
+    expires_at: datetime
+
+
+@attrs.frozen(kw_only=True)
 class Alert:
     """A task failed (``kind="failure"``) or is about to be retried (``kind="retry"``).
 

@@ -22,6 +22,7 @@ from ._structures import (
     ScheduleEvent,
     StorageCounts,
     TaskRun,
+    WorkerInfo,
 )
 
 
@@ -280,6 +281,10 @@ class SharedStorage(Storage):
     @abstractmethod
     async def unregister_worker(self, worker_id: str) -> None:
         """Forget a process that stops cleanly."""
+
+    @abstractmethod
+    async def workers(self) -> list[WorkerInfo]:
+        """The processes serving this storage (registered and not expired), by id."""
 
     @abstractmethod
     async def renew_leases(self, worker_id: str) -> None:

@@ -38,7 +38,7 @@ from ._enums import DagRunStatus, TaskStatus
 from ._exceptions import DagDefinitionError, PpacerError, RunNotFound, StorageError
 from ._scheduler.scheduler import Scheduler
 from ._structures import DagInfo, DagRun, LogRecord, TaskRun
-from .abc import Storage
+from .abc import SharedStorage, Storage
 from .storage import DEFAULT_URL, MemoryStorage, _redact, from_url
 
 #: The environment variable naming the storage URL when ``--storage`` is not given.
@@ -1567,12 +1567,40 @@ async def _db_info(storage: Storage, args: argparse.Namespace) -> int:
         "task_logs": counts.task_logs,
         "schedule_events": counts.schedule_events,
     }
+    workers = await storage.workers() if isinstance(storage, SharedStorage) else None
     if args.json:
-        _print_json({"storage": _redact(storage_url(args.storage)), **values})
+        shown: dict[str, Any] = {"storage": _redact(storage_url(args.storage)), **values}
+        if workers is not None:
+            shown["workers"] = [
+                {
+                    "id": w.id,
+                    "host": w.host,
+                    "pid": w.pid,
+                    "role": w.role,
+                    "started_at": _iso(w.started_at),
+                    "renewed_at": _iso(w.renewed_at),
+                    "expires_at": _iso(w.expires_at),
+                }
+                for w in workers
+            ]
+        _print_json(shown)
         return EXIT_OK
     print(_fit(f"storage          {_redact(storage_url(args.storage))}", WIDTH))
     for name, value in values.items():
         print(f"{name.replace('_', ' '):<16} {value}")
+    if workers is not None:
+        print(f"{'workers':<16} {len(workers)}")
+        if workers:
+            print()
+            print(
+                "\n".join(
+                    _table(
+                        ("WORKER", "ROLE", "RENEWED"),
+                        [(w.id, w.role, _local(w.renewed_at)) for w in workers],
+                        shrink=(0,),
+                    )
+                )
+            )
     return EXIT_OK
 
 

@@ -41,6 +41,7 @@ from .._structures import (
     ScheduleEvent,
     StorageCounts,
     TaskRun,
+    WorkerInfo,
 )
 from .._time import to_utc
 from ..abc import Leadership, Notice, SharedStorage
@@ -387,7 +388,10 @@ WITH reaped AS (
 SELECT reaped.*, pg_notify($1, '') FROM reaped
 """
 
-WORKERS = "SELECT id, host, pid, role, started_at, renewed_at, expires_at FROM workers ORDER BY id"
+WORKERS = """
+SELECT id, host, pid, role, started_at, renewed_at, expires_at FROM workers
+WHERE expires_at >= now() ORDER BY id
+"""
 
 COUNTS = """
 SELECT
@@ -1358,11 +1362,10 @@ class PostgresStorage(SharedStorage):
             rows = await self._connections.fetch(REAP, self._channels["outcomes"])
         return [_task_run(row) for row in rows]
 
-    async def workers(self) -> list[dict[str, Any]]:
-        """The serving processes that registered and have not expired or stopped."""
+    async def workers(self) -> list[WorkerInfo]:
         with self._errors("read from"):
             rows = await self._connections.fetch(WORKERS)
-        return [dict(row) for row in rows]
+        return [WorkerInfo(**row) for row in rows]
 
     async def counts(self) -> StorageCounts:
         with self._errors("read from"):
