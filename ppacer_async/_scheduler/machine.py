@@ -333,11 +333,12 @@ class StateMachine:
             return
         queue = self.queue
         assert queue is not None
-        for item in fx.ready:
-            state, i, _ = item
-            priority = state.graph.tasks[i].priority
-            while not queue.put_nowait(priority, item):
-                await queue.wait_for_space()
+        for ready in fx.ready.values():
+            tasks = ready.state.graph.tasks
+            for item in ready.items():
+                priority = tasks[item[1]].priority
+                while not queue.put_nowait(priority, item):
+                    await queue.wait_for_space()
 
     def _release(self, state: RunState, now: Any, fx: Effects) -> None:
         dag_id = state.run.dag_id

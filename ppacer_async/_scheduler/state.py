@@ -125,6 +125,43 @@ class Upstream(Mapping[str, Any]):
 
 
 @attrs.define(eq=False, kw_only=True)
+class Ready:
+    """The attempts of one run made ready in one step, as task indices.
+
+    They become queue items (a record each) only as they are queued: 100,000 leaves made
+    ready at once are two lists here, not 100,000 records that every garbage
+    collection would scan while they wait for room in the queue.
+    """
+
+    state: RunState
+    at: datetime
+    indices: list[int] = attrs.field(factory=list)
+    reasons: list[AttemptReason] = attrs.field(factory=list)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def items(self) -> Iterator[tuple[RunState, int, TaskRun]]:
+        """Queue items, made one at a time."""
+        state = self.state
+        run_id = state.run.id
+        ids, attempts, at = state.graph.ids, state.attempt, self.at
+        for i, reason in zip(self.indices, self.reasons, strict=True):
+            yield (
+                state,
+                i,
+                TaskRun(
+                    run_id=run_id,
+                    task_id=ids[i],
+                    attempt=attempts[i],
+                    status=TaskStatus.scheduled,
+                    reason=reason,
+                    scheduled_at=at,
+                ),
+            )
+
+
+@attrs.define(eq=False, kw_only=True)
 class Effects:
     """What one batch of transitions writes (``task_runs``, ``dag_runs``) and then does.
 
@@ -139,7 +176,8 @@ class Effects:
 
     task_runs: list[TaskRun] = attrs.field(factory=list)
     dag_runs: list[DagRun] = attrs.field(factory=list)
-    ready: list[tuple[RunState, int, TaskRun]] = attrs.field(factory=list)
+    #: attempts made ready, by run id
+    ready: dict[int, Ready] = attrs.field(factory=dict)
     retries: list[tuple[datetime, RunState, int, int]] = attrs.field(factory=list)
     alerts: list[tuple[RunState, int, Alert]] = attrs.field(factory=list)
     finished: list[RunState] = attrs.field(factory=list)
@@ -153,17 +191,26 @@ def _schedule(
     if reason is None:
         reason = AttemptReason.initial if attempt == 1 else AttemptReason.restart
     state.attempt[i] = attempt
-    tr = TaskRun(
-        run_id=state.run.id,
-        task_id=state.graph.ids[i],
-        attempt=attempt,
-        status=TaskStatus.scheduled,
-        reason=reason,
-        scheduled_at=now,
-    )
     if fx.record_scheduled:
-        fx.task_runs.append(tr)
-    fx.ready.append((state, i, tr))
+        fx.task_runs.append(
+            TaskRun(
+                run_id=state.run.id,
+                task_id=state.graph.ids[i],
+                attempt=attempt,
+                status=TaskStatus.scheduled,
+                reason=reason,
+                scheduled_at=now,
+            )
+        )
+    _add_ready(state, i, reason, now, fx)
+
+
+def _add_ready(state: RunState, i: int, reason: AttemptReason, now: datetime, fx: Effects) -> None:
+    ready = fx.ready.get(state.run.id)
+    if ready is None:
+        ready = fx.ready[state.run.id] = Ready(state=state, at=now)
+    ready.indices.append(i)
+    ready.reasons.append(reason)
 
 
 def start_run(
@@ -401,7 +448,7 @@ def restore(
                 state.settled += 1
         elif status is TaskStatus.scheduled:
             phase[i] = LIVE
-            fx.ready.append((state, i, tr))
+            _add_ready(state, i, tr.reason, now, fx)
         elif status is TaskStatus.up_for_retry:
             phase[i] = LIVE
             task = graph.tasks[i]
