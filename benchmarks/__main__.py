@@ -94,8 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     rows, workloads = asyncio.run(run_suite(settings, args.only, args.storage))
 
+    notes = [
+        f"{key} {described['title']}: {described['skipped']}"
+        for key, described in workloads.items()
+        if "skipped" in described
+    ]
     print()
-    print(render_table(rows))
+    print(render_table(rows, notes))
     report = {
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),

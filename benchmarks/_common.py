@@ -81,6 +81,8 @@ class Workload(ABC):
 
     key: ClassVar[str]
     title: ClassVar[str]
+    #: The storages it runs on; the others chosen are skipped for it.
+    storages: ClassVar[tuple[str, ...]] = STORAGE_KINDS
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

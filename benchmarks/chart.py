@@ -1,4 +1,5 @@
-"""The chart: every result that has a baseline, as a ratio to it, per workload and storage."""
+"""The chart: every result that has a baseline, as a ratio to it, per workload and storage;
+and the W7 speed-up, a ratio in itself."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ from typing import Literal
 
 from .report import BASELINE, Row, format_ratio
 from .targets import target_for
+from .w7_scale_out import SPEEDUP_KEY
 
 #: Bar colours per storage.
 COLOURS = {"memory": "#4c72b0", "sqlite": "#55a868", "postgres": "#c44e52"}
+
+#: Results that are ratios in themselves (3 serving processes against 1), drawn as they
+#: are beside the ratios to the baseline.
+OWN_RATIOS = frozenset({("W7", SPEEDUP_KEY)})
 
 INSTALL_HINT = (
     "matplotlib is not installed, so no chart was drawn (the table and JSON are written); "
@@ -22,8 +28,9 @@ def draw_chart(rows: Sequence[Row], path: Path, title: str) -> Literal["drawn", 
     """Draw ``path`` (PNG) unless matplotlib is ``"missing"`` or no row has a ratio
     (``"empty"``).
 
-    Bars are ratios to plain asyncio (above 1: faster than the baseline), on a log scale
-    so that 0.05 and 1 are both readable; ratio targets are drawn as black markers.
+    Bars are ratios to plain asyncio (above 1: faster than the baseline), and the
+    ``OWN_RATIOS`` as they are, on a log scale so that 0.05 and 1 are both readable;
+    their targets are drawn as black markers.
     """
     try:
         import matplotlib
@@ -33,7 +40,7 @@ def draw_chart(rows: Sequence[Row], path: Path, title: str) -> Literal["drawn", 
     except ImportError:
         return "missing"
 
-    plotted = [r for r in rows if r.ratio is not None and r.storage != BASELINE]
+    plotted = [r for r in rows if _ratio(r) is not None and r.storage != BASELINE]
     groups = list(dict.fromkeys((r.workload, r.metric) for r in plotted))
     storages = [s for s in COLOURS if any(r.storage == s for r in plotted)]
     if not groups or not storages:
@@ -50,20 +57,21 @@ def draw_chart(rows: Sequence[Row], path: Path, title: str) -> Literal["drawn", 
         labels.append(f"{workload} {head.title}\n{head.label} ({head.unit}){inverse}")
         for s, storage in enumerate(storages):
             row = by_key.get((workload, metric, storage))
-            if row is None or row.ratio is None:
+            ratio = None if row is None else _ratio(row)
+            if row is None or ratio is None:
                 continue
             x = g - 0.4 + width * (s + 0.5)
             ax.bar(
                 x,
-                row.ratio,
+                ratio,
                 width * 0.9,
                 color=COLOURS[storage],
                 label=None if storage in legend else storage,
             )
             legend.add(storage)
             ax.annotate(
-                format_ratio(row.ratio),
-                (x, row.ratio),
+                format_ratio(ratio),
+                (x, ratio),
                 ha="center",
                 va="bottom",
                 fontsize=7,
@@ -71,7 +79,8 @@ def draw_chart(rows: Sequence[Row], path: Path, title: str) -> Literal["drawn", 
                 textcoords="offset points",
             )
             target = target_for(workload, metric, storage)
-            if target is not None and target.on == "ratio":
+            own = (workload, metric) in OWN_RATIOS
+            if target is not None and (target.on == "ratio" or own):
                 ax.plot(
                     x,
                     target.bound,
@@ -86,7 +95,7 @@ def draw_chart(rows: Sequence[Row], path: Path, title: str) -> Literal["drawn", 
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--", zorder=0)
     ax.set_yscale("log")
     ax.set_xticks(range(len(groups)), labels, fontsize=8)
-    ax.set_ylabel("ratio to plain asyncio (higher is better)")
+    ax.set_ylabel("ratio to plain asyncio, W7 to 1 process (higher is better)", fontsize=8)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
@@ -94,3 +103,11 @@ def draw_chart(rows: Sequence[Row], path: Path, title: str) -> Literal["drawn", 
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return "drawn"
+
+
+def _ratio(row: Row) -> float | None:
+    """What the chart draws for ``row``: its ratio to the baseline, or its median if it
+    is a ratio in itself."""
+    if (row.workload, row.metric) in OWN_RATIOS:
+        return row.median if row.error is None else None
+    return row.ratio

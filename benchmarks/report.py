@@ -77,8 +77,9 @@ def _outcome(row: Row) -> str:
     return "met" if row.met else "MISSED"
 
 
-def render_table(rows: Sequence[Row]) -> str:
-    """A plain-text table: one line per row, errors listed below it."""
+def render_table(rows: Sequence[Row], notes: Sequence[str] = ()) -> str:
+    """A plain-text table: one line per row, errors and ``notes`` (skipped workloads)
+    listed below it."""
     header = ("workload", "storage", "metric", "median", "baseline", "ratio", "target", "")
     lines = [header]
     for row in rows:
@@ -117,6 +118,7 @@ def render_table(rows: Sequence[Row]) -> str:
         if (row.workload, row.storage) not in seen:
             seen.add((row.workload, row.storage))
             out.append(f"error: {row.workload} on {row.storage}: {row.error}")
+    out += [f"note: {note}" for note in notes]
     met = sum(1 for row in rows if row.met is True)
     missed = sum(1 for row in rows if row.met is False)
     out.append(f"targets: {met} met, {missed} missed")

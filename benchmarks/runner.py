@@ -6,7 +6,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from ._common import Metric, Settings, Workload, median
+from ._common import POSTGRES_DSN_ENV, Metric, Settings, Workload, median
 from .report import BASELINE, Row, format_number
 from .targets import target_for
 from .w1_fanout import FanOut
@@ -15,10 +15,11 @@ from .w3_many_runs import ManyRuns
 from .w4_threads import Threads
 from .w5_schedule import SchedulePrecision
 from .w6_scale import Scale
+from .w7_scale_out import ScaleOut
 
 #: Every workload, by the key ``--only`` takes.
 WORKLOADS: dict[str, type[Workload]] = {
-    cls.key: cls for cls in (FanOut, Chain, ManyRuns, Threads, SchedulePrecision, Scale)
+    cls.key: cls for cls in (FanOut, Chain, ManyRuns, Threads, SchedulePrecision, Scale, ScaleOut)
 }
 
 Progress = Callable[[str], None]
@@ -120,12 +121,29 @@ async def run_suite(
     storages: Sequence[str],
     progress: Progress = print_progress,
 ) -> tuple[list[Row], dict[str, dict[str, object]]]:
-    """Run the chosen workloads; return the rows and what each workload was sized at."""
+    """Run the chosen workloads; return the rows and what each workload was sized at
+    (or, under ``"skipped"``, why it did not run)."""
     rows: list[Row] = []
     described: dict[str, dict[str, object]] = {}
     for key in keys:
-        workload = WORKLOADS[key](settings)  # builds the graphs, outside any timing
+        cls = WORKLOADS[key]
+        chosen = [s for s in storages if s in cls.storages]
+        if not chosen:
+            described[key] = {"title": cls.title, "skipped": skip_reason(cls, settings)}
+            progress(f"{key} {cls.title}: {described[key]['skipped']}")
+            continue
+        workload = cls(settings)  # builds the graphs, outside any timing
         described[key] = {"title": workload.title, **workload.describe()}
         progress(f"{key} {workload.title}: {described[key]}")
-        rows += await run_workload(workload, storages, progress)
+        rows += await run_workload(workload, chosen, progress)
     return rows, described
+
+
+def skip_reason(cls: type[Workload], settings: Settings) -> str:
+    """Why a workload did not run: none of the storages it runs on was chosen."""
+    needs = " or ".join(cls.storages)
+    if "postgres" in cls.storages and not settings.postgres_dsn:
+        how = f"give --postgres-dsn DSN (or ${POSTGRES_DSN_ENV})"
+    else:
+        how = f"add {needs} to --storage"
+    return f"skipped: it runs on {needs} only; {how}"

@@ -7,6 +7,7 @@ from typing import Literal
 import attrs
 
 from .w6_scale import COST_GROWTH_KEY, growth_key
+from .w7_scale_out import SPEEDUP_KEY
 
 #: Any storage.
 ANY = "*"
@@ -53,6 +54,7 @@ TARGETS: dict[tuple[str, str, str], Target] = {
     ("W2", "delay_p50_us", "sqlite"): Target(on="value", op="<=", bound=1000, unit="µs"),
     ("W5", "lateness_p99_ms", ANY): Target(on="value", op="<=", bound=5, unit="ms"),
     ("W6", COST_GROWTH_KEY, ANY): Target(on="value", op="<=", bound=1.25, unit="x"),
+    ("W7", SPEEDUP_KEY, "postgres"): Target(on="value", op=">=", bound=2, unit="x"),
 }
 
 #: RSS growth per task, at every W6 size.
