@@ -1,5 +1,8 @@
-"""The W7 DAG, in a file of its own so that ``ppacer-async serve benchmarks/w7_dag.py``
-can load it by path: one root, 2,000 leaves that each sleep 10 ms, one join.
+"""The W7 DAGs, in a file of their own so that ``ppacer-async serve
+benchmarks/w7_dag.py`` can load them by path: one root, 2,000 leaves that each sleep
+10 ms, one join; and the same with 60 leaves, run untimed first so that every process
+has connected and prepared its statements before the clock starts, as a long-serving
+process has.
 
 Self-contained (nothing from the rest of the suite), so it loads the same way whatever
 the serving process's working directory.
@@ -15,6 +18,8 @@ from ppacer_async import DAG, TaskContext, task
 
 DAG_ID = "w7_scale_out"
 LEAVES = 2_000
+WARM_UP_ID = "w7_warm_up"
+WARM_UP_LEAVES = 60
 LEAF_SECONDS = 0.01
 
 # As in the rest of the suite (``_common.quiet_logging``): no log line per task, which
@@ -32,14 +37,14 @@ async def nap(ctx: TaskContext) -> None:
     await anyio.sleep(LEAF_SECONDS)
 
 
-def build_scale_out(leaves: int = LEAVES) -> DAG:
+def build_scale_out(leaves: int = LEAVES, dag_id: str = DAG_ID) -> DAG:
     """``root >> [leaf_0 .. leaf_n-1] >> join``."""
     root = task(noop, id="root")
     join = task(noop, id="join")
     middle = [task(nap, id=f"leaf_{i}") for i in range(leaves)]
-    dag = DAG(DAG_ID, max_active_runs=1)
+    dag = DAG(dag_id, max_active_runs=1)
     dag.add(root >> middle >> join)
     return dag
 
 
-dags = [build_scale_out()]
+dags = [build_scale_out(), build_scale_out(WARM_UP_LEAVES, WARM_UP_ID)]
