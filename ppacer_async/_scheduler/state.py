@@ -165,8 +165,9 @@ class Ready:
 class Effects:
     """What one batch of transitions writes (``task_runs``, ``dag_runs``) and then does.
 
-    ``record_scheduled``: write a ``scheduled`` row for each attempt made ready. Without
-    it (one process), readiness is not written separately: it follows from the stored
+    ``record_scheduled``: write a ``scheduled`` row for each attempt made ready (on a
+    shared storage, where other processes claim them). Without it (one process),
+    readiness is not written separately: it follows from the stored
     results of the parents, committed in the same transaction as the step that made
     the attempt ready, and recovery derives it again. That halves the rows written per
     task; the attempt's row appears when it starts (if it suspends) or ends.
