@@ -5,6 +5,10 @@ event available, applies the pure transitions of ``state.py``, commits everythin
 ONE transaction (group commit), and only then acts: queues ready attempts, arms retry
 timers, sends alerts and wakes whoever waits for a finished run.
 
+Ready attempts the queue has no room for wait in a backlog, fed to the queue as it
+drains; meanwhile the loop goes on committing outcomes, so a run that makes 100,000
+tasks ready at once does not hold every result in memory until the last is queued.
+
 On a shared storage (``shared=True``) the machine runs only in the process holding the
 leadership. Ready attempts are written as ``scheduled`` rows for every process to claim
 instead of being queued here, and outcomes come from storage (``reported_outcomes``),
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -77,6 +81,9 @@ class StateMachine:
         self.pending: dict[str, deque[RunState]] = {}
         self.incoming: dict[str, int] = {}  # posted runs not admitted yet
         self.waiters: dict[int, list[anyio.Event]] = {}
+        self._backlog: deque[Iterator[Item]] = deque()
+        self._held: Item | None = None  # taken from the backlog, refused by the queue
+        self.backlogged = 0  # ready attempts not in the queue yet
         self._wake: anyio.Event | None = None
         self.commits = 0
         self.committed_rows = 0
@@ -150,7 +157,7 @@ class StateMachine:
         await self.recover()
         task_status.started()
         while True:
-            if not self.inbox and not self.logs and not self._outcomes_due:
+            if not (self.inbox or self.logs or self._outcomes_due or self._feedable()):
                 self._wake = anyio.Event()
                 await self._wake.wait()
             await self.step()
@@ -331,14 +338,31 @@ class StateMachine:
             if fx.ready and self._on_ready is not None:
                 self._on_ready()
             return
-        queue = self.queue
-        assert queue is not None
         for ready in fx.ready.values():
-            tasks = ready.state.graph.tasks
-            for item in ready.items():
-                priority = tasks[item[1]].priority
-                while not queue.put_nowait(priority, item):
-                    await queue.wait_for_space()
+            self._backlog.append(ready.items())
+            self.backlogged += len(ready)
+        self._feed()
+
+    def _feedable(self) -> bool:
+        queue = self.queue
+        return bool(self._backlog) and queue is not None and len(queue) < queue.capacity
+
+    def _feed(self) -> None:
+        """Move backlogged ready attempts into the queue while it has room; when it is
+        full, have it wake the loop once it has drained to half."""
+        queue, backlog = self.queue, self._backlog
+        assert queue is not None
+        while backlog:
+            item = self._held or next(backlog[0], None)
+            if item is None:
+                backlog.popleft()
+                continue
+            self._held = None
+            if not queue.put_nowait(item[0].graph.tasks[item[1]].priority, item):
+                self._held = item
+                queue.on_space(self.wake)
+                return
+            self.backlogged -= 1
 
     def _release(self, state: RunState, now: Any, fx: Effects) -> None:
         dag_id = state.run.dag_id

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import anyio
@@ -26,6 +27,7 @@ class ReadyQueue(Generic[T]):
         self._size = 0
         self._getters: deque[anyio.Event] = deque()
         self._space: anyio.Event | None = None
+        self._on_space: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return self._size
@@ -43,6 +45,13 @@ class ReadyQueue(Generic[T]):
         if self._getters:
             self._getters.popleft().set()
         return True
+
+    def on_space(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, when the queue has drained to half its capacity."""
+        if self._size <= self.capacity // 2:
+            callback()
+        else:
+            self._on_space = callback
 
     async def wait_for_space(self) -> None:
         """Wait until the queue has drained to half its capacity."""
@@ -62,9 +71,13 @@ class ReadyQueue(Generic[T]):
             del self._buckets[priority]
             heapq.heappop(levels)
         self._size -= 1
-        if self._space is not None and self._size <= self.capacity // 2:
-            self._space.set()
-            self._space = None
+        if self._size <= self.capacity // 2:
+            if self._space is not None:
+                self._space.set()
+                self._space = None
+            if self._on_space is not None:
+                callback, self._on_space = self._on_space, None
+                callback()
         return item
 
     async def get(self) -> T:

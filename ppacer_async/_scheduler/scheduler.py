@@ -622,6 +622,8 @@ class Scheduler:
         run and commit counters count only while this process is the leader."""
         machine, consumer, claimer = self._machine, self._consumer, self._claimer
         queued = len(consumer.queue) if consumer else 0
+        if machine is not None:  # ready attempts waiting for room in the queue
+            queued += machine.backlogged
         if claimer is not None:  # ready attempts in the shared storage, at the last claim
             queued += claimer.waiting
         return Statistics(
