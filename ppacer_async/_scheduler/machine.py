@@ -186,6 +186,7 @@ class StateMachine:
             else:
                 await self._admit_stored(run, dag, now, fx)
         self._release_finished(now, fx)
+        self.runs_finished += len(fx.finished)
         if self.runs:
             logger.info("recovered %d active runs", len(self.runs))
         await self._commit_and_act(fx)
@@ -266,6 +267,9 @@ class StateMachine:
         self.tasks_finished += done
         if not stopping:
             self._release_finished(now, fx)
+        # Counted before the commit, like the tasks: on a shared storage, a waiter in
+        # this process may learn of the commit (a notice) before this loop resumes.
+        self.runs_finished += len(fx.finished)
 
     def _release_finished(self, now: Any, fx: Effects) -> None:
         """Free the slots of finished runs for queued runs of the same DAG, in the same
@@ -330,7 +334,6 @@ class StateMachine:
         for state, i, alert in fx.alerts:
             self._on_alert(state, i, alert)
         for state in fx.finished:
-            self.runs_finished += 1
             for event in self.waiters.pop(state.run.id, ()):
                 event.set()
             self._on_run_finished(state.run)

@@ -19,6 +19,7 @@ import anyio
 import anyio.abc
 import attrs
 
+from .._backoff import Backoff
 from .._enums import TaskStatus
 from .._exceptions import StorageError
 from .._structures import DagRun, LogRecord, TaskRun
@@ -34,21 +35,6 @@ logger = logging.getLogger("ppacer_async.scheduler")
 
 #: The most attempts one claim takes.
 CLAIM_BATCH = 500
-
-#: Delays between retries of a failed storage call, doubling up to the last.
-RETRY_FIRST, RETRY_LAST = 0.1, 5.0
-
-
-class _Retry:
-    def __init__(self) -> None:
-        self.delay = RETRY_FIRST
-
-    async def sleep(self) -> None:
-        await anyio.sleep(self.delay)
-        self.delay = min(self.delay * 2, RETRY_LAST)
-
-    def reset(self) -> None:
-        self.delay = RETRY_FIRST
 
 
 class Reporter:
@@ -100,7 +86,7 @@ class Reporter:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         task_status.started()
-        retry = _Retry()
+        retry = Backoff()
         while True:
             if not self.pending:
                 self._wake = anyio.Event()
@@ -112,7 +98,7 @@ class Reporter:
 
     async def flush(self) -> None:
         """Write what is pending (on shutdown; the caller bounds the time)."""
-        retry = _Retry()
+        retry = Backoff()
         while self.pending and not await self._send():
             await retry.sleep()
 
@@ -203,7 +189,7 @@ class Claimer:
     async def _loop(self) -> None:
         consumer = self.consumer
         poll = self.storage.poll_interval.total_seconds()
-        retry = _Retry()
+        retry = Backoff()
         while True:
             self._wake = anyio.Event()  # before claiming: a notice during it is kept
             free = consumer.free
@@ -275,7 +261,7 @@ class Claimer:
 async def keep_leases(storage: SharedStorage, worker_id: str, role: str, clock: Clock) -> None:
     """Renew this process's leases (and its ``workers`` row) at half the lease."""
     half = storage.lease.total_seconds() / 2
-    retry = _Retry()
+    retry = Backoff()
     while True:
         try:
             await storage.register_worker(worker_id, role, clock.now())

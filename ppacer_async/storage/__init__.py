@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
@@ -87,7 +88,7 @@ def _postgres_options(url: str) -> tuple[str, dict[str, Any]]:
                 options[key] = value
             else:
                 rest.append((key, value))
-        except ValueError:
+        except (ValueError, OverflowError):
             kind = "a whole number" if key in _POSTGRES_INTS else "a number of seconds"
             raise StorageError(
                 f"{key}={value!r} in the PostgreSQL URL {_redact(url)!r} must be {kind}"
@@ -95,10 +96,19 @@ def _postgres_options(url: str) -> tuple[str, dict[str, Any]]:
     return parts._replace(query=urlencode(rest)).geturl(), options
 
 
+_PASSWORD_PARAM = re.compile(r"(?i)(password=)[^&\s]*")
+
+
 def _redact(url: str) -> str:
-    """Hide the password of a URL, for messages and reprs."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """Hide the password of a URL, for messages and reprs: in the user part, and in a
+    ``password=`` query parameter."""
+    url = _PASSWORD_PARAM.sub(r"\1***", url)
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    if password is None:
+        return url
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()

@@ -20,6 +20,7 @@ import anyio
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
 
+from .._backoff import Backoff
 from .._enums import (
     AttemptReason,
     DagRunStatus,
@@ -55,9 +56,6 @@ Row = Mapping[str, Any]
 
 #: How long :meth:`PostgresStorage.close` waits for borrowed connections before dropping them.
 CLOSE_TIMEOUT = 10.0
-
-#: Reconnection delays grow from the first to the last, doubling.
-BACKOFF_FIRST, BACKOFF_LAST = 0.1, 5.0
 
 logger = logging.getLogger("ppacer_async.storage")
 
@@ -585,12 +583,10 @@ def _dag_info(row: Row) -> DagInfo:
 
 # -- connections ------------------------------------------------------------------------
 
-_PASSWORD_PARAM = re.compile(r"(?i)(password=)[^&\s]*")
-
 
 def redact_dsn(dsn: str) -> str:
     """Hide the password of a DSN, whether in the user part or a ``password=`` parameter."""
-    return _PASSWORD_PARAM.sub(r"\1***", _redact(dsn))
+    return _redact(dsn)
 
 
 def _quote_ident(name: str) -> str:
@@ -630,21 +626,6 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.TooManyConnectionsError,
 )
-
-
-class _Backoff:
-    """Delays between reconnection attempts: doubling from ``BACKOFF_FIRST`` up to
-    ``BACKOFF_LAST`` seconds, back to the first after a success."""
-
-    def __init__(self) -> None:
-        self.delay = BACKOFF_FIRST
-
-    async def sleep(self) -> None:
-        await anyio.sleep(self.delay)
-        self.delay = min(self.delay * 2, BACKOFF_LAST)
-
-    def reset(self) -> None:
-        self.delay = BACKOFF_FIRST
 
 
 class _PostgresLeadership(Leadership):
@@ -720,6 +701,7 @@ class PostgresStorage(SharedStorage):
     )
     _leader: _PostgresLeadership | None = attrs.field(init=False, default=None, repr=False)
     _next_count: float = attrs.field(init=False, default=0.0, repr=False)
+    _changes: anyio.Event | None = attrs.field(init=False, default=None, repr=False)
     _counted_left: int = attrs.field(init=False, default=0, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -1146,7 +1128,7 @@ class PostgresStorage(SharedStorage):
 
     async def listen(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         task_status.started()
-        backoff = _Backoff()
+        backoff = Backoff()
         interval = self.poll_interval.total_seconds()
         while True:
             try:
@@ -1183,14 +1165,21 @@ class PostgresStorage(SharedStorage):
                     await _close_quietly(conn)
 
     async def wait_for_external_change(self) -> None:
-        """Return on a ``changes`` notice, or after ``poll_interval`` at the latest."""
-        event = anyio.Event()
-        self.add_notice_callback("changes", event.set)
-        try:
-            with anyio.move_on_after(self.poll_interval.total_seconds()):
-                await event.wait()
-        finally:
-            self.remove_notice_callback("changes", event.set)
+        """Return on a ``changes`` notice, or after ``poll_interval`` at the latest.
+
+        A notice that arrives between two calls (while the caller reads the storage)
+        makes the next call return at once: it is never lost.
+        """
+        if self._changes is None:
+            self._changes = anyio.Event()
+            self.add_notice_callback("changes", self._on_changes)
+        with anyio.move_on_after(self.poll_interval.total_seconds()):
+            await self._changes.wait()
+        self._changes = anyio.Event()
+
+    def _on_changes(self) -> None:
+        if self._changes is not None:
+            self._changes.set()
 
     @contextlib.asynccontextmanager
     async def leadership(
@@ -1212,7 +1201,7 @@ class PostgresStorage(SharedStorage):
     async def _lock_leader(self, on_standby: Callable[[], None]) -> Any:
         """Connect and wait for the leader lock, retrying with backoff on errors."""
         key = _lock_key(f"ppacer_async.leader:{self.schema}")
-        backoff = _Backoff()
+        backoff = Backoff()
         interval = self.poll_interval.total_seconds()
         while True:
             try:
