@@ -267,6 +267,56 @@ async def test_async_timeout_cancels_the_task_at_its_deadline(
     assert timedelta(milliseconds=50) <= took < timedelta(seconds=5)
 
 
+async def test_tasks_may_enter_cancel_scopes_before_they_first_suspend(
+    storage_factory: StorageFactory,
+) -> None:
+    """Ordinary anyio code as a task's first statement: a deadline, a lock, a task group.
+    The engine runs a task's first step before its own timeout is set up."""
+    lock = anyio.Lock()
+
+    @task
+    async def bounded(ctx: TaskContext) -> str:
+        with anyio.fail_after(5):
+            await anyio.sleep(0.01)
+        return "bounded"
+
+    @task
+    async def locked(ctx: TaskContext) -> str:
+        async with lock:
+            await anyio.sleep(0.01)
+        return "locked"
+
+    @task
+    async def grouped(ctx: TaskContext) -> str:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(anyio.sleep, 0.01)
+        return "grouped"
+
+    @task
+    async def own_timeout(ctx: TaskContext) -> None:
+        with anyio.fail_after(0.01):  # the task's own deadline, not the engine's
+            await anyio.sleep(5)
+
+    @task(timeout=timedelta(milliseconds=50))
+    async def held_too_long(ctx: TaskContext) -> None:
+        with anyio.CancelScope():
+            await anyio.sleep(30)
+
+    dag = DAG("scoped").add(bounded, locked, grouped, own_timeout, held_too_long)
+    scheduler, run_id = await run_once(dag, storage_factory())
+    async with Scheduler([], storage=scheduler.storage) as reader:
+        rows = {tr.task_id: tr for tr in await reader.task_runs(run_id)}
+    assert {t: rows[t].result for t in ("bounded", "locked", "grouped")} == {
+        "bounded": "bounded",
+        "locked": "locked",
+        "grouped": "grouped",
+    }
+    assert rows["own_timeout"].status is TaskStatus.failed
+    assert (rows["own_timeout"].error or "").strip().splitlines()[-1] == "TimeoutError"
+    assert rows["held_too_long"].status is TaskStatus.failed
+    assert "timed out after 0.05s" in (rows["held_too_long"].error or "")
+
+
 async def test_thread_timeout_sets_cancelled_and_fails_at_the_deadline(
     storage_factory: StorageFactory,
 ) -> None:

@@ -9,6 +9,7 @@ process that schedules; nothing here touches storage.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -59,8 +60,8 @@ class _Resume:
 
     The first step of an async task runs directly (``coro.send(None)``); most short
     tasks finish there, with no cancel scope or timer. A task that suspends is driven
-    from where it stopped by this awaitable, inside a cancel scope that enforces its
-    timeout: values and exceptions (cancellation included) are forwarded unchanged.
+    from where it stopped by this awaitable, under a timeout: values and exceptions
+    (cancellation included) are forwarded unchanged.
     """
 
     __slots__ = ("_coro", "_yielded")
@@ -274,10 +275,18 @@ class Consumer:
                 return stop.value, None
             state, i, tr = item
             self.sink.post_started(state, i, _running(tr, started))
-            with anyio.CancelScope(deadline=_deadline(task, begun)) as scope:
-                value = await _Resume(coro, yielded)
-            if scope.cancelled_caught:
-                return None, _timeout_message(task)
+            # asyncio's timeout, not an anyio cancel scope: in its first step the task
+            # may have entered cancel scopes of its own (anyio.fail_after, a lock, a task
+            # group), which must stay the innermost of this worker's scopes until the
+            # task exits them; asyncio's timeout keeps no stack of scopes.
+            timeout = asyncio.timeout_at(_deadline(task, begun))
+            try:
+                async with timeout:
+                    value = await _Resume(coro, yielded)
+            except TimeoutError:
+                if timeout.expired():
+                    return None, _timeout_message(task)
+                raise  # the task's own
             return value, None
         except Exception as exc:
             return None, describe_exception(exc)
