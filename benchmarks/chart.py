@@ -9,14 +9,14 @@ from typing import Literal
 
 from .report import BASELINE, Row, format_ratio
 from .targets import target_for
-from .w7_scale_out import SPEEDUP_KEY
+from .w7_scale_out import DEFAULT_SPEEDUP_KEY, SPEEDUP_KEY
 
 #: Bar colours per storage.
 COLOURS = {"memory": "#4c72b0", "sqlite": "#55a868", "postgres": "#c44e52"}
 
 #: Results that are ratios in themselves (3 serving processes against 1), drawn as they
 #: are beside the ratios to the baseline.
-OWN_RATIOS = frozenset({("W7", SPEEDUP_KEY)})
+OWN_RATIOS = frozenset({("W7", SPEEDUP_KEY), ("W7", DEFAULT_SPEEDUP_KEY)})
 
 INSTALL_HINT = (
     "matplotlib is not installed, so no chart was drawn (the table and JSON are written); "
