@@ -294,10 +294,10 @@ class SharedStorage(Storage):
     async def claim(
         self, worker_id: str, dag_ids: Collection[str], limit: int, now: datetime
     ) -> tuple[list[tuple[DagRun, TaskRun]], int | None]:
-        """Take up to ``limit`` scheduled attempts of the given DAGs, roughly oldest
-        first, and mark them running under ``worker_id``'s lease. No attempt is given
-        to two callers. Also return how many scheduled attempts are left (0 when none
-        was taken), or ``None`` when this call did not count them."""
+        """Take up to ``limit`` scheduled attempts of the given DAGs, oldest first, and
+        mark them running under ``worker_id``'s lease. No attempt is given to two
+        callers. Also return how many scheduled attempts are left (0 when none was
+        taken), or ``None`` when this call did not count them."""
 
     @abstractmethod
     async def upstream_results(

@@ -297,17 +297,21 @@ _CLAIMED_COLUMNS = (
     "t.scheduled_at, t.started_at, t.finished_at, t.error, t.result"
 )
 
-# The DAG test is a scalar subquery, not a join, and there is no ORDER BY, so that only
-# about ``limit`` ready rows are read (in storage order, close to the order they became
-# ready) instead of every ready row being sorted. Counting the ready rows left costs
-# more than the claim itself, so it is done at most every COUNT_EVERY seconds (and
-# whenever the last count found none).
+# Claims read the ready index (task_runs_ready) in its order and stop at the limit:
+# the DAG test is a scalar subquery, not a join, and the connection that claims plans
+# without bitmap scans or sorts (CLAIM_SETTINGS). A bitmap scan, or a sort of every
+# ready row, would read every entry of the index each time, including those of rows
+# claimed since the last vacuum, so a claim would cost more the more rows were made
+# ready at once; read in order, such entries are marked dead and skipped. Counting the
+# ready rows left costs more than the claim itself, so it is done at most every
+# COUNT_EVERY seconds (and whenever the last count found none).
 _CLAIM = f"""
 WITH picked AS (
     SELECT t.run_id, t.task_id, t.attempt
     FROM task_runs AS t
     WHERE t.status = 'scheduled'
         AND (SELECT d.dag_id FROM dag_runs AS d WHERE d.id = t.run_id) = ANY($2::text[])
+    ORDER BY t.scheduled_at, t.run_id, t.task_id, t.attempt
     LIMIT $3
     FOR UPDATE OF t SKIP LOCKED
 )
@@ -322,6 +326,7 @@ RETURNING {_CLAIMED_COLUMNS}, {{count}} AS scheduled_before
 CLAIM = _CLAIM.format(count="NULL::bigint")
 CLAIM_COUNTING = _CLAIM.format(count="(SELECT count(*) FROM task_runs WHERE status = 'scheduled')")
 COUNT_EVERY = 0.1
+CLAIM_SETTINGS = {"enable_bitmapscan": "off", "enable_sort": "off"}
 
 UPSTREAM_RESULTS = """
 SELECT t.run_id, t.task_id, t.result
@@ -702,6 +707,9 @@ class PostgresStorage(SharedStorage):
     _leader: _PostgresLeadership | None = attrs.field(init=False, default=None, repr=False)
     _next_count: float = attrs.field(init=False, default=0.0, repr=False)
     _changes: anyio.Event | None = attrs.field(init=False, default=None, repr=False)
+    #: The connection claims run on (see CLAIM_SETTINGS), opened at the first claim.
+    _claiming: Any = attrs.field(init=False, default=None, repr=False)
+    _claim_lock: anyio.Lock = attrs.field(init=False, factory=anyio.Lock, repr=False)
     _counted_left: int = attrs.field(init=False, default=0, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -740,12 +748,13 @@ class PostgresStorage(SharedStorage):
             settings["statement_timeout"] = str(_milliseconds(self.statement_timeout))
         return settings
 
-    async def _connect(self) -> Any:
-        """A connection of its own (not pooled), set up like the pooled ones."""
+    async def _connect(self, **settings: str) -> Any:
+        """A connection of its own (not pooled), set up like the pooled ones, with
+        ``settings`` on top."""
         conn = await asyncpg.connect(
             self.dsn,
             timeout=self.connect_timeout.total_seconds(),
-            server_settings=self._server_settings(),
+            server_settings={**self._server_settings(), **settings},
         )
         try:
             await _init_connection(conn)
@@ -779,8 +788,11 @@ class PostgresStorage(SharedStorage):
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            with anyio.CancelScope(shield=True):
+        claiming, self._claiming = self._claiming, None
+        with anyio.CancelScope(shield=True):
+            if claiming is not None:
+                await _close_quietly(claiming)
+            if pool is not None:
                 await self._close_pool(pool)
 
     @staticmethod
@@ -1256,10 +1268,20 @@ class PostgresStorage(SharedStorage):
             return [], None
         counting = time.monotonic() >= self._next_count or not self._counted_left
         query = CLAIM_COUNTING if counting else CLAIM
+        args = (worker_id, list(dag_ids), limit, to_utc(now), self.lease)
         with self._errors("claim work from"):
-            rows = await self._connections.fetch(
-                query, worker_id, list(dag_ids), limit, to_utc(now), self.lease
-            )
+            async with self._claim_lock:
+                if self._pool is None:
+                    raise StorageError("PostgresStorage is not open; call await storage.open()")
+                try:
+                    if self._claiming is None:
+                        self._claiming = await self._connect(**CLAIM_SETTINGS)
+                    rows = await self._claiming.fetch(query, *args)
+                except _CONNECTION_ERRORS:
+                    claiming, self._claiming = self._claiming, None
+                    if claiming is not None:
+                        await _close_quietly(claiming)  # reconnect at the next claim
+                    raise
         left: int | None = None
         if not rows:
             left = 0
