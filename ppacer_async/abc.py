@@ -259,7 +259,8 @@ class SharedStorage(Storage):
 
     @abstractmethod
     def add_notice_callback(self, kind: Notice, callback: Callable[[], None]) -> None:
-        """Call ``callback`` (on the event loop) whenever a notice of ``kind`` arrives."""
+        """Call ``callback`` (on the event loop) whenever a notice of ``kind`` arrives
+        from another process (what this one writes, it tells its own parts)."""
 
     @abstractmethod
     def remove_notice_callback(self, kind: Notice, callback: Callable[[], None]) -> None:

@@ -245,7 +245,7 @@ class Scheduler:
                 async with anyio.create_task_group() as tg:
                     await tg.start(storage.listen)
                     await storage.register_worker(self.worker_id, self.role, self.clock.now())
-                    tg.start_soon(reap, storage)
+                    tg.start_soon(reap, storage, self._on_reaped)
                     if executes:
                         await tg.start(self._execute, storage)
                     if self.role in ("all", "scheduler"):
@@ -447,6 +447,12 @@ class Scheduler:
         if self._machine is not None:
             self._machine.post_reported(outcomes)
 
+    def _on_reaped(self) -> None:
+        """Attempts of stopped processes were recorded interrupted: apply them at once
+        if leading."""
+        if self._machine is not None:
+            self._machine.post_outcomes_due()
+
     def _local_run(self, run_id: int) -> RunState | None:
         """The state of a run, if this process leads and runs it."""
         return self._machine.runs.get(run_id) if self._machine is not None else None
@@ -511,27 +517,24 @@ class Scheduler:
                     return run
                 await event.wait()
         finally:
-            waiters = machine.waiters.get(run_id)
-            if waiters and event in waiters:
-                waiters.remove(event)
-                if not waiters:
-                    del machine.waiters[run_id]
+            _discard_waiter(machine, run_id, event)
         found = await self.storage.get_run(run_id)
         assert found is not None
         return found
 
     async def _wait_shared(self, storage: SharedStorage, run_id: int) -> DagRun:
-        """Wait for a run that any process may be running: look again on each
-        ``finished`` notice, and every ``poll_interval``."""
-        wake = anyio.Event()
-
-        def on_finished() -> None:
-            wake.set()
-
-        storage.add_notice_callback("finished", on_finished)
-        try:
-            while True:
-                wake = anyio.Event()
+        """Wait for a run that any process may be running, looking again when it may
+        have finished: told by this process's state machine while it leads (after the
+        commit that finished the run), else on each ``finished`` notice; and every
+        ``poll_interval`` in any case."""
+        while True:
+            wake = anyio.Event()
+            machine = self._machine
+            if machine is not None:
+                machine.waiters.setdefault(run_id, []).append(wake)
+            else:
+                storage.add_notice_callback("finished", wake.set)
+            try:
                 run = await storage.get_run(run_id)
                 if run is None:
                     raise RunNotFound(f"no run with id {run_id}")
@@ -539,8 +542,11 @@ class Scheduler:
                     return run
                 with anyio.move_on_after(storage.poll_interval.total_seconds()):
                     await wake.wait()
-        finally:
-            storage.remove_notice_callback("finished", on_finished)
+            finally:
+                if machine is not None:
+                    _discard_waiter(machine, run_id, wake)
+                else:
+                    storage.remove_notice_callback("finished", wake.set)
 
     async def restart_run(self, run_id: int) -> DagRun:
         """Run again what did not succeed in a failed run (new attempt numbers).
@@ -639,6 +645,14 @@ class Scheduler:
 
     def __repr__(self) -> str:
         return f"<Scheduler dags={list(self._dags)} storage={self.storage!r}>"
+
+
+def _discard_waiter(machine: StateMachine, run_id: int, event: anyio.Event) -> None:
+    waiters = machine.waiters.get(run_id)
+    if waiters and event in waiters:
+        waiters.remove(event)
+        if not waiters:
+            del machine.waiters[run_id]
 
 
 def _describe(exc: BaseException) -> str:

@@ -274,12 +274,15 @@ async def keep_leases(storage: SharedStorage, worker_id: str, role: str, clock: 
         await anyio.sleep(half)
 
 
-async def reap(storage: SharedStorage) -> None:
-    """Give up, every half lease, the attempts of processes that stopped renewing."""
+async def reap(storage: SharedStorage, on_reaped: Callable[[], None]) -> None:
+    """Give up, every half lease, the attempts of processes that stopped renewing;
+    ``on_reaped`` is called when there were some (the leader is told by a notice,
+    unless it is this process)."""
     half = storage.lease.total_seconds() / 2
     while True:
         try:
-            for tr in await storage.reap():
+            reaped = await storage.reap()
+            for tr in reaped:
                 logger.warning(
                     "run %s task %s attempt %d: %s; it runs again",
                     tr.run_id,
@@ -287,6 +290,8 @@ async def reap(storage: SharedStorage) -> None:
                     tr.attempt,
                     tr.error,
                 )
+            if reaped:
+                on_reaped()
         except StorageError as exc:
             logger.warning("cannot look for abandoned attempts: %s", exc)
         await anyio.sleep(half)

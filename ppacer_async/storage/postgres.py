@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from datetime import datetime, timedelta
 from importlib import resources
@@ -106,7 +107,9 @@ INSERT INTO dag_versions (dag_id, version, definition_hash, definition, created_
 VALUES ($1, $2, $3, $4::text::jsonb, $5)
 """
 
-SET_PAUSED = "UPDATE dags SET paused = $2, resume_after = $3 WHERE dag_id = $1"
+SET_PAUSED = """
+UPDATE dags SET paused = $2, resume_after = $3 WHERE dag_id = $1 RETURNING pg_notify($4, $5)
+"""
 
 # One statement, so one round trip and atomic without BEGIN/COMMIT. The NOT EXISTS test
 # refuses a taken point before a sequence value is drawn, so ids stay dense; ON CONFLICT
@@ -130,7 +133,7 @@ WITH run AS (
     SELECT dag_id, logical_time, $8::text, created_at, id FROM run
     WHERE $8::text IS NOT NULL
 )
-SELECT {_RUN_COLUMNS} FROM run
+SELECT {_RUN_COLUMNS}, pg_notify($9, $10) FROM run
 """
 
 INSERT_SCHEDULE_EVENT = """
@@ -209,7 +212,7 @@ _COMMIT_LOGS = """inserted_logs AS (
 def _commit_statement(runs: bool, task_runs: bool, logs: bool) -> str:
     """The COMMIT statement for one shape; its parameters are the arrays of the parts
     present, in the order runs (5), task runs (10), logs (6), then the channels to
-    notify (sent only if the transaction commits)."""
+    notify (sent only if the transaction commits) and the notices' payload."""
     guarded = "AND (SELECT ok FROM guard)" if runs else ""
     parts = [_COMMIT_GUARD, _COMMIT_RUNS.format(guarded=guarded)] if runs else []
     first = 6 if runs else 1
@@ -221,7 +224,7 @@ def _commit_statement(runs: bool, task_runs: bool, logs: bool) -> str:
         parts.append(_COMMIT_LOGS.format(*range(first, first + 6), guarded=guarded))
         first += 6
     ok = "(SELECT ok FROM guard)" if runs else "true"
-    notify = f"(SELECT count(pg_notify(c, '')) FROM unnest(${first}::text[]) AS c)"
+    notify = f"(SELECT count(pg_notify(c, ${first + 1})) FROM unnest(${first}::text[]) AS c)"
     return "WITH " + ",\n".join(parts) + f"\nSELECT {ok}, {notify}"
 
 
@@ -265,8 +268,6 @@ LOGS = {
     (False, True): _LOGS.format(where="AND attempt = $2", offset="$3"),
     (True, True): _LOGS.format(where="AND task_id = $2 AND attempt = $3", offset="$4"),
 }
-
-NOTIFY = "SELECT pg_notify($1, '')"
 
 # -- shared work ------------------------------------------------------------------------
 #
@@ -358,7 +359,7 @@ WITH reported AS (
     WHERE EXISTS (SELECT 1 FROM dag_runs WHERE id = l.run_id)
     ORDER BY n
 )
-SELECT run_id, task_id, attempt, CASE WHEN $15::text IS NOT NULL THEN pg_notify($15, '') END
+SELECT run_id, task_id, attempt, CASE WHEN $15::text IS NOT NULL THEN pg_notify($15, $16) END
 FROM reported
 """
 
@@ -388,7 +389,7 @@ WITH reaped AS (
 ), gone AS (
     DELETE FROM workers WHERE expires_at < now()
 )
-SELECT reaped.*, pg_notify($1, '') FROM reaped
+SELECT reaped.*, pg_notify($1, $2) FROM reaped
 """
 
 WORKERS = """
@@ -710,6 +711,8 @@ class PostgresStorage(SharedStorage):
     #: The connection claims run on (see CLAIM_SETTINGS), opened at the first claim.
     _claiming: Any = attrs.field(init=False, default=None, repr=False)
     _claim_lock: anyio.Lock = attrs.field(init=False, factory=anyio.Lock, repr=False)
+    #: The payload of this storage's notices: its own are not delivered back to it.
+    _sender: str = attrs.field(init=False, factory=lambda: uuid.uuid4().hex, repr=False)
     _counted_left: int = attrs.field(init=False, default=0, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -964,9 +967,9 @@ class PostgresStorage(SharedStorage):
         self, dag_id: str, paused: bool, resume_after: datetime | None = None
     ) -> None:
         with self._errors("write to"):
-            status = await self._connections.execute(SET_PAUSED, dag_id, paused, resume_after)
-            if status != "UPDATE 0":
-                await self._connections.execute(NOTIFY, self._channels["changes"])
+            status = await self._connections.execute(
+                SET_PAUSED, dag_id, paused, resume_after, self._channels["changes"], self._sender
+            )
         if status == "UPDATE 0":
             raise DagNotFound(f"DAG {dag_id!r} is not recorded in this storage")
 
@@ -997,9 +1000,9 @@ class PostgresStorage(SharedStorage):
             event,
         )
         with self._errors("write to"):
-            row = await self._connections.fetchrow(CREATE_RUN, *args)
-            if row is not None:
-                await self._connections.execute(NOTIFY, self._channels["changes"])
+            row = await self._connections.fetchrow(
+                CREATE_RUN, *args, self._channels["changes"], self._sender
+            )
         return None if row is None else _dag_run(row)
 
     async def record_schedule_event(self, event: ScheduleEvent) -> None:
@@ -1031,8 +1034,8 @@ class PostgresStorage(SharedStorage):
         runs = {run.id: run for run in changes.dag_runs}
         task_runs = {tr.key: tr for tr in changes.task_runs}
         query = COMMIT[bool(runs), bool(task_runs), bool(changes.logs)]
-        args = _commit_arguments(runs.values(), task_runs.values(), changes.logs)
-        args.append(self._commit_notices(runs.values(), task_runs.values()))
+        args: list[Any] = _commit_arguments(runs.values(), task_runs.values(), changes.logs)
+        args += [self._commit_notices(runs.values(), task_runs.values()), self._sender]
         with self._errors("write to"):
             try:
                 leader = self._leader
@@ -1134,6 +1137,8 @@ class PostgresStorage(SharedStorage):
                 callback()
 
     def _on_notification(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        if payload == self._sender:
+            return  # this process did it, and told its own parts directly
         for kind, name in self._channels.items():
             if name == channel:
                 self._notify_local((kind,))
@@ -1358,6 +1363,7 @@ class PostgresStorage(SharedStorage):
                 *columns,
                 *log_columns,
                 self._channels["outcomes"] if notify else None,
+                self._sender,
             )
         return {(row["run_id"], row["task_id"], row["attempt"]) for row in rows}
 
@@ -1370,7 +1376,7 @@ class PostgresStorage(SharedStorage):
 
     async def reap(self) -> list[TaskRun]:
         with self._errors("write to"):
-            rows = await self._connections.fetch(REAP, self._channels["outcomes"])
+            rows = await self._connections.fetch(REAP, self._channels["outcomes"], self._sender)
         return [_task_run(row) for row in rows]
 
     async def workers(self) -> list[WorkerInfo]:
