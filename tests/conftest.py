@@ -5,6 +5,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -41,6 +42,32 @@ def postgres_unavailable_reason() -> str | None:
     if os.environ.get("CI"):
         pytest.fail(f"PostgreSQL tests must run in CI: {reason}")
     return reason
+
+
+@pytest.fixture
+async def admin() -> AsyncIterator[Any]:
+    """A plain asyncpg connection to the test server, for setting up and inspecting."""
+    reason = postgres_unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
+    import asyncpg  # type: ignore[import-untyped, unused-ignore]
+
+    conn = await asyncpg.connect(POSTGRES_DSN)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def schema(admin: Any) -> AsyncIterator[str]:
+    """A fresh, empty schema, dropped after the test."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        yield name
+    finally:
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 StorageFactory = Callable[[], Storage]

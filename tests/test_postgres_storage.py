@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import traceback
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -20,38 +19,12 @@ from ppacer_async._enums import AttemptReason, RunTrigger, ScheduleEventKind, Ta
 from ppacer_async._structures import Changes, LogRecord, TaskRun
 from ppacer_async.storage import from_url
 from ppacer_async.storage.postgres import PostgresStorage, schema_version
-from tests.conftest import POSTGRES_DSN, postgres_unavailable_reason
+from tests.conftest import POSTGRES_DSN
 
 pytestmark = pytest.mark.anyio
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SECRET = "hunter2-secret"
-
-
-@pytest.fixture
-async def admin() -> AsyncIterator[Any]:
-    """A plain asyncpg connection to the test server, for setting up and inspecting."""
-    reason = postgres_unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"PostgreSQL tests skipped: {reason}")
-    import asyncpg  # type: ignore[import-untyped, unused-ignore]
-
-    conn = await asyncpg.connect(POSTGRES_DSN)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def schema(admin: Any) -> AsyncIterator[str]:
-    """A fresh, empty schema, dropped after the test."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE SCHEMA "{name}"')
-    try:
-        yield name
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 async def tables(admin: Any, schema: str) -> list[str]:

@@ -12,7 +12,6 @@ import inspect
 import logging
 import re
 import traceback
-import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -43,7 +42,7 @@ from ppacer_async.schedules import Interval
 from ppacer_async.storage import MemoryStorage, from_url
 from ppacer_async.storage.postgres import PostgresStorage
 
-from .conftest import POSTGRES_DSN, postgres_unavailable_reason
+from .conftest import POSTGRES_DSN
 from .helpers import T0, Gate, Recorder
 
 pytestmark = pytest.mark.anyio
@@ -58,32 +57,6 @@ Make = Callable[..., PostgresStorage]
 
 
 # -- fixtures and helpers ----------------------------------------------------------------
-
-
-@pytest.fixture
-async def admin() -> AsyncIterator[Any]:
-    """A plain asyncpg connection to the test server, for setting up and inspecting."""
-    reason = postgres_unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"PostgreSQL tests skipped: {reason}")
-    import asyncpg  # type: ignore[import-untyped, unused-ignore]
-
-    conn = await asyncpg.connect(POSTGRES_DSN)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def schema(admin: Any) -> AsyncIterator[str]:
-    """A fresh, empty schema, dropped after the test."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE SCHEMA "{name}"')
-    try:
-        yield name
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 @pytest.fixture

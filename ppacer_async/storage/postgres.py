@@ -524,18 +524,20 @@ def _result_json(tr: TaskRun) -> str:
         ) from exc
 
 
-def _dag_run(row: Row) -> DagRun:
+def _dag_run(row: Row, prefix: str = "") -> DagRun:
+    """A run from its columns; ``prefix`` names the status and times where a query
+    also returns those of a task run (``run_status``, ...)."""
     return DagRun(
         id=row["id"],
         dag_id=row["dag_id"],
         logical_time=row["logical_time"],
-        status=DagRunStatus(row["status"]),
+        status=DagRunStatus(row[prefix + "status"]),
         trigger=RunTrigger(row["trigger"]),
         params=row["params"],
         dag_version=row["dag_version"],
         created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
+        started_at=row[prefix + "started_at"],
+        finished_at=row[prefix + "finished_at"],
     )
 
 
@@ -1300,7 +1302,7 @@ class PostgresStorage(SharedStorage):
         for row in rows:
             run = runs.get(row["id"])
             if run is None:
-                run = runs[row["id"]] = _claimed_run(row)
+                run = runs[row["id"]] = _dag_run(row, "run_")
             claimed.append((run, _task_run(row)))
         return claimed, left
 
@@ -1419,21 +1421,6 @@ def _nothing() -> None:
 
 def _set_on_close(event: anyio.Event, conn: Any) -> None:
     event.set()
-
-
-def _claimed_run(row: Row) -> DagRun:
-    return DagRun(
-        id=row["id"],
-        dag_id=row["dag_id"],
-        logical_time=row["logical_time"],
-        status=DagRunStatus(row["run_status"]),
-        trigger=RunTrigger(row["trigger"]),
-        params=row["params"],
-        dag_version=row["dag_version"],
-        created_at=row["created_at"],
-        started_at=row["run_started_at"],
-        finished_at=row["run_finished_at"],
-    )
 
 
 def _commit_arguments(
