@@ -10,7 +10,8 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from ppacer_async.storage import redact_url
 
 from ._common import POSTGRES_DSN_ENV, SCHEDULER_OPTIONS, STORAGE_KINDS, Settings, quiet_logging
 from .chart import INSTALL_HINT, draw_chart
@@ -72,13 +73,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def redact(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_logging()
@@ -107,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quick": args.quick,
         "repeat": args.repeat,
         "storages": args.storage,
-        "postgres_dsn": redact(args.postgres_dsn) if "postgres" in args.storage else None,
+        "postgres_dsn": redact_url(args.postgres_dsn) if "postgres" in args.storage else None,
         "machine": machine,
         "scheduler_options": SCHEDULER_OPTIONS,
         "workloads": workloads,

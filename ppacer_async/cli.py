@@ -39,7 +39,7 @@ from ._exceptions import DagDefinitionError, PpacerError, RunNotFound, StorageEr
 from ._scheduler.scheduler import Scheduler
 from ._structures import DagInfo, DagRun, LogRecord, TaskRun
 from .abc import SharedStorage, Storage
-from .storage import DEFAULT_URL, MemoryStorage, _redact, from_url
+from .storage import DEFAULT_URL, MemoryStorage, from_url, redact_url
 
 #: The environment variable naming the storage URL when ``--storage`` is not given.
 STORAGE_ENV = "PPACER_STORAGE"
@@ -390,7 +390,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         len(dags),
         "" if len(dags) == 1 else "s",
         args.target,
-        _redact(url),
+        redact_url(url),
     )
     threads_before = set(threading.enumerate())
     # The DAGs just loaded live as long as this process: move them out of the cyclic
@@ -1569,7 +1569,7 @@ async def _db_info(storage: Storage, args: argparse.Namespace) -> int:
     }
     workers = await storage.workers() if isinstance(storage, SharedStorage) else None
     if args.json:
-        shown: dict[str, Any] = {"storage": _redact(storage_url(args.storage)), **values}
+        shown: dict[str, Any] = {"storage": redact_url(storage_url(args.storage)), **values}
         if workers is not None:
             shown["workers"] = [
                 {
@@ -1585,7 +1585,7 @@ async def _db_info(storage: Storage, args: argparse.Namespace) -> int:
             ]
         _print_json(shown)
         return EXIT_OK
-    print(_fit(f"storage          {_redact(storage_url(args.storage))}", WIDTH))
+    print(_fit(f"storage          {redact_url(storage_url(args.storage))}", WIDTH))
     for name, value in values.items():
         print(f"{name.replace('_', ' '):<16} {value}")
     if workers is not None:
@@ -1636,14 +1636,14 @@ async def _db_upgrade(storage: Storage, args: argparse.Namespace, before: int | 
     if args.json:
         _print_json(
             {
-                "storage": _redact(storage_url(args.storage)),
+                "storage": redact_url(storage_url(args.storage)),
                 "created": before is None,
                 "schema_version_before": None if before is None or before < 0 else before,
                 "schema_version": after,
             }
         )
     elif before is None:
-        print(f"created {_redact(storage_url(args.storage))} at schema version {after}")
+        print(f"created {redact_url(storage_url(args.storage))} at schema version {after}")
     elif before < 0:
         print(f"schema version {after}; pending migrations, if any, were applied")
     elif before == after:

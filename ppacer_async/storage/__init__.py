@@ -13,7 +13,7 @@ from .memory import MemoryStorage as MemoryStorage
 if TYPE_CHECKING:
     from ..abc import Storage
 
-__all__ = ["MemoryStorage", "from_url"]
+__all__ = ["MemoryStorage", "from_url", "redact_url"]
 
 DEFAULT_URL = "sqlite:///ppacer.db"
 
@@ -55,9 +55,9 @@ def from_url(url: str) -> Storage:
         try:
             return PostgresStorage(dsn=dsn, **options)
         except ValueError as exc:
-            raise StorageError(f"{exc} (in the PostgreSQL URL {_redact(url)!r})") from None
+            raise StorageError(f"{exc} (in the PostgreSQL URL {redact_url(url)!r})") from None
     raise StorageError(
-        f"unknown storage URL scheme {scheme!r} in {_redact(url)!r}; "
+        f"unknown storage URL scheme {scheme!r} in {redact_url(url)!r}; "
         "use memory://, sqlite:///path.db or postgresql://user@host/db"
     )
 
@@ -91,7 +91,7 @@ def _postgres_options(url: str) -> tuple[str, dict[str, Any]]:
         except (ValueError, OverflowError):
             kind = "a whole number" if key in _POSTGRES_INTS else "a number of seconds"
             raise StorageError(
-                f"{key}={value!r} in the PostgreSQL URL {_redact(url)!r} must be {kind}"
+                f"{key}={value!r} in the PostgreSQL URL {redact_url(url)!r} must be {kind}"
             ) from None
     return parts._replace(query=urlencode(rest)).geturl(), options
 
@@ -99,7 +99,7 @@ def _postgres_options(url: str) -> tuple[str, dict[str, Any]]:
 _PASSWORD_PARAM = re.compile(r"(?i)(password=)[^&\s]*")
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """Hide the password of a URL, for messages and reprs: in the user part, and in a
     ``password=`` query parameter."""
     url = _PASSWORD_PARAM.sub(r"\1***", url)

@@ -47,7 +47,7 @@ from .._structures import (
 )
 from .._time import to_utc
 from ..abc import Leadership, Notice, SharedStorage
-from . import _redact
+from . import redact_url
 from .memory import SCHEDULED_TRIGGERS
 
 __all__ = ["PostgresStorage"]
@@ -592,11 +592,6 @@ def _dag_info(row: Row) -> DagInfo:
 # -- connections ------------------------------------------------------------------------
 
 
-def redact_dsn(dsn: str) -> str:
-    """Hide the password of a DSN, whether in the user part or a ``password=`` parameter."""
-    return _redact(dsn)
-
-
 def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -693,7 +688,7 @@ class PostgresStorage(SharedStorage):
         in case a notification was lost.
     """
 
-    dsn: str = attrs.field(repr=lambda dsn: repr(redact_dsn(dsn)))
+    dsn: str = attrs.field(repr=lambda dsn: repr(redact_url(dsn)))
     schema: str = "public"
     min_pool_size: int = 1
     max_pool_size: int = 10
@@ -831,7 +826,7 @@ class PostgresStorage(SharedStorage):
             elif relations:
                 shown = ", ".join(relations[:5]) + (", ..." if len(relations) > 5 else "")
                 raise StorageError(
-                    f"schema {self.schema!r} of {redact_dsn(self.dsn)} holds tables that are "
+                    f"schema {self.schema!r} of {redact_url(self.dsn)} holds tables that are "
                     f"not ppacer-async's ({shown}) and no schema_version table; point "
                     "PostgresStorage at an empty schema (schema='ppacer') or another database"
                 )
@@ -839,7 +834,7 @@ class PostgresStorage(SharedStorage):
                 current = 0
             if current > len(known):
                 raise SchemaVersionError(
-                    f"schema {self.schema!r} of {redact_dsn(self.dsn)} is at version {current}, "
+                    f"schema {self.schema!r} of {redact_url(self.dsn)} is at version {current}, "
                     f"newer than this ppacer-async understands ({len(known)}); upgrade "
                     "ppacer-async to the version that wrote it"
                 )
@@ -856,7 +851,7 @@ class PostgresStorage(SharedStorage):
             version = exc
         if not isinstance(version, int):
             raise StorageError(
-                f"schema {self.schema!r} of {redact_dsn(self.dsn)} has a schema_version table "
+                f"schema {self.schema!r} of {redact_url(self.dsn)} has a schema_version table "
                 f"that ppacer-async did not write ({version!r}); point PostgresStorage at "
                 "another schema or database"
             )
@@ -891,8 +886,8 @@ class PostgresStorage(SharedStorage):
             asyncpg.ClientConfigurationError,
         ) as exc:
             raise StorageError(
-                f"cannot {action} PostgreSQL at {redact_dsn(self.dsn)}: "
-                f"{self._scrub(f'{type(exc).__name__}: {exc}')}; {self._hint(exc)}"
+                f"cannot {action} PostgreSQL at {redact_url(self.dsn)}: "
+                f"{self._error_text(exc)}; {self._hint(exc)}"
             ) from None
 
     def _hint(self, exc: BaseException) -> str:
@@ -912,11 +907,15 @@ class PostgresStorage(SharedStorage):
             return "write the URL as postgresql://user:password@host:port/database"
         return "check that the server is running and reachable at that host and port"
 
+    def _error_text(self, exc: BaseException) -> str:
+        """An error's type and message, without the password."""
+        return self._scrub(f"{type(exc).__name__}: {exc}")
+
     def _scrub(self, text: str) -> str:
         """Remove the password from a driver message, in case it quotes the DSN."""
         for secret in self._secrets():
             text = text.replace(secret, "***")
-        return redact_dsn(text)
+        return redact_url(text)
 
     def _secrets(self) -> list[str]:
         found: list[str] = []
@@ -1150,23 +1149,12 @@ class PostgresStorage(SharedStorage):
         backoff = Backoff()
         interval = self.poll_interval.total_seconds()
         while True:
-            try:
-                conn = await self._connect()
-            except _CONNECTION_ERRORS as exc:
-                logger.warning(
-                    "cannot listen for notifications at %s (%s); retrying in %.1f s",
-                    redact_dsn(self.dsn),
-                    self._scrub(f"{type(exc).__name__}: {exc}"),
-                    backoff.delay,
-                )
-                await backoff.sleep()
-                continue
+            conn = await self._connect_retrying(backoff, "cannot listen for notifications at")
             closed = anyio.Event()
             try:
                 conn.add_termination_listener(functools.partial(_set_on_close, closed))
                 for channel in self._channels.values():
                     await conn.add_listener(channel, self._on_notification)
-                backoff.reset()
                 # Notices sent while nobody listened are lost: everyone looks now.
                 self._notify_local(self._channels)
                 while not closed.is_set():
@@ -1177,11 +1165,33 @@ class PostgresStorage(SharedStorage):
             except _CONNECTION_ERRORS as exc:
                 logger.warning(
                     "lost the notification connection (%s); reconnecting",
-                    self._scrub(f"{type(exc).__name__}: {exc}"),
+                    self._error_text(exc),
                 )
             finally:
                 with anyio.CancelScope(shield=True):
                     await _close_quietly(conn)
+
+    async def _connect_retrying(
+        self, backoff: Backoff, failing: str, on_failure: Callable[[], None] | None = None
+    ) -> Any:
+        """A connection of its own, retried with ``backoff`` while the server cannot
+        be reached; each failure is logged as ``failing`` the redacted DSN."""
+        while True:
+            try:
+                conn = await self._connect()
+            except _CONNECTION_ERRORS as exc:
+                logger.warning(
+                    failing + " %s (%s); retrying in %.1f s",
+                    redact_url(self.dsn),
+                    self._error_text(exc),
+                    backoff.delay,
+                )
+                if on_failure is not None:
+                    on_failure()
+                await backoff.sleep()
+            else:
+                backoff.reset()
+                return conn
 
     async def wait_for_external_change(self) -> None:
         """Return on a ``changes`` notice, or after ``poll_interval`` at the latest.
@@ -1223,18 +1233,9 @@ class PostgresStorage(SharedStorage):
         backoff = Backoff()
         interval = self.poll_interval.total_seconds()
         while True:
-            try:
-                conn = await self._connect()
-            except _CONNECTION_ERRORS as exc:
-                logger.warning(
-                    "cannot connect to %s to schedule (%s); retrying in %.1f s",
-                    redact_dsn(self.dsn),
-                    self._scrub(f"{type(exc).__name__}: {exc}"),
-                    backoff.delay,
-                )
-                on_standby()
-                await backoff.sleep()
-                continue
+            conn = await self._connect_retrying(
+                backoff, "cannot connect to schedule at", on_failure=on_standby
+            )
             try:
                 while True:
                     if await conn.fetchval(TRY_LEADER_LOCK, key):
@@ -1244,7 +1245,7 @@ class PostgresStorage(SharedStorage):
             except _CONNECTION_ERRORS as exc:
                 logger.warning(
                     "lost the connection while waiting to schedule (%s); reconnecting",
-                    self._scrub(f"{type(exc).__name__}: {exc}"),
+                    self._error_text(exc),
                 )
                 await _close_quietly(conn)
                 await backoff.sleep()
