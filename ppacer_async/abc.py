@@ -277,7 +277,8 @@ class SharedStorage(Storage):
 
     @abstractmethod
     async def register_worker(self, worker_id: str, role: str, now: datetime) -> None:
-        """Record a serving process (shown by ``ppacer-async db info``)."""
+        """Record a serving process, or renew its record for :attr:`lease` more (shown
+        by ``ppacer-async db info`` until it expires)."""
 
     @abstractmethod
     async def unregister_worker(self, worker_id: str) -> None:

@@ -519,6 +519,26 @@ async def test_a_scheduler_role_schedules_and_a_worker_role_runs_the_tasks(make:
 
 
 @pytest.mark.postgres
+async def test_every_role_keeps_its_process_listed_past_the_lease(make: Make, admin: Any) -> None:
+    lease = timedelta(milliseconds=300)
+    schedulers = [
+        Scheduler([plain_dag("listed", Recorder())], storage=make(lease=lease), role=role)
+        for role in ("scheduler", "worker", "all")
+    ]
+    reader = make()
+    await reader.open()
+    async with schedulers[0], schedulers[1], schedulers[2]:
+        # Several leases go by: only renewals keep the rows from expiring.
+        deadline = await admin.fetchval("SELECT clock_timestamp()") + 4 * lease
+        await eventually(
+            lambda: admin.fetchval("SELECT clock_timestamp() > $1", deadline),
+            "four leases passing",
+        )
+        listed = {w.id: w.role for w in await reader.workers()}
+    assert listed == {s.worker_id: s.role for s in schedulers}
+
+
+@pytest.mark.postgres
 async def test_workers_alone_never_schedule_but_queue_manual_runs_for_a_scheduler(
     make: Make,
 ) -> None:

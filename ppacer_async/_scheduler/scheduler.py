@@ -245,6 +245,7 @@ class Scheduler:
                 async with anyio.create_task_group() as tg:
                     await tg.start(storage.listen)
                     await storage.register_worker(self.worker_id, self.role, self.clock.now())
+                    tg.start_soon(keep_leases, storage, self.worker_id, self.role, self.clock)
                     tg.start_soon(reap, storage, self._on_reaped)
                     if executes:
                         await tg.start(self._execute, storage)
@@ -301,7 +302,6 @@ class Scheduler:
                 await tg.start(reporter.run)
                 await tg.start(consumer.run)
                 await tg.start(self._claimer.run)
-                tg.start_soon(keep_leases, storage, self.worker_id, self.role, self.clock)
                 task_status.started()
         finally:
             # Interrupted attempts are reported so that the leader (maybe this

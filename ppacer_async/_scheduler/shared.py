@@ -259,19 +259,21 @@ class Claimer:
 
 
 async def keep_leases(storage: SharedStorage, worker_id: str, role: str, clock: Clock) -> None:
-    """Renew this process's leases (and its ``workers`` row) at half the lease."""
+    """Renew, every half lease, this process's ``workers`` row (registered when it
+    started) and the leases of the attempts it runs."""
     half = storage.lease.total_seconds() / 2
     retry = Backoff()
     while True:
-        try:
-            await storage.register_worker(worker_id, role, clock.now())
-            await storage.renew_leases(worker_id)
-        except StorageError as exc:
-            logger.warning("cannot renew leases: %s; retrying in %.1f s", exc, retry.delay)
-            await retry.sleep()
-            continue
-        retry.reset()
         await anyio.sleep(half)
+        while True:
+            try:
+                await storage.register_worker(worker_id, role, clock.now())
+                await storage.renew_leases(worker_id)
+                break
+            except StorageError as exc:
+                logger.warning("cannot renew leases: %s; retrying in %.1f s", exc, retry.delay)
+                await retry.sleep()
+        retry.reset()
 
 
 async def reap(storage: SharedStorage, on_reaped: Callable[[], None]) -> None:
