@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -190,3 +191,23 @@ class Subprocess:
         self._reader.join(10)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+def command_env(**extra: str) -> dict[str, str]:
+    """The environment for a ``ppacer-async`` child process: this one's, without a
+    storage URL of its own, unbuffered, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k != "PPACER_STORAGE"}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def assert_usage_error(done: subprocess.CompletedProcess[str], expected: str) -> None:
+    """The command exited 2 with nothing on stdout and one error line containing
+    ``expected``."""
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("ppacer-async: error: ")
+    assert expected in lines[0]

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import pytest
 
-from .helpers import Subprocess
+from .helpers import Subprocess, assert_usage_error, command_env
 
 pytestmark = pytest.mark.slow
 
@@ -111,9 +111,7 @@ gated = DAG("gated").add(wait_for_gate >> finish)
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PPACER_STORAGE"}
-    env.update(PYTHONUNBUFFERED="1", TZ=LOCAL_TZ, **extra)
-    return env
+    return command_env(TZ=LOCAL_TZ, **extra)
 
 
 class Process(Subprocess):
@@ -607,12 +605,7 @@ UNKNOWN_RUN = "no run with id 99999; list runs with `ppacer-async runs`"
 def test_bad_usage_exits_2_with_one_line(ops: Ops, args: list[str], expected: str) -> None:
     done = ops.cli(*args)
 
-    assert done.returncode == 2
-    assert done.stdout == ""
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("ppacer-async: error: ")
-    assert expected in lines[0]
+    assert_usage_error(done, expected)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from typing import Protocol
 
 import pytest
 
-from .helpers import Subprocess
+from .helpers import Subprocess, assert_usage_error, command_env
 
 pytestmark = pytest.mark.slow
 
@@ -71,13 +70,6 @@ dag.add(stuck)
 """
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PPACER_STORAGE"}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
 class Served(Subprocess):
     """A running ``ppacer-async`` process; a thread reads its output lines."""
 
@@ -97,7 +89,7 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
     started: list[Served] = []
 
     def start(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Served:
-        served = Served(list(args), cwd or tmp_path, env or _env())
+        served = Served(list(args), cwd or tmp_path, env or command_env())
         started.append(served)
         return served
 
@@ -110,7 +102,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*COMMAND, *args],
         cwd=cwd,
-        env=_env(),
+        env=command_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -172,7 +164,7 @@ def test_serve_loads_module_attr_from_current_directory_with_storage_from_env(
     serve: Serve, tiny_dag: Path, tmp_path: Path
 ) -> None:
     db = tmp_path / "from_env.db"
-    served = serve("serve", "tinydags:tiny", env=_env(PPACER_STORAGE=f"sqlite:///{db}"))
+    served = serve("serve", "tinydags:tiny", env=command_env(PPACER_STORAGE=f"sqlite:///{db}"))
     served.wait_for_next(
         rf"loaded 1 DAG from tinydags:tiny; storage sqlite:///{re.escape(str(db))}"
     )
@@ -260,12 +252,7 @@ def test_serve_cannot_load_dags_exits_2_with_one_line(
 
     done = run_cli("serve", target, "--storage", "memory://", cwd=tmp_path)
 
-    assert done.returncode == 2
-    assert done.stdout == ""
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("ppacer-async: error: ")
-    assert expected in lines[0]
+    assert_usage_error(done, expected)
 
 
 def test_serve_unknown_storage_scheme_exits_2(tiny_dag: Path, tmp_path: Path) -> None:

@@ -18,9 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -29,8 +28,8 @@ from urllib.parse import urlencode
 import anyio
 import pytest
 
-from .conftest import POSTGRES_DSN, postgres_unavailable_reason
-from .helpers import Subprocess
+from .conftest import POSTGRES_DSN
+from .helpers import Subprocess, assert_usage_error, command_env
 from .scripts import shared_work
 
 pytestmark = pytest.mark.slow
@@ -45,13 +44,6 @@ POLL = 0.05
 T = TypeVar("T")
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PPACER_STORAGE"}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
 class Serve(Protocol):
     def __call__(self, dag: str, url: str, *args: str, **env: str) -> Subprocess: ...
 
@@ -64,7 +56,7 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
 
     def start(dag: str, url: str, *args: str, **env: str) -> Subprocess:
         argv = [*COMMAND, "serve", f"{SCRIPT}:{dag}", "--storage", url, *args]
-        started.append(Subprocess(argv, cwd=tmp_path, env=_env(**env)))
+        started.append(Subprocess(argv, cwd=tmp_path, env=command_env(**env)))
         return started[-1]
 
     yield start
@@ -79,7 +71,7 @@ def worker_id(proc: Subprocess) -> str:
 
 async def cli(*args: str) -> str:
     """Run ``ppacer-async ARGS`` and return its stdout; fail unless it exits with 0."""
-    done = await anyio.run_process([*COMMAND, *args], env=_env(), check=False)
+    done = await anyio.run_process([*COMMAND, *args], env=command_env(), check=False)
     out, err = done.stdout.decode(), done.stderr.decode()
     if done.returncode != 0:
         pytest.fail(f"ppacer-async {' '.join(args)} exited {done.returncode}:\n{out}{err}")
@@ -176,26 +168,15 @@ class Database:
 
 
 @pytest.fixture
-async def database() -> AsyncIterator[Database]:
-    reason = postgres_unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"PostgreSQL tests skipped: {reason}")
-    import asyncpg
-
+async def database(admin: Any, schema: str) -> Database:
     from ppacer_async.storage.postgres import PostgresStorage
 
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_DSN)
-    try:
-        # Migrated first: ppacer-async refuses a schema holding tables it did not make.
-        async with PostgresStorage(dsn=POSTGRES_DSN, schema=schema, min_pool_size=0):
-            pass
-        await admin.execute(f'SET search_path TO "{schema}"')
-        await admin.execute(shared_work.CREATE_EXECUTIONS)
-        yield Database(schema, admin)
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await admin.close()
+    # Migrated first: ppacer-async refuses a schema holding tables it did not make.
+    async with PostgresStorage(dsn=POSTGRES_DSN, schema=schema, min_pool_size=0):
+        pass
+    await admin.execute(f'SET search_path TO "{schema}"')
+    await admin.execute(shared_work.CREATE_EXECUTIONS)
+    return Database(schema, admin)
 
 
 # -- sharing the work -------------------------------------------------------------------------
@@ -569,17 +550,13 @@ def test_serve_as_a_worker_on_sqlite_exits_2_naming_postgresql(tmp_path: Path) -
     done = subprocess.run(
         [*argv, "--role", "worker"],
         cwd=tmp_path,
-        env=_env(),
+        env=command_env(),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
 
-    assert done.returncode == 2
-    assert done.stdout == ""
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("ppacer-async: error: role='worker' needs a storage")
-    assert "(PostgreSQL)" in lines[0]
+    assert_usage_error(done, "(PostgreSQL)")
+    assert done.stderr.startswith("ppacer-async: error: role='worker' needs a storage")
     assert not db.exists()
