@@ -8,5 +8,6 @@ from __future__ import annotations
 
 import etl
 import hello
+import stock_tasks
 
-dags = [*hello.dags, *etl.dags]
+dags = [*hello.dags, *etl.dags, *stock_tasks.dags]

@@ -16,7 +16,6 @@ import logging
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,6 +28,7 @@ import anyio.to_thread
 from .._enums import TaskStatus
 from .._structures import LogRecord, TaskRun
 from .._task import Task, TaskContext
+from .logbuffer import LogBuffer
 from .queue import ReadyQueue
 from .state import RunView, describe_exception
 
@@ -41,7 +41,7 @@ Item = tuple[RunView, int, TaskRun]
 class Sink(Protocol):
     """Where the consumer sends what attempts do (the state machine, or a reporter)."""
 
-    logs: deque[LogRecord]
+    logs: LogBuffer
 
     def wake(self) -> None: ...
     def post_started(self, state: Any, i: int, tr: TaskRun) -> None: ...
@@ -215,6 +215,7 @@ class Consumer:
             upstream=state.upstream_results(i),
             notifier=task.notifier or self.notifier,
             log_sink=self._make_log,
+            log_drain=self.sink.logs.wait_below,
         )
 
     def _make_log(self, ctx: TaskContext) -> logging.LoggerAdapter[logging.Logger]:

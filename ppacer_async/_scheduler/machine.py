@@ -26,8 +26,9 @@ import anyio
 
 from .._dag import DAG
 from .._enums import DagRunStatus, RunTrigger, TaskStatus
-from .._structures import Changes, DagRun, LogRecord, TaskRun
+from .._structures import Changes, DagRun, TaskRun
 from . import state as transitions
+from .logbuffer import LogBuffer
 from .queue import ReadyQueue
 from .state import Effects, RunState
 
@@ -75,7 +76,7 @@ class StateMachine:
         self._on_alert = on_alert
         self._on_run_finished = on_run_finished
         self.inbox: deque[tuple[Any, ...]] = deque()
-        self.logs: deque[LogRecord] = deque()
+        self.logs = LogBuffer()
         self.runs: dict[int, RunState] = {}
         self.active: dict[str, int] = {}
         self.pending: dict[str, deque[RunState]] = {}

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,8 @@ import attrs
 from .._backoff import Backoff
 from .._enums import TaskStatus
 from .._exceptions import StorageError
-from .._structures import DagRun, LogRecord, TaskRun
+from .._structures import DagRun, TaskRun
+from .logbuffer import LogBuffer
 from .state import RunView
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class Reporter:
     ) -> None:
         self.storage = storage
         self.worker_id = worker_id
-        self.logs: deque[LogRecord] = deque()
+        self.logs = LogBuffer()
         self._outcomes: list[TaskRun] = []
         self._leading = leading
         self._on_reported = on_reported
