@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from http.client import HTTPException
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
 
+from .._redact import MIN_PART, header_secrets, scrub
 from .._structures import Alert
 from ..abc import Notifier
 from ._shared import (
@@ -249,9 +250,19 @@ class WebhookNotifier(Notifier):
         return None
 
     def _scrub(self, text: str) -> str:
-        """Remove the URL's secret parts from a message meant for logs."""
+        """Remove what the user configured as secret from a message meant for logs: the
+        URL's path and query (whole, then each segment and value) and every header value
+        (whole, then each credential word), wherever a server echoed them."""
         parts = urlsplit(self.url)
         for secret in (self.url, parts.query, parts.path):
             if len(secret) > 1:
                 text = text.replace(secret, "/…")
-        return text
+        secrets: set[str] = set()
+        for segment in parts.path.split("/"):
+            secrets.add(unquote(segment))
+            secrets.add(segment)
+        for _, value in parse_qsl(parts.query, keep_blank_values=True):
+            secrets.add(value)
+        for value in self.headers.values():
+            secrets |= header_secrets(value)
+        return scrub(text, (s for s in secrets if len(s) >= MIN_PART))
