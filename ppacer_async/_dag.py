@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from ._exceptions import DagDefinitionError
+from ._params import params_problem
 from ._task import Task, _check_id
 from ._time import is_aware
 from .abc import Schedule
@@ -213,12 +214,9 @@ class DAG:
         self.tags = tuple(tags)
         self.description = description
         self.params = dict(params or {})
-        try:
-            json.dumps(self.params)
-        except (TypeError, ValueError) as exc:
-            raise DagDefinitionError(
-                f"DAG {dag_id!r}: params must be JSON-serialisable ({exc})"
-            ) from None
+        problem = params_problem(self.params)
+        if problem is not None:
+            raise DagDefinitionError(f"DAG {dag_id!r}: {problem}")
         self._tasks: dict[str, Task] = {}
         self._edges: set[tuple[str, str]] = set()
         self._graph: Graph | None = None

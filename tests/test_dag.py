@@ -115,6 +115,15 @@ def test_bad_max_catchup_runs_is_refused_naming_the_option(cap: object) -> None:
     assert DAG("d", max_catchup_runs=None).max_catchup_runs is None
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_params_are_refused_at_definition(value: float) -> None:
+    with pytest.raises(DagDefinitionError) as info:
+        DAG("d", params={"limits": {"low": value}})
+    message = str(info.value)
+    assert message.startswith(f"DAG 'd': params['limits']['low'] = {value!r} is not a finite")
+    assert "use None or a string" in message
+
+
 def test_task_decorator_keeps_options_and_detects_async() -> None:
     @task(retries=2, retry_delay=timedelta(milliseconds=250), priority=5)
     def blocking(ctx: TaskContext) -> int:
