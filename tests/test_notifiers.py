@@ -574,6 +574,28 @@ async def test_webhook_client_error_is_not_retried(
     assert info.value.__cause__ is None
 
 
+async def test_webhook_error_bodies_echoing_configured_secrets_are_redacted_in_logs(
+    hook: Hook, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = "opaque-bearer-7f3a9c"
+    api_key = "k3y-Value-0099"
+    hook.reply(
+        Reply(503, body=f'{{"error": "overloaded", "auth": "Bearer {token}"}}'.encode()),
+        Reply(401, body=f"bad credentials: token={token} key={api_key}".encode()),
+    )
+    notifier = webhook(
+        hook, retries=1, headers={"Authorization": f"Bearer {token}", "X-Api-Key": api_key}
+    )
+    with anyio.fail_after(10), pytest.raises(NotifierError, match="HTTP 401") as info:
+        await notifier.send(ALERT)
+    assert len(hook.received()) == 2
+    assert "attempt 1 of 2 failed (HTTP 503" in caplog.text
+    assert "bad credentials" in str(info.value)  # the reason is still shown
+    for text in (caplog.text, str(info.value)):
+        assert token not in text
+        assert api_key not in text
+
+
 async def test_webhook_timeout_fails_after_its_retries(hook: Hook) -> None:
     hook.reply(Reply(hang=True), Reply(hang=True))
     notifier = webhook(hook, retries=1, timeout=timedelta(milliseconds=100))
