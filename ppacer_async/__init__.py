@@ -8,8 +8,10 @@ from ._enums import DagRunStatus as DagRunStatus
 from ._enums import RunTrigger as RunTrigger
 from ._enums import ScheduleEventKind as ScheduleEventKind
 from ._enums import TaskStatus as TaskStatus
+from ._exceptions import CommandError as CommandError
 from ._exceptions import DagDefinitionError as DagDefinitionError
 from ._exceptions import DagNotFound as DagNotFound
+from ._exceptions import HttpStatusError as HttpStatusError
 from ._exceptions import InvalidOperation as InvalidOperation
 from ._exceptions import PpacerError as PpacerError
 from ._exceptions import ResultNotStorable as ResultNotStorable
@@ -40,6 +42,7 @@ from .testing import FakeClock as FakeClock
 __all__ = [
     "DAG",
     "Alert",
+    "CommandError",
     "DagDefinitionError",
     "DagNotFound",
     "DagRun",
@@ -47,6 +50,7 @@ __all__ = [
     "EmailNotifier",
     "FakeClock",
     "Flow",
+    "HttpStatusError",
     "InvalidOperation",
     "LogNotifier",
     "LogRecord",

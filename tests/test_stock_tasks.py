@@ -139,7 +139,7 @@ async def test_shell_task_nonzero_exit_fails_with_code_and_last_lines(
     done, rows, logs = await run_dag(dag, storage_factory())
     assert done.status is DagRunStatus.failed
     error = rows["broken"].error or ""
-    assert "ppacer_async.tasks.CommandError" in error
+    assert "CommandError: command" in error
     assert "exited with code 3; its last 5 lines:" in error
     assert "line 27\n  line 28\n  line 29\n  line 30\n  disk full" in error
     assert "line 26\n" not in error
@@ -319,7 +319,7 @@ async def test_http_task_results_and_failures(
     assert f"GET {web_server}/nowhere returned 404 Not Found: no such thing: /nowhere" in error
     # The start of the body: 500 characters of it.
     assert "/nowhere" + "x" * 477 + "…" in error and "x" * 478 not in error
-    assert "ppacer_async.tasks.HttpStatusError" in error
+    assert "HttpStatusError: GET" in error
     assert any(
         r.task_id == "json" and r.message.startswith(f"GET {web_server}/data.json: 200 OK")
         for r in logs
@@ -377,6 +377,7 @@ def test_tasks_module_exports_its_public_names_without_importing_httpx() -> None
     import subprocess
     import sys
 
+    import ppacer_async
     import ppacer_async.tasks
 
     public = {
@@ -385,6 +386,9 @@ def test_tasks_module_exports_its_public_names_without_importing_httpx() -> None
         if not name.startswith("_") and isinstance(value, type)
     }
     assert ppacer_async.tasks.__all__ == sorted(public)
+    # The errors are also where every other error is.
+    assert ppacer_async.tasks.CommandError is ppacer_async.CommandError
+    assert ppacer_async.tasks.HttpStatusError is ppacer_async.HttpStatusError
     code = "import sys, ppacer_async.tasks; print('httpx' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -14,10 +14,10 @@ usual options (``retries``, ``timeout``, ``priority``, ...)::
 
 from __future__ import annotations
 
+from .._exceptions import CommandError as CommandError
+from .._exceptions import HttpStatusError as HttpStatusError
 from ._empty import EmptyTask as EmptyTask
-from ._http import HttpStatusError as HttpStatusError
 from ._http import HttpTask as HttpTask
-from ._shell import CommandError as CommandError
 from ._shell import ShellTask as ShellTask
 
 __all__ = ["CommandError", "EmptyTask", "HttpStatusError", "HttpTask", "ShellTask"]

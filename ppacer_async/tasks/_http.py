@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import DagDefinitionError, PpacerError
+from .._exceptions import DagDefinitionError, HttpStatusError
 from .._task import Task, TaskContext, _code_identity
 from ..storage import redact_url
 
@@ -20,21 +20,6 @@ if TYPE_CHECKING:
 _BODY_START_CHARS = 500
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-class HttpStatusError(PpacerError, RuntimeError):
-    """An ``HttpTask``'s request was answered with a status of 400 or more.
-
-    :ivar status_code: the response's status code.
-    :ivar body_start: the first characters of the response's body.
-    """
-
-    __module__ = "ppacer_async.tasks"  # where users import it from
-
-    def __init__(self, message: str, *, status_code: int, body_start: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.body_start = body_start
 
 
 class HttpTask(Task):

@@ -19,7 +19,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from .._exceptions import DagDefinitionError, PpacerError
+from .._exceptions import CommandError, DagDefinitionError
 from .._task import Task, TaskContext, _check_duration, _code_identity
 
 #: What a command may be: a shell line (``str``) or a program and its arguments.
@@ -30,21 +30,6 @@ _TAIL_LINE_CHARS = 500
 
 #: How often the process group is checked while it is given time to exit.
 _GROUP_POLL = 0.02
-
-
-class CommandError(PpacerError, RuntimeError):
-    """A command run by a ``ShellTask`` exited with a code it does not accept.
-
-    :ivar exit_code: the exit code; negative when a signal ended the command (``-9``).
-    :ivar last_lines: the last lines the command printed (stdout and stderr interleaved).
-    """
-
-    __module__ = "ppacer_async.tasks"  # where users import it from
-
-    def __init__(self, message: str, *, exit_code: int, last_lines: Sequence[str]) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.last_lines = list(last_lines)
 
 
 class ShellTask(Task):
