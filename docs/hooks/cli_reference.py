@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 MARKER = "<!-- cli-reference -->"
-WIDTH = "88"
+WIDTH = "74"
 
 
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
@@ -32,7 +32,7 @@ def render() -> str:
             if depth == 0:
                 sections.append(f"```text\n{help_text}\n```\n")
             else:
-                heading = "#" * (depth + 1)
+                heading = "#" * (depth + 2)
                 sections.append(f"{heading} {name}\n\n```text\n{help_text}\n```\n")
         return "\n".join(sections)
     finally:
