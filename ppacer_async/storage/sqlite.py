@@ -11,13 +11,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
@@ -34,7 +32,6 @@ from .._enums import (
 )
 from .._exceptions import (
     DagNotFound,
-    ResultNotStorable,
     SchemaVersionError,
     StorageError,
     StorageLockedError,
@@ -48,8 +45,26 @@ from .._structures import (
     StorageCounts,
     TaskRun,
 )
-from .._time import to_utc
 from ..abc import Storage
+from ._codec import (
+    ATTEMPT_REASONS,
+    EVENT_KINDS,
+    RUN_STATUSES,
+    RUN_TRIGGERS,
+    SCHEDULE_KINDS,
+    SCHEDULED_TRIGGERS,
+    TASK_STATUSES,
+    check_member,
+    compact_json,
+    dt,
+    opt_dt,
+    opt_ts,
+    result_json,
+    to_json,
+    ts,
+    ts_memo,
+)
+from ._migrations import Migration, migrations, read_migrations, schema_version
 
 __all__ = [
     "MIGRATIONS",
@@ -70,77 +85,22 @@ BUSY_TIMEOUT_SECONDS = 5.0
 #: How often a serving scheduler looks for changes made by other processes.
 EXTERNAL_POLL_SECONDS = 0.25
 
-_MIGRATION_FILE = re.compile(r"(\d{4})_(\w+)\.sql")
-_SCHEDULED_TRIGGERS = frozenset({RunTrigger.schedule, RunTrigger.catchup, RunTrigger.backfill})
-_SCHEDULE_KINDS = (
-    ScheduleEventKind.regular,
-    ScheduleEventKind.caught_up,
-    ScheduleEventKind.skipped,
-)
-_RUN_STATUSES = frozenset(DagRunStatus)
-_RUN_TRIGGERS = frozenset(RunTrigger)
-_TASK_STATUSES = frozenset(TaskStatus)
-_ATTEMPT_REASONS = frozenset(AttemptReason)
-_EVENT_KINDS = frozenset(ScheduleEventKind)
-_JSON = json.JSONEncoder(separators=(",", ":"))
-
 
 # -- migrations --------------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class Migration:
-    """One numbered schema step, from ``sql/sqlite/NNNN_name.sql``."""
-
-    version: int
-    name: str
-    sql: str
-
-    def statements(self) -> list[str]:
-        """The SQL statements of the file, in order (a ``;`` inside a string or a trigger
-        body does not split a statement)."""
-        statements: list[str] = []
-        buffer = ""
-        pieces = self.sql.split(";")
-        for index, piece in enumerate(pieces):
-            buffer += piece
-            if index < len(pieces) - 1:
-                buffer += ";"
-            if sqlite3.complete_statement(buffer):
-                statements.append(buffer.strip())
-                buffer = ""
-        if buffer.strip():
-            # Trailing comments: harmless; an unfinished statement fails loudly when run.
-            statements.append(buffer.strip())
-        return statements
 
 
 def list_migrations() -> tuple[Migration, ...]:
     """Read the SQLite migrations shipped with the package, oldest first.
 
-    :raises RuntimeError: the files are not numbered 1, 2, 3, ... without gaps.
+    :raises RuntimeError: the files are not numbered 0001, 0002, ... without gaps.
     """
-    folder = resources.files("ppacer_async.storage") / "sql" / "sqlite"
-    found: list[Migration] = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_FILE.fullmatch(entry.name)
-        if match is not None:
-            found.append(
-                Migration(
-                    version=int(match[1]), name=entry.name, sql=entry.read_text(encoding="utf-8")
-                )
-            )
-    found.sort(key=lambda migration: migration.version)
-    versions = [migration.version for migration in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"SQLite migrations must be numbered 1, 2, 3, ...; found {versions}")
-    return tuple(found)
+    return read_migrations("sqlite")
 
 
 #: Every SQLite migration, oldest first; a new database gets all of them.
-MIGRATIONS = list_migrations()
+MIGRATIONS = migrations("sqlite")
 #: The schema version this program creates and understands.
-SCHEMA_VERSION = MIGRATIONS[-1].version
+SCHEMA_VERSION = schema_version("sqlite")
 
 
 def apply_migrations(
@@ -174,7 +134,7 @@ def apply_migrations(
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                (step.version, _ts(datetime.now(UTC))),
+                (step.version, ts(datetime.now(UTC))),
             )
             current = step.version
     return current
@@ -254,43 +214,8 @@ def _inspect_existing_file(path: str) -> None:
 # -- conversions -------------------------------------------------------------------------
 
 
-def _ts(moment: datetime) -> str:
-    """A tz-aware datetime as fixed-width UTC text, so that text order is time order."""
-    if moment.tzinfo is not UTC:
-        moment = to_utc(moment)
-    return moment.isoformat(timespec="microseconds")
-
-
-def _ts_memo(moment: datetime, memo: dict[datetime, str]) -> str:
-    text = memo.get(moment)
-    if text is None:
-        text = memo[moment] = _ts(moment)
-    return text
-
-
-def _opt_ts(moment: datetime | None) -> str | None:
-    return None if moment is None else _ts(moment)
-
-
-def _dt(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def _opt_dt(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
 def _json(value: Any, what: str) -> str:
-    try:
-        return _JSON.encode(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{what} must be JSON-serialisable: {exc}") from exc
-
-
-def _check_member(value: object, members: frozenset[Any], what: str) -> None:
-    if value not in members:
-        allowed = ", ".join(sorted(str(m) for m in members))
-        raise ValueError(f"{what} is {value!r}; expected one of: {allowed}")
+    return to_json(value, what, compact_json)
 
 
 _RUN_COLUMNS = (
@@ -309,14 +234,14 @@ def _run_from_row(row: tuple[Any, ...]) -> DagRun:
     return DagRun(
         id=row[0],
         dag_id=row[1],
-        logical_time=_dt(row[2]),
+        logical_time=dt(row[2]),
         status=DagRunStatus(row[3]),
         trigger=RunTrigger(row[4]),
         params=json.loads(row[5]),
         dag_version=row[6],
-        created_at=_dt(row[7]),
-        started_at=_opt_dt(row[8]),
-        finished_at=_opt_dt(row[9]),
+        created_at=dt(row[7]),
+        started_at=opt_dt(row[8]),
+        finished_at=opt_dt(row[9]),
     )
 
 
@@ -327,9 +252,9 @@ def _task_run_from_row(row: tuple[Any, ...]) -> TaskRun:
         attempt=row[2],
         status=TaskStatus(row[3]),
         reason=AttemptReason(row[4]),
-        scheduled_at=_opt_dt(row[5]),
-        started_at=_opt_dt(row[6]),
-        finished_at=_opt_dt(row[7]),
+        scheduled_at=opt_dt(row[5]),
+        started_at=opt_dt(row[6]),
+        finished_at=opt_dt(row[7]),
         error=row[8],
         result=None if row[9] is None else json.loads(row[9]),
     )
@@ -342,17 +267,17 @@ def _dag_from_row(row: tuple[Any, ...]) -> DagInfo:
         definition_hash=row[2],
         definition=json.loads(row[3]),
         paused=bool(row[4]),
-        created_at=_dt(row[5]),
-        resume_after=_opt_dt(row[6]),
+        created_at=dt(row[5]),
+        resume_after=opt_dt(row[6]),
     )
 
 
 def _event_from_row(row: tuple[Any, ...]) -> ScheduleEvent:
     return ScheduleEvent(
         dag_id=row[0],
-        logical_time=_dt(row[1]),
+        logical_time=dt(row[1]),
         kind=ScheduleEventKind(row[2]),
-        created_at=_dt(row[3]),
+        created_at=dt(row[3]),
         run_id=row[4],
     )
 
@@ -362,7 +287,7 @@ def _log_from_row(row: tuple[Any, ...]) -> LogRecord:
         run_id=row[0],
         task_id=row[1],
         attempt=row[2],
-        time=_dt(row[3]),
+        time=dt(row[3]),
         level=row[4],
         message=row[5],
     )
@@ -465,29 +390,20 @@ def _commit(conn: sqlite3.Connection, changes: Changes) -> None:
     # raises with nothing written.
     run_rows = []
     for run in changes.dag_runs:
-        _check_member(run.status, _RUN_STATUSES, f"status of run {run.id}")
-        _check_member(run.trigger, _RUN_TRIGGERS, f"trigger of run {run.id}")
+        check_member(run.status, RUN_STATUSES, f"status of run {run.id}")
+        check_member(run.trigger, RUN_TRIGGERS, f"trigger of run {run.id}")
         run_rows.append(
-            (run.status, run.trigger, _opt_ts(run.started_at), _opt_ts(run.finished_at), run.id)
+            (run.status, run.trigger, opt_ts(run.started_at), opt_ts(run.finished_at), run.id)
         )
     task_rows = []
     memo: dict[datetime, str] = {}  # attempts made ready together share scheduled_at
     for tr in changes.task_runs:
         scheduled = tr.scheduled_at
-        if tr.status not in _TASK_STATUSES or tr.reason not in _ATTEMPT_REASONS:
+        if tr.status not in TASK_STATUSES or tr.reason not in ATTEMPT_REASONS:
             where = f"task {tr.task_id!r} attempt {tr.attempt} of run {tr.run_id}"
-            _check_member(tr.status, _TASK_STATUSES, f"status of {where}")
-            _check_member(tr.reason, _ATTEMPT_REASONS, f"reason of {where}")
-        result = tr.result
-        if result is not None:
-            try:
-                result = _JSON.encode(result)
-            except (TypeError, ValueError) as exc:
-                raise ResultNotStorable(
-                    f"the result of task {tr.task_id!r} (run {tr.run_id}, attempt "
-                    f"{tr.attempt}) cannot be stored as JSON: {exc}; return JSON values "
-                    "(dict, list, str, int, float, bool, None)"
-                ) from exc
+            check_member(tr.status, TASK_STATUSES, f"status of {where}")
+            check_member(tr.reason, ATTEMPT_REASONS, f"reason of {where}")
+        result = None if tr.result is None else result_json(tr, compact_json)
         task_rows.append(
             (
                 tr.run_id,
@@ -495,15 +411,15 @@ def _commit(conn: sqlite3.Connection, changes: Changes) -> None:
                 tr.attempt,
                 tr.status,
                 tr.reason,
-                None if scheduled is None else _ts_memo(scheduled, memo),
-                None if tr.started_at is None else _ts(tr.started_at),
-                None if tr.finished_at is None else _ts(tr.finished_at),
+                None if scheduled is None else ts_memo(scheduled, memo),
+                None if tr.started_at is None else ts(tr.started_at),
+                None if tr.finished_at is None else ts(tr.finished_at),
                 tr.error,
                 result,
             )
         )
     log_rows = [
-        (r.run_id, r.task_id, r.attempt, _ts(r.time), r.level, r.message) for r in changes.logs
+        (r.run_id, r.task_id, r.attempt, ts(r.time), r.level, r.message) for r in changes.logs
     ]
     with _write_transaction(conn):
         if run_rows:
@@ -739,7 +655,7 @@ class SQLiteStorage(Storage):
         self, dag_id: str, definition_hash: str, definition: dict[str, Any], now: datetime
     ) -> int:
         text = _json(definition, f"the definition of DAG {dag_id!r}")
-        return await self._call("record DAG", _sync_dag, dag_id, definition_hash, text, _ts(now))
+        return await self._call("record DAG", _sync_dag, dag_id, definition_hash, text, ts(now))
 
     async def get_dag(self, dag_id: str) -> DagInfo | None:
         row = await self._call(
@@ -770,7 +686,7 @@ class SQLiteStorage(Storage):
             "pause DAG",
             _run_statement,
             "UPDATE dags SET paused = ?, resume_after = ? WHERE dag_id = ?",
-            (int(bool(paused)), None if resume_after is None else _ts(resume_after), dag_id),
+            (int(bool(paused)), None if resume_after is None else ts(resume_after), dag_id),
         )
         if not changed:
             raise DagNotFound(f"DAG {dag_id!r} is not recorded in this storage")
@@ -788,18 +704,18 @@ class SQLiteStorage(Storage):
         created_at: datetime,
         event: ScheduleEventKind | None = None,
     ) -> DagRun | None:
-        _check_member(trigger, _RUN_TRIGGERS, "trigger")
+        check_member(trigger, RUN_TRIGGERS, "trigger")
         if event is not None:
-            _check_member(event, _EVENT_KINDS, "event")
-        logical = _ts(logical_time)
-        created = _ts(created_at)
+            check_member(event, EVENT_KINDS, "event")
+        logical = ts(logical_time)
+        created = ts(created_at)
         params_text = _json(params, f"params of a run of DAG {dag_id!r}")
         row = (
             dag_id,
             logical,
             DagRunStatus.queued,
             trigger,
-            int(trigger in _SCHEDULED_TRIGGERS),
+            int(trigger in SCHEDULED_TRIGGERS),
             params_text,
             dag_version,
             created,
@@ -811,16 +727,16 @@ class SQLiteStorage(Storage):
         return DagRun(
             id=run_id,
             dag_id=dag_id,
-            logical_time=_dt(logical),
+            logical_time=dt(logical),
             status=DagRunStatus.queued,
             trigger=RunTrigger(trigger),
             params=json.loads(params_text),
             dag_version=dag_version,
-            created_at=_dt(created),
+            created_at=dt(created),
         )
 
     async def record_schedule_event(self, event: ScheduleEvent) -> None:
-        _check_member(event.kind, _EVENT_KINDS, "kind of the schedule event")
+        check_member(event.kind, EVENT_KINDS, "kind of the schedule event")
         await self._call(
             "record a schedule event",
             _run_statement,
@@ -828,9 +744,9 @@ class SQLiteStorage(Storage):
             "VALUES (?, ?, ?, ?, ?)",
             (
                 event.dag_id,
-                _ts(event.logical_time),
+                ts(event.logical_time),
                 event.kind,
-                _ts(event.created_at),
+                ts(event.created_at),
                 event.run_id,
             ),
         )
@@ -840,9 +756,9 @@ class SQLiteStorage(Storage):
             "read the last schedule point",
             _fetch_one,
             "SELECT MAX(logical_time) FROM schedule_events WHERE dag_id = ? AND kind IN (?, ?, ?)",
-            (dag_id, *_SCHEDULE_KINDS),
+            (dag_id, *SCHEDULE_KINDS),
         )
-        return None if row is None else _opt_dt(row[0])
+        return None if row is None else opt_dt(row[0])
 
     async def schedule_events(self, dag_id: str, limit: int = 100) -> list[ScheduleEvent]:
         rows = await self._call(
