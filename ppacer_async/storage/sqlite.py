@@ -803,7 +803,7 @@ class SQLiteStorage(Storage):
             params.append(status)
         if since is not None:
             conditions.append("logical_time >= ?")
-            params.append(_ts(since))
+            params.append(ts(since))
         if before is not None:
             conditions.append("id < ?")
             params.append(before)
