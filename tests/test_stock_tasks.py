@@ -87,7 +87,8 @@ async def test_shell_task_timeout_kills_its_grandchildren(
     shell = ShellTask(
         "hang",
         f"{trap}sleep 60 & echo $$ $!; wait",
-        timeout=timedelta(seconds=1),
+        # Long enough for the shell to start and print even on a busy machine.
+        timeout=timedelta(seconds=2),
         kill_grace=timedelta(seconds=0.3),
     )
     dag = DAG("shell_timeout").add(shell)
