@@ -339,6 +339,20 @@ async def test_http_task_empty_body_gives_none() -> None:
     assert rows["ping"].status is TaskStatus.success and rows["ping"].result is None
 
 
+async def test_http_task_failure_and_log_hide_the_url_password() -> None:
+    import httpx
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(500, text="boom"))
+    url = "https://robot:hunter2@api.example.com/export"
+    dag = DAG("http_secret").add(HttpTask("export", "POST", url, transport=transport))
+    done, rows, logs = await run_dag(dag, MemoryStorage())
+    assert done.status is DagRunStatus.failed
+    error = rows["export"].error or ""
+    assert "POST https://robot:***@api.example.com/export returned 500" in error
+    assert "hunter2" not in error
+    assert logs and all("hunter2" not in r.message for r in logs)
+
+
 @pytest.mark.parametrize(
     ("args", "options", "expected"),
     [
