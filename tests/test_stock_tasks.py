@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import threading
 import tracemalloc
 from collections.abc import Iterator
@@ -126,6 +127,19 @@ async def test_shell_task_stopping_the_scheduler_kills_its_grandchildren() -> No
         logger.setLevel(logging.NOTSET)
     assert len(pids) == 2
     assert not any(running(pid) for pid in pids)
+
+
+async def test_shell_task_ends_when_a_background_child_has_its_own_output() -> None:
+    shell = ShellTask("start_server", "sleep 30 > /dev/null 2>&1 & echo $!")
+    dag = DAG("shell_background").add(shell)
+    with anyio.fail_after(20):  # well before the child's 30 s
+        done, rows, _ = await run_dag(dag, MemoryStorage())
+    child = int(rows["start_server"].result)
+    try:
+        assert done.status is DagRunStatus.success
+        assert running(child)  # a finished command's children are left alone
+    finally:
+        os.kill(child, signal.SIGKILL)
 
 
 async def test_shell_task_nonzero_exit_fails_with_code_and_last_lines(

@@ -53,7 +53,9 @@ class ShellTask(Task):
     that gives the code and the last lines. The command runs in a process group of its
     own: when the attempt times out or is cancelled (the scheduler stops), the whole
     group gets SIGTERM, and SIGKILL after ``kill_grace``, so no child it started is
-    left behind.
+    left behind. The attempt ends when the command has exited and its output is
+    closed: a child left running in the background with the same output keeps the
+    attempt going, so redirect it (``server > server.log 2>&1 &``).
 
     :param id: the task's id, unique within its DAG.
     :param command: a shell line, a program with its arguments, or a callable taking
