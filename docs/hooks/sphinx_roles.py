@@ -10,8 +10,6 @@ from typing import Any
 import griffe
 
 ROLE = re.compile(r":(?:py:)?(?:meth|class|func|attr|mod|data|exc|obj|const):`(~?)([^`]+)`")
-
-
 LITERAL_INTRO = re.compile(r"(?<=\S)::$", re.MULTILINE)
 
 
