@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 
 class PpacerError(Exception):
     """Base class of every error raised by ppacer-async."""
@@ -45,3 +47,8 @@ class TaskTimeoutError(PpacerError, TimeoutError):
 
 class ResultNotStorable(PpacerError, TypeError):
     """A task returned a value that cannot be stored as JSON."""
+
+
+def describe_exception(exc: BaseException) -> str:
+    """The error text stored with a failed attempt: message and traceback."""
+    return "".join(traceback.format_exception(exc)).rstrip()
