@@ -25,7 +25,7 @@ import logging
 from collections import deque
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 import anyio
 
@@ -280,22 +280,22 @@ class StateMachine:
         runs = self.runs
         done = 0
         for event in events:
-            if type(event) is AttemptEnded:
+            if isinstance(event, AttemptEnded):
                 done += 1
                 if event.tr.status is TaskStatus.success:
                     transitions.task_succeeded(event.state, event.i, event.tr, now, fx)
                 else:
                     transitions.task_failed(event.state, event.i, event.tr, now, fx)
-            elif type(event) is AttemptStarted:
+            elif isinstance(event, AttemptStarted):
                 fx.task_runs.append(event.tr)
-            elif type(event) is AttemptInterrupted:
+            elif isinstance(event, AttemptInterrupted):
                 # Shared: another process stopped or died; the attempt runs again at
                 # once. Here: this process is stopping; it runs on the next start.
                 resume = self.shared and not stopping
                 transitions.task_interrupted(event.state, event.i, event.tr, now, fx, resume=resume)
             elif stopping:
                 continue  # runs and retries wait in storage for the next start
-            elif type(event) is RunQueued:
+            elif isinstance(event, RunQueued):
                 run = event.run
                 self.incoming[run.dag_id] -= 1
                 dag = self.dags.get(run.dag_id)
@@ -303,10 +303,12 @@ class StateMachine:
                     logger.warning("run %s: DAG %r is not served here", run.id, run.dag_id)
                 elif run.id not in runs:
                     await self._admit_stored(run, dag, now, fx)
-            elif type(event) is RetryDue:
+            elif isinstance(event, RetryDue):
                 current = runs.get(event.state.run.id)
                 if current is not None and current is event.state:  # not restarted since
                     transitions.retry_due(current, event.i, event.attempt, now, fx)
+            else:  # mypy checks that every kind of event has its branch
+                assert_never(event)
         self.tasks_finished += done
         if not stopping:
             self._release_finished(now, fx)
