@@ -280,12 +280,13 @@ class StateMachine:
         runs = self.runs
         done = 0
         for event in events:
-            if isinstance(event, AttemptEnded):
+            if isinstance(event, AttemptEnded):  # the most frequent first
                 done += 1
-                if event.tr.status is TaskStatus.success:
-                    transitions.task_succeeded(event.state, event.i, event.tr, now, fx)
+                tr = event.tr
+                if tr.status is TaskStatus.success:
+                    transitions.task_succeeded(event.state, event.i, tr, now, fx)
                 else:
-                    transitions.task_failed(event.state, event.i, event.tr, now, fx)
+                    transitions.task_failed(event.state, event.i, tr, now, fx)
             elif isinstance(event, AttemptStarted):
                 fx.task_runs.append(event.tr)
             elif isinstance(event, AttemptInterrupted):
