@@ -61,9 +61,7 @@ class LocalEngine:
         return await self.coordinator.wait_for_run(run_id, seconds)
 
     async def flush_logs(self) -> None:
-        machine = self.coordinator.machine
-        if machine.logs:
-            machine.wake()
+        self.coordinator.machine.write_logs_soon()
 
     def statistics(self) -> Statistics:
         return statistics(self.coordinator, self.consumer)

@@ -168,6 +168,11 @@ class StateMachine:
 
     # -- what the engine asks ----------------------------------------------------------
 
+    def write_logs_soon(self) -> None:
+        """Task logs wait for the next commit: have it happen now."""
+        if self.logs:
+            self.wake()
+
     def state_of(self, run_id: int) -> RunState | None:
         """The state of a run this machine holds (admitted and not finished)."""
         return self.runs.get(run_id)
