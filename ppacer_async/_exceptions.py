@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterable
 
 
@@ -77,3 +78,8 @@ class HttpStatusError(PpacerError, RuntimeError):
         super().__init__(message)
         self.status_code = status_code
         self.body_start = body_start
+
+
+def describe_exception(exc: BaseException) -> str:
+    """The error text stored with a failed attempt: message and traceback."""
+    return "".join(traceback.format_exception(exc)).rstrip()

@@ -14,8 +14,7 @@ import attrs
 
 from .._backoff import Backoff
 from .._exceptions import PpacerError
-from .._scheduler.state import render_alert_text
-from .._structures import Alert
+from .._structures import Alert, render_alert_text
 
 logger = logging.getLogger("ppacer_async.notify")
 
