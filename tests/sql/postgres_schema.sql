@@ -51,6 +51,8 @@ CREATE UNIQUE INDEX dag_runs_schedule_point ON dag_runs (dag_id, logical_time)
     WHERE scheduled;
 CREATE INDEX dag_runs_by_dag ON dag_runs (dag_id, id);
 CREATE INDEX dag_runs_active ON dag_runs (id) WHERE status IN ('queued', 'running');
+CREATE INDEX dag_runs_by_status ON dag_runs (status, id);
+CREATE INDEX dag_runs_by_logical_time ON dag_runs (logical_time);
 
 CREATE TABLE task_runs (
     run_id bigint NOT NULL,
