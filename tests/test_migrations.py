@@ -1,6 +1,6 @@
-"""The schema each storage builds from its migrations equals one written by hand from
-the documented tables (tests/sql/), and every storage reports the schema version of its
-migrations."""
+"""The SQL files shipped with the storages: the schema each storage builds from its
+migrations equals one written by hand from the documented tables (tests/sql/), every
+storage reports the schema version of its migrations, and named queries load by name."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ppacer_async.storage import MemoryStorage
+from ppacer_async.storage._queries import NamedQueries, parse_queries
 from ppacer_async.storage.postgres import PostgresStorage
 from ppacer_async.storage.sqlite import SCHEMA_VERSION, SQLiteStorage, list_migrations
 from tests.conftest import POSTGRES_DSN
@@ -169,3 +170,52 @@ async def test_sqlite_migrations_build_the_documented_schema(tmp_path: Path) -> 
     assert found.keys() == expected.keys()
     for part in found:
         assert found[part] == expected[part], part
+
+
+# -- named queries -----------------------------------------------------------------------
+
+QUERIES = """-- A header comment.
+
+-- first --
+-- What it does,
+-- on two lines.
+SELECT 1
+-- not a name: a comment inside
+FROM t;
+
+-- second --
+SELECT 2
+
+-- -- a section comment
+"""
+
+
+def test_named_queries_are_read_by_name_without_the_comments_around_them() -> None:
+    queries = parse_queries(QUERIES, "queries.sql")
+
+    assert queries == {
+        "first": "SELECT 1\n-- not a name: a comment inside\nFROM t;",
+        "second": "SELECT 2",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("-- a --\nSELECT 1\n-- a --\nSELECT 2\n", "names two queries 'a'"),
+        ("-- a --\n-- only a description\n", "query 'a' of queries.sql has no statement"),
+    ],
+)
+def test_a_query_file_with_a_repeated_or_empty_name_is_refused(text: str, expected: str) -> None:
+    with pytest.raises(RuntimeError, match=expected):
+        parse_queries(text, "queries.sql")
+
+
+def test_a_query_nothing_takes_is_reported() -> None:
+    queries = NamedQueries("queries.sql", parse_queries(QUERIES, "queries.sql"))
+    assert queries.take("first").startswith("SELECT 1")
+
+    with pytest.raises(KeyError, match="no query named 'third'"):
+        queries.take("third")
+    with pytest.raises(RuntimeError, match=r"nothing runs: \['second'\]"):
+        queries.check_all_taken()

@@ -8,13 +8,11 @@ caller can never leave half-open.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
@@ -24,17 +22,14 @@ import anyio
 import attrs
 
 from .._enums import (
-    AttemptReason,
     DagRunStatus,
     RunTrigger,
     ScheduleEventKind,
-    TaskStatus,
 )
 from .._exceptions import (
     DagNotFound,
     SchemaVersionError,
     StorageError,
-    StorageLockedError,
 )
 from .._structures import (
     Changes,
@@ -46,25 +41,19 @@ from .._structures import (
     TaskRun,
 )
 from ..abc import Storage
+from . import _sqlite_work as q
 from ._codec import (
-    ATTEMPT_REASONS,
     EVENT_KINDS,
-    RUN_STATUSES,
     RUN_TRIGGERS,
     SCHEDULE_KINDS,
     SCHEDULED_TRIGGERS,
-    TASK_STATUSES,
     check_member,
-    compact_json,
     dt,
     opt_dt,
-    opt_ts,
-    result_json,
-    to_json,
     ts,
-    ts_memo,
 )
 from ._migrations import Migration, migrations, read_migrations, schema_version
+from ._sqlite_lock import lock_file, unlock_file
 
 __all__ = [
     "MIGRATIONS",
@@ -123,7 +112,7 @@ def apply_migrations(
     current = _schema_version(conn)
     _check_not_newer(current, latest, label)
     while current < latest:
-        with _write_transaction(conn):
+        with q.write_transaction(conn):
             current = _schema_version(conn)
             _check_not_newer(current, latest, label)
             pending = [m for m in migrations if m.version > current]
@@ -132,22 +121,17 @@ def apply_migrations(
             step = pending[0]
             for statement in step.statements():
                 conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                (step.version, ts(datetime.now(UTC))),
-            )
+            conn.execute(q.RECORD_VERSION, (step.version, ts(datetime.now(UTC))))
             current = step.version
     return current
 
 
 def _schema_version(conn: sqlite3.Connection) -> int:
     """The schema version of a database; 0 when it has no ``schema_version`` table."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-    ).fetchone()
+    exists = conn.execute(q.HAS_SCHEMA_VERSION).fetchone()
     if exists is None:
         return 0
-    (version,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+    (version,) = conn.execute(q.CURRENT_VERSION).fetchone()
     return int(version)
 
 
@@ -187,12 +171,7 @@ def _inspect_existing_file(path: str) -> None:
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS)
         try:
-            names = {
-                name
-                for (name,) in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-                )
-            }
+            names = {name for (name,) in conn.execute(q.TABLE_NAMES)}
             version = _schema_version(conn) if "schema_version" in names else None
         finally:
             conn.close()
@@ -211,105 +190,6 @@ def _inspect_existing_file(path: str) -> None:
         _check_not_newer(version, MIGRATIONS[-1].version, path)
 
 
-# -- conversions -------------------------------------------------------------------------
-
-
-def _json(value: Any, what: str) -> str:
-    return to_json(value, what, compact_json)
-
-
-_RUN_COLUMNS = (
-    "id, dag_id, logical_time, status, trigger, params, dag_version, "
-    "created_at, started_at, finished_at"
-)
-_TASK_COLUMNS = (
-    "run_id, task_id, attempt, status, reason, scheduled_at, started_at, finished_at, error, result"
-)
-_DAG_COLUMNS = (
-    "d.dag_id, v.version, v.definition_hash, v.definition, d.paused, v.created_at, d.resume_after"
-)
-
-
-def _run_from_row(row: tuple[Any, ...]) -> DagRun:
-    return DagRun(
-        id=row[0],
-        dag_id=row[1],
-        logical_time=dt(row[2]),
-        status=DagRunStatus(row[3]),
-        trigger=RunTrigger(row[4]),
-        params=json.loads(row[5]),
-        dag_version=row[6],
-        created_at=dt(row[7]),
-        started_at=opt_dt(row[8]),
-        finished_at=opt_dt(row[9]),
-    )
-
-
-def _task_run_from_row(row: tuple[Any, ...]) -> TaskRun:
-    return TaskRun(
-        run_id=row[0],
-        task_id=row[1],
-        attempt=row[2],
-        status=TaskStatus(row[3]),
-        reason=AttemptReason(row[4]),
-        scheduled_at=opt_dt(row[5]),
-        started_at=opt_dt(row[6]),
-        finished_at=opt_dt(row[7]),
-        error=row[8],
-        result=None if row[9] is None else json.loads(row[9]),
-    )
-
-
-def _dag_from_row(row: tuple[Any, ...]) -> DagInfo:
-    return DagInfo(
-        dag_id=row[0],
-        version=row[1],
-        definition_hash=row[2],
-        definition=json.loads(row[3]),
-        paused=bool(row[4]),
-        created_at=dt(row[5]),
-        resume_after=opt_dt(row[6]),
-    )
-
-
-def _event_from_row(row: tuple[Any, ...]) -> ScheduleEvent:
-    return ScheduleEvent(
-        dag_id=row[0],
-        logical_time=dt(row[1]),
-        kind=ScheduleEventKind(row[2]),
-        created_at=dt(row[3]),
-        run_id=row[4],
-    )
-
-
-def _log_from_row(row: tuple[Any, ...]) -> LogRecord:
-    return LogRecord(
-        run_id=row[0],
-        task_id=row[1],
-        attempt=row[2],
-        time=dt(row[3]),
-        level=row[4],
-        message=row[5],
-    )
-
-
-# -- work done in the connection thread ------------------------------------------------
-
-
-@contextmanager
-def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """A transaction that takes the write lock up front: a deferred one that starts
-    reading and then writes can fail with "database is locked" without waiting."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
 def _prepare(conn: sqlite3.Connection, label: str) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
     conn.execute("PRAGMA journal_mode = WAL")
@@ -318,188 +198,6 @@ def _prepare(conn: sqlite3.Connection, label: str) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
     # Read the module attribute at call time, so tests can add migrations.
     apply_migrations(conn, MIGRATIONS, label=label)
-
-
-def _sync_dag(
-    conn: sqlite3.Connection, dag_id: str, definition_hash: str, definition: str, now: str
-) -> int:
-    with _write_transaction(conn):
-        row = conn.execute(
-            "SELECT version, definition_hash FROM dag_versions WHERE dag_id = ? "
-            "ORDER BY version DESC LIMIT 1",
-            (dag_id,),
-        ).fetchone()
-        if row is not None and row[1] == definition_hash:
-            return int(row[0])
-        version = 1 if row is None else int(row[0]) + 1
-        conn.execute(
-            "INSERT INTO dags (dag_id, paused, created_at) VALUES (?, 0, ?) "
-            "ON CONFLICT (dag_id) DO NOTHING",
-            (dag_id, now),
-        )
-        conn.execute(
-            "INSERT INTO dag_versions (dag_id, version, definition_hash, definition, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (dag_id, version, definition_hash, definition, now),
-        )
-        return version
-
-
-def _create_run(
-    conn: sqlite3.Connection,
-    row: tuple[Any, ...],
-    event: tuple[str, str, str, str] | None,
-) -> int | None:
-    with _write_transaction(conn):
-        cursor = conn.execute(
-            "INSERT INTO dag_runs (dag_id, logical_time, status, trigger, scheduled, params, "
-            "dag_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (dag_id, logical_time) WHERE scheduled = 1 DO NOTHING",
-            row,
-        )
-        if cursor.rowcount == 0:
-            return None
-        run_id = cursor.lastrowid
-        if event is not None:
-            conn.execute(
-                "INSERT INTO schedule_events (dag_id, logical_time, kind, created_at, run_id) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (*event, run_id),
-            )
-        return run_id
-
-
-_UPDATE_RUN = (
-    "UPDATE dag_runs SET status = ?, trigger = ?, started_at = ?, finished_at = ? WHERE id = ?"
-)
-_UPSERT_TASK_RUN = (
-    f"INSERT INTO task_runs ({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (run_id, task_id, attempt) DO UPDATE SET "
-    "status = excluded.status, reason = excluded.reason, "
-    "scheduled_at = excluded.scheduled_at, started_at = excluded.started_at, "
-    "finished_at = excluded.finished_at, error = excluded.error, result = excluded.result"
-)
-_INSERT_LOG = (
-    "INSERT INTO task_logs (run_id, task_id, attempt, time, level, message) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-
-
-def _commit(conn: sqlite3.Connection, changes: Changes) -> None:
-    # Everything is converted and checked before the transaction starts: bad input
-    # raises with nothing written.
-    run_rows = []
-    for run in changes.dag_runs:
-        check_member(run.status, RUN_STATUSES, f"status of run {run.id}")
-        check_member(run.trigger, RUN_TRIGGERS, f"trigger of run {run.id}")
-        run_rows.append(
-            (run.status, run.trigger, opt_ts(run.started_at), opt_ts(run.finished_at), run.id)
-        )
-    task_rows = []
-    memo: dict[datetime, str] = {}  # attempts made ready together share scheduled_at
-    for tr in changes.task_runs:
-        scheduled = tr.scheduled_at
-        if tr.status not in TASK_STATUSES or tr.reason not in ATTEMPT_REASONS:
-            where = f"task {tr.task_id!r} attempt {tr.attempt} of run {tr.run_id}"
-            check_member(tr.status, TASK_STATUSES, f"status of {where}")
-            check_member(tr.reason, ATTEMPT_REASONS, f"reason of {where}")
-        result = None if tr.result is None else result_json(tr, compact_json)
-        task_rows.append(
-            (
-                tr.run_id,
-                tr.task_id,
-                tr.attempt,
-                tr.status,
-                tr.reason,
-                None if scheduled is None else ts_memo(scheduled, memo),
-                None if tr.started_at is None else ts(tr.started_at),
-                None if tr.finished_at is None else ts(tr.finished_at),
-                tr.error,
-                result,
-            )
-        )
-    log_rows = [
-        (r.run_id, r.task_id, r.attempt, ts(r.time), r.level, r.message) for r in changes.logs
-    ]
-    with _write_transaction(conn):
-        if run_rows:
-            updated = conn.executemany(_UPDATE_RUN, run_rows).rowcount
-            if updated != len(run_rows):
-                wanted = sorted({row[-1] for row in run_rows})
-                marks = ", ".join("?" * len(wanted))
-                found = {
-                    row_id
-                    for (row_id,) in conn.execute(
-                        f"SELECT id FROM dag_runs WHERE id IN ({marks})", wanted
-                    )
-                }
-                missing = [run_id for run_id in wanted if run_id not in found]
-                raise StorageError(
-                    f"commit updates DAG runs that do not exist: {missing}; nothing was written"
-                )
-        try:
-            if task_rows:
-                conn.executemany(_UPSERT_TASK_RUN, task_rows)
-            if log_rows:
-                conn.executemany(_INSERT_LOG, log_rows)
-        except sqlite3.IntegrityError as exc:
-            raise StorageError(
-                f"commit refers to a DAG run that does not exist ({exc}); nothing was written"
-            ) from exc
-
-
-def _fetch(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    return conn.execute(sql, params).fetchall()
-
-
-def _fetch_one(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-    row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
-    return row
-
-
-def _run_statement(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
-    """Run one statement (its own transaction) and return the number of changed rows."""
-    return conn.execute(sql, params).rowcount
-
-
-# -- the scheduler lock -----------------------------------------------------------------
-
-
-def _lock_file(db_path: str) -> int:
-    """Take an exclusive ``flock`` on ``<db_path>.lock`` and write our pid into it.
-
-    The kernel drops the lock when the descriptor closes, so a killed scheduler never
-    leaves a stale lock behind. A symlink to the database shares the real file's lock.
-    """
-    lock_path = os.path.realpath(db_path) + ".lock"
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StorageError(f"cannot create the scheduler lock file {lock_path}: {exc}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        os.close(fd)
-        pid = f"pid {holder}" if holder.isdigit() else "pid unknown"
-        raise StorageLockedError(
-            f"{db_path} is already served by another scheduler ({pid}); stop it first, "
-            "or use PostgreSQL to run several schedulers on one database"
-        ) from None
-    except OSError as exc:
-        os.close(fd)
-        raise StorageError(f"cannot lock {lock_path}: {exc}") from exc
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-    return fd
-
-
-def _unlock_file(fd: int) -> None:
-    try:
-        os.ftruncate(fd, 0)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 # -- the storage ---------------------------------------------------------------------------
@@ -539,7 +237,7 @@ def _version_on_disk(path: str) -> int | None:
     try:
         conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+            row = conn.execute(q.CURRENT_VERSION).fetchone()
         finally:
             conn.close()
     except sqlite3.Error:
@@ -631,7 +329,7 @@ class SQLiteStorage(Storage):
                 return
 
     async def _read_data_version(self) -> int | None:
-        row = await self._call("check for changes", _fetch_one, "PRAGMA data_version", ())
+        row = await self._call("check for changes", q.fetch_one, q.DATA_VERSION, ())
         return None if row is None else int(row[0])
 
     async def close(self) -> None:
@@ -643,49 +341,45 @@ class SQLiteStorage(Storage):
                     await db.close()
         finally:
             if lock_fd is not None:
-                _unlock_file(lock_fd)
+                unlock_file(lock_fd)
 
     async def acquire_scheduler_lock(self) -> None:
         if self._lock_fd is None:
-            self._lock_fd = _lock_file(self.path)
+            self._lock_fd = lock_file(self.path)
 
     # -- DAG definitions -----------------------------------------------------------------
 
     async def sync_dag(
         self, dag_id: str, definition_hash: str, definition: dict[str, Any], now: datetime
     ) -> int:
-        text = _json(definition, f"the definition of DAG {dag_id!r}")
-        return await self._call("record DAG", _sync_dag, dag_id, definition_hash, text, ts(now))
+        text = q.json_text(definition, f"the definition of DAG {dag_id!r}")
+        return await self._call("record DAG", q.sync_dag, dag_id, definition_hash, text, ts(now))
 
     async def get_dag(self, dag_id: str) -> DagInfo | None:
         row = await self._call(
             "read DAG",
-            _fetch_one,
-            f"SELECT {_DAG_COLUMNS} FROM dags AS d JOIN dag_versions AS v "
-            "ON v.dag_id = d.dag_id WHERE d.dag_id = ? ORDER BY v.version DESC LIMIT 1",
+            q.fetch_one,
+            q.GET_DAG,
             (dag_id,),
         )
-        return None if row is None else _dag_from_row(row)
+        return None if row is None else q.dag_from_row(row)
 
     async def list_dags(self) -> list[DagInfo]:
         rows = await self._call(
             "list DAGs",
-            _fetch,
-            f"SELECT {_DAG_COLUMNS} FROM dags AS d JOIN dag_versions AS v "
-            "ON v.dag_id = d.dag_id AND v.version = "
-            "(SELECT MAX(version) FROM dag_versions WHERE dag_id = d.dag_id) "
-            "ORDER BY d.dag_id",
+            q.fetch,
+            q.LIST_DAGS,
             (),
         )
-        return [_dag_from_row(row) for row in rows]
+        return [q.dag_from_row(row) for row in rows]
 
     async def set_paused(
         self, dag_id: str, paused: bool, resume_after: datetime | None = None
     ) -> None:
         changed = await self._call(
             "pause DAG",
-            _run_statement,
-            "UPDATE dags SET paused = ?, resume_after = ? WHERE dag_id = ?",
+            q.run_statement,
+            q.SET_PAUSED,
             (int(bool(paused)), None if resume_after is None else ts(resume_after), dag_id),
         )
         if not changed:
@@ -709,7 +403,7 @@ class SQLiteStorage(Storage):
             check_member(event, EVENT_KINDS, "event")
         logical = ts(logical_time)
         created = ts(created_at)
-        params_text = _json(params, f"params of a run of DAG {dag_id!r}")
+        params_text = q.json_text(params, f"params of a run of DAG {dag_id!r}")
         row = (
             dag_id,
             logical,
@@ -721,7 +415,7 @@ class SQLiteStorage(Storage):
             created,
         )
         event_row = None if event is None else (dag_id, logical, event, created)
-        run_id = await self._call("create a run", _create_run, row, event_row)
+        run_id = await self._call("create a run", q.create_run, row, event_row)
         if run_id is None:
             return None
         return DagRun(
@@ -739,9 +433,8 @@ class SQLiteStorage(Storage):
         check_member(event.kind, EVENT_KINDS, "kind of the schedule event")
         await self._call(
             "record a schedule event",
-            _run_statement,
-            "INSERT INTO schedule_events (dag_id, logical_time, kind, created_at, run_id) "
-            "VALUES (?, ?, ?, ?, ?)",
+            q.run_statement,
+            q.INSERT_SCHEDULE_EVENT,
             (
                 event.dag_id,
                 ts(event.logical_time),
@@ -754,8 +447,8 @@ class SQLiteStorage(Storage):
     async def last_schedule_point(self, dag_id: str) -> datetime | None:
         row = await self._call(
             "read the last schedule point",
-            _fetch_one,
-            "SELECT MAX(logical_time) FROM schedule_events WHERE dag_id = ? AND kind IN (?, ?, ?)",
+            q.fetch_one,
+            q.LAST_SCHEDULE_POINT,
             (dag_id, *SCHEDULE_KINDS),
         )
         return None if row is None else opt_dt(row[0])
@@ -763,22 +456,19 @@ class SQLiteStorage(Storage):
     async def schedule_events(self, dag_id: str, limit: int = 100) -> list[ScheduleEvent]:
         rows = await self._call(
             "read schedule events",
-            _fetch,
-            "SELECT dag_id, logical_time, kind, created_at, run_id FROM schedule_events "
-            "WHERE dag_id = ? ORDER BY logical_time DESC, id DESC LIMIT ?",
+            q.fetch,
+            q.SCHEDULE_EVENTS,
             (dag_id, limit),
         )
-        return [_event_from_row(row) for row in rows]
+        return [q.event_from_row(row) for row in rows]
 
     async def commit(self, changes: Changes) -> None:
         if changes:
-            await self._call("commit", _commit, changes)
+            await self._call("commit", q.commit, changes)
 
     async def get_run(self, run_id: int) -> DagRun | None:
-        row = await self._call(
-            "read a run", _fetch_one, f"SELECT {_RUN_COLUMNS} FROM dag_runs WHERE id = ?", (run_id,)
-        )
-        return None if row is None else _run_from_row(row)
+        row = await self._call("read a run", q.fetch_one, q.GET_RUN, (run_id,))
+        return None if row is None else q.run_from_row(row)
 
     async def list_runs(
         self,
@@ -810,29 +500,29 @@ class SQLiteStorage(Storage):
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = await self._call(
             "list runs",
-            _fetch,
-            f"SELECT {_RUN_COLUMNS} FROM dag_runs{where} ORDER BY id DESC LIMIT ?",
+            q.fetch,
+            f"SELECT {q.RUN_COLUMNS} FROM dag_runs{where} ORDER BY id DESC LIMIT ?",
             (*params, limit),
         )
-        return [_run_from_row(row) for row in rows]
+        return [q.run_from_row(row) for row in rows]
 
     async def active_runs(self) -> list[DagRun]:
         rows = await self._call(
             "list active runs",
-            _fetch,
-            f"SELECT {_RUN_COLUMNS} FROM dag_runs WHERE status IN (?, ?) ORDER BY id",
+            q.fetch,
+            q.ACTIVE_RUNS,
             (DagRunStatus.queued, DagRunStatus.running),
         )
-        return [_run_from_row(row) for row in rows]
+        return [q.run_from_row(row) for row in rows]
 
     async def task_runs(self, run_id: int) -> list[TaskRun]:
         rows = await self._call(
             "read task runs",
-            _fetch,
-            f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE run_id = ? ORDER BY task_id, attempt",
+            q.fetch,
+            q.TASK_RUNS,
             (run_id,),
         )
-        return [_task_run_from_row(row) for row in rows]
+        return [q.task_run_from_row(row) for row in rows]
 
     async def logs(
         self,
@@ -853,17 +543,14 @@ class SQLiteStorage(Storage):
             sql += " AND attempt = ?"
             params.append(attempt)
         params.extend((-1 if limit is None else limit, offset))
-        rows = await self._call("read logs", _fetch, sql + " ORDER BY id LIMIT ? OFFSET ?", params)
-        return [_log_from_row(row) for row in rows]
+        rows = await self._call("read logs", q.fetch, sql + " ORDER BY id LIMIT ? OFFSET ?", params)
+        return [q.log_from_row(row) for row in rows]
 
     async def counts(self) -> StorageCounts:
         row = await self._call(
             "count rows",
-            _fetch_one,
-            "SELECT (SELECT COALESCE(MAX(version), 0) FROM schema_version), "
-            "(SELECT COUNT(*) FROM dags), (SELECT COUNT(*) FROM dag_runs), "
-            "(SELECT COUNT(*) FROM task_runs), (SELECT COUNT(*) FROM task_logs), "
-            "(SELECT COUNT(*) FROM schedule_events)",
+            q.fetch_one,
+            q.COUNTS,
             (),
         )
         assert row is not None

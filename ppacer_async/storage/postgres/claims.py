@@ -26,7 +26,7 @@ from .notices import Notices
 
 #: Counting the ready rows left costs more than a claim: at most this often (seconds).
 COUNT_EVERY = 0.1
-#: Settings of the connection claims run on (see CLAIM in _queries.py).
+#: Settings of the connection claims run on (see claim in sql/postgres/queries.sql).
 CLAIM_SETTINGS = {"enable_bitmapscan": "off", "enable_sort": "off"}
 
 

@@ -55,8 +55,8 @@ from ._values import (
 )
 from .claims import Claims
 from .leadership import Election
-from .migrations import migrate
 from .notices import Notices, channels
+from .schema import migrate
 
 __all__ = ["PostgresStorage"]
 

@@ -10,20 +10,13 @@ from ..._exceptions import SchemaVersionError, StorageError
 from .. import _migrations, redact_url
 from .._migrations import Migration as Migration
 from ._connection import lock_key, quote_ident
-
-MIGRATE_LOCK = "SELECT pg_advisory_xact_lock($1)"
-
-SCHEMA_EXISTS = "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)"
-
-SCHEMA_RELATIONS = """
-SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
-WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-ORDER BY c.relname
-"""
-
-RECORD_VERSION = "INSERT INTO {schema}.schema_version (version) VALUES ($1)"
-
-CURRENT_VERSION = "SELECT max(version) FROM {schema}.schema_version"
+from ._queries import (
+    CURRENT_VERSION,
+    MIGRATE_LOCK,
+    RECORD_VERSION,
+    SCHEMA_EXISTS,
+    SCHEMA_RELATIONS,
+)
 
 
 def migrations() -> tuple[Migration, ...]:
