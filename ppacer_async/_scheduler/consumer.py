@@ -170,6 +170,8 @@ class Consumer:
         #: Called when an attempt ends (a worker is about to be free).
         self.on_attempt_end: Callable[[], None] | None = None
         self._loop_thread = threading.get_ident()
+        #: What ``ctx.drain_log()`` awaits: the sink's buffer of log records.
+        self._log_drain = sink.logs.wait_below
 
     @property
     def free(self) -> int:
@@ -221,7 +223,7 @@ class Consumer:
             upstream=state.upstream_results(i),
             notifier=task.notifier or self.notifier,
             log_sink=self._make_log,
-            log_drain=self.sink.logs.wait_below,
+            log_drain=self._log_drain,
         )
 
     def _make_log(self, ctx: TaskContext) -> logging.LoggerAdapter[logging.Logger]:
