@@ -98,3 +98,33 @@ def test_examples_left_unrun_are_few_and_say_why() -> None:
     ]
     runs = sum(block.runs for page in pages() for block in python_blocks(page))
     assert runs >= 4 * len(unrun), f"most examples should run; not run: {unrun}"
+
+
+def test_cli_reference_shows_the_help_of_every_command() -> None:
+    import argparse
+    import importlib.util
+
+    from ppacer_async.cli import build_parser
+
+    spec = importlib.util.spec_from_file_location(
+        "cli_reference", ROOT / "docs" / "hooks" / "cli_reference.py"
+    )
+    assert spec is not None and spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    page = hook.on_page_markdown("# CLI\n\n<!-- cli-reference -->\n", page=None)
+
+    def commands(parser: argparse.ArgumentParser) -> list[str]:
+        found = [parser.prog]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in dict.fromkeys(action.choices.values()):
+                    found += commands(sub)
+        return found
+
+    names = commands(build_parser())
+    assert "ppacer-async db upgrade" in names
+    for name in names[1:]:
+        assert f"# {name}\n" in page
+        assert f"usage: {name} " in page
+    assert "<!-- cli-reference -->" not in page
