@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -246,6 +247,36 @@ async def test_email_logs_in_when_a_username_is_given(smtp_server: StartSMTP) ->
     assert accounts.tried == [("alerts", PASSWORD)]
     [mail] = box.mails
     assert mail.authenticated
+
+
+class EchoingAccounts(Accounts):
+    """Refuses every login with a reply that quotes the password it was given."""
+
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        password = data.password.decode()
+        self.tried.append((data.login.decode(), password))
+        return AuthResult(success=False, handled=False, message=f"535 5.7.8 no: {password}")
+
+
+async def test_email_reply_quoting_the_password_is_redacted(
+    smtp_server: StartSMTP, caplog: pytest.LogCaptureFixture
+) -> None:
+    accounts = EchoingAccounts("alerts", PASSWORD)
+    port = smtp_server(
+        Mailbox(), authenticator=accounts, auth_require_tls=False, auth_exclude_mechanism=["LOGIN"]
+    )
+    notifier = email_notifier(port, username="alerts", password=PASSWORD, retries=0)
+    with (
+        anyio.fail_after(10),
+        pytest.raises(NotifierError, match=r"535 5\.7\.8 no: \*\*\*") as info,
+    ):
+        await notifier.send(ALERT)
+    assert accounts.tried == [("alerts", PASSWORD)]
+    assert PASSWORD not in shown(info.value)
+    assert PASSWORD not in caplog.text
 
 
 async def test_email_rejected_login_is_not_retried(
@@ -487,6 +518,10 @@ def hook() -> Iterator[Hook]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def shown(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
 
 
 def webhook(hook: Hook, **options: Any) -> WebhookNotifier:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import smtplib
 import ssl
+import traceback
 from collections.abc import Iterable
 from datetime import timedelta
 from email.message import EmailMessage
@@ -12,6 +13,7 @@ from typing import Literal
 
 import attrs
 
+from .._redact import scrub
 from .._structures import Alert
 from ..abc import Notifier
 from ._shared import Failure, RetryPolicy, check_duration, check_template, describe, logger, render
@@ -180,7 +182,7 @@ class EmailNotifier(Notifier):
         try:
             refused = self._transmit(msg)
         except Exception as exc:
-            return _classify_smtp(exc)
+            return self._scrub(_classify_smtp(exc))
         if refused:
             # Retrying would mail the accepted recipients twice.
             logger.warning(
@@ -190,6 +192,18 @@ class EmailNotifier(Notifier):
                 "; ".join(f"{a}: {_smtp_reply(c, m)}" for a, (c, m) in refused.items()),
             )
         return None
+
+    def _scrub(self, failure: Failure) -> Failure:
+        """Remove the configured password from a failure meant for logs, wherever the
+        server quoted it; then the exception is not chained either, as it quotes it."""
+        password = self.password
+        if not password:
+            return failure
+        cause = failure.cause
+        quoted = cause is not None and password in "".join(traceback.format_exception(cause))
+        if password not in failure.reason and not quoted:
+            return failure
+        return attrs.evolve(failure, reason=scrub(failure.reason, [password]), cause=None)
 
     def _transmit(self, msg: EmailMessage) -> dict[str, tuple[int, bytes]]:
         timeout = self.timeout.total_seconds()

@@ -53,7 +53,7 @@ from ._codec import (
     ts,
 )
 from ._migrations import Migration, migrations, read_migrations, schema_version
-from ._sqlite_lock import lock_file, unlock_file
+from ._sqlite_files import check_files, lock_file, unlock_file
 
 __all__ = [
     "MIGRATIONS",
@@ -290,6 +290,7 @@ class SQLiteStorage(Storage):
     async def open(self) -> None:
         if self._db is not None:
             return
+        await anyio.to_thread.run_sync(check_files, self.path)
         await anyio.to_thread.run_sync(_inspect_existing_file, self.path)
         connection = aiosqlite.connect(
             self.path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS
@@ -345,6 +346,7 @@ class SQLiteStorage(Storage):
 
     async def acquire_scheduler_lock(self) -> None:
         if self._lock_fd is None:
+            check_files(self.path)  # one name, so one lock file (see _sqlite_files)
             self._lock_fd = lock_file(self.path)
 
     # -- DAG definitions -----------------------------------------------------------------
