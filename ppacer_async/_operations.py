@@ -80,13 +80,37 @@ async def request_restart(storage: Storage, run_id: int) -> DagRun:
     run = await storage.get_run(run_id)
     if run is None:
         raise RunNotFound(f"no run with id {run_id}; list runs with `ppacer-async runs`")
-    if run.status is not DagRunStatus.failed:
-        raise InvalidOperation(f"run {run_id} is {run.status}; only failed runs can be restarted")
+    if run.status not in (DagRunStatus.failed, DagRunStatus.cancelled):
+        raise InvalidOperation(
+            f"run {run_id} is {run.status}; only failed or cancelled runs can be restarted"
+        )
     queued = attrs.evolve(
-        run, status=DagRunStatus.queued, trigger=RunTrigger.restart, finished_at=None
+        run, status=DagRunStatus.queued, trigger=RunTrigger.restart, finished_at=None, note=None
     )
     await storage.commit(Changes(dag_runs=[queued]))
     return queued
+
+
+async def request_cancel(
+    storage: Storage, run_id: int, now: datetime, note: str | None = None
+) -> DagRun:
+    """Cancel a queued or running run. The run is recorded ``cancelled`` at once; the
+    scheduler serving it (in this or another process) then cancels its attempts.
+
+    :raises RunNotFound: no such run. :raises InvalidOperation: the run has finished.
+    """
+    run = await storage.get_run(run_id)
+    if run is None:
+        raise RunNotFound(f"no run with id {run_id}; list runs with `ppacer-async runs`")
+    if run.status.finished:
+        raise InvalidOperation(
+            f"run {run_id} is {run.status}; only queued or running runs can be cancelled"
+        )
+    cancelled = attrs.evolve(
+        run, status=DagRunStatus.cancelled, finished_at=to_utc(now), note=note or "cancelled"
+    )
+    await storage.commit(Changes(dag_runs=[cancelled]))
+    return cancelled
 
 
 async def pause_dag(storage: Storage, dag_id: str) -> None:

@@ -425,7 +425,9 @@ class _TaskDecorator:
     def branch(self, func: Callable[[TaskContext], Any], /, **options: Any) -> FunctionTask: ...
 
     @overload
-    def branch(self, /, **options: Any) -> Callable[[Callable[[TaskContext], Any]], FunctionTask]: ...
+    def branch(
+        self, /, **options: Any
+    ) -> Callable[[Callable[[TaskContext], Any]], FunctionTask]: ...
 
     def branch(
         self, func: Callable[[TaskContext], Any] | None = None, /, **options: Any
