@@ -55,3 +55,7 @@ class SkipTask(PpacerError):
 class NonRetryableError(PpacerError):
     """Raise it (or a subclass) in a task to fail the task at once, whatever its
     ``retries`` allow."""
+
+
+class TaskNotFound(PpacerError, LookupError):
+    """A DAG or run has no task with the given id."""
