@@ -28,7 +28,7 @@ import anyio.to_thread
 
 from .._enums import TaskStatus
 from .._exceptions import SkipTask, TaskTimeoutError
-from .._structures import LogRecord, TaskRun, split_instance_id
+from .._structures import LogRecord, TaskRun
 from .._task import Task, TaskContext
 from .queue import ReadyQueue
 from .state import RunView, describe_exception
@@ -230,11 +230,12 @@ class Consumer:
         run = state.run
         map_index = item = None
         task_id = tr.task_id
-        source = state.graph.map_source[i] if state.graph.map_source else -1
-        if source >= 0:
-            task_id, map_index = split_instance_id(tr.task_id)
-            items = state.results.get(source)
-            if map_index is not None and isinstance(items, list) and map_index < len(items):
+        graph = state.graph
+        if not graph.plain and graph.map_source[i] >= 0 and task_id != graph.ids[i]:
+            task_id = graph.ids[i]  # an instance: "process[3]"
+            map_index = int(tr.task_id[len(task_id) + 1 : -1])
+            items = state.results.get(graph.map_source[i])
+            if isinstance(items, list) and map_index < len(items):
                 item = items[map_index]
         return TaskContext(
             map_index=map_index,

@@ -433,11 +433,13 @@ class StateMachine:
 
 
 def _instance_outcome(state: RunState, i: int, tr: TaskRun, now: Any, fx: Effects) -> None:
-    """Apply the outcome of one instance of a mapped task."""
-    found = state.locate(tr.task_id)
-    if found is None or found[1] is None or not state.expects(i, tr.attempt, found[1]):
+    """Apply the outcome of one instance of a mapped task (``process[3]``)."""
+    k = int(tr.task_id[len(state.graph.ids[i]) + 1 : -1])
+    mapped = state.maps.get(i)
+    if mapped is None or k >= len(mapped.phase):
         return
-    k = found[1]
+    if mapped.phase[k] != transitions.LIVE or mapped.attempt[k] != tr.attempt:
+        return
     status = tr.status
     if status is TaskStatus.success:
         fanout.instance_succeeded(state, i, k, tr, now, fx)
