@@ -106,6 +106,7 @@ def expand(state: RunState, i: int, now: datetime, fx: Effects) -> None:
             mapped.phase[k] = LIVE
             due = (tr.finished_at or now) + task.retry_delay_for(mapped.failures[k])
             fx.retries.append((due, state, i, tr.attempt, k))
+            state.retrying.add((i, k))
         elif fx.record_scheduled and status is TaskStatus.running:
             mapped.phase[k] = LIVE  # leased by a process, or about to be reaped
         else:  # running or interrupted: cut short by a crash or a stop
@@ -197,6 +198,7 @@ def instance_failed(
         tr = attrs.evolve(tr, status=TaskStatus.up_for_retry)
         fx.task_runs.append(tr)
         fx.retries.append((now + task.retry_delay_for(failures), state, i, tr.attempt, k))
+        state.retrying.add((i, k))
         if task.alert_on_retry:
             fx.alerts.append((state, i, _alert(state, tr, "retry")))
         return
@@ -214,6 +216,7 @@ def instance_retry_due(
 ) -> None:
     mapped = state.maps.get(i)
     if mapped is not None and mapped.phase[k] == LIVE and mapped.attempt[k] == attempt:
+        state.retrying.discard((i, k))
         _schedule_instance(state, i, k, AttemptReason.retry, now, fx)
 
 

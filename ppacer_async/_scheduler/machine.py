@@ -86,6 +86,7 @@ class StateMachine:
         self.pending: dict[str, deque[RunState]] = {}
         self.incoming: dict[str, int] = {}  # posted runs not admitted yet
         self.waiters: dict[int, list[anyio.Event]] = {}
+        self._cancelled_ids: set[int] = set()  # cancelled before they were admitted
         self._backlog: deque[Iterator[Item]] = deque()
         self._held: Item | None = None  # taken from the backlog, refused by the queue
         self.backlogged = 0  # ready attempts not in the queue yet
@@ -285,7 +286,9 @@ class StateMachine:
                 run: DagRun = event[1]
                 self.incoming[run.dag_id] -= 1
                 dag = self.dags.get(run.dag_id)
-                if dag is None:
+                if run.id in self._cancelled_ids:
+                    self._cancelled_ids.discard(run.id)  # cancelled before it started
+                elif dag is None:
                     logger.warning("run %s: DAG %r is not served here", run.id, run.dag_id)
                 elif run.id not in runs:
                     await self._admit_stored(run, dag, now, fx)
@@ -412,7 +415,11 @@ class StateMachine:
 
     def _cancel(self, run_id: int, note: str, now: Any, fx: Effects) -> None:
         state = self.runs.get(run_id)
-        if state is None or state.finished:
+        if state is None:
+            # Queued but not admitted yet (its event may come next): never start it.
+            self._cancelled_ids.add(run_id)
+            return
+        if state.finished:
             return
         pending = self.pending.get(state.run.dag_id)
         if pending and state in pending:

@@ -167,6 +167,7 @@ def restore(
             finished = tr.finished_at or now
             due = finished + task.retry_delay_for(state.failures[i])
             fx.retries.append((due, state, i, tr.attempt, -1))
+            state.retrying.add((i, -1))
         elif shared and status is TaskStatus.running:
             phase[i] = LIVE  # still leased by a process, or about to be reaped
         else:  # running or interrupted: cut short by a crash or a stop

@@ -591,7 +591,9 @@ class Scheduler:
         self._require_serving()
         run = await operations.cancel(self.storage, run_id, self.clock.now(), note)
         machine = self._machine
-        if machine is not None and run_id in machine.runs:
+        if machine is not None and run_id not in machine.runs:
+            machine.post_cancel(run_id, run.note or "cancelled")  # if it comes, it is not run
+        elif machine is not None:
             event = anyio.Event()
             machine.waiters.setdefault(run_id, []).append(event)
             try:

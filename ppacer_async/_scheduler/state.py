@@ -114,6 +114,8 @@ class RunState(RunView):
     maps: dict[int, MapState] = attrs.field(factory=dict)
     #: stored attempts of mapped instances, by task index, until expanded (recovery)
     stored_instances: dict[int, list[TaskRun]] = attrs.field(factory=dict)
+    #: (task index, map index or -1) of the attempts waiting for their retry delay
+    retrying: set[tuple[int, int]] = attrs.field(factory=set)
     #: rebuilt for a restart: failed mapped instances run again
     restarting: bool = False
 
@@ -502,6 +504,7 @@ def task_failed(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects
         fx.task_runs.append(tr)
         due = now + task.retry_delay_for(failures)
         fx.retries.append((due, state, i, tr.attempt, -1))
+        state.retrying.add((i, -1))
         if task.alert_on_retry:
             fx.alerts.append((state, i, _alert(state, tr, "retry")))
         return
@@ -519,6 +522,7 @@ def _fail(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> N
 def retry_due(state: RunState, i: int, attempt: int, now: datetime, fx: Effects) -> None:
     """Create the next attempt of a task whose retry delay has passed."""
     if state.phase[i] == LIVE and state.attempt[i] == attempt:
+        state.retrying.discard((i, -1))
         _schedule(state, i, AttemptReason.retry, now, fx)
 
 
@@ -569,13 +573,17 @@ def cancel_run(state: RunState, note: str, now: datetime, fx: Effects) -> None:
         if phase == LIVE:
             mapped = state.maps.get(i)
             if mapped is None:
-                fx.task_runs.append(_cancelled(run_id, ids[i], state.attempt[i], now, note))
+                waits = (i, -1) in state.retrying
+                attempt = state.attempt[i]
+                fx.task_runs.append(_cancelled(run_id, ids[i], attempt, waits, now, note))
             else:
                 for k, instance in enumerate(mapped.phase):
                     if instance == LIVE:
                         task_id = instance_id(ids[i], k)
+                        waits = (i, k) in state.retrying
+                        attempt = mapped.attempt[k]
                         fx.task_runs.append(
-                            _cancelled(run_id, task_id, mapped.attempt[k], now, note)
+                            _cancelled(run_id, task_id, attempt, waits, now, note)
                         )
                         mapped.phase[k] = CANCELLED
         if phase in (LIVE, PENDING):
@@ -586,9 +594,15 @@ def cancel_run(state: RunState, note: str, now: datetime, fx: Effects) -> None:
     _finish(state, now, fx)
 
 
-def _cancelled(run_id: int, task_id: str, attempt: int, now: datetime, note: str) -> TaskRun:
-    # Written over the attempt's row: its start time, if it started, stays unknown
-    # here, and the attempt's own outcome is ignored when it comes.
+def _cancelled(
+    run_id: int, task_id: str, attempt: int, retrying: bool, now: datetime, note: str
+) -> TaskRun:
+    """The row of a live attempt of a cancelled run. Written over the attempt's row (its
+    start time, if it started, is not known here; its own outcome is ignored when it
+    comes); for a task waiting to be retried, the retry that never runs, keeping the
+    failed attempt's row and error."""
+    if retrying:
+        attempt += 1
     return TaskRun(
         run_id=run_id,
         task_id=task_id,
