@@ -22,7 +22,6 @@ from .state import (
     MapState,
     Ready,
     RunState,
-    _alert,
     _crash_looped,
     _end_row,
     _fail,
@@ -200,12 +199,12 @@ def instance_failed(
         fx.retries.append((now + task.retry_delay_for(failures), state, i, tr.attempt, k))
         state.retrying.add((i, k))
         if task.alert_on_retry:
-            fx.alerts.append((state, i, _alert(state, tr, "retry")))
+            fx.alerts.append((state, i, tr, "retry"))
         return
     tr = attrs.evolve(tr, status=TaskStatus.failed)
     fx.task_runs.append(tr)
     if task.alert_on_failure:
-        fx.alerts.append((state, i, _alert(state, tr, "failure")))
+        fx.alerts.append((state, i, tr, "failure"))
     _settle_instance(mapped, k, FAILED, None)
     if mapped.settled == len(mapped.phase):
         _all_ended(state, i, now, fx)

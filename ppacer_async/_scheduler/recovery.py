@@ -129,7 +129,9 @@ def restore(
                 chosen = branch_choice(graph, i, tr.result)
                 if not isinstance(chosen, str):
                     unchosen.update(c for c in graph.children[i] if c not in chosen)
-        elif status in _DERIVED and tr.started_at is None:
+        elif status is TaskStatus.upstream_failed or (
+            status is TaskStatus.skipped and tr.started_at is None
+        ):  # decided by its trigger rule (a skip with a start raised SkipTask)
             if i in unchosen:
                 _mark(state, i, SKIPPED)
                 continue
