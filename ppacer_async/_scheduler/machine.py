@@ -305,24 +305,16 @@ class StateMachine:
         runs = self.runs
         done = 0
         # Looked up once, not per event (an enum member costs about 0.1 µs to read).
-        success, skipped, cancelled = TaskStatus.success, TaskStatus.skipped, TaskStatus.cancelled
-        succeeded, failed = transitions.task_succeeded, transitions.task_failed
+        success = TaskStatus.success
+        succeeded = transitions.plain_task_succeeded
         for event in events:
             if isinstance(event, AttemptEnded):  # the most frequent first
                 done += 1
-                tr, state, i = event.tr, event.state, event.i
-                if state.cancelled:
-                    continue  # its row says cancelled already
-                graph = state.graph
-                status = tr.status
-                if not graph.plain and graph.map_source[i] >= 0 and tr.task_id != graph.ids[i]:
-                    _instance_outcome(state, i, tr, now, fx)
-                elif status is success:
-                    succeeded(state, i, tr, now, fx)
-                elif status is skipped:
-                    transitions.task_skipped(state, i, tr, now, fx)
-                elif status is not cancelled:
-                    failed(state, i, tr, now, fx)
+                tr = event.tr
+                if tr.status is success and event.state.plain:
+                    succeeded(event.state, event.i, tr, now, fx)
+                else:
+                    _attempt_ended(event.state, event.i, tr, now, fx)
             elif isinstance(event, AttemptStarted):
                 if not event.state.cancelled:
                     fx.task_runs.append(event.tr)
@@ -497,6 +489,22 @@ class StateMachine:
             nxt = pending.popleft()
             self.active[dag_id] += 1
             transitions.start_run(nxt, now, fx)
+
+
+def _attempt_ended(state: RunState, i: int, tr: TaskRun, now: Any, fx: Effects) -> None:
+    """Apply any outcome but a success in a plain run (those take the fast path)."""
+    if state.cancelled:
+        return  # its row says cancelled already
+    graph = state.graph
+    status = tr.status
+    if graph.mapped and graph.map_source[i] >= 0 and tr.task_id != graph.ids[i]:
+        _instance_outcome(state, i, tr, now, fx)
+    elif status is TaskStatus.success:
+        transitions.task_succeeded(state, i, tr, now, fx)
+    elif status is TaskStatus.skipped:
+        transitions.task_skipped(state, i, tr, now, fx)
+    elif status is not TaskStatus.cancelled:
+        transitions.task_failed(state, i, tr, now, fx)
 
 
 def _instance_outcome(state: RunState, i: int, tr: TaskRun, now: Any, fx: Effects) -> None:
