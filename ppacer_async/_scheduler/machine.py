@@ -513,11 +513,18 @@ def _instance_outcome(state: RunState, i: int, tr: TaskRun, now: Any, fx: Effect
     mapped = state.maps.get(i)
     if mapped is None or k >= len(mapped.phase):
         return
-    if mapped.phase[k] != transitions.LIVE or mapped.attempt[k] != tr.attempt:
+    phase = mapped.phase
+    if phase[k] != transitions.LIVE or mapped.attempt[k] != tr.attempt:
         return
     status = tr.status
-    if status is TaskStatus.success:
-        fanout.instance_succeeded(state, i, k, tr, now, fx)
+    if status is TaskStatus.success:  # fanout.instance_succeeded, inlined: per instance
+        fx.task_runs.append(tr)
+        mapped.streak[k] = 0
+        phase[k] = transitions.SUCCESS
+        mapped.results[k] = tr.result
+        mapped.settled += 1
+        if mapped.settled == len(phase):
+            fanout.all_ended(state, i, now, fx)
     elif status is TaskStatus.skipped:
         fanout.instance_skipped(state, i, k, tr, now, fx)
     elif status is not TaskStatus.cancelled:

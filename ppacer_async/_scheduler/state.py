@@ -169,9 +169,11 @@ class Ready:
     reasons: list[AttemptReason] = attrs.field(factory=list)
     #: instances of mapped tasks: (task index, map index, reason)
     instances: list[tuple[int, int, AttemptReason]] = attrs.field(factory=list)
+    #: every instance of a mapped task, first attempts: (task index, how many)
+    expanded: list[tuple[int, int]] = attrs.field(factory=list)
 
     def __len__(self) -> int:
-        return len(self.indices) + len(self.instances)
+        return len(self.indices) + len(self.instances) + sum(n for _, n in self.expanded)
 
     def items(self) -> Iterator[tuple[RunState, int, TaskRun]]:
         """Queue items, made one at a time."""
@@ -204,6 +206,21 @@ class Ready:
                     scheduled_at=at,
                 ),
             )
+        for i, n in self.expanded:
+            prefix = ids[i] + "["
+            for k in range(n):
+                yield (
+                    state,
+                    i,
+                    TaskRun(
+                        run_id=run_id,
+                        task_id=f"{prefix}{k}]",
+                        attempt=1,
+                        status=_SCHEDULED,
+                        reason=_INITIAL,
+                        scheduled_at=at,
+                    ),
+                )
 
 
 @attrs.define(eq=False, kw_only=True)
