@@ -43,7 +43,7 @@ _TICK = timedelta(microseconds=1)
 
 
 class Watcher:
-    """Owns the timers of one scheduler: schedule points and retry delays."""
+    """Owns the timers of one scheduler: schedule points, retry delays and run timeouts."""
 
     def __init__(
         self,
