@@ -6,8 +6,20 @@ by their file names.
 
 from __future__ import annotations
 
+import branching
 import etl
+import fanout
 import hello
+import rules
 import stock_tasks
+import timeouts
 
-dags = [*hello.dags, *etl.dags, *stock_tasks.dags]
+dags = [
+    *hello.dags,
+    *etl.dags,
+    *rules.dags,
+    *branching.dags,
+    *fanout.dags,
+    *timeouts.dags,
+    *stock_tasks.dags,
+]
