@@ -42,7 +42,7 @@ async def test_links_and_static_files_work_under_a_mount_prefix():
         page = await http.get("/ppacer/")
         assert page.status_code == 200
         assert 'href="/ppacer/static/style.css"' in page.text
-        assert 'href="/ppacer/api/v1/runs"' in page.text
+        assert 'href="/ppacer/api/v1/health"' in page.text
         assert (await http.get("/ppacer/static/style.css")).status_code == 200
         assert (await http.get("/ppacer/api/v1/health")).status_code == 200
 

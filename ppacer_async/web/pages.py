@@ -1,27 +1,525 @@
-"""Server-rendered pages at ``/``."""
+"""Server-rendered pages at ``/``: overview, DAGs, a DAG, runs and a run.
+
+Every read and write goes through :mod:`ppacer_async.operations` (or the embedded
+scheduler, whose writes also wake it at once); the shapes the templates draw come from
+``_views``. Writes are plain HTML forms answered with a redirect (post, redirect, get),
+so they work without scripts; htmx only refreshes parts of a page in place.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import time
+import weakref
+from collections import deque
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import attrs
+from markupsafe import Markup
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from ._context import url_for, web_context
+from .. import operations as ops
+from .._enums import DagRunStatus
+from .._exceptions import DagNotFound, InvalidOperation, RunNotFound, TaskNotFound
+from .._structures import DagDetail, DagRun, DagSummary, RunDetail
+from ..abc import SharedStorage
+from . import _views as views
+from ._context import WebContext, url_for, web_context
+from ._graph import layout_graph
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
+#: Runs drawn in a DAG's grid.
+GRID_RUNS = 25
+#: The newest runs the overview counts by status.
+OVERVIEW_RUNS = 500
+#: The newest runs whose tasks the overview counts by status.
+OVERVIEW_TASK_RUNS = 20
+RUNS_PAGE = 50
+
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 templates.env.globals["url_for"] = url_for
+templates.env.filters.update(views.FILTERS)
 
 
-async def index(request: Request) -> Response:
+def _csrf_token(request: Request) -> str:
+    return ""
+
+
+def csrf_input(request: Request) -> Markup:
+    """The hidden CSRF field every write form carries (nothing without a token)."""
+    token = _csrf_token(request)
+    if not token:
+        return Markup("")
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(token)
+
+
+templates.env.globals["csrf_input"] = csrf_input
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+async def _require_write(request: Request) -> None:
+    if web_context(request).read_only:
+        raise _Refused(403, "this server is read-only: writes are off")
+
+
+def _now(context: WebContext) -> datetime:
+    if context.scheduler is not None:
+        return context.scheduler.clock.now()
+    return datetime.now(UTC)
+
+
+def _render(
+    request: Request, name: str, values: dict[str, Any], status_code: int = 200
+) -> Response:
     context = web_context(request)
-    return templates.TemplateResponse(
-        request, "index.html", {"embedded": context.embedded, "read_only": context.read_only}
+    values = {
+        "storage_kind": type(context.storage).__name__.removesuffix("Storage"),
+        "read_only": context.read_only,
+        "now": _now(context),
+        **values,
+    }
+    return templates.TemplateResponse(request, name, values, status_code=status_code)
+
+
+def _error_page(request: Request, status_code: int, title: str, message: str) -> Response:
+    return _render(
+        request, "error.html", {"title": title, "message": message}, status_code=status_code
     )
 
 
-routes: list[BaseRoute] = [Route("/", index, name="index")]
+def _served(context: WebContext, dag_id: str) -> bool | None:
+    """Whether the embedded scheduler serves the DAG; ``None`` when the app cannot tell."""
+    if context.scheduler is None:
+        return None
+    return dag_id in context.scheduler.dags
+
+
+# -- overview ------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Figures:
+    active_runs: int
+    running_tasks: int | None
+    queue_depth: int | None
+    tasks_per_second: float | None
+    processes: int
+
+
+@attrs.frozen(kw_only=True)
+class Process:
+    host: str
+    pid: int
+    role: str
+    started_at: datetime | None
+    renewed_at: datetime | None
+
+
+#: Per app: recent (monotonic time, tasks finished) samples of the embedded scheduler,
+#: from which the overview tells tasks per second.
+_samples: weakref.WeakKeyDictionary[WebContext, deque[tuple[float, int]]] = (
+    weakref.WeakKeyDictionary()
+)
+_RATE_WINDOW = 60.0
+
+
+def _tasks_per_second(context: WebContext, finished: int) -> float | None:
+    samples = _samples.setdefault(context, deque())
+    now = time.monotonic()
+    samples.append((now, finished))
+    while len(samples) > 2 and now - samples[1][0] >= _RATE_WINDOW:
+        samples.popleft()
+    (t0, n0), (t1, n1) = samples[0], samples[-1]
+    if t1 - t0 < 1.0:
+        return None
+    return max(n1 - n0, 0) / (t1 - t0)
+
+
+async def _processes(context: WebContext) -> list[Process]:
+    if isinstance(context.storage, SharedStorage):
+        return [
+            Process(
+                host=w.host,
+                pid=w.pid,
+                role=w.role,
+                started_at=w.started_at,
+                renewed_at=w.renewed_at,
+            )
+            for w in await context.storage.workers()
+        ]
+    if context.scheduler is not None:
+        return [
+            Process(
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                role="all (this process)",
+                started_at=None,
+                renewed_at=None,
+            )
+        ]
+    return []
+
+
+async def _figures(context: WebContext, processes: int) -> Figures:
+    if context.scheduler is not None:
+        stats = context.scheduler.statistics()
+        return Figures(
+            active_runs=stats.active_runs,
+            running_tasks=stats.running_tasks,
+            queue_depth=stats.queued_tasks,
+            tasks_per_second=_tasks_per_second(context, stats.tasks_finished),
+            processes=processes,
+        )
+    active = 0
+    for status in (DagRunStatus.queued, DagRunStatus.running):
+        active += len(await ops.list_runs(context.storage, status=status, limit=1000))
+    return Figures(
+        active_runs=active,
+        running_tasks=None,
+        queue_depth=None,
+        tasks_per_second=None,
+        processes=processes,
+    )
+
+
+async def overview(request: Request) -> Response:
+    context = web_context(request)
+    now = _now(context)
+    runs = await ops.list_runs(context.storage, limit=OVERVIEW_RUNS)
+    task_statuses: list[str] = []
+    for run in runs[:OVERVIEW_TASK_RUNS]:
+        detail = await ops.get_run_detail(context.storage, run.id)
+        task_statuses.extend(views.latest_statuses(detail).values())
+    processes = await _processes(context)
+    return _render(
+        request,
+        "overview.html",
+        {
+            "section": "overview",
+            "dag_count": len(await ops.list_dags(context.storage, now)),
+            "figures": await _figures(context, len(processes)),
+            "runs_by_status": views.count_statuses(run.status for run in runs),
+            "runs_total": len(runs),
+            "runs_window": OVERVIEW_RUNS,
+            "tasks_by_status": views.count_statuses(task_statuses),
+            "tasks_total": len(task_statuses),
+            "tasks_window": min(len(runs), OVERVIEW_TASK_RUNS),
+            "runs": runs[:10],
+            "processes": processes,
+        },
+    )
+
+
+async def overview_figures(request: Request) -> Response:
+    context = web_context(request)
+    processes = await _processes(context)
+    return _render(request, "_figures.html", {"figures": await _figures(context, len(processes))})
+
+
+# -- DAGs ------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class DagRow:
+    """A DAG as the pages show it: its summary and whether a live scheduler serves it."""
+
+    summary: DagSummary
+    served: bool | None
+    detail: DagDetail | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.summary, name)
+
+
+async def dags(request: Request) -> Response:
+    context = web_context(request)
+    summaries = await ops.list_dags(context.storage, _now(context))
+    rows = [DagRow(summary=s, served=_served(context, s.dag_id)) for s in summaries]
+    return _render(request, "dags.html", {"section": "dags", "dags": rows})
+
+
+async def dag(request: Request) -> Response:
+    return await _dag_page(request, request.path_params["dag_id"])
+
+
+async def _dag_page(
+    request: Request,
+    dag_id: str,
+    *,
+    error: str | None = None,
+    params_text: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    context = web_context(request)
+    try:
+        detail = await ops.get_dag(context.storage, dag_id, _now(context))
+    except DagNotFound as exc:
+        return _error_page(request, 404, "No such DAG", str(exc))
+    recent = await ops.list_runs(context.storage, dag_id=dag_id, limit=GRID_RUNS)
+    details = [await ops.get_run_detail(context.storage, run.id) for run in recent]
+    latest = details[0] if details else None
+    graph, graph_error = None, ""
+    try:
+        graph = layout_graph(
+            {t.task_id: t.upstream for t in detail.tasks}, views.latest_statuses(latest)
+        )
+    except ValueError as exc:
+        graph_error = str(exc)
+    if params_text is None:
+        params_text = (
+            json.dumps(detail.params, indent=2, ensure_ascii=False) if detail.params else "{}"
+        )
+    return _render(
+        request,
+        "dag.html",
+        {
+            "section": "dags",
+            "d": DagRow(summary=detail.summary, served=_served(context, dag_id), detail=detail),
+            "detail": detail,
+            "graph": graph,
+            "graph_error": graph_error,
+            "graph_run": latest.run if latest else None,
+            "graph_statuses": [
+                s for s, _ in views.count_statuses(views.latest_statuses(latest).values())
+            ],
+            "grid": views.build_grid([t.task_id for t in detail.tasks], details),
+            "recent_runs": recent[:10],
+            "error": error,
+            "params_text": params_text,
+        },
+        status_code=status_code,
+    )
+
+
+def _parse_params(text: str) -> dict[str, Any]:
+    """:raises ValueError: not a JSON object, with what to write instead."""
+    text = text.strip()
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"params are not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+            'write an object such as {"day": "2026-01-31"}'
+        ) from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"params must be a JSON object of names to values, got {type(value).__name__}; "
+            'write an object such as {"day": "2026-01-31"}'
+        )
+    return value
+
+
+async def trigger(request: Request) -> Response:
+    context = web_context(request)
+    dag_id = request.path_params["dag_id"]
+    form = await request.form()
+    text = form.get("params")
+    text = text if isinstance(text, str) else ""
+    try:
+        await _require_write(request)
+        params = _parse_params(text)
+        if context.scheduler is not None and _served(context, dag_id):
+            run = await context.scheduler.trigger(dag_id, params)
+        else:
+            run = await ops.trigger(context.storage, dag_id, params, _now(context))
+    except _Refused as exc:
+        return await _dag_page(
+            request, dag_id, error=exc.message, params_text=text, status_code=exc.status
+        )
+    except DagNotFound as exc:
+        return _error_page(request, 404, "No such DAG", str(exc))
+    except ValueError as exc:
+        return await _dag_page(request, dag_id, error=str(exc), params_text=text, status_code=422)
+    return RedirectResponse(url_for(request, "page:run", run_id=run.id), status_code=303)
+
+
+async def _set_paused(request: Request, paused: bool) -> Response:
+    context = web_context(request)
+    dag_id = request.path_params["dag_id"]
+    form = await request.form()
+    try:
+        await _require_write(request)
+        scheduler = context.scheduler if _served(context, dag_id) else None
+        if paused:
+            await (scheduler.pause(dag_id) if scheduler else ops.pause(context.storage, dag_id))
+        elif scheduler is not None:
+            await scheduler.unpause(dag_id, "now")
+        else:
+            await ops.unpause(context.storage, dag_id, "now", _now(context))
+    except _Refused as exc:
+        return await _dag_page(request, dag_id, error=exc.message, status_code=exc.status)
+    except DagNotFound as exc:
+        return _error_page(request, 404, "No such DAG", str(exc))
+    target = form.get("next")
+    if not (isinstance(target, str) and target.startswith("/") and not target.startswith("//")):
+        target = url_for(request, "page:dag", dag_id=dag_id)
+    return RedirectResponse(target, status_code=303)
+
+
+async def pause(request: Request) -> Response:
+    return await _set_paused(request, True)
+
+
+async def unpause(request: Request) -> Response:
+    return await _set_paused(request, False)
+
+
+# -- runs --------------------------------------------------------------------------------------
+
+
+async def runs(request: Request) -> Response:
+    context = web_context(request)
+    status_text = request.query_params.get("status") or None
+    before_text = request.query_params.get("before")
+    try:
+        status = DagRunStatus(status_text) if status_text else None
+        before = int(before_text) if before_text else None
+    except ValueError:
+        return _error_page(
+            request,
+            400,
+            "Bad filter",
+            f"status must be one of {', '.join(DagRunStatus)} and before a run id",
+        )
+    found = await ops.list_runs(context.storage, status=status, before=before, limit=RUNS_PAGE)
+    older = None
+    if len(found) == RUNS_PAGE:
+        older = url_for(request, "page:runs") + f"?before={found[-1].id}"
+        if status is not None:
+            older += f"&status={status}"
+    return _render(
+        request,
+        "runs.html",
+        {
+            "section": "runs",
+            "runs": found,
+            "run_statuses": list(DagRunStatus),
+            "status_filter": status_text,
+            "older": older,
+        },
+    )
+
+
+async def _run_values(request: Request, detail: RunDetail) -> dict[str, Any]:
+    context = web_context(request)
+    run = detail.run
+    tasks = views.task_views(detail, _now(context))
+    return {
+        "section": "runs",
+        "run": run,
+        "tasks": tasks,
+        "task_counts": views.count_statuses(t.status for t in tasks),
+        "opened": {t.task_id for t in tasks if t.task_id == request.query_params.get("task")},
+        "can_restart": run.status is DagRunStatus.failed,
+        "can_cancel": _can_cancel(context, run),
+    }
+
+
+def _can_cancel(context: WebContext, run: DagRun) -> bool:
+    return False
+
+
+def _live_trigger(run_id: int) -> str:
+    """Refresh the run when the event stream says one of its tasks or itself changed."""
+    return ", ".join(f"sse:{kind}[ppacer.forRun(detail, {run_id})]" for kind in ("run", "task"))
+
+
+async def run(request: Request) -> Response:
+    return await _run_page(request, request.path_params["run_id"])
+
+
+async def _run_page(
+    request: Request, run_id: int, *, error: str | None = None, status_code: int = 200
+) -> Response:
+    context = web_context(request)
+    try:
+        detail = await ops.get_run_detail(context.storage, run_id)
+    except RunNotFound as exc:
+        return _error_page(request, 404, "No such run", str(exc))
+    values = await _run_values(request, detail)
+    root = str(request.scope.get("ppacer.root_path", ""))
+    values.update(
+        {
+            "events_url": f"{root}/api/v1/events?run_id={run_id}",
+            "live_trigger": _live_trigger(run_id),
+            "error": error,
+        }
+    )
+    return _render(request, "run.html", values, status_code=status_code)
+
+
+async def run_body(request: Request) -> Response:
+    """The live part of a run's page, refreshed in place as the run changes."""
+    context = web_context(request)
+    try:
+        detail = await ops.get_run_detail(context.storage, request.path_params["run_id"])
+    except RunNotFound as exc:
+        return _error_page(request, 404, "No such run", str(exc))
+    return _render(request, "_run_body.html", await _run_values(request, detail))
+
+
+async def run_logs(request: Request) -> Response:
+    context = web_context(request)
+    task_id = request.query_params.get("task_id")
+    attempt_text = request.query_params.get("attempt")
+    try:
+        attempt = int(attempt_text) if attempt_text else None
+        page = await ops.logs(
+            context.storage, request.path_params["run_id"], task_id=task_id, attempt=attempt
+        )
+    except (RunNotFound, TaskNotFound) as exc:
+        return _error_page(request, 404, "Not found", str(exc))
+    except ValueError as exc:
+        return _error_page(request, 400, "Bad request", str(exc))
+    return _render(request, "_logs.html", {"records": page.records})
+
+
+async def restart(request: Request) -> Response:
+    context = web_context(request)
+    run_id = request.path_params["run_id"]
+    try:
+        await _require_write(request)
+        found = await ops.get_run(context.storage, run_id)
+        if context.scheduler is not None and _served(context, found.dag_id):
+            await context.scheduler.restart_run(run_id)
+        else:
+            await ops.restart(context.storage, run_id)
+    except _Refused as exc:
+        return await _run_page(request, run_id, error=exc.message, status_code=exc.status)
+    except RunNotFound as exc:
+        return _error_page(request, 404, "No such run", str(exc))
+    except InvalidOperation as exc:
+        return await _run_page(request, run_id, error=str(exc), status_code=409)
+    return RedirectResponse(url_for(request, "page:run", run_id=run_id), status_code=303)
+
+
+routes: list[BaseRoute] = [
+    Route("/", overview, name="index"),
+    Route("/overview/figures", overview_figures, name="page:overview-figures"),
+    Route("/dags", dags, name="page:dags"),
+    Route("/dags/{dag_id:str}", dag, name="page:dag"),
+    Route("/dags/{dag_id:str}/trigger", trigger, methods=["POST"], name="page:trigger"),
+    Route("/dags/{dag_id:str}/pause", pause, methods=["POST"], name="page:pause"),
+    Route("/dags/{dag_id:str}/unpause", unpause, methods=["POST"], name="page:unpause"),
+    Route("/runs", runs, name="page:runs"),
+    Route("/runs/{run_id:int}", run, name="page:run"),
+    Route("/runs/{run_id:int}/body", run_body, name="page:run-body"),
+    Route("/runs/{run_id:int}/logs", run_logs, name="page:run-logs"),
+    Route("/runs/{run_id:int}/restart", restart, methods=["POST"], name="page:restart"),
+]

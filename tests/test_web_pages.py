@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import re
+
+import anyio
+import httpx
+import pytest
+from markupsafe import escape
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from ppacer_async import DAG, Scheduler, TaskContext, task
+from ppacer_async.storage import MemoryStorage
+from ppacer_async.web import create_app
+
+pytestmark = pytest.mark.anyio
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+@task
+async def first(ctx: TaskContext) -> int:
+    ctx.log.info("param x is %s", ctx.params.get("x"))
+    return 1
+
+
+@task
+async def second(ctx: TaskContext) -> None:
+    if ctx.params.get("fail"):
+        raise RuntimeError(f"failed on {ctx.params.get('x')}")
+
+
+def _scheduler() -> Scheduler:
+    dag = DAG("pipeline", params={"fail": False})
+    dag.add(first >> second)
+    return Scheduler([dag], storage=MemoryStorage())
+
+
+async def _paused(scheduler: Scheduler) -> bool:
+    info = await scheduler.storage.get_dag("pipeline")
+    assert info is not None
+    return info.paused
+
+
+def client(app) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+async def test_every_page_renders():
+    scheduler = _scheduler()
+    async with scheduler, client(create_app(scheduler)) as http:
+        run = await scheduler.trigger("pipeline")
+        await scheduler.wait_for_run(run.id, timeout=5)
+        for path in ("/", "/dags", "/dags/pipeline", "/runs", f"/runs/{run.id}"):
+            page = await http.get(path)
+            assert page.status_code == 200, path
+            assert "<title>" in page.text
+
+
+async def test_user_controlled_text_is_escaped_everywhere():
+    scheduler = _scheduler()
+    async with scheduler, client(create_app(scheduler)) as http:
+        run = await scheduler.trigger("pipeline", {"x": SCRIPT, "fail": True})
+        await scheduler.wait_for_run(run.id, timeout=5)
+        pages = [
+            await http.get(f"/runs/{run.id}"),
+            await http.get(f"/runs/{run.id}/logs", params={"task_id": "first", "attempt": 1}),
+        ]
+    for page in pages:
+        assert SCRIPT not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[0].text  # param and error
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[1].text  # log line
+
+
+async def test_trigger_form_starts_a_run_and_redirects_to_its_page():
+    scheduler = _scheduler()
+    async with scheduler, client(create_app(scheduler)) as http:
+        response = await http.post("/dags/pipeline/trigger", data={"params": '{"x": 7}'})
+        assert response.status_code == 303
+        found = re.fullmatch(r"/runs/(\d+)", response.headers["location"])
+        assert found is not None
+        run_id = int(found[1])
+        run = await scheduler.wait_for_run(run_id, timeout=5)
+    assert run.params == {"fail": False, "x": 7}
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ('{"x": ', "params are not valid JSON"),
+        ("[1, 2]", "params must be a JSON object"),
+    ],
+)
+async def test_trigger_form_with_bad_params_says_what_is_wrong_and_keeps_the_text(params, message):
+    scheduler = _scheduler()
+    async with scheduler, client(create_app(scheduler)) as http:
+        response = await http.post("/dags/pipeline/trigger", data={"params": params})
+        assert await scheduler.list_runs() == []
+    assert response.status_code == 422
+    assert message in response.text
+    assert f">{escape(params)}</textarea>" in response.text
+
+
+async def test_pause_toggle_pauses_and_unpauses_the_dag():
+    scheduler = _scheduler()
+    async with scheduler, client(create_app(scheduler)) as http:
+        response = await http.post("/dags/pipeline/pause", data={"next": "/dags"})
+        assert (response.status_code, response.headers["location"]) == (303, "/dags")
+        assert await _paused(scheduler)
+        await http.post("/dags/pipeline/unpause")
+        assert not await _paused(scheduler)
+
+
+async def test_pause_never_redirects_to_another_site():
+    scheduler = _scheduler()
+    async with scheduler, client(create_app(scheduler)) as http:
+        response = await http.post("/dags/pipeline/pause", data={"next": "//evil.example/"})
+    assert response.headers["location"] == "/dags/pipeline"
+
+
+async def test_restart_queues_a_failed_run_and_refuses_a_successful_one():
+    scheduler = _scheduler()
+    async with scheduler, client(create_app(scheduler)) as http:
+        failed = await scheduler.trigger("pipeline", {"fail": True})
+        ok = await scheduler.trigger("pipeline")
+        await scheduler.wait_for_run(failed.id, timeout=5)
+        await scheduler.wait_for_run(ok.id, timeout=5)
+        response = await http.post(f"/runs/{failed.id}/restart")
+        assert response.status_code == 303
+        attempts = await scheduler.task_runs((await scheduler.wait_for_run(failed.id, 5)).id)
+        refused = await http.post(f"/runs/{ok.id}/restart")
+    assert max(a.attempt for a in attempts if a.task_id == "second") == 2
+    assert refused.status_code == 409
+    assert "only failed runs can be restarted" in refused.text
+
+
+async def test_unknown_dag_and_run_are_404_pages():
+    scheduler = _scheduler()
+    async with scheduler, client(create_app(scheduler)) as http:
+        dag = await http.get("/dags/nope")
+        run = await http.get("/runs/999")
+    assert dag.status_code == 404 and "no DAG &#39;nope&#39;" in dag.text
+    assert run.status_code == 404 and "no run with id 999" in run.text
+
+
+async def test_page_links_stay_under_the_mount_prefix():
+    scheduler = _scheduler()
+    outer = Starlette(routes=[Mount("/ppacer", app=create_app(scheduler))])
+    async with scheduler, client(outer) as http:
+        run = await scheduler.trigger("pipeline")
+        await scheduler.wait_for_run(run.id, timeout=5)
+        page = await http.get(f"/ppacer/runs/{run.id}")
+        trigger = await http.post("/ppacer/dags/pipeline/trigger", data={"params": "{}"})
+    links = re.findall(r'(?:href|src|action|hx-get|sse-connect)="([^"#]+)', page.text)
+    assert links
+    assert all(link.startswith("/ppacer/") for link in links), links
+    assert trigger.headers["location"].startswith("/ppacer/runs/")
+
+
+async def test_read_only_app_refuses_writes_from_pages():
+    scheduler = _scheduler()
+    async with scheduler, client(create_app(scheduler, read_only=True)) as http:
+        response = await http.post("/dags/pipeline/trigger", data={"params": "{}"})
+        with anyio.fail_after(1):
+            assert await scheduler.list_runs() == []
+    assert response.status_code == 403
+    assert "read-only" in response.text
