@@ -34,7 +34,7 @@ import anyio
 import anyio.abc
 from anyio.streams.text import TextReceiveStream
 
-from ppacer_async import _operations as operations
+from ppacer_async import operations
 from ppacer_async.abc import Storage
 from ppacer_async.cli import STORAGE_ENV
 
@@ -199,7 +199,7 @@ async def _timed_run(storage: PostgresStorage, notices: _Notices) -> float:
 
 async def _run_to_end(storage: PostgresStorage, notices: _Notices, dag_id: str) -> None:
     """Trigger a run of ``dag_id`` and wait until it has succeeded."""
-    run = await operations.trigger_run(storage, dag_id, None, datetime.now(UTC))
+    run = await operations.trigger(storage, dag_id, None, datetime.now(UTC))
     with anyio.fail_after(RUN_TIMEOUT):
         current = await storage.get_run(run.id)
         while current is None or not current.status.finished:

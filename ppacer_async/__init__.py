@@ -17,6 +17,7 @@ from ._exceptions import ScheduleError as ScheduleError
 from ._exceptions import SchemaVersionError as SchemaVersionError
 from ._exceptions import StorageError as StorageError
 from ._exceptions import StorageLockedError as StorageLockedError
+from ._exceptions import TaskNotFound as TaskNotFound
 from ._exceptions import TaskTimeoutError as TaskTimeoutError
 from ._scheduler.scheduler import Scheduler as Scheduler
 from ._structures import Alert as Alert
@@ -63,6 +64,7 @@ __all__ = [
     "SystemClock",
     "Task",
     "TaskContext",
+    "TaskNotFound",
     "TaskRun",
     "TaskStatus",
     "TaskTimeoutError",

@@ -45,3 +45,7 @@ class TaskTimeoutError(PpacerError, TimeoutError):
 
 class ResultNotStorable(PpacerError, TypeError):
     """A task returned a value that cannot be stored as JSON."""
+
+
+class TaskNotFound(PpacerError, LookupError):
+    """A DAG or run has no task with the given id."""

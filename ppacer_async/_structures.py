@@ -168,3 +168,134 @@ class Alert:
     logical_time: datetime
     error: str
     text: str
+
+
+# -- what ``ppacer_async.operations`` returns -------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class DagSummary:
+    """A recorded DAG as a list of DAGs shows it.
+
+    :ivar schedule: the schedule described in words (``None``: runs only when triggered).
+    :ivar next_due: when the schedule next creates a run; ``None`` when paused, without
+        a schedule, or when it cannot be computed from storage alone (a custom schedule).
+    :ivar last_run: the newest run, whatever created it.
+    :ivar tasks: how many tasks the DAG has.
+    :ivar version: the number of the latest recorded definition.
+    """
+
+    dag_id: str
+    schedule: str | None
+    paused: bool
+    next_due: datetime | None
+    last_run: DagRun | None
+    tasks: int
+    version: int
+    description: str = ""
+    tags: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class TaskDefinition:
+    """One task of a recorded DAG: the ids it waits for and its options (``retries``,
+    ``timeout`` in seconds, ``priority``, ...) as the definition stores them."""
+
+    task_id: str
+    upstream: tuple[str, ...]
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class DagDetail:
+    """A recorded DAG with its tasks, in definition order.
+
+    :ivar start: the first schedule point may not be earlier than this.
+    :ivar params: default params of a run.
+    """
+
+    summary: DagSummary
+    tasks: tuple[TaskDefinition, ...]
+    start: datetime | None
+    catchup: bool
+    max_active_runs: int
+    params: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class TaskDetail:
+    """One task of a run and every attempt of it, oldest first.
+
+    :ivar upstream: the ids of the tasks it waits for (empty when the DAG's definition
+        is no longer known).
+    :ivar waiting: for a task with no attempt yet in an active run, ``"scheduled"`` when
+        its upstream tasks all succeeded in a running run (it is about to start), else
+        ``"pending"``; ``None`` when it has attempts or the run has finished.
+    """
+
+    task_id: str
+    upstream: tuple[str, ...] = ()
+    attempts: tuple[TaskRun, ...] = ()
+    waiting: str | None = None
+
+    @property
+    def latest(self) -> TaskRun | None:
+        """The latest attempt, or ``None`` when the task has not started."""
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def status(self) -> TaskStatus | None:
+        """The status of the latest attempt, or ``None`` when the task has not started."""
+        return None if not self.attempts else self.attempts[-1].status
+
+    @property
+    def last_error(self) -> TaskRun | None:
+        """The latest attempt that recorded an error, if any."""
+        for attempt in reversed(self.attempts):
+            if attempt.error:
+                return attempt
+        return None
+
+
+@attrs.frozen(kw_only=True)
+class RunDetail:
+    """A run and each of its tasks: the DAG's tasks in definition order, then any task
+    only the run's attempts know (from an older definition)."""
+
+    run: DagRun
+    tasks: tuple[TaskDetail, ...]
+
+    @property
+    def attempts(self) -> list[TaskRun]:
+        """Every attempt of every task, ordered by task id, then attempt."""
+        return sorted(
+            (attempt for detail in self.tasks for attempt in detail.attempts),
+            key=lambda attempt: (attempt.task_id, attempt.attempt),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class LogPage:
+    """Task log records of a run, read after the run itself.
+
+    :ivar run: the run as read just before the records: when it has finished, every
+        record it will ever have is in this page or an earlier one.
+    :ivar records: the records in the order written.
+    :ivar next_after: the cursor of the next page (pass it as ``after``).
+    """
+
+    run: DagRun
+    records: list[LogRecord]
+    next_after: int
+
+
+@attrs.frozen(kw_only=True)
+class DbInfo:
+    """A storage's schema version and row counts, and the processes serving it.
+
+    :ivar workers: the serving processes of a shared storage (PostgreSQL); ``None`` for a
+        storage that does not record them.
+    """
+
+    counts: StorageCounts
+    workers: list[WorkerInfo] | None = None

@@ -99,6 +99,12 @@ class Storage(ABC):
     async def close(self) -> None:
         """Release connections and the scheduler lock. Safe to call twice."""
 
+    async def schema_version_on_disk(self) -> int | None:
+        """The schema version of the database as it is, read without opening the storage
+        (opening creates or migrates it): ``None`` when there is no database yet; ``-1``
+        (the default) when it cannot be told without opening."""
+        return -1
+
     async def acquire_scheduler_lock(self) -> None:  # noqa: B027 (optional hook)
         """Claim the right to serve this storage as its only scheduler.
 

@@ -32,7 +32,7 @@ from typing import Any, NoReturn, TextIO
 import anyio
 import anyio.abc
 
-from . import _operations as operations
+from . import operations
 from ._dag import DAG
 from ._enums import DagRunStatus, TaskStatus
 from ._exceptions import DagDefinitionError, PpacerError, RunNotFound, StorageError
@@ -1093,7 +1093,7 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 
 async def _trigger(storage: Storage, args: argparse.Namespace, params: dict[str, Any]) -> int:
-    run = await operations.trigger_run(storage, args.dag_id, params, _now())
+    run = await operations.trigger(storage, args.dag_id, params, _now())
     if args.json and not args.wait:
         _print_json(_run_json(run))
     elif not args.json:
@@ -1375,7 +1375,7 @@ async def _restart(storage: Storage, args: argparse.Namespace) -> int:
         for task_id, tr in _latest(await storage.task_runs(args.run_id)).items()
         if tr.status is not TaskStatus.success
     }
-    run = await operations.request_restart(storage, args.run_id)
+    run = await operations.restart(storage, args.run_id)
     if args.json and not args.wait:
         _print_json(_run_json(run))
     elif not args.json:
@@ -1406,7 +1406,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 
 async def _pause(storage: Storage, args: argparse.Namespace) -> int:
-    await operations.pause_dag(storage, args.dag_id)
+    await operations.pause(storage, args.dag_id)
     print(f"paused {args.dag_id}: its schedule creates no runs until it is unpaused")
     return EXIT_OK
 
@@ -1440,7 +1440,7 @@ def cmd_unpause(args: argparse.Namespace) -> int:
 
 async def _unpause(storage: Storage, args: argparse.Namespace) -> int:
     now = _now()
-    await operations.unpause_dag(storage, args.dag_id, args.from_, now)
+    await operations.unpause(storage, args.dag_id, args.from_, now)
     info = await operations.recorded_dag(storage, args.dag_id)
     due = _next_due(info, await storage.last_schedule_point(args.dag_id), now)
     if args.from_ == "now":

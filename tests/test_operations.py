@@ -4,6 +4,7 @@ command line does while a scheduler serves)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import anyio
 import pytest
@@ -14,17 +15,20 @@ from ppacer_async import (
     DagRunStatus,
     FakeClock,
     InvalidOperation,
+    RunNotFound,
     RunTrigger,
     ScheduleEventKind,
     Scheduler,
     TaskContext,
+    TaskNotFound,
     TaskStatus,
+    operations,
     task,
 )
-from ppacer_async import _operations as operations
-from ppacer_async.abc import Storage
+from ppacer_async.abc import SharedStorage, Storage
 from ppacer_async.schedules import Interval
 from ppacer_async.storage import MemoryStorage
+from ppacer_async.storage.sqlite import SQLiteStorage
 
 from .conftest import StorageFactory
 from .helpers import T0, Recorder
@@ -136,10 +140,10 @@ async def test_runs_queued_from_outside_are_picked_up(storage_factory: StorageFa
         other = storage_factory()
         await other.open()
         try:
-            run = await operations.trigger_run(other, "outside", {"x": 1}, s.clock.now())
+            run = await operations.trigger(other, "outside", {"x": 1}, s.clock.now())
             await recorder.wait_for(1)
             assert (await s.wait_for_run(run.id, timeout=5)).status is DagRunStatus.failed
-            restarted = await operations.request_restart(other, run.id)
+            restarted = await operations.restart(other, run.id)
             assert restarted.status is DagRunStatus.queued
             await recorder.wait_for(2)
             done = await s.wait_for_run(run.id, timeout=5)
@@ -201,3 +205,175 @@ async def _events(storage: Storage) -> list:
         return await storage.schedule_events("hourly", limit=1000)
     finally:
         await storage.close()
+
+
+# -- the read side: what the command line and the web app show --------------------------
+
+
+def etl(*, fail_load: bool = True) -> DAG:
+    @task
+    async def extract(ctx: TaskContext) -> int:
+        ctx.log.info("extracting")
+        ctx.log.warning("slow source")
+        return 1
+
+    @task(retries=1, retry_delay=timedelta(0))
+    async def load(ctx: TaskContext) -> None:
+        ctx.log.info("loading, attempt %d", ctx.attempt)
+        if fail_load:
+            raise RuntimeError("the warehouse is down")
+
+    @task
+    async def report(ctx: TaskContext) -> None:
+        pass
+
+    return DAG(
+        "etl",
+        schedule=Interval(HOUR),
+        start=T0,
+        description="moves rows",
+        tags=("nightly",),
+        params={"limit": 5},
+    ).add(extract >> load >> report)
+
+
+async def failed_etl_run(storage: Storage) -> int:
+    """Serve ``etl`` once (its load fails twice), then reopen the storage."""
+    clock = FakeClock(T0 - timedelta(minutes=30))
+    async with Scheduler([etl()], storage=storage, clock=clock) as s:
+        run = await s.trigger("etl")
+        assert (await s.wait_for_run(run.id, timeout=5)).status is DagRunStatus.failed
+    await storage.open()
+    return run.id
+
+
+async def test_run_detail_lists_every_task_with_all_its_attempts(storage: Storage) -> None:
+    run_id = await failed_etl_run(storage)
+    detail = await operations.get_run_detail(storage, run_id)
+    assert detail.run.id == run_id
+    assert detail.run.status is DagRunStatus.failed
+    # (definition order where the storage keeps it: PostgreSQL's jsonb does not)
+    tasks = {t.task_id: t for t in detail.tasks}
+    assert sorted(tasks) == ["extract", "load", "report"]
+    extract, load, report = tasks["extract"], tasks["load"], tasks["report"]
+    assert load.upstream == ("extract",)
+    assert [(a.attempt, a.status) for a in load.attempts] == [
+        (1, TaskStatus.up_for_retry),
+        (2, TaskStatus.failed),
+    ]
+    assert load.status is TaskStatus.failed
+    assert load.last_error is not None and "the warehouse is down" in (load.last_error.error or "")
+    assert extract.status is TaskStatus.success and extract.last_error is None
+    assert report.status is TaskStatus.upstream_failed
+    assert [(a.task_id, a.attempt) for a in detail.attempts] == [
+        ("extract", 1),
+        ("load", 1),
+        ("load", 2),
+        ("report", 1),
+    ]
+
+
+async def test_run_detail_says_which_tasks_wait_to_start(storage: Storage) -> None:
+    await failed_etl_run(storage)
+    run = await operations.trigger(storage, "etl", None, T0)  # nobody serves it
+    detail = await operations.get_run_detail(storage, run.id)
+    assert sorted((t.task_id, t.attempts, t.waiting) for t in detail.tasks) == [
+        ("extract", (), "pending"),
+        ("load", (), "pending"),
+        ("report", (), "pending"),
+    ]
+    with pytest.raises(RunNotFound, match="no run with id 999"):
+        await operations.get_run_detail(storage, 999)
+
+
+async def test_dag_listing_shows_schedule_next_due_and_last_run(storage: Storage) -> None:
+    run_id = await failed_etl_run(storage)
+    now = T0 - timedelta(minutes=30)
+    [summary] = await operations.list_dags(storage, now)
+    assert summary.dag_id == "etl"
+    assert summary.schedule == Interval(HOUR).describe()
+    assert summary.paused is False
+    assert summary.next_due == T0
+    assert summary.last_run is not None and summary.last_run.id == run_id
+    assert summary.last_run.status is DagRunStatus.failed
+    assert (summary.tasks, summary.description, summary.tags) == (3, "moves rows", ("nightly",))
+    await operations.pause(storage, "etl")
+    [paused] = await operations.list_dags(storage, now)
+    assert paused.paused is True and paused.next_due is None
+
+
+async def test_dag_detail_has_its_tasks_in_order_with_their_options(storage: Storage) -> None:
+    await failed_etl_run(storage)
+    detail = await operations.get_dag(storage, "etl", T0)
+    assert detail.summary.dag_id == "etl"
+    assert sorted((t.task_id, t.upstream) for t in detail.tasks) == [
+        ("extract", ()),
+        ("load", ("extract",)),
+        ("report", ("load",)),
+    ]
+    assert {t.task_id: t.options["retries"] for t in detail.tasks}["load"] == 1
+    assert (detail.start, detail.catchup, detail.params) == (T0, False, {"limit": 5})
+    with pytest.raises(DagNotFound, match="known: etl"):
+        await operations.get_dag(storage, "nope", T0)
+
+
+async def test_runs_are_listed_newest_first_with_filters_and_a_cursor(storage: Storage) -> None:
+    failed_id = await failed_etl_run(storage)
+    queued = [await operations.trigger(storage, "etl", None, T0 + n * HOUR) for n in range(5)]
+    ids = [run.id for run in reversed(queued)]
+    assert [r.id for r in await operations.list_runs(storage)] == [*ids, failed_id]
+    first = await operations.list_runs(storage, dag_id="etl", limit=2)
+    assert [r.id for r in first] == ids[:2]
+    second = await operations.list_runs(storage, before=first[-1].id, limit=2)
+    assert [r.id for r in second] == ids[2:4]
+    rest = await operations.list_runs(storage, before=second[-1].id, limit=50)
+    assert [r.id for r in rest] == [ids[4], failed_id]
+    failed = await operations.list_runs(storage, status=DagRunStatus.failed)
+    assert [r.id for r in failed] == [failed_id]
+    recent = await operations.list_runs(storage, since=T0 + 3 * HOUR)
+    assert [r.id for r in recent] == ids[:2]
+    with pytest.raises(DagNotFound):
+        await operations.list_runs(storage, dag_id="nope")
+
+
+async def test_logs_filter_by_task_and_attempt_and_page_with_a_cursor(storage: Storage) -> None:
+    run_id = await failed_etl_run(storage)
+    everything = await operations.logs(storage, run_id)
+    assert [(r.task_id, r.attempt, r.level, r.message) for r in everything.records] == [
+        ("extract", 1, "INFO", "extracting"),
+        ("extract", 1, "WARNING", "slow source"),
+        ("load", 1, "INFO", "loading, attempt 1"),
+        ("load", 2, "INFO", "loading, attempt 2"),
+    ]
+    assert everything.run.status is DagRunStatus.failed
+    second = await operations.logs(storage, run_id, task_id="load", attempt=2)
+    assert [r.message for r in second.records] == ["loading, attempt 2"]
+    page = await operations.logs(storage, run_id, limit=3)
+    assert (len(page.records), page.next_after) == (3, 3)
+    after = await operations.logs(storage, run_id, after=page.next_after)
+    assert [r.message for r in after.records] == ["loading, attempt 2"]
+    assert after.next_after == 4
+    with pytest.raises(TaskNotFound, match=r"has no task .nope. \(tasks: "):
+        await operations.logs(storage, run_id, task_id="nope")
+
+
+async def test_db_info_counts_rows(storage: Storage) -> None:
+    await failed_etl_run(storage)
+    info = await operations.db_info(storage)
+    assert (info.counts.dags, info.counts.dag_runs, info.counts.task_runs) == (1, 1, 4)
+    assert info.counts.task_logs == 4
+    assert info.counts.schema_version >= 1
+    assert (info.workers is None) == (not isinstance(storage, SharedStorage))
+
+
+async def test_schema_version_on_disk_is_read_without_creating_a_database(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "new.db"
+    storage = SQLiteStorage(path=str(path))
+    assert await operations.schema_version_on_disk(storage) is None
+    assert not path.exists()
+    async with storage:
+        version = (await storage.counts()).schema_version
+    assert await operations.schema_version_on_disk(SQLiteStorage(path=str(path))) == version
+    assert await operations.schema_version_on_disk(MemoryStorage()) == -1

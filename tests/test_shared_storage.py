@@ -33,9 +33,9 @@ from ppacer_async import (
     TaskContext,
     TaskRun,
     TaskStatus,
+    operations,
     task,
 )
-from ppacer_async import _operations as operations
 from ppacer_async._enums import AttemptReason
 from ppacer_async._structures import Changes, LogRecord
 from ppacer_async.schedules import Interval
@@ -696,7 +696,7 @@ async def test_a_trigger_through_storage_alone_reaches_the_leader_without_pollin
     handle = make(poll_interval=NEVER)
     async with Scheduler([dag], storage=make(poll_interval=NEVER)) as leader:
         await handle.open()
-        run = await operations.trigger_run(handle, "echo", {"n": 3}, T0)
+        run = await operations.trigger(handle, "echo", {"n": 3}, T0)
         done = await leader.wait_for_run(run.id, timeout=10)
         (row,) = await leader.task_runs(run.id)
 
@@ -716,14 +716,14 @@ async def test_a_pause_and_unpause_through_storage_alone_are_followed_without_po
         await handle.open()
         await clock.wait_for_sleep(T0 + HOUR, "the leader waiting for its first point")
 
-        await operations.pause_dag(handle, "hourly")
+        await operations.pause(handle, "hourly")
 
         await clock.wait_for_sleep(None, "the leader following the pause")
         clock.set(T0 + HOUR)
         await anyio.wait_all_tasks_blocked()
         assert await leader.list_runs("hourly") == [], "a paused DAG got a scheduled run"
 
-        await operations.unpause_dag(handle, "hourly", "now", clock.now())
+        await operations.unpause(handle, "hourly", "now", clock.now())
 
         await clock.wait_for_sleep(T0 + 2 * HOUR, "the leader following the unpause")
         clock.set(T0 + 2 * HOUR)
@@ -782,13 +782,13 @@ async def test_a_pause_notified_while_the_leader_reads_the_storage_is_not_lost(
             await clock.wait_for_sleep(T0 + HOUR, "the leader waiting for its first point")
             seen = notices
             storage.arm()
-            run = await operations.trigger_run(handle, "other", None, T0)
+            run = await operations.trigger(handle, "other", None, T0)
             await eventually(
                 lambda: storage.entered and storage.entered.is_set() and notices > seen,
                 "the leader reading the storage after the trigger notice",
             )
             # The leader has read the DAGs (not paused) and waits for the runs: pause now.
-            await operations.pause_dag(handle, "hourly")
+            await operations.pause(handle, "hourly")
             await eventually(lambda: notices > seen + 1, "the pause notice reaching the leader")
             assert storage.go_on is not None
             storage.go_on.set()

@@ -20,7 +20,7 @@ from typing import Any, Literal, get_args
 import anyio
 import anyio.abc
 
-from .. import _operations as operations
+from .. import operations
 from .._dag import DAG
 from .._enums import DagRunStatus
 from .._exceptions import DagNotFound, InvalidOperation, PpacerError, RunNotFound
@@ -557,7 +557,7 @@ class Scheduler:
         :raises RunNotFound: no such run. :raises InvalidOperation: it is not failed.
         """
         self._require_serving()
-        run = await operations.request_restart(self.storage, run_id)
+        run = await operations.restart(self.storage, run_id)
         self._admit([run])
         return run
 
@@ -565,7 +565,7 @@ class Scheduler:
         """Stop creating scheduled runs of a DAG (manual triggers still run)."""
         self._require_serving()
         self._dag(dag_id)
-        await operations.pause_dag(self.storage, dag_id)
+        await operations.pause(self.storage, dag_id)
         if self._watcher is not None:
             self._watcher.set_paused(dag_id, True, None)
 
@@ -578,7 +578,7 @@ class Scheduler:
         self._require_serving()
         self._dag(dag_id)
         now = self.clock.now()
-        await operations.unpause_dag(self.storage, dag_id, from_, now)
+        await operations.unpause(self.storage, dag_id, from_, now)
         if self._watcher is not None:
             self._watcher.set_paused(dag_id, False, now if from_ == "now" else None)
 

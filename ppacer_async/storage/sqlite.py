@@ -614,6 +614,23 @@ def _check_path(instance: object, attribute: attrs.Attribute[str], value: str) -
         raise ValueError(f"path must be a non-empty file name, got {value!r}")
 
 
+def _version_on_disk(path: str) -> int | None:
+    """The schema version of the file at ``path``, read-only; ``None`` when there is no
+    database there yet; ``-1`` when it cannot be told (opening says what is wrong)."""
+    file = Path(path)
+    if not file.exists() or file.stat().st_size == 0:
+        return None
+    try:
+        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return -1
+    return int(row[0])
+
+
 @attrs.define(eq=False, kw_only=True)
 class SQLiteStorage(Storage):
     """Storage in one SQLite file, served by one scheduler process at a time.
@@ -682,6 +699,9 @@ class SQLiteStorage(Storage):
             with anyio.CancelScope(shield=True):
                 await db.close()
             raise
+
+    async def schema_version_on_disk(self) -> int | None:
+        return await anyio.to_thread.run_sync(_version_on_disk, self.path)
 
     async def wait_for_external_change(self) -> None:
         """Poll ``PRAGMA data_version``, which moves only when another connection (the
