@@ -24,7 +24,7 @@ from .. import operations
 from .._dag import DAG
 from .._enums import DagRunStatus
 from .._exceptions import DagNotFound, InvalidOperation, PpacerError, RunNotFound
-from .._structures import Alert, DagRun, LogRecord, Statistics, TaskRun
+from .._structures import Alert, Changes, DagRun, LogRecord, Statistics, TaskRun
 from ..abc import Clock, Leadership, Notifier, SharedStorage, Storage
 from ..clock import SystemClock
 from ..notify import LogNotifier
@@ -124,6 +124,7 @@ class Scheduler:
         self._reporter: Reporter | None = None
         self._claimer: Claimer | None = None
         self._executed: anyio.Event | None = None
+        self._commit_listeners: list[Callable[[Changes, float], None]] = []
         self.worker_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     @property
@@ -188,6 +189,7 @@ class Scheduler:
             shared=shared,
             on_ready=self._on_ready if shared else None,
         )
+        machine.on_commit = self._committed
         self._watcher = Watcher(
             storage=self.storage,
             clock=self.clock,
@@ -642,6 +644,23 @@ class Scheduler:
             commits=machine.commits if machine else 0,
             committed_rows=machine.committed_rows if machine else 0,
         )
+
+    def _add_commit_listener(self, listener: Callable[[Changes, float], None]) -> None:
+        """Call ``listener(changes, seconds)`` after each commit of this process's state
+        machine (on the event loop, so it must not block). The web app's live updates
+        and metrics use it."""
+        self._commit_listeners.append(listener)
+
+    def _remove_commit_listener(self, listener: Callable[[Changes, float], None]) -> None:
+        if listener in self._commit_listeners:
+            self._commit_listeners.remove(listener)
+
+    def _committed(self, changes: Changes, seconds: float) -> None:
+        for listener in self._commit_listeners:
+            try:
+                listener(changes, seconds)
+            except Exception:
+                logger.exception("a commit listener failed")
 
     def __repr__(self) -> str:
         return f"<Scheduler dags={list(self._dags)} storage={self.storage!r}>"

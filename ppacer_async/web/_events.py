@@ -1,0 +1,310 @@
+"""Live updates: one producer of run and task status changes, fanned out to every
+server-sent-events client.
+
+Embedded on a single-process storage, the producer is the scheduler itself: its state
+machine tells the hub of each commit. Otherwise (standalone, or a storage several
+processes share) one follower reads what changed in storage when storage says something
+did (PostgreSQL notices, SQLite's ``PRAGMA data_version``), and compares it with what it
+saw last. The follower runs only while a client listens, hosted by one client's request
+and handed to another when that client leaves; no client reads the database itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import attrs
+from starlette.types import Receive, Scope, Send
+
+from .._structures import Changes, DagRun, TaskRun
+from ..abc import Notice, SharedStorage
+from ._json import run_event, task_event
+
+if TYPE_CHECKING:
+    from .._scheduler.scheduler import Scheduler
+    from ..abc import Storage
+
+#: Changes a client may fall behind by before it is told to reload (``resync``).
+MAX_PENDING = 20_000
+#: Seconds between keep-alive comments on an idle stream.
+KEEPALIVE = 15.0
+#: Runs whose DAG id the hub remembers (to filter task events by DAG).
+DAG_CACHE = 10_000
+#: The follower reads storage at most this often (seconds): bursts of notices
+#: coalesce into one read.
+FOLLOW_MIN_INTERVAL = 0.05
+
+_NOTICES: tuple[Notice, ...] = ("work", "outcomes", "changes", "finished")
+
+
+@attrs.define(eq=False, kw_only=True)
+class Subscription:
+    """One client's queue of changes not sent yet."""
+
+    run_id: int | None = None
+    dag_id: str | None = None
+    pending: deque[DagRun | TaskRun] = attrs.field(factory=deque)
+    overflowed: bool = False
+    _wake: anyio.Event = attrs.field(factory=anyio.Event)
+
+    def offer(self, runs: Iterable[DagRun], task_runs: Iterable[TaskRun]) -> None:
+        pending, run_id = self.pending, self.run_id
+        before = len(pending)
+        if run_id is None:
+            pending.extend(runs)
+            pending.extend(task_runs)
+        else:
+            pending.extend(r for r in runs if r.id == run_id)
+            pending.extend(t for t in task_runs if t.run_id == run_id)
+        if len(pending) > MAX_PENDING:
+            pending.clear()
+            self.overflowed = True
+        if len(pending) != before or self.overflowed:
+            self._wake.set()
+
+    async def wait(self) -> None:
+        await self._wake.wait()
+        self._wake = anyio.Event()
+
+
+@attrs.define(eq=False, kw_only=True)
+class EventHub:
+    """Fans the changes one producer sees out to every subscription."""
+
+    storage: Storage
+    scheduler: Scheduler | None = None
+    _subscriptions: set[Subscription] = attrs.field(init=False, factory=set)
+    _dag_of_run: OrderedDict[int, str] = attrs.field(init=False, factory=OrderedDict)
+    _follower_running: bool = attrs.field(init=False, default=False)
+    _follower_gone: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+    _changed: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler._add_commit_listener(self._on_commit)
+
+    @property
+    def follows_storage(self) -> bool:
+        """Whether changes are read from storage rather than told by the engine."""
+        return self.scheduler is None or isinstance(self.storage, SharedStorage)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscriptions)
+
+    def _on_commit(self, changes: Changes, seconds: float) -> None:
+        if not self._subscriptions:
+            return
+        if self.follows_storage:  # a shared storage: the follower reads it
+            self._set_changed()
+        else:
+            self.publish(changes.dag_runs, changes.task_runs)
+
+    def publish(self, runs: list[DagRun], task_runs: list[TaskRun]) -> None:
+        dag_of_run = self._dag_of_run
+        for run in runs:
+            if run.id not in dag_of_run:
+                dag_of_run[run.id] = run.dag_id
+                if len(dag_of_run) > DAG_CACHE:
+                    dag_of_run.popitem(last=False)
+        for subscription in self._subscriptions:
+            subscription.offer(runs, task_runs)
+
+    async def dag_of(self, run_id: int) -> str | None:
+        dag_id = self._dag_of_run.get(run_id)
+        if dag_id is None:
+            run = await self.storage.get_run(run_id)
+            if run is None:
+                return None
+            dag_id = self._dag_of_run[run_id] = run.dag_id
+        return dag_id
+
+    # -- the storage follower ------------------------------------------------------------
+
+    async def keep_follower(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Host the follower whenever no other client's request does; report started
+        once a follower has read the current state (later changes are published)."""
+        while True:
+            if not self._follower_running:
+                self._follower_running = True
+                try:
+                    await self._follow(task_status)
+                finally:
+                    self._follower_running = False
+                    gone, self._follower_gone = self._follower_gone, anyio.Event()
+                    gone.set()
+            else:
+                task_status.started()
+            task_status = anyio.TASK_STATUS_IGNORED
+            await self._follower_gone.wait()
+
+    async def _follow(self, task_status: anyio.abc.TaskStatus[None]) -> None:
+        storage = self.storage
+        standalone_shared = self.scheduler is None and isinstance(storage, SharedStorage)
+        async with anyio.create_task_group() as tg:
+            if isinstance(storage, SharedStorage):
+                for kind in _NOTICES:
+                    storage.add_notice_callback(kind, self._set_changed)
+                if standalone_shared:
+                    await tg.start(storage.listen)
+            try:
+                runs, tasks = await self._snapshot()
+                task_status.started()
+                while True:
+                    await self._wait_for_change()
+                    runs, tasks = await self._diff(runs, tasks)
+                    await anyio.sleep(FOLLOW_MIN_INTERVAL)
+            finally:
+                if isinstance(storage, SharedStorage):
+                    for kind in _NOTICES:
+                        storage.remove_notice_callback(kind, self._set_changed)
+                tg.cancel_scope.cancel()
+
+    def _set_changed(self) -> None:
+        self._changed.set()
+
+    async def _wait_for_change(self) -> None:
+        storage = self.storage
+        if isinstance(storage, SharedStorage):
+            with anyio.move_on_after(storage.poll_interval.total_seconds()):
+                await self._changed.wait()
+            self._changed = anyio.Event()
+        else:
+            await storage.wait_for_external_change()
+
+    async def _snapshot(
+        self,
+    ) -> tuple[dict[int, DagRun], dict[tuple[int, str, int], TaskRun]]:
+        runs = {run.id: run for run in await self.storage.active_runs()}
+        tasks: dict[tuple[int, str, int], TaskRun] = {}
+        for run_id in runs:
+            for tr in await self.storage.task_runs(run_id):
+                tasks[tr.key] = tr
+        return runs, tasks
+
+    async def _diff(
+        self,
+        runs: dict[int, DagRun],
+        tasks: dict[tuple[int, str, int], TaskRun],
+    ) -> tuple[dict[int, DagRun], dict[tuple[int, str, int], TaskRun]]:
+        """Publish what changed since ``runs`` and ``tasks`` were read; return the new
+        picture (of active runs only: finished runs change no more)."""
+        storage = self.storage
+        active = {run.id: run for run in await storage.active_runs()}
+        changed_runs: list[DagRun] = []
+        changed_tasks: list[TaskRun] = []
+        now_tasks: dict[tuple[int, str, int], TaskRun] = {}
+        for run_id in set(runs) - set(active):  # finished since: its last word
+            finished = await storage.get_run(run_id)
+            if finished is not None:
+                changed_runs.append(finished)
+                for tr in await storage.task_runs(run_id):
+                    old = tasks.get(tr.key)
+                    if old is None or old.status is not tr.status:
+                        changed_tasks.append(tr)
+        for run_id, run in active.items():
+            old_run = runs.get(run_id)
+            if old_run is None or old_run.status is not run.status:
+                changed_runs.append(run)
+            for tr in await storage.task_runs(run_id):
+                now_tasks[tr.key] = tr
+                old = tasks.get(tr.key)
+                if old is None or old.status is not tr.status:
+                    changed_tasks.append(tr)
+        if changed_runs or changed_tasks:
+            changed_runs.sort(key=lambda r: r.id)
+            self.publish(changed_runs, changed_tasks)
+        return active, now_tasks
+
+    # -- a client ------------------------------------------------------------------------
+
+    def subscribe(self, run_id: int | None = None, dag_id: str | None = None) -> Subscription:
+        subscription = Subscription(run_id=run_id, dag_id=dag_id)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    async def render(self, subscription: Subscription) -> str:
+        """The server-sent-events text of what ``subscription`` has pending."""
+        items = list(subscription.pending)
+        subscription.pending.clear()
+        parts: list[str] = []
+        if subscription.overflowed:
+            subscription.overflowed = False
+            parts.append("event: resync\ndata: {}\n\n")
+        dag_filter = subscription.dag_id
+        for item in items:
+            if isinstance(item, DagRun):
+                if dag_filter is not None and item.dag_id != dag_filter:
+                    continue
+                parts.append(_sse("run", run_event(item)))
+            else:
+                dag_id = await self.dag_of(item.run_id)
+                if dag_filter is not None and dag_id != dag_filter:
+                    continue
+                parts.append(_sse("task", task_event(item, dag_id)))
+        return "".join(parts)
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+class EventStream:
+    """The ASGI response of ``GET /api/v1/events``: streams one subscription until the
+    client leaves (and, when changes come from storage, may host the follower)."""
+
+    def __init__(self, hub: EventHub, run_id: int | None, dag_id: str | None) -> None:
+        self.hub = hub
+        self.run_id = run_id
+        self.dag_id = dag_id
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hub = self.hub
+        subscription = hub.subscribe(self.run_id, self.dag_id)
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-cache"),
+                        (b"x-accel-buffering", b"no"),
+                    ],
+                }
+            )
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+                if hub.follows_storage:
+                    await tg.start(hub.keep_follower)
+                # From here on, every change committed is sent to this client.
+                await _send_text(send, "retry: 2000\n: connected\n\n")
+                while True:
+                    with anyio.move_on_after(KEEPALIVE):
+                        await subscription.wait()
+                    text = await hub.render(subscription)
+                    await _send_text(send, text or ": keep-alive\n\n")
+        finally:
+            hub.unsubscribe(subscription)
+
+
+async def _send_text(send: Send, text: str) -> None:
+    await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
