@@ -31,6 +31,7 @@ from .._exceptions import DagNotFound, InvalidOperation, RunNotFound, TaskNotFou
 from .._structures import DagDetail, DagRun, DagSummary, RunDetail
 from ..abc import SharedStorage
 from . import _views as views
+from ._auth import CSRF_FIELD, WriteRefused, csrf_token, is_authenticated, require_write
 from ._context import WebContext, url_for, web_context
 from ._graph import layout_graph
 
@@ -49,31 +50,15 @@ templates.env.globals["url_for"] = url_for
 templates.env.filters.update(views.FILTERS)
 
 
-def _csrf_token(request: Request) -> str:
-    return ""
-
-
 def csrf_input(request: Request) -> Markup:
     """The hidden CSRF field every write form carries (nothing without a token)."""
-    token = _csrf_token(request)
+    token = csrf_token(request)
     if not token:
         return Markup("")
-    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(token)
+    return Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, token)
 
 
 templates.env.globals["csrf_input"] = csrf_input
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-async def _require_write(request: Request) -> None:
-    if web_context(request).read_only:
-        raise _Refused(403, "this server is read-only: writes are off")
 
 
 def _now(context: WebContext) -> datetime:
@@ -89,6 +74,8 @@ def _render(
     values = {
         "storage_kind": type(context.storage).__name__.removesuffix("Storage"),
         "read_only": context.read_only,
+        "token_required": context.token is not None,
+        "logged_in": context.token is not None and is_authenticated(request),
         "now": _now(context),
         **values,
     }
@@ -106,6 +93,26 @@ def _served(context: WebContext, dag_id: str) -> bool | None:
     if context.scheduler is None:
         return None
     return dag_id in context.scheduler.dags
+
+
+# -- logging in ------------------------------------------------------------------------------
+
+
+def _login_page(request: Request, message: str | None, next_path: str) -> Response:
+    return _render(
+        request,
+        "login.html",
+        {"message": message, "next_path": next_path},
+        status_code=200 if message is None else 401,
+    )
+
+
+async def login_form(request: Request) -> Response:
+    """The form that sends the token to ``POST /login`` (which sets the login cookie)."""
+    target = request.query_params.get("next", "")
+    if not (target.startswith("/") and not target.startswith("//")):
+        target = url_for(request, "index")
+    return _login_page(request, None, target)
 
 
 # -- overview ------------------------------------------------------------------------------
@@ -332,13 +339,15 @@ async def trigger(request: Request) -> Response:
     text = form.get("params")
     text = text if isinstance(text, str) else ""
     try:
-        await _require_write(request)
+        await require_write(request)
         params = _parse_params(text)
         if context.scheduler is not None and _served(context, dag_id):
             run = await context.scheduler.trigger(dag_id, params)
         else:
             run = await ops.trigger(context.storage, dag_id, params, _now(context))
-    except _Refused as exc:
+    except WriteRefused as exc:
+        if exc.status == 401:
+            return _login_page(request, exc.message, url_for(request, "page:dag", dag_id=dag_id))
         return await _dag_page(
             request, dag_id, error=exc.message, params_text=text, status_code=exc.status
         )
@@ -354,7 +363,7 @@ async def _set_paused(request: Request, paused: bool) -> Response:
     dag_id = request.path_params["dag_id"]
     form = await request.form()
     try:
-        await _require_write(request)
+        await require_write(request)
         scheduler = context.scheduler if _served(context, dag_id) else None
         if paused:
             await (scheduler.pause(dag_id) if scheduler else ops.pause(context.storage, dag_id))
@@ -362,7 +371,9 @@ async def _set_paused(request: Request, paused: bool) -> Response:
             await scheduler.unpause(dag_id, "now")
         else:
             await ops.unpause(context.storage, dag_id, "now", _now(context))
-    except _Refused as exc:
+    except WriteRefused as exc:
+        if exc.status == 401:
+            return _login_page(request, exc.message, url_for(request, "page:dag", dag_id=dag_id))
         return await _dag_page(request, dag_id, error=exc.message, status_code=exc.status)
     except DagNotFound as exc:
         return _error_page(request, 404, "No such DAG", str(exc))
@@ -436,8 +447,10 @@ def _can_cancel(context: WebContext, run: DagRun) -> bool:
 
 
 def _live_trigger(run_id: int) -> str:
-    """Refresh the run when the event stream says one of its tasks or itself changed."""
-    return ", ".join(f"sse:{kind}[ppacer.forRun(detail, {run_id})]" for kind in ("run", "task"))
+    """Refresh the run when the event stream says it or one of its tasks changed, or
+    that the page fell too far behind (``resync``)."""
+    changes = [f"sse:{kind}[ppacer.forRun(detail, {run_id})]" for kind in ("run", "task")]
+    return ", ".join([*changes, "sse:resync"])
 
 
 async def run(request: Request) -> Response:
@@ -494,13 +507,15 @@ async def restart(request: Request) -> Response:
     context = web_context(request)
     run_id = request.path_params["run_id"]
     try:
-        await _require_write(request)
+        await require_write(request)
         found = await ops.get_run(context.storage, run_id)
         if context.scheduler is not None and _served(context, found.dag_id):
             await context.scheduler.restart_run(run_id)
         else:
             await ops.restart(context.storage, run_id)
-    except _Refused as exc:
+    except WriteRefused as exc:
+        if exc.status == 401:
+            return _login_page(request, exc.message, url_for(request, "page:run", run_id=run_id))
         return await _run_page(request, run_id, error=exc.message, status_code=exc.status)
     except RunNotFound as exc:
         return _error_page(request, 404, "No such run", str(exc))
@@ -511,6 +526,7 @@ async def restart(request: Request) -> Response:
 
 routes: list[BaseRoute] = [
     Route("/", overview, name="index"),
+    Route("/login", login_form, methods=["GET"], name="page:login"),
     Route("/overview/figures", overview_figures, name="page:overview-figures"),
     Route("/dags", dags, name="page:dags"),
     Route("/dags/{dag_id:str}", dag, name="page:dag"),
