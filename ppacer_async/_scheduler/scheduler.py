@@ -131,6 +131,11 @@ class Scheduler:
     def dags(self) -> Mapping[str, DAG]:
         return dict(self._dags)
 
+    @property
+    def serving(self) -> bool:
+        """Whether the scheduler is serving now (between start and stop)."""
+        return self._scope is not None
+
     # -- lifecycle ---------------------------------------------------------------------
 
     async def serve(

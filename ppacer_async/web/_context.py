@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from .._scheduler.scheduler import Scheduler
     from ..abc import Storage
+    from ._events import EventHub
 
 _CONTEXT_KEY = "ppacer.context"
 _ROOT_KEY = "ppacer.root_path"
@@ -35,6 +36,7 @@ class WebContext:
     token: str | None = None
     read_only: bool = False
     router: Router | None = None
+    events: EventHub | None = None
 
     @property
     def embedded(self) -> bool:

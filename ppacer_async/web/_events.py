@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 import attrs
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .._structures import Changes, DagRun, TaskRun
@@ -38,6 +39,10 @@ DAG_CACHE = 10_000
 #: The follower reads storage at most this often (seconds): bursts of notices
 #: coalesce into one read.
 FOLLOW_MIN_INTERVAL = 0.05
+
+#: How many of the newest runs the follower reads to find the runs created since its
+#: last read.
+NEW_RUNS_READ = 1000
 
 _NOTICES: tuple[Notice, ...] = ("work", "outcomes", "changes", "finished")
 
@@ -70,6 +75,16 @@ class Subscription:
     async def wait(self) -> None:
         await self._wake.wait()
         self._wake = anyio.Event()
+
+
+@attrs.define(eq=False, kw_only=True)
+class _Picture:
+    """What the storage follower saw last: the active runs and their attempts, and
+    the highest run id."""
+
+    last_id: int
+    runs: dict[int, DagRun] = attrs.field(factory=dict)
+    tasks: dict[tuple[int, str, int], TaskRun] = attrs.field(factory=dict)
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -155,11 +170,11 @@ class EventHub:
                 if standalone_shared:
                     await tg.start(storage.listen)
             try:
-                runs, tasks = await self._snapshot()
+                picture = await self._snapshot()
                 task_status.started()
                 while True:
                     await self._wait_for_change()
-                    runs, tasks = await self._diff(runs, tasks)
+                    picture = await self._diff(picture)
                     await anyio.sleep(FOLLOW_MIN_INTERVAL)
             finally:
                 if isinstance(storage, SharedStorage):
@@ -179,49 +194,51 @@ class EventHub:
         else:
             await storage.wait_for_external_change()
 
-    async def _snapshot(
-        self,
-    ) -> tuple[dict[int, DagRun], dict[tuple[int, str, int], TaskRun]]:
-        runs = {run.id: run for run in await self.storage.active_runs()}
-        tasks: dict[tuple[int, str, int], TaskRun] = {}
-        for run_id in runs:
-            for tr in await self.storage.task_runs(run_id):
-                tasks[tr.key] = tr
-        return runs, tasks
-
-    async def _diff(
-        self,
-        runs: dict[int, DagRun],
-        tasks: dict[tuple[int, str, int], TaskRun],
-    ) -> tuple[dict[int, DagRun], dict[tuple[int, str, int], TaskRun]]:
-        """Publish what changed since ``runs`` and ``tasks`` were read; return the new
-        picture (of active runs only: finished runs change no more)."""
+    async def _snapshot(self) -> _Picture:
         storage = self.storage
-        active = {run.id: run for run in await storage.active_runs()}
-        changed_runs: list[DagRun] = []
-        changed_tasks: list[TaskRun] = []
-        now_tasks: dict[tuple[int, str, int], TaskRun] = {}
-        for run_id in set(runs) - set(active):  # finished since: its last word
+        newest = await storage.list_runs(limit=1)
+        picture = _Picture(last_id=newest[0].id if newest else 0)
+        for run in await storage.active_runs():
+            picture.runs[run.id] = run
+            for tr in await storage.task_runs(run.id):
+                picture.tasks[tr.key] = tr
+        return picture
+
+    async def _diff(self, before: _Picture) -> _Picture:
+        """Publish what changed since ``before`` was read and return the new picture
+        (of active runs only: finished runs change no more). Runs created since are
+        found by id, so a run that started and finished between two reads is told too.
+        """
+        storage = self.storage
+        now = _Picture(last_id=before.last_id)
+        for run in await storage.active_runs():
+            now.runs[run.id] = run
+        created = [
+            run for run in await storage.list_runs(limit=NEW_RUNS_READ) if run.id > before.last_id
+        ]
+        now.last_id = max([before.last_id, *(run.id for run in created)])
+        seen: dict[int, DagRun] = {run.id: run for run in created}
+        seen.update(now.runs)
+        for run_id in set(before.runs) - set(now.runs) - set(seen):  # finished since
             finished = await storage.get_run(run_id)
             if finished is not None:
-                changed_runs.append(finished)
-                for tr in await storage.task_runs(run_id):
-                    old = tasks.get(tr.key)
-                    if old is None or old.status is not tr.status:
-                        changed_tasks.append(tr)
-        for run_id, run in active.items():
-            old_run = runs.get(run_id)
+                seen[run_id] = finished
+        changed_runs: list[DagRun] = []
+        changed_tasks: list[TaskRun] = []
+        for run_id in sorted(seen):
+            run = seen[run_id]
+            old_run = before.runs.get(run_id)
             if old_run is None or old_run.status is not run.status:
                 changed_runs.append(run)
             for tr in await storage.task_runs(run_id):
-                now_tasks[tr.key] = tr
-                old = tasks.get(tr.key)
+                if run_id in now.runs:
+                    now.tasks[tr.key] = tr
+                old = before.tasks.get(tr.key)
                 if old is None or old.status is not tr.status:
                     changed_tasks.append(tr)
         if changed_runs or changed_tasks:
-            changed_runs.sort(key=lambda r: r.id)
             self.publish(changed_runs, changed_tasks)
-        return active, now_tasks
+        return now
 
     # -- a client ------------------------------------------------------------------------
 
@@ -259,11 +276,12 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-class EventStream:
-    """The ASGI response of ``GET /api/v1/events``: streams one subscription until the
+class EventStream(Response):
+    """The response of ``GET /api/v1/events``: streams one subscription until the
     client leaves (and, when changes come from storage, may host the follower)."""
 
     def __init__(self, hub: EventHub, run_id: int | None, dag_id: str | None) -> None:
+        super().__init__(media_type="text/event-stream")
         self.hub = hub
         self.run_id = run_id
         self.dag_id = dag_id

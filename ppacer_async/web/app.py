@@ -18,7 +18,9 @@ from starlette.staticfiles import StaticFiles
 from ..abc import Storage
 from ..storage import from_url
 from . import api, pages
+from ._auth import routes as auth_routes
 from ._context import ContextMiddleware, WebContext
+from ._events import EventHub
 
 if TYPE_CHECKING:
     from .._scheduler.scheduler import Scheduler
@@ -62,6 +64,7 @@ def create_app(
         assert storage is not None
         store = storage
     context = WebContext(scheduler=scheduler, storage=store, token=token, read_only=read_only)
+    context.events = EventHub(storage=store, scheduler=scheduler)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -74,6 +77,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Mount("/api/v1", routes=api.routes, name="api"),
+        *auth_routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         *pages.routes,
     ]
@@ -84,6 +88,7 @@ def create_app(
         lifespan=lifespan,
     )
     context.router = app.router
+    app.state.ppacer = context
     return app
 
 
