@@ -447,10 +447,11 @@ def _can_cancel(context: WebContext, run: DagRun) -> bool:
 
 
 def _live_trigger(run_id: int) -> str:
-    """Refresh the run when the event stream says it or one of its tasks changed, or
-    that the page fell too far behind (``resync``)."""
+    """Refresh the run when the event stream says it or one of its tasks changed, that
+    the page fell too far behind (``resync``), or has just (re)connected (what changed
+    meanwhile was not sent)."""
     changes = [f"sse:{kind}[ppacer.forRun(detail, {run_id})]" for kind in ("run", "task")]
-    return ", ".join([*changes, "sse:resync"])
+    return ", ".join([*changes, "sse:resync", "ppacer:refresh"])
 
 
 async def run(request: Request) -> Response:

@@ -67,7 +67,14 @@
       marks[i].textContent = liveState === "open" ? "Live" : "Reconnecting…";
     }
   }
-  document.addEventListener("htmx:sseOpen", function () { liveState = "open"; showLive(); });
+  /* Whatever changed before the stream (re)connected was not sent on it: refresh the
+     live parts once it is open. */
+  document.addEventListener("htmx:sseOpen", function () {
+    liveState = "open";
+    showLive();
+    var parts = document.querySelectorAll("[data-live-part]");
+    for (var i = 0; i < parts.length; i++) { htmx.trigger(parts[i], "ppacer:refresh"); }
+  });
   document.addEventListener("htmx:sseError", function () { liveState = "closed"; showLive(); });
 
   /* A refreshed part keeps the sections the reader opened (or closed). */

@@ -1,0 +1,329 @@
+"""The web pages in a real headless Chromium (Debian's ``chromium`` package, driven by
+Playwright's Python API; Playwright's own browser downloads are never used).
+
+Each test serves the app with uvicorn on a free loopback port, in the test's event
+loop, next to a real scheduler. Screenshots go to ``tests/screenshots/`` (ignored by
+git). Without Chromium the tests skip with the reason; under CI they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from ppacer_async import DAG, Scheduler, TaskContext, task
+
+pytestmark = [pytest.mark.anyio, pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path(os.environ.get("PPACER_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+SCRIPT = "<script>alert(1)</script>"
+#: How long a page may take to show what the test waits for, in milliseconds.
+WAIT_MS = 10_000
+
+
+def browser_unavailable_reason() -> str | None:
+    """Why the browser tests cannot run here, or None; under CI (``CI`` set) a missing
+    browser is a failure, never a skip."""
+    reason = None
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        reason = "playwright is not installed (pip install -e '.[test]')"
+    else:
+        if not os.access(CHROMIUM, os.X_OK):
+            reason = f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
+    if reason is not None and os.environ.get("CI"):
+        pytest.fail(f"browser tests must run in CI: {reason}")
+    return reason
+
+
+# -- the DAGs the pages show --------------------------------------------------------------
+
+#: Set by a test to let ``gate`` finish in the runs whose param ``x`` is the key, so the
+#: test sees the run page while the run is still going.
+gates: dict[object, anyio.Event] = {}
+
+
+@task
+async def extract(ctx: TaskContext) -> dict[str, Any]:
+    ctx.log.info("extracting with x=%s", ctx.params.get("x"))
+    return {"rows": 10}
+
+
+@task
+async def gate(ctx: TaskContext) -> None:
+    event = gates.get(ctx.params.get("x"))
+    if event is not None:
+        await event.wait()
+
+
+@task
+async def load(ctx: TaskContext) -> int:
+    rows: int = ctx.upstream["extract"]["rows"]
+    return rows * 2
+
+
+@task
+async def flaky(ctx: TaskContext) -> None:
+    ctx.log.warning("checking row 7 of %s", ctx.params.get("x"))
+    if ctx.attempt == 1:
+        raise RuntimeError("row 7 is malformed")
+
+
+@task
+async def report(ctx: TaskContext) -> None:
+    ctx.log.info("report written")
+
+
+def _dags() -> list[DAG]:
+    etl = DAG("etl", params={"x": 1}, description="Extract, wait, load.")
+    etl.add(extract >> gate >> load, extract >> load)
+    checks = DAG("checks", schedule=None, tags=("nightly",))
+    checks.add(extract >> flaky >> report)
+    return [etl, checks]
+
+
+# -- serving ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[Scheduler, str]]:
+    """A running scheduler on SQLite and the URL of its web app."""
+    import uvicorn
+
+    from ppacer_async.web import create_app
+
+    scheduler = Scheduler(_dags(), storage=f"sqlite:///{tmp_path / 'web.db'}")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)  # connections wait in the backlog until uvicorn accepts them
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(scheduler), log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    async with scheduler, anyio.create_task_group() as tg:
+        tg.start_soon(server.serve, [sock])
+        try:
+            yield scheduler, f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+    sock.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    reason = browser_unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"browser tests skipped: {reason}")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+async def page(browser: Any) -> AsyncIterator[Any]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 860})
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield page
+    finally:
+        await context.close()
+    assert errors == [], f"scripts on the page failed: {errors}"
+
+
+async def shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+
+
+def _expect(locator: Any) -> Any:
+    from playwright.async_api import expect
+
+    return expect(locator)
+
+
+def _run_status(page: Any) -> Any:
+    return page.locator(".page-head .status").first
+
+
+def _task_status(page: Any, task_id: str) -> Any:
+    """The status of a task's latest attempt, as the run page's task list shows it."""
+    return page.locator(f"#task-{task_id} > details > summary .status")
+
+
+# -- the tests ------------------------------------------------------------------------------
+
+
+async def test_overview_shows_runs_tasks_and_the_scheduler(served, page):
+    scheduler, url = served
+    run = await scheduler.trigger("checks")
+    await scheduler.wait_for_run(run.id, timeout=5)
+    await page.goto(url + "/")
+    await _expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    await _expect(page.locator(".figure", has_text="live scheduler process")).to_be_visible()
+    runs = page.locator(".panel", has=page.get_by_role("heading", name=re.compile("Runs by")))
+    await _expect(runs.locator(".status")).to_have_text(["failed"])
+    tasks = page.locator(".panel", has=page.get_by_role("heading", name=re.compile("Tasks by")))
+    await _expect(tasks.locator(".status")).to_have_text(["success", "failed", "upstream failed"])
+    await _expect(page.locator("table").first).to_contain_text(f"#{run.id}")
+    await shot(page, "overview")
+
+
+async def test_trigger_with_a_param_and_watch_the_run_succeed_without_reloading(served, page):
+    scheduler, url = served
+    gates[42] = opened = anyio.Event()
+    await page.goto(url + "/dags/etl")
+    await page.get_by_label("Params").fill('{"x": 42}')
+    await page.get_by_role("button", name="Trigger run").click()
+    await page.wait_for_url(re.compile(r"/runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    await _expect(page.locator(".params")).to_contain_text('"x": 42')
+    # The gate holds the run while the page is open; a reload would lose this mark.
+    await page.evaluate("window.notReloaded = true")
+    await _expect(page.locator("[data-live]")).to_have_text("Live", timeout=WAIT_MS)
+    await _expect(_task_status(page, "gate")).to_have_text(re.compile("running|scheduled|pending"))
+    await shot(page, "run-running")
+    opened.set()
+    await _expect(_run_status(page)).to_have_text("success", timeout=WAIT_MS)
+    await _expect(_task_status(page, "load")).to_have_text("success")
+    assert await page.evaluate("window.notReloaded") is True
+    run = await scheduler.get_run(run_id)
+    assert run.params == {"x": 42}
+    await shot(page, "run-success")
+
+
+async def test_a_failed_task_shows_its_traceback_and_logs(served, page):
+    scheduler, url = served
+    run = await scheduler.trigger("checks", {"x": "file.csv"})
+    await scheduler.wait_for_run(run.id, timeout=5)
+    await page.goto(f"{url}/runs/{run.id}")
+    await _expect(_run_status(page)).to_have_text("failed")
+    flaky_task = page.locator("#task-flaky")
+    await _expect(flaky_task.locator("summary")).to_contain_text("RuntimeError: row 7 is malformed")
+    error = flaky_task.locator("pre.error")
+    await _expect(error).to_be_hidden()
+    await flaky_task.locator("summary").click()
+    await _expect(error).to_be_visible()
+    await _expect(error).to_contain_text("Traceback (most recent call last)")
+    await _expect(error).to_contain_text('raise RuntimeError("row 7 is malformed")')
+    logs = flaky_task.locator(".logs")
+    await _expect(logs).to_contain_text("checking row 7 of file.csv", timeout=WAIT_MS)
+    await _expect(logs.locator(".lvl")).to_have_text(["WARNING"])
+    await _expect(_task_status(page, "report")).to_have_text("upstream failed")
+    await shot(page, "run-failed")
+
+
+async def test_restart_runs_the_failed_tasks_again(served, page):
+    scheduler, url = served
+    run = await scheduler.trigger("checks")
+    await scheduler.wait_for_run(run.id, timeout=5)
+    await page.goto(f"{url}/runs/{run.id}")
+    await _expect(_run_status(page)).to_have_text("failed")
+    await page.get_by_role("button", name="Restart").click()
+    await _expect(_run_status(page)).to_have_text("success", timeout=WAIT_MS)
+    assert page.url == f"{url}/runs/{run.id}"
+    flaky_task = page.locator("#task-flaky")
+    await _expect(flaky_task.locator(".task-meta")).to_contain_text("2 attempts")
+    await flaky_task.locator("summary").click()
+    await _expect(flaky_task.locator(".attempt .status")).to_have_text(["success", "failed"])
+    await _expect(page.get_by_role("button", name="Restart")).to_have_count(0)
+    await shot(page, "run-restarted")
+
+
+async def test_pause_a_dag_from_the_list(served, page):
+    scheduler, url = served
+    await page.goto(url + "/dags")
+    row = page.locator("tr", has=page.get_by_role("link", name="etl", exact=True))
+    await row.get_by_role("button", name="Active").click()
+    await _expect(row.get_by_role("button", name="Paused")).to_be_visible()
+    assert page.url == url + "/dags"
+    info = await scheduler.storage.get_dag("etl")
+    assert info is not None and info.paused
+    await shot(page, "dags-paused")
+    await row.get_by_role("button", name="Paused").click()
+    await _expect(row.get_by_role("button", name="Active")).to_be_visible()
+
+
+async def test_a_param_with_a_script_tag_is_shown_as_text(served, page):
+    _, url = served
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    await page.goto(url + "/dags/checks")
+    await page.get_by_label("Params").fill('{"x": "' + SCRIPT.replace("/", "\\/") + '"}')
+    await page.get_by_role("button", name="Trigger run").click()
+    await page.wait_for_url(re.compile(r"/runs/\d+$"))
+    await _expect(page.locator(".params")).to_contain_text(SCRIPT)
+    await _expect(_run_status(page)).to_have_text("failed", timeout=WAIT_MS)
+    await page.locator("#task-flaky summary").click()
+    await _expect(page.locator("#task-flaky .logs")).to_contain_text(
+        f"checking row 7 of {SCRIPT}", timeout=WAIT_MS
+    )
+    assert await page.locator(".params script, .logs script").count() == 0
+    assert dialogs == []
+
+
+async def test_pages_fit_a_phone_screen(served, browser):
+    scheduler, url = served
+    run = await scheduler.trigger("checks", {"x": "phone"})
+    await scheduler.wait_for_run(run.id, timeout=5)
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
+    )
+    page = await context.new_page()
+    try:
+        for name, path in (("overview", "/"), ("dag", "/dags/checks"), ("run", f"/runs/{run.id}")):
+            await page.goto(url + path)
+            await _expect(page.locator("h1")).to_be_visible()
+            overflow = await page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"the {name} page is wider than the phone screen"
+            await shot(page, f"phone-{name}")
+    finally:
+        await context.close()
+
+
+async def test_times_are_written_in_the_browsers_time_zone(served, browser):
+    scheduler, url = served
+    run = await scheduler.trigger("checks")
+    await scheduler.wait_for_run(run.id, timeout=5)
+    context = await browser.new_context(timezone_id="Asia/Tokyo", locale="en-GB")
+    page = await context.new_page()
+    try:
+        await page.goto(f"{url}/runs/{run.id}")
+        logical = page.locator("time[data-format='exact']").first
+        await _expect(logical).to_contain_text("GMT+9")
+        await _expect(logical).to_have_attribute("title", re.compile("GMT\\+9"))
+        created = page.locator("dt:text-is('Created') + dd time")
+        await _expect(created).to_have_text(re.compile("now|seconds? ago"))
+    finally:
+        await context.close()
