@@ -8,6 +8,7 @@ git). Without Chromium the tests skip with the reason; under CI they fail instea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -103,8 +104,8 @@ def _dags() -> list[DAG]:
 # -- serving ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[Scheduler, str]]:
+@contextlib.asynccontextmanager
+async def _serve(tmp_path: Path, **app_options: Any) -> AsyncIterator[tuple[Scheduler, str]]:
     """A running scheduler on SQLite and the URL of its web app."""
     import uvicorn
 
@@ -116,7 +117,10 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[Scheduler, str]]:
     sock.listen(64)  # connections wait in the backlog until uvicorn accepts them
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_app(scheduler), log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+        create_app(scheduler, **app_options),
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     async with scheduler, anyio.create_task_group() as tg:
@@ -126,6 +130,12 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[Scheduler, str]]:
         finally:
             server.should_exit = True
     sock.close()
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[Scheduler, str]]:
+    async with _serve(tmp_path) as found:
+        yield found
 
 
 @pytest.fixture
@@ -327,3 +337,23 @@ async def test_times_are_written_in_the_browsers_time_zone(served, browser):
         await _expect(created).to_have_text(re.compile("now|seconds? ago"))
     finally:
         await context.close()
+
+
+async def test_with_a_token_the_trigger_form_asks_to_log_in_first(tmp_path, page):
+    async with _serve(tmp_path, token="s3cret-token") as (scheduler, url):
+        await page.goto(url + "/dags/etl")
+        await page.get_by_label("Params").fill('{"x": 7}')
+        await page.get_by_role("button", name="Trigger run").click()
+        await _expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+        await _expect(page.get_by_role("alert")).to_contain_text("needs the token")
+        assert await scheduler.list_runs() == []
+        await shot(page, "login")
+        await page.get_by_label("Token").fill("s3cret-token")
+        await page.get_by_role("button", name="Log in").click()
+        await page.wait_for_url(url + "/dags/etl")
+        await _expect(page.get_by_role("button", name="Log out")).to_be_visible()
+        await page.get_by_label("Params").fill('{"x": 7}')
+        await page.get_by_role("button", name="Trigger run").click()
+        await page.wait_for_url(re.compile(r"/runs/\d+$"))
+        await _expect(_run_status(page)).to_have_text("success", timeout=WAIT_MS)
+        assert [run.params for run in await scheduler.list_runs()] == [{"x": 7}]

@@ -165,3 +165,31 @@ async def test_read_only_app_refuses_writes_from_pages():
             assert await scheduler.list_runs() == []
     assert response.status_code == 403
     assert "read-only" in response.text
+
+
+async def test_with_a_token_a_write_asks_to_log_in_and_works_after_logging_in():
+    scheduler = _scheduler()
+    app = create_app(scheduler, token="s3cret-token")
+    async with scheduler, client(app) as http:
+        page = await http.get("/dags/pipeline")
+        field = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert field is not None
+        refused = await http.post("/dags/pipeline/trigger", data={"params": "{}"})
+        assert refused.status_code == 401
+        assert 'type="password"' in refused.text
+        assert await scheduler.list_runs() == []
+
+        wrong = await http.post("/login", data={"token": "guess", "next": "/dags/pipeline"})
+        assert wrong.status_code == 401
+        login = await http.post("/login", data={"token": "s3cret-token", "next": "/dags/pipeline"})
+        assert (login.status_code, login.headers["location"]) == (303, "/dags/pipeline")
+        # Logged in (the cookie), from this site's own form (the CSRF field).
+        done = await http.post(
+            "/dags/pipeline/trigger", data={"params": "{}", "csrf_token": field[1]}
+        )
+        assert done.status_code == 303
+        assert len(await scheduler.list_runs()) == 1
+        # The cookie alone, without the form's CSRF field, is not enough.
+        forged = await http.post("/dags/pipeline/trigger", data={"params": "{}"})
+        assert forged.status_code == 403
+        assert len(await scheduler.list_runs()) == 1

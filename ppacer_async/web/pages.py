@@ -9,12 +9,10 @@ so they work without scripts; htmx only refreshes parts of a page in place.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 import weakref
 from collections import deque
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +27,13 @@ from .. import operations as ops
 from .._enums import DagRunStatus
 from .._exceptions import DagNotFound, InvalidOperation, RunNotFound, TaskNotFound
 from .._structures import DagDetail, DagRun, DagSummary, RunDetail
-from ..abc import SharedStorage
 from . import _views as views
 from ._auth import CSRF_FIELD, WriteRefused, csrf_token, is_authenticated, require_write
 from ._context import WebContext, url_for, web_context
 from ._graph import layout_graph
+from ._live import live_processes, now_utc
+from .api import _served as served
+from .api import storage_kind
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
@@ -44,6 +44,7 @@ OVERVIEW_RUNS = 500
 #: The newest runs whose tasks the overview counts by status.
 OVERVIEW_TASK_RUNS = 20
 RUNS_PAGE = 50
+STORAGE_NAMES = {"memory": "Memory", "sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 templates.env.globals["url_for"] = url_for
@@ -61,22 +62,16 @@ def csrf_input(request: Request) -> Markup:
 templates.env.globals["csrf_input"] = csrf_input
 
 
-def _now(context: WebContext) -> datetime:
-    if context.scheduler is not None:
-        return context.scheduler.clock.now()
-    return datetime.now(UTC)
-
-
 def _render(
     request: Request, name: str, values: dict[str, Any], status_code: int = 200
 ) -> Response:
     context = web_context(request)
     values = {
-        "storage_kind": type(context.storage).__name__.removesuffix("Storage"),
+        "storage_kind": STORAGE_NAMES.get(kind := storage_kind(context), kind),
         "read_only": context.read_only,
         "token_required": context.token is not None,
         "logged_in": context.token is not None and is_authenticated(request),
-        "now": _now(context),
+        "now": now_utc(context),
         **values,
     }
     return templates.TemplateResponse(request, name, values, status_code=status_code)
@@ -88,11 +83,10 @@ def _error_page(request: Request, status_code: int, title: str, message: str) ->
     )
 
 
-def _served(context: WebContext, dag_id: str) -> bool | None:
-    """Whether the embedded scheduler serves the DAG; ``None`` when the app cannot tell."""
-    if context.scheduler is None:
-        return None
-    return dag_id in context.scheduler.dags
+def _serves(context: WebContext, dag_id: str) -> bool:
+    """Whether the embedded scheduler serves ``dag_id``: its methods then admit the
+    change at once (else the operations layer writes it for a scheduler to pick up)."""
+    return context.scheduler is not None and dag_id in context.scheduler.dags
 
 
 # -- logging in ------------------------------------------------------------------------------
@@ -157,28 +151,21 @@ def _tasks_per_second(context: WebContext, finished: int) -> float | None:
 
 
 async def _processes(context: WebContext) -> list[Process]:
-    if isinstance(context.storage, SharedStorage):
-        return [
-            Process(
-                host=w.host,
-                pid=w.pid,
-                role=w.role,
-                started_at=w.started_at,
-                renewed_at=w.renewed_at,
-            )
-            for w in await context.storage.workers()
-        ]
-    if context.scheduler is not None:
-        return [
-            Process(
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                role="all (this process)",
-                started_at=None,
-                renewed_at=None,
-            )
-        ]
-    return []
+    found = await live_processes(context, now_utc(context))
+    return [
+        Process(
+            host=p["host"],
+            pid=p["pid"],
+            role=p["role"],
+            started_at=_parse_iso(p["started_at"]),
+            renewed_at=_parse_iso(p["last_seen"]),
+        )
+        for p in found
+    ]
+
+
+def _parse_iso(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
 
 
 async def _figures(context: WebContext, processes: int) -> Figures:
@@ -205,7 +192,7 @@ async def _figures(context: WebContext, processes: int) -> Figures:
 
 async def overview(request: Request) -> Response:
     context = web_context(request)
-    now = _now(context)
+    now = now_utc(context)
     runs = await ops.list_runs(context.storage, limit=OVERVIEW_RUNS)
     task_statuses: list[str] = []
     for run in runs[:OVERVIEW_TASK_RUNS]:
@@ -245,7 +232,7 @@ class DagRow:
     """A DAG as the pages show it: its summary and whether a live scheduler serves it."""
 
     summary: DagSummary
-    served: bool | None
+    served: bool
     detail: DagDetail | None = None
 
     def __getattr__(self, name: str) -> Any:
@@ -254,8 +241,10 @@ class DagRow:
 
 async def dags(request: Request) -> Response:
     context = web_context(request)
-    summaries = await ops.list_dags(context.storage, _now(context))
-    rows = [DagRow(summary=s, served=_served(context, s.dag_id)) for s in summaries]
+    now = now_utc(context)
+    live = bool(await live_processes(context, now))
+    summaries = await ops.list_dags(context.storage, now)
+    rows = [DagRow(summary=s, served=served(context, s.dag_id, live)) for s in summaries]
     return _render(request, "dags.html", {"section": "dags", "dags": rows})
 
 
@@ -273,7 +262,8 @@ async def _dag_page(
 ) -> Response:
     context = web_context(request)
     try:
-        detail = await ops.get_dag(context.storage, dag_id, _now(context))
+        now = now_utc(context)
+        detail = await ops.get_dag(context.storage, dag_id, now)
     except DagNotFound as exc:
         return _error_page(request, 404, "No such DAG", str(exc))
     recent = await ops.list_runs(context.storage, dag_id=dag_id, limit=GRID_RUNS)
@@ -295,7 +285,11 @@ async def _dag_page(
         "dag.html",
         {
             "section": "dags",
-            "d": DagRow(summary=detail.summary, served=_served(context, dag_id), detail=detail),
+            "d": DagRow(
+                summary=detail.summary,
+                served=served(context, dag_id, bool(await live_processes(context, now))),
+                detail=detail,
+            ),
             "detail": detail,
             "graph": graph,
             "graph_error": graph_error,
@@ -341,10 +335,10 @@ async def trigger(request: Request) -> Response:
     try:
         await require_write(request)
         params = _parse_params(text)
-        if context.scheduler is not None and _served(context, dag_id):
+        if context.scheduler is not None and _serves(context, dag_id):
             run = await context.scheduler.trigger(dag_id, params)
         else:
-            run = await ops.trigger(context.storage, dag_id, params, _now(context))
+            run = await ops.trigger(context.storage, dag_id, params, now_utc(context))
     except WriteRefused as exc:
         if exc.status == 401:
             return _login_page(request, exc.message, url_for(request, "page:dag", dag_id=dag_id))
@@ -364,13 +358,13 @@ async def _set_paused(request: Request, paused: bool) -> Response:
     form = await request.form()
     try:
         await require_write(request)
-        scheduler = context.scheduler if _served(context, dag_id) else None
+        scheduler = context.scheduler if _serves(context, dag_id) else None
         if paused:
             await (scheduler.pause(dag_id) if scheduler else ops.pause(context.storage, dag_id))
         elif scheduler is not None:
             await scheduler.unpause(dag_id, "now")
         else:
-            await ops.unpause(context.storage, dag_id, "now", _now(context))
+            await ops.unpause(context.storage, dag_id, "now", now_utc(context))
     except WriteRefused as exc:
         if exc.status == 401:
             return _login_page(request, exc.message, url_for(request, "page:dag", dag_id=dag_id))
@@ -430,7 +424,7 @@ async def runs(request: Request) -> Response:
 async def _run_values(request: Request, detail: RunDetail) -> dict[str, Any]:
     context = web_context(request)
     run = detail.run
-    tasks = views.task_views(detail, _now(context))
+    tasks = views.task_views(detail, now_utc(context))
     return {
         "section": "runs",
         "run": run,
@@ -510,7 +504,7 @@ async def restart(request: Request) -> Response:
     try:
         await require_write(request)
         found = await ops.get_run(context.storage, run_id)
-        if context.scheduler is not None and _served(context, found.dag_id):
+        if context.scheduler is not None and _serves(context, found.dag_id):
             await context.scheduler.restart_run(run_id)
         else:
             await ops.restart(context.storage, run_id)
