@@ -9,6 +9,7 @@ git). Without Chromium the tests skip with the reason; under CI they fail instea
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import socket
@@ -105,13 +106,15 @@ def _dags() -> list[DAG]:
 
 
 @contextlib.asynccontextmanager
-async def _serve(tmp_path: Path, **app_options: Any) -> AsyncIterator[tuple[Scheduler, str]]:
+async def _serve(
+    tmp_path: Path, dags: list[DAG] | None = None, **app_options: Any
+) -> AsyncIterator[tuple[Scheduler, str]]:
     """A running scheduler on SQLite and the URL of its web app."""
     import uvicorn
 
     from ppacer_async.web import create_app
 
-    scheduler = Scheduler(_dags(), storage=f"sqlite:///{tmp_path / 'web.db'}")
+    scheduler = Scheduler(dags or _dags(), storage=f"sqlite:///{tmp_path / 'web.db'}")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)  # connections wait in the backlog until uvicorn accepts them
@@ -123,13 +126,13 @@ async def _serve(tmp_path: Path, **app_options: Any) -> AsyncIterator[tuple[Sche
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
-    async with scheduler, anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
-        try:
-            yield scheduler, f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-    sock.close()
+    with sock:
+        async with scheduler, anyio.create_task_group() as tg:
+            tg.start_soon(server.serve, [sock])
+            try:
+                yield scheduler, f"http://127.0.0.1:{port}"
+            finally:
+                server.should_exit = True
 
 
 @pytest.fixture
@@ -238,10 +241,12 @@ async def test_a_failed_task_shows_its_traceback_and_logs(served, page):
     await page.goto(f"{url}/runs/{run.id}")
     await _expect(_run_status(page)).to_have_text("failed")
     flaky_task = page.locator("#task-flaky")
-    await _expect(flaky_task.locator("summary")).to_contain_text("RuntimeError: row 7 is malformed")
+    await _expect(flaky_task.locator("> details > summary")).to_contain_text(
+        "RuntimeError: row 7 is malformed"
+    )
     error = flaky_task.locator("pre.error")
     await _expect(error).to_be_hidden()
-    await flaky_task.locator("summary").click()
+    await flaky_task.locator("> details > summary").click()
     await _expect(error).to_be_visible()
     await _expect(error).to_contain_text("Traceback (most recent call last)")
     await _expect(error).to_contain_text('raise RuntimeError("row 7 is malformed")')
@@ -263,7 +268,7 @@ async def test_restart_runs_the_failed_tasks_again(served, page):
     assert page.url == f"{url}/runs/{run.id}"
     flaky_task = page.locator("#task-flaky")
     await _expect(flaky_task.locator(".task-meta")).to_contain_text("2 attempts")
-    await flaky_task.locator("summary").click()
+    await flaky_task.locator("> details > summary").click()
     await _expect(flaky_task.locator(".attempt .status")).to_have_text(["success", "failed"])
     await _expect(page.get_by_role("button", name="Restart")).to_have_count(0)
     await shot(page, "run-restarted")
@@ -293,7 +298,7 @@ async def test_a_param_with_a_script_tag_is_shown_as_text(served, page):
     await page.wait_for_url(re.compile(r"/runs/\d+$"))
     await _expect(page.locator(".params")).to_contain_text(SCRIPT)
     await _expect(_run_status(page)).to_have_text("failed", timeout=WAIT_MS)
-    await page.locator("#task-flaky summary").click()
+    await page.locator("#task-flaky > details > summary").click()
     await _expect(page.locator("#task-flaky .logs")).to_contain_text(
         f"checking row 7 of {SCRIPT}", timeout=WAIT_MS
     )
@@ -357,3 +362,32 @@ async def test_with_a_token_the_trigger_form_asks_to_log_in_first(tmp_path, page
         await page.wait_for_url(re.compile(r"/runs/\d+$"))
         await _expect(_run_status(page)).to_have_text("success", timeout=WAIT_MS)
         assert [run.params for run in await scheduler.list_runs()] == [{"x": 7}]
+
+
+def _example_dags() -> list[DAG]:
+    path = Path(__file__).parent.parent / "examples" / "etl.py"
+    spec = importlib.util.spec_from_file_location("example_etl_for_web", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.dags)
+
+
+async def test_the_example_run_page_shows_the_retried_attempt(tmp_path, page):
+    """Also makes the README's picture: ``tests/screenshots/run-page.png`` is copied to
+    ``docs/images/run-page.png``."""
+    async with _serve(tmp_path, dags=_example_dags()) as (scheduler, url):
+        run = await scheduler.trigger("etl", {"day": "2026-01-31", "source": "s3://sales"})
+        await scheduler.wait_for_run(run.id, timeout=10)
+        await page.set_viewport_size({"width": 1200, "height": 900})
+        await page.goto(f"{url}/runs/{run.id}")
+        await _expect(_run_status(page)).to_have_text("success")
+        clean_b = page.locator("#task-clean_b")
+        await _expect(clean_b.locator(".task-meta")).to_contain_text("2 attempts")
+        await clean_b.locator("> details > summary").click()
+        failed = clean_b.locator(".attempt[data-status='up_for_retry']")
+        await _expect(failed.locator("pre.error")).to_contain_text(
+            "ConnectionError: source temporarily unavailable"
+        )
+        await _expect(failed.locator(".logs")).to_contain_text("failing attempt 1 on purpose")
+        await shot(page, "run-page")

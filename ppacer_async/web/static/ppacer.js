@@ -93,8 +93,28 @@
       }
       kept = null;
     }
+    loadOpenLogs(evt.detail.target);
     showLive();
   });
+
+  /* An attempt's logs are read when its task is opened, not with the page. */
+  function loadLogs(details) {
+    var boxes = details.querySelectorAll(".logs[data-logs]");
+    for (var i = 0; i < boxes.length; i++) {
+      var box = boxes[i];
+      var src = box.getAttribute("data-logs");
+      box.removeAttribute("data-logs");
+      htmx.ajax("GET", src, { target: box, swap: "innerHTML" });
+    }
+  }
+  document.addEventListener("toggle", function (evt) {
+    if (evt.target.tagName === "DETAILS" && evt.target.open) { loadLogs(evt.target); }
+  }, true);
+  function loadOpenLogs(root) {
+    var open = root.querySelectorAll("details[open][data-key]");
+    for (var i = 0; i < open.length; i++) { loadLogs(open[i]); }
+  }
+  document.addEventListener("DOMContentLoaded", function () { loadOpenLogs(document); });
 
   /* Whether a server-sent event (its data a JSON object) is about run ``runId``. */
   function forRun(message, runId) {
