@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from ppacer_async import DagRun, DagRunStatus, RunTrigger, TaskRun, TaskStatus
 from ppacer_async._structures import DagInfo
-from ppacer_async.cli import _not_started
+from ppacer_async.cli.runs import _not_started
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 INFO = DagInfo(

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .._scheduler.scheduler import Scheduler
     from ..abc import Storage
     from ._events import EventHub
+    from ._metrics import Metrics
 
 _CONTEXT_KEY = "ppacer.context"
 _ROOT_KEY = "ppacer.root_path"
@@ -37,6 +38,7 @@ class WebContext:
     read_only: bool = False
     router: Router | None = None
     events: EventHub | None = None
+    metrics: Metrics | None = None
 
     @property
     def embedded(self) -> bool:

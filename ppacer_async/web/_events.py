@@ -60,17 +60,21 @@ class Subscription:
     def offer(self, runs: Iterable[DagRun], task_runs: Iterable[TaskRun]) -> None:
         pending, run_id = self.pending, self.run_id
         before = len(pending)
-        if run_id is None:
-            pending.extend(runs)
-            pending.extend(task_runs)
-        else:
-            pending.extend(r for r in runs if r.id == run_id)
-            pending.extend(t for t in task_runs if t.run_id == run_id)
+        if run_id is not None:
+            runs = [r for r in runs if r.id == run_id]
+            task_runs = [t for t in task_runs if t.run_id == run_id]
+        # A run starts before its tasks and ends after them.
+        pending.extend(r for r in runs if not r.status.finished)
+        pending.extend(task_runs)
+        pending.extend(r for r in runs if r.status.finished)
         if len(pending) > MAX_PENDING:
             pending.clear()
             self.overflowed = True
         if len(pending) != before or self.overflowed:
             self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
 
     async def wait(self) -> None:
         await self._wake.wait()
@@ -98,6 +102,7 @@ class EventHub:
     _follower_running: bool = attrs.field(init=False, default=False)
     _follower_gone: anyio.Event = attrs.field(init=False, factory=anyio.Event)
     _changed: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+    closed: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
         if self.scheduler is not None:
@@ -250,6 +255,12 @@ class EventHub:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
 
+    def close(self) -> None:
+        """End every stream (the server is stopping) and refuse new ones."""
+        self.closed = True
+        for subscription in self._subscriptions:
+            subscription.wake()
+
     async def render(self, subscription: Subscription) -> str:
         """The server-sent-events text of what ``subscription`` has pending."""
         items = list(subscription.pending)
@@ -307,11 +318,13 @@ class EventStream(Response):
                     await tg.start(hub.keep_follower)
                 # From here on, every change committed is sent to this client.
                 await _send_text(send, "retry: 2000\n: connected\n\n")
-                while True:
+                while not hub.closed:
                     with anyio.move_on_after(KEEPALIVE):
                         await subscription.wait()
                     text = await hub.render(subscription)
                     await _send_text(send, text or ": keep-alive\n\n")
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                tg.cancel_scope.cancel()
         finally:
             hub.unsubscribe(subscription)
 

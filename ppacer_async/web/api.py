@@ -60,7 +60,10 @@ class ApiError(Exception):
 
 
 def is_api_request(request: Request) -> bool:
-    return str(request.scope.get("root_path", "")).endswith("/api/v1")
+    """Whether the request's path is under ``/api/`` of this app (routed there or not)."""
+    root = str(request.scope.get("ppacer.root_path", ""))
+    path = str(request.scope.get("path", ""))
+    return path[len(root) :].startswith("/api/") if path.startswith(root) else False
 
 
 def error(status: int, message: str) -> JSONResponse:

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..abc import Storage
@@ -21,6 +21,7 @@ from . import api, pages
 from ._auth import routes as auth_routes
 from ._context import ContextMiddleware, WebContext
 from ._events import EventHub
+from ._metrics import Metrics, metrics
 
 if TYPE_CHECKING:
     from .._scheduler.scheduler import Scheduler
@@ -65,6 +66,7 @@ def create_app(
         store = storage
     context = WebContext(scheduler=scheduler, storage=store, token=token, read_only=read_only)
     context.events = EventHub(storage=store, scheduler=scheduler)
+    context.metrics = Metrics(context)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,6 +80,7 @@ def create_app(
     routes: list[BaseRoute] = [
         Mount("/api/v1", routes=api.routes, name="api"),
         *auth_routes,
+        Route("/metrics", metrics, name="metrics"),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         *pages.routes,
     ]

@@ -1,0 +1,136 @@
+"""``ppacer-async db``: the schema version and row counts of a storage, and its
+migrations."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .. import operations
+from ..abc import Storage
+from ..storage import redact_url
+from . import output
+from .common import (
+    EXIT_OK,
+    CliError,
+    Subparsers,
+    add_json_option,
+    add_storage_option,
+    command_storage,
+    on_storage,
+    run_on_storage,
+    storage_url,
+)
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "db",
+        help="the database: info (schema version, counts), upgrade (migrations)",
+        description="Inspect or upgrade the database of a storage.",
+    )
+    parser.set_defaults(handler=_db_without_command)
+    commands = parser.add_subparsers(title="db commands", metavar="COMMAND")
+    info = commands.add_parser(
+        "info",
+        help="schema version and row counts",
+        description="Show the schema version of the database and how many rows it holds.",
+    )
+    add_storage_option(info)
+    add_json_option(info, "the version and counts")
+    info.set_defaults(handler=cmd_db_info)
+    upgrade = commands.add_parser(
+        "upgrade",
+        help="apply pending schema migrations (safe to repeat)",
+        description=(
+            "Apply the schema migrations the database lacks, creating it if it does not "
+            "exist. Safe to repeat, and to run while a scheduler serves the database."
+        ),
+    )
+    add_storage_option(upgrade)
+    add_json_option(upgrade, "the versions before and after")
+    upgrade.set_defaults(handler=cmd_db_upgrade)
+
+
+def _db_without_command(args: argparse.Namespace) -> int:
+    raise CliError("name a db command: ppacer-async db info, or ppacer-async db upgrade")
+
+
+def cmd_db_info(args: argparse.Namespace) -> int:
+    """Show the schema version and row counts."""
+    return on_storage(args, lambda storage: _db_info(storage, args))
+
+
+async def _db_info(storage: Storage, args: argparse.Namespace) -> int:
+    info = await operations.db_info(storage)
+    counts = info.counts
+    values = {
+        "schema_version": counts.schema_version,
+        "dags": counts.dags,
+        "dag_runs": counts.dag_runs,
+        "task_runs": counts.task_runs,
+        "task_logs": counts.task_logs,
+        "schedule_events": counts.schedule_events,
+    }
+    workers = info.workers
+    shown_url = redact_url(storage_url(args.storage))
+    if args.json:
+        shown: dict[str, Any] = {"storage": shown_url, **values}
+        if workers is not None:
+            shown["workers"] = [output.worker_json(w) for w in workers]
+        output.print_json(shown)
+        return EXIT_OK
+    print(output.fit(f"storage          {shown_url}", output.WIDTH))
+    for name, value in values.items():
+        print(f"{name.replace('_', ' '):<16} {value}")
+    if workers is not None:
+        print(f"{'workers':<16} {len(workers)}")
+        if workers:
+            print()
+            print(
+                "\n".join(
+                    output.table(
+                        ("WORKER", "ROLE", "RENEWED"),
+                        [(w.id, w.role, output.local(w.renewed_at)) for w in workers],
+                        shrink=(0,),
+                    )
+                )
+            )
+    return EXIT_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Apply pending migrations, creating the database if needed."""
+    before: list[int | None] = []
+
+    async def read_version(storage: Storage) -> None:
+        before.append(await operations.schema_version_on_disk(storage))
+
+    return run_on_storage(
+        command_storage(args.storage, create=True),
+        lambda storage: _db_upgrade(storage, args, before[0]),
+        before_open=read_version,
+    )
+
+
+async def _db_upgrade(storage: Storage, args: argparse.Namespace, before: int | None) -> int:
+    after = (await operations.db_info(storage)).counts.schema_version
+    shown_url = redact_url(storage_url(args.storage))
+    if args.json:
+        output.print_json(
+            {
+                "storage": shown_url,
+                "created": before is None,
+                "schema_version_before": None if before is None or before < 0 else before,
+                "schema_version": after,
+            }
+        )
+    elif before is None:
+        print(f"created {shown_url} at schema version {after}")
+    elif before < 0:
+        print(f"schema version {after}; pending migrations, if any, were applied")
+    elif before == after:
+        print(f"schema version {after} (up to date)")
+    else:
+        print(f"upgraded from {before} to {after}")
+    return EXIT_OK

@@ -1,0 +1,195 @@
+"""How the commands show things: local times, durations, tables that fit a terminal,
+and JSON with times in ISO-8601 UTC."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Collection, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .._structures import DagRun, LogRecord, TaskRun, WorkerInfo
+
+#: Tables and summary lines fit a terminal this wide.
+WIDTH = 80
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def local(moment: datetime | None) -> str:
+    """``2026-11-26 21:05:03+01:00``: the local time zone, with its offset; ``-`` for none."""
+    if moment is None:
+        return "-"
+    return moment.astimezone().isoformat(sep=" ", timespec="seconds")
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO-8601 in UTC, for JSON."""
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def duration(delta: timedelta | None) -> str:
+    """``12 ms``, ``3.4 s``, ``2 min 5 s``, ``3 h 20 min``, ``2 d 4 h``; ``-`` for none."""
+    if delta is None:
+        return "-"
+    seconds = max(delta.total_seconds(), 0.0)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    if whole < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60} min"
+    return f"{whole // 86400} d {whole % 86400 // 3600} h"
+
+
+def took(started: datetime | None, finished: datetime | None, now: datetime) -> timedelta | None:
+    """How long something took, or has been running so far."""
+    if started is None:
+        return None
+    return (finished or now) - started
+
+
+def seconds(started: datetime | None, finished: datetime | None) -> float | None:
+    if started is None or finished is None:
+        return None
+    return round((finished - started).total_seconds(), 6)
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, an ellipsis marking the cut."""
+    if len(text) <= width:
+        return text
+    return text[: max(width - 1, 0)] + "…"
+
+
+def headline(error: str | None) -> str:
+    """What went wrong, in one line: the exception line of a traceback, else the first."""
+    if not error:
+        return ""
+    lines = [line for line in error.splitlines() if line.strip()]
+    if lines and lines[0].startswith("Traceback (most recent call last)"):
+        for line in reversed(lines):
+            if not line[0].isspace():
+                return line.strip()
+    return lines[0].strip() if lines else ""
+
+
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    right: Collection[int] = (),
+    shrink: Collection[int] = (),
+) -> list[str]:
+    """Lines of a table that fits ``WIDTH`` columns.
+
+    Columns in ``shrink`` (free text such as ids) give way first when the table is too
+    wide; a cut cell ends with an ellipsis. Columns in ``right`` are right-aligned.
+    """
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+    budget = WIDTH - 2 * (len(headers) - 1)
+    while sum(widths) > budget:
+        candidates = [i for i in shrink if widths[i] > max(len(headers[i]), 4)]
+        if not candidates:
+            candidates = [i for i in range(len(widths)) if widths[i] > 4]
+        if not candidates:
+            break
+        widths[max(candidates, key=lambda i: widths[i])] -= 1
+    lines = []
+    for cells in [headers, *rows]:
+        parts = []
+        for i, cell in enumerate(cells):
+            text = fit(cell, widths[i])
+            parts.append(text.rjust(widths[i]) if i in right else text.ljust(widths[i]))
+        lines.append("  ".join(parts).rstrip())
+    return lines
+
+
+def print_lines(lines: Iterable[str]) -> None:
+    for line in lines:
+        print(line)
+
+
+def print_json(value: object) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def note(message: str) -> None:
+    """A remark that is not the command's output, on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_json(run: DagRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "dag_id": run.dag_id,
+        "logical_time": iso(run.logical_time),
+        "status": str(run.status),
+        "trigger": str(run.trigger),
+        "params": run.params,
+        "dag_version": run.dag_version,
+        "created_at": iso(run.created_at),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "duration_seconds": seconds(run.started_at, run.finished_at),
+    }
+
+
+def attempt_json(tr: TaskRun) -> dict[str, Any]:
+    return {
+        "task_id": tr.task_id,
+        "attempt": tr.attempt,
+        "status": str(tr.status),
+        "reason": str(tr.reason),
+        "scheduled_at": iso(tr.scheduled_at),
+        "started_at": iso(tr.started_at),
+        "finished_at": iso(tr.finished_at),
+        "duration_seconds": seconds(tr.started_at, tr.finished_at),
+        "error": tr.error,
+        "result": tr.result,
+    }
+
+
+def log_json(record: LogRecord) -> dict[str, Any]:
+    return {
+        "run_id": record.run_id,
+        "task_id": record.task_id,
+        "attempt": record.attempt,
+        "time": iso(record.time),
+        "level": record.level,
+        "message": record.message,
+    }
+
+
+def worker_json(worker: WorkerInfo) -> dict[str, Any]:
+    return {
+        "id": worker.id,
+        "host": worker.host,
+        "pid": worker.pid,
+        "role": worker.role,
+        "started_at": iso(worker.started_at),
+        "renewed_at": iso(worker.renewed_at),
+        "expires_at": iso(worker.expires_at),
+    }
+
+
+def runs_table(runs: Sequence[DagRun], now: datetime) -> list[str]:
+    rows = [
+        [
+            str(run.id),
+            run.dag_id,
+            local(run.logical_time),
+            str(run.trigger),
+            str(run.status),
+            duration(took(run.started_at, run.finished_at, now)),
+        ]
+        for run in runs
+    ]
+    headers = ["RUN", "DAG", "LOGICAL TIME", "TRIGGER", "STATUS", "DURATION"]
+    return table(headers, rows, right={0}, shrink={1})
