@@ -194,16 +194,41 @@ class GridRow:
 
 
 @attrs.frozen(kw_only=True)
+class GridColumn:
+    run: DagRun
+    duration: str
+    #: the height of the run's bar, in pixels: longer runs stand taller
+    height: int
+
+
+@attrs.frozen(kw_only=True)
 class Grid:
     """Runs as columns (oldest left, newest right), tasks as rows."""
 
-    runs: list[DagRun]
+    columns: list[GridColumn]
     rows: list[GridRow]
 
 
-def build_grid(task_ids: Sequence[str], details: Sequence[RunDetail]) -> Grid:
+#: The run bars above the grid are this tall at least and at most, in pixels.
+BAR_HEIGHTS = (6, 48)
+
+
+def build_grid(task_ids: Sequence[str], details: Sequence[RunDetail], now: datetime) -> Grid:
     """``details`` newest first, as runs are listed; the grid puts the newest right."""
     ordered = list(reversed(details))
+    spans = [span(d.run.started_at, d.run.finished_at, now) for d in ordered]
+    longest = max((s.total_seconds() for s in spans if s is not None), default=0.0)
+    low, high = BAR_HEIGHTS
+    columns = [
+        GridColumn(
+            run=detail.run,
+            duration=duration_text(taken),
+            height=low
+            if taken is None or longest <= 0
+            else round(low + (high - low) * taken.total_seconds() / longest),
+        )
+        for detail, taken in zip(ordered, spans, strict=True)
+    ]
     ids = list(dict.fromkeys(task_ids))
     for detail in ordered:
         for task in detail.tasks:
@@ -211,7 +236,7 @@ def build_grid(task_ids: Sequence[str], details: Sequence[RunDetail]) -> Grid:
                 ids.append(task.task_id)
     latest = [{task.task_id: task.latest for task in detail.tasks} for detail in ordered]
     return Grid(
-        runs=[detail.run for detail in ordered],
+        columns=columns,
         rows=[GridRow(task_id=i, cells=[by_task.get(i) for by_task in latest]) for i in ids],
     )
 

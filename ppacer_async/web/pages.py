@@ -297,7 +297,7 @@ async def _dag_page(
             "graph_statuses": [
                 s for s, _ in views.count_statuses(views.latest_statuses(latest).values())
             ],
-            "grid": views.build_grid([t.task_id for t in detail.tasks], details),
+            "grid": views.build_grid([t.task_id for t in detail.tasks], details, now),
             "recent_runs": recent[:10],
             "error": error,
             "params_text": params_text,

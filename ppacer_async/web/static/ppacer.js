@@ -52,8 +52,26 @@
     }
   }
 
-  document.addEventListener("DOMContentLoaded", function () { formatTimes(document); });
-  document.addEventListener("htmx:afterSettle", function (evt) { formatTimes(evt.target); });
+  /* Elements with ``data-when`` get the time (exact, local) added to their title. */
+  function titleTimes(root) {
+    var nodes = (root || document).querySelectorAll("[data-when]");
+    for (var i = 0; i < nodes.length; i++) {
+      var el = nodes[i];
+      var when = new Date(el.getAttribute("data-when"));
+      if (isNaN(when.getTime())) { continue; }
+      if (!el.hasAttribute("data-title")) { el.setAttribute("data-title", el.title); }
+      el.title = el.getAttribute("data-title") + " · " + exact.format(when);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    formatTimes(document);
+    titleTimes(document);
+  });
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    formatTimes(evt.target);
+    titleTimes(evt.target);
+  });
   window.setInterval(function () { formatTimes(document); }, 20000);
 
   /* The live indicator shows whether the event stream is connected; it is redrawn
