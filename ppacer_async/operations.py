@@ -1,4 +1,4 @@
-"""What every interface to ppacer-async does: list, show, trigger, restart, pause,
+"""What every interface to ppacer-async does: list, show, trigger, restart, cancel, pause,
 backfill, read logs. The command line formats what these return; a web app serves it
 as JSON; the ``Scheduler`` methods share the writing ones.
 
@@ -53,6 +53,7 @@ __all__ = [
     "TaskDefinition",
     "TaskDetail",
     "backfill",
+    "cancel",
     "db_info",
     "get_dag",
     "get_run",
@@ -235,18 +236,41 @@ async def queue_manual_run(
 
 
 async def restart(storage: Storage, run_id: int) -> DagRun:
-    """Queue a failed run again; the scheduler re-runs what did not succeed.
+    """Queue a failed or cancelled run again; the scheduler re-runs what did not
+    succeed.
 
-    :raises RunNotFound: no such run. :raises InvalidOperation: the run is not failed.
+    :raises RunNotFound: no such run. :raises InvalidOperation: the run is not failed
+        or cancelled.
     """
     run = await get_run(storage, run_id)
-    if run.status is not DagRunStatus.failed:
-        raise InvalidOperation(f"run {run_id} is {run.status}; only failed runs can be restarted")
+    if run.status not in (DagRunStatus.failed, DagRunStatus.cancelled):
+        raise InvalidOperation(
+            f"run {run_id} is {run.status}; only failed or cancelled runs can be restarted"
+        )
     queued = attrs.evolve(
-        run, status=DagRunStatus.queued, trigger=RunTrigger.restart, finished_at=None
+        run, status=DagRunStatus.queued, trigger=RunTrigger.restart, finished_at=None, note=None
     )
     await storage.commit(Changes(dag_runs=[queued]))
     return queued
+
+
+async def cancel(storage: Storage, run_id: int, now: datetime, note: str | None = None) -> DagRun:
+    """Cancel a queued or running run. The run is recorded ``cancelled`` at once; the
+    scheduler serving it (in this or another process) then cancels its attempts and
+    records them ``cancelled``; tasks not started never start.
+
+    :raises RunNotFound: no such run. :raises InvalidOperation: the run has finished.
+    """
+    run = await get_run(storage, run_id)
+    if run.status.finished:
+        raise InvalidOperation(
+            f"run {run_id} is {run.status}; only queued or running runs can be cancelled"
+        )
+    cancelled = attrs.evolve(
+        run, status=DagRunStatus.cancelled, finished_at=to_utc(now), note=note or "cancelled"
+    )
+    await storage.commit(Changes(dag_runs=[cancelled]))
+    return cancelled
 
 
 async def backfill(

@@ -1397,7 +1397,16 @@ class PostgresStorage(SharedStorage):
         )
 
 
-_OUTCOMES = frozenset({TaskStatus.success, TaskStatus.failed, TaskStatus.interrupted})
+_OUTCOMES = frozenset(
+    {
+        TaskStatus.success,
+        TaskStatus.failed,
+        TaskStatus.up_for_retry,
+        TaskStatus.skipped,
+        TaskStatus.cancelled,
+        TaskStatus.interrupted,
+    }
+)
 
 
 def _lock_key(name: str) -> int:
