@@ -391,3 +391,20 @@ async def test_the_example_run_page_shows_the_retried_attempt(tmp_path, page):
         )
         await _expect(failed.locator(".logs")).to_contain_text("failing attempt 1 on purpose")
         await shot(page, "run-page")
+
+
+async def test_cancel_a_running_run_from_its_page(served, page):
+    scheduler, url = served
+    gates["held"] = anyio.Event()  # never set: the run waits until it is cancelled
+    run = await scheduler.trigger("etl", {"x": "held"})
+    await page.goto(f"{url}/runs/{run.id}")
+    await _expect(_task_status(page, "gate")).to_have_text("running", timeout=WAIT_MS)
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Cancel").click()
+    await _expect(_run_status(page)).to_have_text("cancelled", timeout=WAIT_MS)
+    await _expect(_task_status(page, "gate")).to_have_text("cancelled", timeout=WAIT_MS)
+    await _expect(page.locator("dl.facts")).to_contain_text("cancelled from the web page")
+    await _expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+    await _expect(page.get_by_role("button", name="Restart")).to_be_visible()
+    assert (await scheduler.get_run(run.id)).status == "cancelled"
+    await shot(page, "run-cancelled")

@@ -9,7 +9,7 @@ from markupsafe import escape
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from ppacer_async import DAG, Scheduler, TaskContext, task
+from ppacer_async import DAG, DagRunStatus, Scheduler, TaskContext, task
 from ppacer_async.storage import MemoryStorage
 from ppacer_async.web import create_app
 
@@ -30,10 +30,18 @@ async def second(ctx: TaskContext) -> None:
         raise RuntimeError(f"failed on {ctx.params.get('x')}")
 
 
+@task
+async def hold(ctx: TaskContext) -> None:
+    """Keeps its run running until the run is cancelled."""
+    await anyio.sleep_forever()
+
+
 def _scheduler() -> Scheduler:
     dag = DAG("pipeline", params={"fail": False})
     dag.add(first >> second)
-    return Scheduler([dag], storage=MemoryStorage())
+    slow = DAG("slow")
+    slow.add(first >> hold >> second)
+    return Scheduler([dag, slow], storage=MemoryStorage())
 
 
 async def _paused(scheduler: Scheduler) -> bool:
@@ -131,7 +139,7 @@ async def test_restart_queues_a_failed_run_and_refuses_a_successful_one():
         refused = await http.post(f"/runs/{ok.id}/restart")
     assert max(a.attempt for a in attempts if a.task_id == "second") == 2
     assert refused.status_code == 409
-    assert "only failed runs can be restarted" in refused.text
+    assert "can be restarted" in refused.text
 
 
 async def test_unknown_dag_and_run_are_404_pages():
@@ -193,3 +201,23 @@ async def test_with_a_token_a_write_asks_to_log_in_and_works_after_logging_in():
         forged = await http.post("/dags/pipeline/trigger", data={"params": "{}"})
         assert forged.status_code == 403
         assert len(await scheduler.list_runs()) == 1
+
+
+async def test_cancel_stops_a_running_run_and_refuses_a_finished_one():
+    scheduler = _scheduler()
+    async with scheduler, client(create_app(scheduler)) as http:
+        run = await scheduler.trigger("slow")
+        page = await http.get(f"/runs/{run.id}")
+        assert f'action="/runs/{run.id}/cancel"' in page.text
+        response = await http.post(f"/runs/{run.id}/cancel")
+        assert (response.status_code, response.headers["location"]) == (303, f"/runs/{run.id}")
+        ended = await scheduler.wait_for_run(run.id, timeout=5)
+        page = await http.get(f"/runs/{run.id}")
+        again = await http.post(f"/runs/{run.id}/cancel")
+    assert ended.status is DagRunStatus.cancelled
+    assert ended.note == "cancelled from the web page"
+    assert "cancelled from the web page" in page.text
+    assert f'action="/runs/{run.id}/cancel"' not in page.text
+    assert f'action="/runs/{run.id}/restart"' in page.text
+    assert again.status_code == 409
+    assert "can be cancelled" in again.text

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from .._structures import DagRun, RunDetail, TaskDetail, TaskRun
+from .._structures import DagRun, RunDetail, TaskDetail, TaskRun, split_instance_id
 
 #: Every status the pages draw, in the order a legend lists them.
 STATUS_ORDER = (
@@ -149,9 +149,33 @@ class TaskView:
     headline: str
 
 
+def _grouped(tasks: Iterable[TaskDetail]) -> list[TaskDetail]:
+    """The tasks in order, each instance of a mapped task (``process[3]``) right after
+    the task itself, in index order."""
+    instances: dict[str, list[tuple[int, TaskDetail]]] = {}
+    plain = []
+    for task in tasks:
+        base, index = split_instance_id(task.task_id)
+        if index is None:
+            plain.append(task)
+        else:
+            instances.setdefault(base, []).append((index, task))
+    ordered = []
+    for task in plain:
+        ordered.append(task)
+        ordered.extend(t for _, t in sorted(instances.pop(task.task_id, []), key=_first))
+    for rest in instances.values():  # instances of a task the definition no longer has
+        ordered.extend(t for _, t in sorted(rest, key=_first))
+    return ordered
+
+
+def _first(pair: tuple[int, TaskDetail]) -> int:
+    return pair[0]
+
+
 def task_views(detail: RunDetail, now: datetime) -> list[TaskView]:
     views = []
-    for task in detail.tasks:
+    for task in _grouped(detail.tasks):
         latest = task.latest
         if latest is not None:
             status = str(latest.status)
@@ -232,7 +256,9 @@ def build_grid(task_ids: Sequence[str], details: Sequence[RunDetail], now: datet
     ids = list(dict.fromkeys(task_ids))
     for detail in ordered:
         for task in detail.tasks:
-            if task.task_id not in ids and task.attempts:
+            # A mapped task's row stands for its instances (process[0], process[1], ...).
+            instance = split_instance_id(task.task_id)[1] is not None
+            if task.task_id not in ids and task.attempts and not instance:
                 ids.append(task.task_id)
     latest = [{task.task_id: task.latest for task in detail.tasks} for detail in ordered]
     return Grid(

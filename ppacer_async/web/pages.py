@@ -26,7 +26,7 @@ from starlette.templating import Jinja2Templates
 from .. import operations as ops
 from .._enums import DagRunStatus
 from .._exceptions import DagNotFound, InvalidOperation, RunNotFound, TaskNotFound
-from .._structures import DagDetail, DagRun, DagSummary, RunDetail
+from .._structures import DagDetail, DagSummary, RunDetail
 from . import _views as views
 from ._auth import CSRF_FIELD, WriteRefused, csrf_token, is_authenticated, require_write
 from ._context import WebContext, url_for, web_context
@@ -431,13 +431,10 @@ async def _run_values(request: Request, detail: RunDetail) -> dict[str, Any]:
         "tasks": tasks,
         "task_counts": views.count_statuses(t.status for t in tasks),
         "opened": {t.task_id for t in tasks if t.task_id == request.query_params.get("task")},
-        "can_restart": run.status is DagRunStatus.failed,
-        "can_cancel": _can_cancel(context, run),
+        # Buttons for what the operations allow; they check again when asked.
+        "can_restart": run.status in (DagRunStatus.failed, DagRunStatus.cancelled),
+        "can_cancel": not run.status.finished,
     }
-
-
-def _can_cancel(context: WebContext, run: DagRun) -> bool:
-    return False
 
 
 def _live_trigger(run_id: int) -> str:
@@ -498,16 +495,28 @@ async def run_logs(request: Request) -> Response:
     return _render(request, "_logs.html", {"records": page.records})
 
 
-async def restart(request: Request) -> Response:
+#: The note a run cancelled from its page keeps.
+CANCEL_NOTE = "cancelled from the web page"
+
+
+async def _run_action(request: Request, action: str) -> Response:
+    """Restart or cancel a run, through the embedded scheduler when it serves the DAG
+    (it acts at once), else through the operations layer; back to the run's page."""
     context = web_context(request)
     run_id = request.path_params["run_id"]
     try:
         await require_write(request)
         found = await ops.get_run(context.storage, run_id)
-        if context.scheduler is not None and _serves(context, found.dag_id):
-            await context.scheduler.restart_run(run_id)
+        scheduler = context.scheduler if _serves(context, found.dag_id) else None
+        if action == "restart":
+            if scheduler is not None:
+                await scheduler.restart_run(run_id)
+            else:
+                await ops.restart(context.storage, run_id)
+        elif scheduler is not None:
+            await scheduler.cancel_run(run_id, CANCEL_NOTE)
         else:
-            await ops.restart(context.storage, run_id)
+            await ops.cancel(context.storage, run_id, now_utc(context), CANCEL_NOTE)
     except WriteRefused as exc:
         if exc.status == 401:
             return _login_page(request, exc.message, url_for(request, "page:run", run_id=run_id))
@@ -517,6 +526,14 @@ async def restart(request: Request) -> Response:
     except InvalidOperation as exc:
         return await _run_page(request, run_id, error=str(exc), status_code=409)
     return RedirectResponse(url_for(request, "page:run", run_id=run_id), status_code=303)
+
+
+async def restart(request: Request) -> Response:
+    return await _run_action(request, "restart")
+
+
+async def cancel(request: Request) -> Response:
+    return await _run_action(request, "cancel")
 
 
 routes: list[BaseRoute] = [
@@ -533,4 +550,5 @@ routes: list[BaseRoute] = [
     Route("/runs/{run_id:int}/body", run_body, name="page:run-body"),
     Route("/runs/{run_id:int}/logs", run_logs, name="page:run-logs"),
     Route("/runs/{run_id:int}/restart", restart, methods=["POST"], name="page:restart"),
+    Route("/runs/{run_id:int}/cancel", cancel, methods=["POST"], name="page:cancel"),
 ]
