@@ -221,3 +221,24 @@ async def test_cancel_stops_a_running_run_and_refuses_a_finished_one():
     assert f'action="/runs/{run.id}/restart"' in page.text
     assert again.status_code == 409
     assert "can be cancelled" in again.text
+
+
+async def test_pages_serve_a_storage_another_process_schedules(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    scheduler = Scheduler(_scheduler().dags.values(), storage=url)
+    async with scheduler:
+        run = await scheduler.trigger("pipeline", {"fail": True})
+        await scheduler.wait_for_run(run.id, timeout=5)
+    app = create_app(storage=url)
+    async with app.router.lifespan_context(app), client(app) as http:
+        pages = {
+            path: await http.get(path)
+            for path in ("/", "/dags", "/dags/pipeline", "/runs", f"/runs/{run.id}")
+        }
+        restart = await http.post(f"/runs/{run.id}/restart")
+        queued = await http.get(f"/runs/{run.id}")
+    assert all(page.status_code == 200 for page in pages.values())
+    assert "RuntimeError: failed on None" in pages[f"/runs/{run.id}"].text
+    assert "No live scheduler process serves this storage." in pages["/"].text
+    assert restart.status_code == 303
+    assert 'data-status="queued"' in queued.text
