@@ -242,3 +242,27 @@ async def test_pages_serve_a_storage_another_process_schedules(tmp_path):
     assert "No live scheduler process serves this storage." in pages["/"].text
     assert restart.status_code == 303
     assert 'data-status="queued"' in queued.text
+
+
+async def test_runs_page_filters_by_dag_and_status_and_pages_back():
+    scheduler = _scheduler()
+    async with scheduler, client(create_app(scheduler)) as http:
+        ok = [await scheduler.trigger("pipeline") for _ in range(3)]
+        failed = await scheduler.trigger("pipeline", {"fail": True})
+        for run in [*ok, failed]:
+            await scheduler.wait_for_run(run.id, timeout=5)
+        by_status = await http.get("/runs", params={"dag": "pipeline", "status": "failed"})
+        by_dag = await http.get("/runs", params={"dag": "pipeline"})
+        older = await http.get("/runs", params={"dag": "pipeline", "before": ok[2].id})
+        unknown = await http.get("/runs", params={"dag": "nope"})
+        bad = await http.get("/runs", params={"status": "sleeping"})
+
+    def shown(page: httpx.Response) -> list[int]:
+        return [int(i) for i in re.findall(r'class="mono">#(\d+)<', page.text)]
+
+    assert shown(by_status) == [failed.id]
+    assert shown(by_dag) == [failed.id, ok[2].id, ok[1].id, ok[0].id]
+    assert shown(older) == [ok[1].id, ok[0].id]
+    assert "Newest runs" in older.text
+    assert unknown.status_code == 404
+    assert bad.status_code == 400 and "status must be one of" in bad.text

@@ -15,6 +15,7 @@ from collections import deque
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import attrs
 from markupsafe import Markup
@@ -389,34 +390,44 @@ async def unpause(request: Request) -> Response:
 
 
 async def runs(request: Request) -> Response:
+    """Runs, newest first, filtered by DAG and status, a page at a time."""
     context = web_context(request)
-    status_text = request.query_params.get("status") or None
-    before_text = request.query_params.get("before")
+    query = request.query_params
+    dag_id = query.get("dag") or None
+    status_text = query.get("status") or None
     try:
         status = DagRunStatus(status_text) if status_text else None
-        before = int(before_text) if before_text else None
+        before = int(query["before"]) if query.get("before") else None
     except ValueError:
         return _error_page(
             request,
             400,
             "Bad filter",
-            f"status must be one of {', '.join(DagRunStatus)} and before a run id",
+            f"status must be one of {', '.join(DagRunStatus)}, and before a run id",
         )
-    found = await ops.list_runs(context.storage, status=status, before=before, limit=RUNS_PAGE)
+    try:
+        found = await ops.list_runs(
+            context.storage, dag_id=dag_id, status=status, before=before, limit=RUNS_PAGE
+        )
+    except DagNotFound as exc:
+        return _error_page(request, 404, "No such DAG", str(exc))
+    filters = {k: v for k, v in (("dag", dag_id), ("status", status_text)) if v}
+    here = url_for(request, "page:runs")
     older = None
     if len(found) == RUNS_PAGE:
-        older = url_for(request, "page:runs") + f"?before={found[-1].id}"
-        if status is not None:
-            older += f"&status={status}"
+        older = f"{here}?{urlencode({**filters, 'before': found[-1].id})}"
     return _render(
         request,
         "runs.html",
         {
             "section": "runs",
             "runs": found,
+            "dag_ids": [d.dag_id for d in await ops.list_dags(context.storage, now_utc(context))],
+            "dag_filter": dag_id,
             "run_statuses": list(DagRunStatus),
             "status_filter": status_text,
             "older": older,
+            "newest": f"{here}?{urlencode(filters)}" if before is not None else None,
         },
     )
 
