@@ -315,7 +315,14 @@ async def test_pages_fit_a_phone_screen(served, browser):
     )
     page = await context.new_page()
     try:
-        for name, path in (("overview", "/"), ("dag", "/dags/checks"), ("run", f"/runs/{run.id}")):
+        pages = {
+            "overview": "/",
+            "dags": "/dags",
+            "dag": "/dags/checks",
+            "runs": "/runs",
+            "run": f"/runs/{run.id}",
+        }
+        for name, path in pages.items():
             await page.goto(url + path)
             await _expect(page.locator("h1")).to_be_visible()
             overflow = await page.evaluate(
