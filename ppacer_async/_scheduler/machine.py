@@ -28,6 +28,7 @@ import anyio
 from .._dag import DAG
 from .._enums import DagRunStatus, RunTrigger, TaskStatus
 from .._structures import Changes, DagRun, LogRecord, TaskRun
+from . import fanout, recovery
 from . import state as transitions
 from .queue import ReadyQueue
 from .state import Effects, RunState
@@ -41,7 +42,7 @@ logger = logging.getLogger("ppacer_async.scheduler")
 events_logger = logging.getLogger("ppacer_async.events")
 
 # Inbox opcodes.
-_DONE, _STARTED, _INTERRUPTED, _RUN, _RETRY = range(5)
+_DONE, _STARTED, _INTERRUPTED, _RUN, _RETRY, _CANCEL = range(6)
 
 COMMIT_ATTEMPTS = 5
 
@@ -59,12 +60,16 @@ class StateMachine:
         clock: Clock,
         dags: dict[str, DAG],
         queue: ReadyQueue[Item] | None,
-        on_retry: Callable[[Any, RunState, int, int], None],
+        on_retry: Callable[[Any, RunState, int, int, int], None],
         on_alert: Callable[[RunState, int, Any], None],
         on_run_finished: Callable[[DagRun], None],
         shared: bool = False,
         on_ready: Callable[[], None] | None = None,
+        on_deadline: Callable[[Any, RunState], None] | None = None,
+        on_cancelled: Callable[[RunState], None] | None = None,
     ) -> None:
+        self._on_deadline = on_deadline
+        self._on_cancelled = on_cancelled
         self.storage = storage
         self.shared = shared
         self._on_ready = on_ready
@@ -120,8 +125,14 @@ class StateMachine:
         self.inbox.append((_RUN, run))
         self.wake()
 
-    def post_retry(self, state: RunState, i: int, attempt: int) -> None:
-        self.inbox.append((_RETRY, state, i, attempt))
+    def post_retry(self, state: RunState, i: int, attempt: int, map_index: int = -1) -> None:
+        self.inbox.append((_RETRY, state, i, attempt, map_index))
+        self.wake()
+
+    def post_cancel(self, run_id: int, note: str, only: RunState | None = None) -> None:
+        """Cancel a run this machine holds (running, or queued behind others);
+        ``only``: unless it was restarted since this state of it."""
+        self.inbox.append((_CANCEL, run_id, note, only))
         self.wake()
 
     def post_outcomes_due(self) -> None:
@@ -137,9 +148,10 @@ class StateMachine:
             state = runs.get(tr.run_id)
             if state is None:
                 continue
-            i = state.graph.index.get(tr.task_id)
-            if i is None or not state.expects(i, tr.attempt):
+            found = state.locate(tr.task_id)
+            if found is None or not state.expects(found[0], tr.attempt, found[1]):
                 continue
+            i = found[0]
             op = _INTERRUPTED if tr.status is TaskStatus.interrupted else _DONE
             self.inbox.append((op, state, i, tr))
         self.wake()
@@ -181,9 +193,9 @@ class StateMachine:
                 continue
             if run.status is DagRunStatus.running:
                 rows = await self.storage.task_runs(run.id)
-                state = transitions.restore(
-                    run, dag, rows, now, fx, restart=False, shared=self.shared
-                )
+                state = recovery.restore(run, dag, rows, now, fx, restart=False, shared=self.shared)
+                if dag.run_timeout is not None and not state.finished:
+                    fx.deadlines.append(((run.started_at or now) + dag.run_timeout, state))
                 self.runs[run.id] = state
                 self.active[dag.dag_id] = self.active.get(dag.dag_id, 0) + 1
             else:
@@ -240,18 +252,36 @@ class StateMachine:
             if op == _DONE:
                 _, state, i, tr = event
                 done += 1
-                if tr.status is TaskStatus.success:
+                status = tr.status
+                if state.cancelled:
+                    continue  # its row says cancelled already
+                graph = state.graph
+                if not graph.plain and graph.map_source[i] >= 0 and tr.task_id != graph.ids[i]:
+                    _instance_outcome(state, i, tr, now, fx)
+                elif status is TaskStatus.success:
                     transitions.task_succeeded(state, i, tr, now, fx)
-                else:
+                elif status is TaskStatus.skipped:
+                    transitions.task_skipped(state, i, tr, now, fx)
+                elif status is not TaskStatus.cancelled:
                     transitions.task_failed(state, i, tr, now, fx)
             elif op == _STARTED:
-                fx.task_runs.append(event[3])
+                if not event[1].cancelled:
+                    fx.task_runs.append(event[3])
             elif op == _INTERRUPTED:
                 # Shared: another process stopped or died; the attempt runs again at
                 # once. Here: this process is stopping; it runs on the next start.
                 _, state, i, tr = event
+                if state.cancelled:
+                    continue
                 resume = self.shared and not stopping
-                transitions.task_interrupted(state, i, tr, now, fx, resume=resume)
+                graph = state.graph
+                if not graph.plain and graph.map_source[i] >= 0 and tr.task_id != graph.ids[i]:
+                    found = state.locate(tr.task_id)
+                    if found is not None and found[1] is not None:
+                        k = found[1]
+                        fanout.instance_interrupted(state, i, k, tr, now, fx, resume=resume)
+                else:
+                    transitions.task_interrupted(state, i, tr, now, fx, resume=resume)
             elif stopping:
                 continue  # runs and retries wait in storage for the next start
             elif op == _RUN:
@@ -263,10 +293,17 @@ class StateMachine:
                 elif run.id not in runs:
                     await self._admit_stored(run, dag, now, fx)
             elif op == _RETRY:
-                _, retrying, i, attempt = event
+                _, retrying, i, attempt, k = event
                 current = runs.get(retrying.run.id)
                 if current is not None and current is retrying:  # not restarted since
-                    transitions.retry_due(current, i, attempt, now, fx)
+                    if k < 0:
+                        transitions.retry_due(current, i, attempt, now, fx)
+                    else:
+                        fanout.instance_retry_due(current, i, k, attempt, now, fx)
+            elif op == _CANCEL:
+                _, run_id, note, only = event
+                if only is None or runs.get(run_id) is only:
+                    self._cancel(run_id, note, now, fx)
         self.tasks_finished += done
         if not stopping:
             self._release_finished(now, fx)
@@ -297,7 +334,7 @@ class StateMachine:
         """Admit a queued run; a restarted one is rebuilt from its stored attempts."""
         if run.trigger is RunTrigger.restart:
             rows = await self.storage.task_runs(run.id)
-            state = transitions.restore(run, dag, rows, now, fx, restart=True, shared=self.shared)
+            state = recovery.restore(run, dag, rows, now, fx, restart=True, shared=self.shared)
         else:
             state = RunState.new(run, dag)
         self._admit(state, now, fx)
@@ -335,8 +372,14 @@ class StateMachine:
         await self._commit(fx)
         if events_logger.isEnabledFor(logging.INFO):
             _log_events(fx)
-        for due, state, i, attempt in fx.retries:
-            self._on_retry(due, state, i, attempt)
+        for due, state, i, attempt, k in fx.retries:
+            self._on_retry(due, state, i, attempt, k)
+        if self._on_deadline is not None:
+            for due, state in fx.deadlines:
+                self._on_deadline(due, state)
+        if self._on_cancelled is not None:
+            for state in fx.cancelled:
+                self._on_cancelled(state)
         for state, i, alert in fx.alerts:
             self._on_alert(state, i, alert)
         for state in fx.finished:
@@ -373,6 +416,17 @@ class StateMachine:
                 return
             self.backlogged -= 1
 
+    def _cancel(self, run_id: int, note: str, now: Any, fx: Effects) -> None:
+        state = self.runs.get(run_id)
+        if state is None or state.finished:
+            return
+        pending = self.pending.get(state.run.dag_id)
+        if pending and state in pending:
+            # Never started: it takes no slot, but _release gives one back.
+            pending.remove(state)
+            self.active[state.run.dag_id] += 1
+        transitions.cancel_run(state, note, now, fx)
+
     def _release(self, state: RunState, now: Any, fx: Effects) -> None:
         dag_id = state.run.dag_id
         self.runs.pop(state.run.id, None)
@@ -382,6 +436,21 @@ class StateMachine:
             nxt = pending.popleft()
             self.active[dag_id] += 1
             transitions.start_run(nxt, now, fx)
+
+
+def _instance_outcome(state: RunState, i: int, tr: TaskRun, now: Any, fx: Effects) -> None:
+    """Apply the outcome of one instance of a mapped task."""
+    found = state.locate(tr.task_id)
+    if found is None or found[1] is None or not state.expects(i, tr.attempt, found[1]):
+        return
+    k = found[1]
+    status = tr.status
+    if status is TaskStatus.success:
+        fanout.instance_succeeded(state, i, k, tr, now, fx)
+    elif status is TaskStatus.skipped:
+        fanout.instance_skipped(state, i, k, tr, now, fx)
+    elif status is not TaskStatus.cancelled:
+        fanout.instance_failed(state, i, k, tr, now, fx)
 
 
 def _log_events(fx: Effects) -> None:

@@ -193,6 +193,8 @@ class Scheduler:
             on_run_finished=self._on_run_finished,
             shared=shared,
             on_ready=self._on_ready if shared else None,
+            on_deadline=self._on_deadline,
+            on_cancelled=self._on_cancelled,
         )
         machine.on_commit = self._committed
         self._watcher = Watcher(
@@ -396,13 +398,22 @@ class Scheduler:
         for info in await self.storage.list_dags():
             if info.dag_id in self._dags:
                 watcher.set_paused(info.dag_id, info.paused, info.resume_after)
-        for run in await self.storage.active_runs():
+        active = await self.storage.active_runs()
+        for run in active:
             if (
                 run.status is DagRunStatus.queued
                 and run.dag_id in self._dags
                 and run.id not in machine.runs
             ):
                 machine.post_run(run)
+        # A run this process holds that storage no longer lists as active was
+        # cancelled by another process (the command line, the web app).
+        listed = {run.id for run in active}
+        for run_id, state in list(machine.runs.items()):
+            if run_id not in listed and not state.finished:
+                found = await self.storage.get_run(run_id)
+                if found is not None and found.status is DagRunStatus.cancelled:
+                    machine.post_cancel(run_id, found.note or "cancelled", state)
 
     def stop(self) -> None:
         """Ask a serving scheduler to stop; ``serve()`` then returns."""
@@ -430,9 +441,19 @@ class Scheduler:
 
     # -- callbacks from the state machine ------------------------------------------------
 
-    def _on_retry(self, due: Any, state: RunState, i: int, attempt: int) -> None:
+    def _on_retry(self, due: Any, state: RunState, i: int, attempt: int, k: int) -> None:
         assert self._watcher is not None
-        self._watcher.add_retry(due, state, i, attempt)
+        self._watcher.add_retry(due, state, i, attempt, k)
+
+    def _on_deadline(self, due: Any, state: RunState) -> None:
+        assert self._watcher is not None
+        self._watcher.add_deadline(due, state)
+
+    def _on_cancelled(self, state: RunState) -> None:
+        """A run was cancelled: stop its attempts executing in this process (other
+        processes learn it from storage)."""
+        if self._consumer is not None:
+            self._consumer.cancel_run(state.run.id)
 
     def _on_alert(self, state: RunState, i: int, alert: Alert) -> None:
         assert self._alerter is not None
@@ -564,6 +585,30 @@ class Scheduler:
         self._require_serving()
         run = await operations.restart(self.storage, run_id)
         self._admit([run])
+        return run
+
+    async def cancel_run(self, run_id: int, note: str | None = None) -> DagRun:
+        """Cancel a queued or running run: its executing attempts are cancelled (a
+        thread task sees ``ctx.cancelled``), tasks not started never start, and the
+        run ends ``cancelled``. A cancelled run can be restarted.
+
+        :raises RunNotFound: no such run. :raises InvalidOperation: it has finished.
+        """
+        self._require_serving()
+        run = await operations.cancel(self.storage, run_id, self.clock.now(), note)
+        machine = self._machine
+        if machine is not None and run_id in machine.runs:
+            event = anyio.Event()
+            machine.waiters.setdefault(run_id, []).append(event)
+            try:
+                machine.post_cancel(run_id, run.note or "cancelled")
+                with anyio.fail_after(SHUTDOWN_BOUND):
+                    await event.wait()
+            finally:
+                _discard_waiter(machine, run_id, event)
+            found = await self.storage.get_run(run_id)
+            assert found is not None
+            return found
         return run
 
     async def pause(self, dag_id: str) -> None:

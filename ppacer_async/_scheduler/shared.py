@@ -22,7 +22,7 @@ import attrs
 from .._backoff import Backoff
 from .._enums import TaskStatus
 from .._exceptions import StorageError
-from .._structures import DagRun, LogRecord, TaskRun
+from .._structures import DagRun, LogRecord, TaskRun, split_instance_id
 from .state import RunView
 
 if TYPE_CHECKING:
@@ -222,6 +222,8 @@ class Claimer:
             dag = self.dags[run.dag_id]
             graph = dag.graph
             i = graph.index.get(tr.task_id)
+            if i is None:  # an instance of a mapped task: process[3]
+                i = graph.index.get(split_instance_id(tr.task_id)[0])
             if i is None:
                 self.reporter.post_outcome(
                     None,

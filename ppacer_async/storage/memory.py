@@ -175,6 +175,7 @@ class MemoryStorage(Storage):
                 trigger=run.trigger,
                 started_at=_utc_or_none(run.started_at),
                 finished_at=_utc_or_none(run.finished_at),
+                note=run.note,
             )
         task_runs = self._task_runs
         for tr in changes.task_runs:

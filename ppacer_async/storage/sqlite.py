@@ -295,7 +295,7 @@ def _check_member(value: object, members: frozenset[Any], what: str) -> None:
 
 _RUN_COLUMNS = (
     "id, dag_id, logical_time, status, trigger, params, dag_version, "
-    "created_at, started_at, finished_at"
+    "created_at, started_at, finished_at, note"
 )
 _TASK_COLUMNS = (
     "run_id, task_id, attempt, status, reason, scheduled_at, started_at, finished_at, error, result"
@@ -317,6 +317,7 @@ def _run_from_row(row: tuple[Any, ...]) -> DagRun:
         created_at=_dt(row[7]),
         started_at=_opt_dt(row[8]),
         finished_at=_opt_dt(row[9]),
+        note=row[10],
     )
 
 
@@ -445,7 +446,8 @@ def _create_run(
 
 
 _UPDATE_RUN = (
-    "UPDATE dag_runs SET status = ?, trigger = ?, started_at = ?, finished_at = ? WHERE id = ?"
+    "UPDATE dag_runs SET status = ?, trigger = ?, started_at = ?, finished_at = ?, note = ? "
+    "WHERE id = ?"
 )
 _UPSERT_TASK_RUN = (
     f"INSERT INTO task_runs ({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -468,7 +470,14 @@ def _commit(conn: sqlite3.Connection, changes: Changes) -> None:
         _check_member(run.status, _RUN_STATUSES, f"status of run {run.id}")
         _check_member(run.trigger, _RUN_TRIGGERS, f"trigger of run {run.id}")
         run_rows.append(
-            (run.status, run.trigger, _opt_ts(run.started_at), _opt_ts(run.finished_at), run.id)
+            (
+                run.status,
+                run.trigger,
+                _opt_ts(run.started_at),
+                _opt_ts(run.finished_at),
+                run.note,
+                run.id,
+            )
         )
     task_rows = []
     memo: dict[datetime, str] = {}  # attempts made ready together share scheduled_at
