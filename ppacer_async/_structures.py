@@ -270,6 +270,8 @@ class TaskDetail:
     upstream: tuple[str, ...] = ()
     attempts: tuple[TaskRun, ...] = ()
     waiting: str | None = None
+    #: a branch task: its result names the downstream tasks it chose
+    branch: bool = False
 
     @property
     def latest(self) -> TaskRun | None:

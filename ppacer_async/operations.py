@@ -38,6 +38,7 @@ from ._structures import (
     TaskDefinition,
     TaskDetail,
     TaskRun,
+    instance_id,
 )
 from ._time import to_utc
 from .abc import Schedule, SharedStorage, Storage
@@ -378,11 +379,24 @@ def waiting_state(
 
 
 def _task_ids(info: DagInfo | None, attempts: Iterable[TaskRun]) -> list[str]:
-    """Task ids of a run: the DAG's, in definition order, then any only its attempts know."""
+    """Task ids of a run: the DAG's, in definition order, each mapped task followed by
+    its instances in index order (``process[0]``, ...), then any only its attempts know."""
+    instances: dict[str, set[int]] = {}
+    others: dict[str, None] = {}
+    for tr in attempts:
+        k = tr.map_index
+        if k is None:
+            others[tr.task_id] = None
+        else:
+            instances.setdefault(tr.task, set()).add(k)
     ids: dict[str, None] = {}
-    if info is not None:
-        ids.update(dict.fromkeys(info.definition.get("tasks", {})))
-    ids.update(dict.fromkeys(tr.task_id for tr in attempts))
+    known = list(info.definition.get("tasks", {})) if info is not None else []
+    for task_id in [*known, *others, *instances]:
+        if task_id not in ids:
+            ids[task_id] = None
+            ids.update(
+                dict.fromkeys(instance_id(task_id, k) for k in sorted(instances.get(task_id, ())))
+            )
     return list(ids)
 
 
@@ -409,6 +423,7 @@ async def get_run_detail(storage: Storage, run_id: int) -> RunDetail:
                 upstream=tuple(specs.get(task_id, {}).get("upstream", ())),
                 attempts=tuple(rows),
                 waiting=None if rows else waiting_state(task_id, info, latest, run),
+                branch=bool(specs.get(task_id, {}).get("branch", False)),
             )
         )
     return RunDetail(run=run, tasks=tuple(tasks))

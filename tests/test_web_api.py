@@ -480,3 +480,37 @@ async def test_event_stream_forgets_a_client_that_leaves() -> None:
         async with read_events(app), read_events(app, "dag_id=echo"):
             assert hub.subscribers == 2
         assert hub.subscribers == 0
+
+
+@pytest.mark.parametrize("task_id", ["plain", 'quote " and \\ and \n', "zażółć <script>"])
+def test_task_event_text_is_the_json_of_the_task_event(task_id: str) -> None:
+    import json
+
+    from ppacer_async import TaskRun, TaskStatus
+    from ppacer_async.web._events import task_event_text
+    from ppacer_async.web._json import task_event
+
+    tr = TaskRun(
+        run_id=3,
+        task_id=task_id,
+        attempt=2,
+        status=TaskStatus.up_for_retry,
+        started_at=T0,
+        finished_at=None,
+    )
+    finished = TaskRun(
+        run_id=3,
+        task_id=task_id,
+        attempt=1,
+        status=TaskStatus.success,
+        started_at=T0 + timedelta(microseconds=5),
+        finished_at=T0 + timedelta(days=400, seconds=7, microseconds=120_000),
+    )
+    for attempt, dag_id in ((tr, "etl"), (tr, None), (finished, "etl")):
+        text = task_event_text(attempt, dag_id)
+        head, data = text.split("\n", 1)
+        assert head == "event: task"
+        assert data.startswith("data: ")
+        assert data.endswith("\n\n")
+        assert "\n" not in data[:-2]
+        assert json.loads(data[len("data: ") :]) == task_event(attempt, dag_id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from json.encoder import encode_basestring_ascii as _quote
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -22,9 +22,10 @@ import attrs
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from .._enums import TaskStatus
 from .._structures import Changes, DagRun, TaskRun
 from ..abc import Notice, SharedStorage
-from ._json import run_event, task_event
+from ._json import run_event
 
 if TYPE_CHECKING:
     from .._scheduler.scheduler import Scheduler
@@ -57,16 +58,18 @@ class Subscription:
     overflowed: bool = False
     _wake: anyio.Event = attrs.field(factory=anyio.Event)
 
-    def offer(self, runs: Iterable[DagRun], task_runs: Iterable[TaskRun]) -> None:
+    def offer(self, runs: list[DagRun], task_runs: list[TaskRun]) -> None:
         pending, run_id = self.pending, self.run_id
         before = len(pending)
         if run_id is not None:
             runs = [r for r in runs if r.id == run_id]
             task_runs = [t for t in task_runs if t.run_id == run_id]
-        # A run starts before its tasks and ends after them.
-        pending.extend(r for r in runs if not r.status.finished)
-        pending.extend(task_runs)
-        pending.extend(r for r in runs if r.status.finished)
+        if runs:  # a run starts before its tasks and ends after them
+            pending.extend(r for r in runs if not r.status.finished)
+            pending.extend(task_runs)
+            pending.extend(r for r in runs if r.status.finished)
+        else:
+            pending.extend(task_runs)
         if len(pending) > MAX_PENDING:
             pending.clear()
             self.overflowed = True
@@ -270,17 +273,44 @@ class EventHub:
             subscription.overflowed = False
             parts.append("event: resync\ndata: {}\n\n")
         dag_filter = subscription.dag_id
+        dag_of_run = self._dag_of_run
+        prefixes: dict[int, str | None] = {}  # run id -> the start of its task events
         for item in items:
             if isinstance(item, DagRun):
                 if dag_filter is not None and item.dag_id != dag_filter:
                     continue
                 parts.append(_sse("run", run_event(item)))
-            else:
-                dag_id = await self.dag_of(item.run_id)
-                if dag_filter is not None and dag_id != dag_filter:
-                    continue
-                parts.append(_sse("task", task_event(item, dag_id)))
+                continue
+            prefix = prefixes.get(item.run_id, "")
+            if prefix == "":
+                dag_id = dag_of_run.get(item.run_id)
+                if dag_id is None:
+                    dag_id = await self.dag_of(item.run_id)
+                keep = dag_filter is None or dag_id == dag_filter
+                prefix = prefixes[item.run_id] = _task_prefix(item.run_id, dag_id) if keep else None
+            if prefix is not None:
+                parts.append(
+                    f'{prefix}"task_id":{_quote(item.task_id)},"attempt":{item.attempt},'
+                    f'"status":{_STATUS_JSON[item.status]}}}\n\n'
+                )
         return "".join(parts)
+
+
+_STATUS_JSON = {status: f'"{status.value}"' for status in TaskStatus}
+
+
+def _task_prefix(run_id: int, dag_id: str | None) -> str:
+    dag = "null" if dag_id is None else _quote(dag_id)
+    return f'event: task\ndata: {{"run_id":{run_id},"dag_id":{dag},'
+
+
+def task_event_text(tr: TaskRun, dag_id: str | None) -> str:
+    """``task_event(tr, dag_id)`` as an event, written out by hand as :meth:`render`
+    does, since thousands a second may be sent."""
+    return (
+        f'{_task_prefix(tr.run_id, dag_id)}"task_id":{_quote(tr.task_id)},'
+        f'"attempt":{tr.attempt},"status":{_STATUS_JSON[tr.status]}}}\n\n'
+    )
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:

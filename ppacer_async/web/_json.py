@@ -76,13 +76,12 @@ def run_event(run: DagRun) -> dict[str, Any]:
 
 
 def task_event(tr: TaskRun, dag_id: str | None) -> dict[str, Any]:
-    """A task attempt's status change, as sent to live-update clients."""
+    """A task attempt's status change, as sent to live-update clients (kept small:
+    thousands a second may be sent; the attempt's times are in the run's detail)."""
     return {
         "run_id": tr.run_id,
         "dag_id": dag_id,
         "task_id": tr.task_id,
         "attempt": tr.attempt,
         "status": str(tr.status),
-        "started_at": iso(tr.started_at),
-        "finished_at": iso(tr.finished_at),
     }
