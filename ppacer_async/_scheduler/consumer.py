@@ -174,6 +174,10 @@ class Consumer:
         for stop in list(self._live.pop(run_id, {}).values()):
             stop()
 
+    def live_runs(self) -> list[int]:
+        """The runs of the attempts executing past their first step."""
+        return list(self._live)
+
     def _register(self, tr: TaskRun, stop: Callable[[], None]) -> None:
         self._live.setdefault(tr.run_id, {})[tr.task_id] = stop
 

@@ -311,6 +311,7 @@ class Scheduler:
                 await tg.start(reporter.run)
                 await tg.start(consumer.run)
                 await tg.start(self._claimer.run)
+                await tg.start(_follow_cancels, storage, consumer)
                 task_status.started()
         finally:
             # Interrupted attempts are reported so that the leader (maybe this
@@ -714,6 +715,39 @@ class Scheduler:
 
     def __repr__(self) -> str:
         return f"<Scheduler dags={list(self._dags)} storage={self.storage!r}>"
+
+
+async def _follow_cancels(
+    storage: SharedStorage,
+    consumer: Consumer,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Stop the attempts this process runs for runs cancelled elsewhere: a cancelled run
+    is a finished one, so each ``finished`` notice (and the slow poll) looks at the
+    runs this process has attempts of."""
+    wake = anyio.Event()
+
+    def notice() -> None:
+        wake.set()
+
+    storage.add_notice_callback("finished", notice)
+    task_status.started()
+    try:
+        while True:
+            with anyio.move_on_after(storage.poll_interval.total_seconds()):
+                await wake.wait()
+            wake = anyio.Event()
+            for run_id in consumer.live_runs():
+                try:
+                    run = await storage.get_run(run_id)
+                except PpacerError as exc:
+                    logger.warning("cannot look for cancelled runs: %s", exc)
+                    break
+                if run is not None and run.status is DagRunStatus.cancelled:
+                    consumer.cancel_run(run_id)
+    finally:
+        storage.remove_notice_callback("finished", notice)
 
 
 def _discard_waiter(machine: StateMachine, run_id: int, event: anyio.Event) -> None:

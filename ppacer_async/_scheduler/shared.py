@@ -124,6 +124,8 @@ class Reporter:
         for tr in outcomes:
             if tr.key in accepted:
                 taken.append(tr)
+            elif tr.status is TaskStatus.cancelled:
+                continue  # its run was cancelled, and its row says so already
             else:
                 self.dropped += 1
                 logger.warning(
