@@ -197,9 +197,15 @@ class Storage(ABC):
         *,
         dag_id: str | None = None,
         status: DagRunStatus | None = None,
+        since: datetime | None = None,
+        before: int | None = None,
         limit: int = 50,
     ) -> list[DagRun]:
-        """Runs, newest (highest id) first."""
+        """Runs, newest (highest id) first.
+
+        :param since: only runs whose logical time is at or after this moment.
+        :param before: only runs with a lower id (the last id of the previous page).
+        """
 
     @abstractmethod
     async def active_runs(self) -> list[DagRun]:
@@ -216,8 +222,10 @@ class Storage(ABC):
         task_id: str | None = None,
         attempt: int | None = None,
         offset: int = 0,
+        limit: int | None = None,
     ) -> list[LogRecord]:
-        """Task logs of a run in the order written, skipping the first ``offset`` matches."""
+        """Task logs of a run in the order written, skipping the first ``offset`` matches;
+        at most ``limit`` of them (all when ``None``)."""
 
     @abstractmethod
     async def counts(self) -> StorageCounts:

@@ -350,16 +350,9 @@ async def list_runs(
         raise ValueError(f"limit must be at least 1, got {limit}")
     if dag_id is not None:
         await recorded_dag(storage, dag_id)
-    if since is None and before is None:
-        return await storage.list_runs(dag_id=dag_id, status=status, limit=limit)
-    cutoff = None if since is None else to_utc(since)
-    found = []
-    for run in await storage.list_runs(dag_id=dag_id, status=status, limit=2**62):
-        if (before is None or run.id < before) and (cutoff is None or run.logical_time >= cutoff):
-            found.append(run)
-            if len(found) >= limit:
-                break
-    return found
+    return await storage.list_runs(
+        dag_id=dag_id, status=status, since=since, before=before, limit=limit
+    )
 
 
 def waiting_state(
@@ -462,9 +455,7 @@ async def logs(
                 f"run {run.id} of {run.dag_id} has no task {task_id!r} "
                 f"(tasks: {', '.join(known) or 'none'})"
             )
-    records = await storage.logs(run.id, task_id, attempt, offset=after)
-    if limit is not None:
-        records = records[:limit]
+    records = await storage.logs(run.id, task_id, attempt, offset=after, limit=limit)
     return LogPage(run=run, records=records, next_after=after + len(records))
 
 

@@ -668,6 +668,9 @@ async def test_logs_filter_by_task_and_attempt_and_skip_an_offset(storage: Stora
     assert messages(await storage.logs(run.id, offset=2)) == ["a1 second", "a2"]
     assert messages(await storage.logs(run.id, task_id="a", offset=1)) == ["a1 second", "a2"]
     assert messages(await storage.logs(run.id, offset=10)) == []
+    assert messages(await storage.logs(run.id, limit=2)) == ["a1 first", "b1"]
+    assert messages(await storage.logs(run.id, offset=1, limit=2)) == ["b1", "a1 second"]
+    assert messages(await storage.logs(run.id, task_id="a", offset=2, limit=5)) == ["a2"]
 
 
 async def test_log_fields_round_trip(storage: Storage) -> None:
@@ -710,6 +713,34 @@ async def test_list_runs_is_newest_first_with_filters_and_limit(storage: Storage
     assert await storage.list_runs(limit=2) == [a3, a2]
     assert await storage.list_runs(dag_id="a", limit=1) == [a3]
     assert await storage.list_runs(dag_id="nope") == []
+
+
+async def test_list_runs_pages_with_a_before_cursor_and_filters_by_since(
+    storage: Storage,
+) -> None:
+    runs = [
+        await new_run(storage, dag_id=f"d{i % 2}", logical_time=at(i), trigger=RunTrigger.manual)
+        for i in range(7)
+    ]
+    newest_first = list(reversed(runs))
+
+    first = await storage.list_runs(limit=3)
+    second = await storage.list_runs(before=first[-1].id, limit=3)
+    third = await storage.list_runs(before=second[-1].id, limit=3)
+
+    assert [*first, *second, *third] == newest_first
+    assert await storage.list_runs(before=runs[0].id) == []
+    assert await storage.list_runs(dag_id="d0", before=runs[4].id) == [runs[2], runs[0]]
+    assert await storage.list_runs(since=at(5)) == [runs[6], runs[5]]
+    assert await storage.list_runs(since=at(5).astimezone(timezone(timedelta(hours=2)))) == [
+        runs[6],
+        runs[5],
+    ]
+    assert await storage.list_runs(dag_id="d1", since=at(2), before=runs[5].id) == [runs[3]]
+    failed = attrs.evolve(runs[2], status=DagRunStatus.failed, finished_at=at(9))
+    await storage.commit(Changes(dag_runs=[failed]))
+    assert await storage.list_runs(status=DagRunStatus.failed, before=runs[3].id) == [failed]
+    assert await storage.list_runs(status=DagRunStatus.failed, before=runs[2].id) == []
 
 
 async def test_list_runs_returns_50_by_default(storage: Storage) -> None:

@@ -22,6 +22,9 @@ from .web_helpers import client, read_events
 
 pytestmark = pytest.mark.anyio
 
+#: Events tasks wait on, set by the test that owns them.
+GATES: dict[str, anyio.Event] = {}
+
 
 @task
 async def echo(ctx: TaskContext) -> Any:
@@ -246,11 +249,69 @@ async def test_restart_reruns_a_failed_run_and_refuses_a_successful_one(
         await finished(scheduler, bad["id"])
         detail = (await http.get(f"/api/v1/runs/{bad['id']}")).json()
     assert refused.status_code == 409
-    assert "only failed runs" in refused.json()["error"]
+    assert "only failed or cancelled runs" in refused.json()["error"]
     attempts = detail["tasks"][0]["attempts"]
     assert [a["attempt"] for a in attempts] == [1, 2]
     assert "broken on purpose" in attempts[0]["error"]
     assert detail["status"] == "failed"
+
+
+async def test_cancel_ends_a_running_run_and_refuses_a_finished_one(
+    storage_factory: StorageFactory,
+) -> None:
+    GATES["c"] = anyio.Event()
+    started = anyio.Event()
+
+    @task
+    async def hold(ctx: TaskContext) -> None:
+        started.set()
+        await GATES["c"].wait()
+
+    scheduler = Scheduler([*dags(), DAG("held").add(hold)], storage=storage_factory())
+    app = create_app(scheduler)
+    async with scheduler, client(app) as http:
+        run = (await http.post("/api/v1/dags/held/runs")).json()
+        with anyio.fail_after(10):
+            await started.wait()
+        cancelled = await http.post(
+            f"/api/v1/runs/{run['id']}/cancel", json={"note": "not needed after all"}
+        )
+        detail = (await http.get(f"/api/v1/runs/{run['id']}")).json()
+        again = await http.post(f"/api/v1/runs/{run['id']}/cancel")
+        bad_note = await http.post(f"/api/v1/runs/{run['id']}/cancel", json={"note": 5})
+        missing = await http.post("/api/v1/runs/999/cancel")
+        restarted = await http.post(f"/api/v1/runs/{run['id']}/restart")
+        GATES["c"].set()
+        await finished(scheduler, run["id"])
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["note"] == "not needed after all"
+    assert detail["status"] == "cancelled"
+    assert detail["tasks"][0]["attempts"][-1]["status"] == "cancelled"
+    assert again.status_code == 409
+    assert "only queued or running runs" in again.json()["error"]
+    assert bad_note.status_code == 422
+    assert missing.status_code == 404
+    assert restarted.status_code == 200
+
+
+async def test_standalone_cancel_is_picked_up_by_the_other_scheduler(
+    shared_factory: StorageFactory,
+) -> None:
+    GATES["s"] = anyio.Event()
+
+    @task
+    async def hold(ctx: TaskContext) -> None:
+        await GATES["s"].wait()
+
+    scheduler = Scheduler([DAG("held").add(hold)], storage=shared_factory())
+    app = create_app(storage=shared_factory())
+    async with scheduler, app.router.lifespan_context(app), client(app) as http:
+        run = (await http.post("/api/v1/dags/held/runs")).json()
+        response = await http.post(f"/api/v1/runs/{run['id']}/cancel")
+        done = await scheduler.wait_for_run(run["id"], timeout=10)
+    assert response.status_code == 200
+    assert done.status is DagRunStatus.cancelled
 
 
 async def test_logs_filter_by_task_and_attempt_and_page_by_cursor(
@@ -441,9 +502,6 @@ async def test_standalone_event_stream_follows_the_storage(
             await second.wait_for("run", run_id=other["id"], status="failed")
             await first.wait_for("run", run_id=run["id"], status="success")
         assert all(data["dag_id"] == "echo" for _, data in first.events)
-
-
-GATES: dict[str, anyio.Event] = {}
 
 
 @task

@@ -147,6 +147,7 @@ WRITES = [
     "/api/v1/dags/hello/unpause",
     "/api/v1/dags/hello/backfill",
     "/api/v1/runs/1/restart",
+    "/api/v1/runs/1/cancel",
 ]
 
 

@@ -203,15 +203,22 @@ class MemoryStorage(Storage):
         *,
         dag_id: str | None = None,
         status: DagRunStatus | None = None,
+        since: datetime | None = None,
+        before: int | None = None,
         limit: int = 50,
     ) -> list[DagRun]:
         found: list[DagRun] = []
         if limit <= 0:
             return found
+        cutoff = None if since is None else to_utc(since)
         for run_id in sorted(self._runs, reverse=True):
+            if before is not None and run_id >= before:
+                continue
             run = self._runs[run_id]
-            if (dag_id is None or run.dag_id == dag_id) and (
-                status is None or run.status == status
+            if (
+                (dag_id is None or run.dag_id == dag_id)
+                and (status is None or run.status == status)
+                and (cutoff is None or run.logical_time >= cutoff)
             ):
                 found.append(run)
                 if len(found) >= limit:
@@ -235,6 +242,7 @@ class MemoryStorage(Storage):
         task_id: str | None = None,
         attempt: int | None = None,
         offset: int = 0,
+        limit: int | None = None,
     ) -> list[LogRecord]:
         found = [
             r
@@ -242,7 +250,7 @@ class MemoryStorage(Storage):
             if (task_id is None or r.task_id == task_id)
             and (attempt is None or r.attempt == attempt)
         ]
-        return found[offset:]
+        return found[offset:] if limit is None else found[offset : offset + limit]
 
     async def counts(self) -> StorageCounts:
         return StorageCounts(

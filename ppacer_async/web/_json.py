@@ -33,12 +33,14 @@ def run_json(run: DagRun) -> dict[str, Any]:
         "started_at": iso(run.started_at),
         "finished_at": iso(run.finished_at),
         "duration_seconds": seconds(run.started_at, run.finished_at),
+        "note": run.note,
     }
 
 
 def attempt_json(tr: TaskRun) -> dict[str, Any]:
     return {
         "task_id": tr.task_id,
+        "map_index": tr.map_index,
         "attempt": tr.attempt,
         "status": str(tr.status),
         "reason": str(tr.reason),
@@ -72,6 +74,7 @@ def run_event(run: DagRun) -> dict[str, Any]:
         "logical_time": iso(run.logical_time),
         "started_at": iso(run.started_at),
         "finished_at": iso(run.finished_at),
+        "note": run.note,
     }
 
 

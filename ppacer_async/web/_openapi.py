@@ -18,6 +18,9 @@ def _nullable(schema: Schema) -> Schema:
     return {**schema, "nullable": True}
 
 
+#: The largest id storage can hold (64-bit).
+_MAX_ID = 2**63 - 1
+
 _TIME: Schema = {"type": "string", "format": "date-time"}
 _TIME_OR_NULL = _nullable(_TIME)
 
@@ -44,9 +47,13 @@ def _schemas() -> dict[str, Schema]:
         "started_at": _TIME_OR_NULL,
         "finished_at": _TIME_OR_NULL,
         "duration_seconds": _nullable({"type": "number"}),
+        "note": _nullable({"type": "string", "description": "why the run ended as it did"}),
     }
     attempt: dict[str, Schema] = {
         "task_id": {"type": "string"},
+        "map_index": _nullable(
+            {"type": "integer", "description": "the instance of a mapped task (process[3])"}
+        ),
         "attempt": {"type": "integer", "minimum": 1},
         "status": {"type": "string", "enum": [s.value for s in TaskStatus]},
         "reason": {"type": "string"},
@@ -91,6 +98,7 @@ def _schemas() -> dict[str, Schema]:
                 "status": _nullable({"type": "string", "enum": [s.value for s in TaskStatus]}),
                 "waiting": _nullable({"type": "string", "enum": ["scheduled", "pending"]}),
                 "attempts": {"type": "array", "items": _ref("Attempt")},
+                "branch": {"type": "boolean", "description": "a branch task"},
             }
         ),
         "RunDetail": _object({**run, "tasks": {"type": "array", "items": _ref("RunTask")}}),
@@ -317,7 +325,7 @@ def openapi_document(version: str, base: str) -> Schema:
                     ),
                     _query(
                         "before",
-                        {"type": "integer", "minimum": 1},
+                        {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
                         "only runs with a lower id: the next_before of the previous page",
                     ),
                 ],
@@ -333,11 +341,22 @@ def openapi_document(version: str, base: str) -> Schema:
         },
         "/runs/{run_id}/restart": {
             "post": _operation(
-                "Run again what did not succeed in a failed run",
+                "Run again what did not succeed in a failed or cancelled run",
                 (200, "the run, queued again", _ref("Run")),
                 (409,),
                 parameters=[_RUN_ID],
                 body={"type": "object"},
+                write=True,
+            )
+        },
+        "/runs/{run_id}/cancel": {
+            "post": _operation(
+                "Cancel a queued or running run: running attempts are cancelled, tasks "
+                "not started never start",
+                (200, "the run, cancelled", _ref("Run")),
+                (409, 422),
+                parameters=[_RUN_ID],
+                body={"type": "object", "properties": {"note": {"type": "string"}}},
                 write=True,
             )
         },
@@ -349,10 +368,14 @@ def openapi_document(version: str, base: str) -> Schema:
                 parameters=[
                     _RUN_ID,
                     _query("task_id", {"type": "string"}, "only this task's records"),
-                    _query("attempt", {"type": "integer", "minimum": 1}, "only this attempt"),
+                    _query(
+                        "attempt",
+                        {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
+                        "only this attempt",
+                    ),
                     _query(
                         "after",
-                        {"type": "integer", "minimum": 0, "default": 0},
+                        {"type": "integer", "minimum": 0, "maximum": _MAX_ID, "default": 0},
                         "skip this many records: the next_after of the previous page",
                     ),
                     _query(
@@ -369,7 +392,11 @@ def openapi_document(version: str, base: str) -> Schema:
                 "committed (events `run` and `task`, data a JSON object; `resync` when the "
                 "client fell too far behind and should reload)",
                 "parameters": [
-                    _query("run_id", {"type": "integer", "minimum": 1}, "only this run"),
+                    _query(
+                        "run_id",
+                        {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
+                        "only this run",
+                    ),
                     _query("dag_id", {"type": "string"}, "only this DAG's runs"),
                 ],
                 "responses": {

@@ -239,6 +239,7 @@ def run_detail_json(detail: RunDetail) -> dict[str, Any]:
                 "upstream": list(task.upstream),
                 "status": None if task.status is None else str(task.status),
                 "waiting": task.waiting,
+                "branch": task.branch,
                 "attempts": [attempt_json(a) for a in task.attempts],
             }
             for task in detail.tasks
@@ -399,6 +400,21 @@ async def restart(request: Request) -> Response:
     return JSONResponse(run_json(run))
 
 
+@_endpoint(write=True)
+async def cancel(request: Request) -> Response:
+    context = web_context(request)
+    run_id = _run_id(request)
+    note = (await _body(request)).get("note")
+    if note is not None and not isinstance(note, str):
+        raise ApiError(422, f"note must be a string, got {type(note).__name__}")
+    run = await operations.get_run(context.storage, run_id)
+    if context.scheduler is not None and _serves(context, run.dag_id):
+        run = await context.scheduler.cancel_run(run_id, note)
+    else:
+        run = await operations.cancel(context.storage, run_id, now_utc(context), note)
+    return JSONResponse(run_json(run))
+
+
 @_endpoint()
 async def run_logs(request: Request) -> Response:
     context = web_context(request)
@@ -406,8 +422,8 @@ async def run_logs(request: Request) -> Response:
         context.storage,
         _run_id(request),
         task_id=_text(request.query_params.get("task_id"), "task_id"),
-        attempt=_int_query(request, "attempt", minimum=1),
-        after=_int_query(request, "after", minimum=0) or 0,
+        attempt=_int_query(request, "attempt", minimum=1, maximum=MAX_ID),
+        after=_int_query(request, "after", minimum=0, maximum=MAX_ID) or 0,
         limit=_int_query(request, "limit", minimum=1, maximum=10_000),
     )
     return JSONResponse(
@@ -460,6 +476,7 @@ routes: list[BaseRoute] = [
     Route("/runs", list_runs, name="runs"),
     Route("/runs/{run_id:int}", get_run, name="run"),
     Route("/runs/{run_id:int}/restart", restart, methods=["POST"], name="restart"),
+    Route("/runs/{run_id:int}/cancel", cancel, methods=["POST"], name="cancel"),
     Route("/runs/{run_id:int}/logs", run_logs, name="logs"),
     Route("/events", events, name="events"),
     Route("/statistics", statistics, name="statistics"),

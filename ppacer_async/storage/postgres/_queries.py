@@ -6,6 +6,8 @@ kind list of LAST_SCHEDULE_POINT is SCHEDULE_KINDS of storage/memory.py.
 
 from __future__ import annotations
 
+import itertools
+
 _RUN_COLUMNS = (
     "id, dag_id, logical_time, status, trigger, params, dag_version, "
     "created_at, started_at, finished_at, note"
@@ -185,11 +187,23 @@ GET_RUN = f"SELECT {_RUN_COLUMNS} FROM dag_runs WHERE id = $1"
 # list_runs and logs filter on optional columns. One statement per combination keeps each
 # one a plain indexable query (an "$1 IS NULL OR ..." form plans badly once prepared).
 _LIST_RUNS = f"SELECT {_RUN_COLUMNS} FROM dag_runs {{where}} ORDER BY id DESC LIMIT {{limit}}"
+#: The filters of ``list_runs``, in the order their arguments are passed.
+LIST_RUNS_FILTERS = ("dag_id = {}", "status = {}", "logical_time >= {}", "id < {}")
+
+
+def _list_runs(present: tuple[bool, ...]) -> str:
+    conditions: list[str] = []
+    for condition, given in zip(LIST_RUNS_FILTERS, present, strict=True):
+        if given:
+            conditions.append(condition.format(f"${len(conditions) + 1}"))
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    return _LIST_RUNS.format(where=where, limit=f"${len(conditions) + 1}")
+
+
+#: One statement per combination of the filters that are given.
 LIST_RUNS = {
-    (False, False): _LIST_RUNS.format(where="", limit="$1"),
-    (True, False): _LIST_RUNS.format(where="WHERE dag_id = $1", limit="$2"),
-    (False, True): _LIST_RUNS.format(where="WHERE status = $1", limit="$2"),
-    (True, True): _LIST_RUNS.format(where="WHERE dag_id = $1 AND status = $2", limit="$3"),
+    present: _list_runs(present)
+    for present in itertools.product((False, True), repeat=len(LIST_RUNS_FILTERS))
 }
 
 ACTIVE_RUNS = f"""
@@ -200,15 +214,16 @@ TASK_RUNS = f"""
 SELECT {_TASK_RUN_COLUMNS} FROM task_runs WHERE run_id = $1 ORDER BY task_id, attempt
 """
 
+# A NULL limit is no limit.
 _LOGS = """
 SELECT run_id, task_id, attempt, time, level, message FROM task_logs
-WHERE run_id = $1 {where} ORDER BY id OFFSET {offset}
+WHERE run_id = $1 {where} ORDER BY id OFFSET {offset} LIMIT {limit}
 """
 LOGS = {
-    (False, False): _LOGS.format(where="", offset="$2"),
-    (True, False): _LOGS.format(where="AND task_id = $2", offset="$3"),
-    (False, True): _LOGS.format(where="AND attempt = $2", offset="$3"),
-    (True, True): _LOGS.format(where="AND task_id = $2 AND attempt = $3", offset="$4"),
+    (False, False): _LOGS.format(where="", offset="$2", limit="$3"),
+    (True, False): _LOGS.format(where="AND task_id = $2", offset="$3", limit="$4"),
+    (False, True): _LOGS.format(where="AND attempt = $2", offset="$3", limit="$4"),
+    (True, True): _LOGS.format(where="AND task_id = $2 AND attempt = $3", offset="$4", limit="$5"),
 }
 
 # -- shared work ------------------------------------------------------------------------

@@ -317,10 +317,14 @@ class PostgresStorage(SharedStorage):
         *,
         dag_id: str | None = None,
         status: DagRunStatus | None = None,
+        since: datetime | None = None,
+        before: int | None = None,
         limit: int = 50,
     ) -> list[DagRun]:
-        query = q.LIST_RUNS[dag_id is not None, status is not None]
-        args = [a for a in (dag_id, status) if a is not None]
+        # In the order of q.LIST_RUNS_FILTERS; each has an index (see the migrations).
+        filters = (dag_id, status, None if since is None else to_utc(since), before)
+        query = q.LIST_RUNS[tuple(a is not None for a in filters)]
+        args = [a for a in filters if a is not None]
         with self._db.errors("read from"):
             rows = await self._db.connections.fetch(query, *args, limit)
         return [dag_run(row) for row in rows]
@@ -341,11 +345,12 @@ class PostgresStorage(SharedStorage):
         task_id: str | None = None,
         attempt: int | None = None,
         offset: int = 0,
+        limit: int | None = None,
     ) -> list[LogRecord]:
         query = q.LOGS[task_id is not None, attempt is not None]
         args = [a for a in (task_id, attempt) if a is not None]
         with self._db.errors("read from"):
-            rows = await self._db.connections.fetch(query, run_id, *args, offset)
+            rows = await self._db.connections.fetch(query, run_id, *args, offset, limit)
         return [log_record(row) for row in rows]
 
     async def counts(self) -> StorageCounts:
