@@ -76,10 +76,10 @@ def test_rows_are_ordered_so_that_edges_do_not_cross():
     assert (a.y < b.y) == (d.y < c.y)
 
 
-def test_tasks_carry_the_status_they_are_coloured_by():
-    layout = layout_graph({"a": [], "b": ["a"]}, {"a": "success"})
-    assert _box(layout, "a").status == "success"
-    assert _box(layout, "b").status is None
+def test_tasks_carry_the_status_they_are_coloured_by_and_whether_they_are_mapped():
+    layout = layout_graph({"a": [], "b": ["a"]}, {"a": "success"}, mapped={"b"})
+    assert (_box(layout, "a").status, _box(layout, "a").mapped) == ("success", False)
+    assert (_box(layout, "b").status, _box(layout, "b").mapped) == (None, True)
 
 
 def test_long_task_ids_are_shortened_in_the_box_but_kept_whole_as_the_id():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import attrs
 
@@ -21,7 +21,7 @@ LAYER_GAP = 56
 ROW_GAP = 14
 MARGIN = 8
 #: Average advance of one character of the node label at the stylesheet's 13 px.
-CHAR_WIDTH = 7.4
+CHAR_WIDTH = 7.8
 MIN_NODE_WIDTH = 72
 MAX_LABEL_CHARS = 28
 SWEEPS = 8
@@ -37,6 +37,8 @@ class Node:
     task_id: str
     label: str
     status: str | None
+    #: one instance per element of an upstream result (``process.map("split")``)
+    mapped: bool
     x: float
     y: float
     width: float
@@ -98,12 +100,15 @@ def short_label(task_id: str) -> str:
 
 
 def layout_graph(
-    upstream: Mapping[str, Sequence[str]], statuses: Mapping[str, str] | None = None
+    upstream: Mapping[str, Sequence[str]],
+    statuses: Mapping[str, str] | None = None,
+    mapped: Collection[str] = (),
 ) -> GraphLayout:
     """Place the tasks of a DAG given each task's upstream ids (in definition order).
 
     ``statuses`` maps a task id to the status its box is coloured by (the latest run's);
-    tasks missing from it are drawn without a status.
+    tasks missing from it are drawn without a status. ``mapped`` tasks are drawn as a
+    stack.
     :raises ValueError: more than :data:`MAX_GRAPH_TASKS` tasks, an unknown upstream id
         or a cycle.
     """
@@ -141,11 +146,7 @@ def layout_graph(
 
     widths = [
         max(
-            (
-                max(MIN_NODE_WIDTH, len(short_label(v)) * CHAR_WIDTH + 24)
-                for v in row
-                if isinstance(v, str)
-            ),
+            (_node_width(v) for v in row if isinstance(v, str)),
             default=MIN_NODE_WIDTH,
         )
         for row in rows
@@ -169,6 +170,7 @@ def layout_graph(
             task_id=task_id,
             label=short_label(task_id),
             status=statuses.get(task_id),
+            mapped=task_id in mapped,
             x=where[task_id][0] + (where[task_id][2] - _node_width(task_id)) / 2,
             y=where[task_id][1] - NODE_HEIGHT / 2,
             width=_node_width(task_id),
@@ -185,7 +187,7 @@ def layout_graph(
 
 
 def _node_width(task_id: str) -> float:
-    return max(MIN_NODE_WIDTH, len(short_label(task_id)) * CHAR_WIDTH + 24)
+    return max(MIN_NODE_WIDTH, round(len(short_label(task_id)) * CHAR_WIDTH + 28))
 
 
 def _order_rows(

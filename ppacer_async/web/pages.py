@@ -271,9 +271,12 @@ async def _dag_page(
     details = [await ops.get_run_detail(context.storage, run.id) for run in recent]
     latest = details[0] if details else None
     graph, graph_error = None, ""
+    mapped = {t.task_id: t.options["map_over"] for t in detail.tasks if "map_over" in t.options}
     try:
         graph = layout_graph(
-            {t.task_id: t.upstream for t in detail.tasks}, views.latest_statuses(latest)
+            {t.task_id: t.upstream for t in detail.tasks},
+            views.latest_statuses(latest),
+            mapped,
         )
     except ValueError as exc:
         graph_error = str(exc)
@@ -294,6 +297,7 @@ async def _dag_page(
             "detail": detail,
             "graph": graph,
             "graph_error": graph_error,
+            "mapped": mapped,
             "graph_run": latest.run if latest else None,
             "graph_statuses": [
                 s for s, _ in views.count_statuses(views.latest_statuses(latest).values())
