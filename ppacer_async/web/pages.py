@@ -29,12 +29,19 @@ from .._enums import DagRunStatus
 from .._exceptions import DagNotFound, InvalidOperation, RunNotFound, TaskNotFound
 from .._structures import DagDetail, DagSummary, RunDetail
 from . import _views as views
-from ._auth import CSRF_FIELD, WriteRefused, csrf_token, is_authenticated, require_write
+from ._auth import (
+    CSRF_FIELD,
+    WriteRefused,
+    _safe_next,
+    csrf_token,
+    is_authenticated,
+    require_write,
+)
 from ._context import WebContext, url_for, web_context
 from ._graph import layout_graph
 from ._live import live_processes, now_utc
 from .api import _served as served
-from .api import storage_kind
+from .api import _serves, storage_kind
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
@@ -84,12 +91,6 @@ def _error_page(request: Request, status_code: int, title: str, message: str) ->
     )
 
 
-def _serves(context: WebContext, dag_id: str) -> bool:
-    """Whether the embedded scheduler serves ``dag_id``: its methods then admit the
-    change at once (else the operations layer writes it for a scheduler to pick up)."""
-    return context.scheduler is not None and dag_id in context.scheduler.dags
-
-
 # -- logging in ------------------------------------------------------------------------------
 
 
@@ -104,10 +105,7 @@ def _login_page(request: Request, message: str | None, next_path: str) -> Respon
 
 async def login_form(request: Request) -> Response:
     """The form that sends the token to ``POST /login`` (which sets the login cookie)."""
-    target = request.query_params.get("next", "")
-    if not (target.startswith("/") and not target.startswith("//")):
-        target = url_for(request, "index")
-    return _login_page(request, None, target)
+    return _login_page(request, None, _safe_next(request, request.query_params.get("next")))
 
 
 # -- overview ------------------------------------------------------------------------------
@@ -377,9 +375,9 @@ async def _set_paused(request: Request, paused: bool) -> Response:
     except DagNotFound as exc:
         return _error_page(request, 404, "No such DAG", str(exc))
     target = form.get("next")
-    if not (isinstance(target, str) and target.startswith("/") and not target.startswith("//")):
-        target = url_for(request, "page:dag", dag_id=dag_id)
-    return RedirectResponse(target, status_code=303)
+    if isinstance(target, str) and target:
+        return RedirectResponse(_safe_next(request, target), status_code=303)
+    return RedirectResponse(url_for(request, "page:dag", dag_id=dag_id), status_code=303)
 
 
 async def pause(request: Request) -> Response:
