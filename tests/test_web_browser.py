@@ -415,3 +415,22 @@ async def test_cancel_a_running_run_from_its_page(served, page):
     await _expect(page.get_by_role("button", name="Restart")).to_be_visible()
     assert (await scheduler.get_run(run.id)).status == "cancelled"
     await shot(page, "run-cancelled")
+
+
+async def test_the_dag_page_shows_new_runs_in_its_grid_without_reloading(served, page):
+    scheduler, url = served
+    first = await scheduler.trigger("checks")
+    await scheduler.wait_for_run(first.id, timeout=5)
+    await page.goto(url + "/dags/checks")
+    await page.evaluate("window.notReloaded = true")
+    await _expect(page.locator(".grid .runbar")).to_have_count(1)
+    await _expect(page.locator(".graph .node[data-status='failed']")).to_have_count(1)
+    second = await scheduler.trigger("checks")
+    await scheduler.wait_for_run(second.id, timeout=5)
+    await _expect(page.locator(".grid .runbar")).to_have_count(2, timeout=WAIT_MS)
+    await _expect(page.locator(".grid .runbar").last).to_have_attribute(
+        "href", f"/runs/{second.id}"
+    )
+    await _expect(page.locator("#dag-facts")).to_contain_text(f"#{second.id}")
+    assert await page.evaluate("window.notReloaded") is True
+    await shot(page, "dag")

@@ -260,53 +260,62 @@ async def _dag_page(
     status_code: int = 200,
 ) -> Response:
     context = web_context(request)
+    now = now_utc(context)
     try:
-        now = now_utc(context)
         detail = await ops.get_dag(context.storage, dag_id, now)
     except DagNotFound as exc:
         return _error_page(request, 404, "No such DAG", str(exc))
-    recent = await ops.list_runs(context.storage, dag_id=dag_id, limit=GRID_RUNS)
-    details = [await ops.get_run_detail(context.storage, run.id) for run in recent]
-    latest = details[0] if details else None
-    graph, graph_error = None, ""
-    mapped = {t.task_id: t.options["map_over"] for t in detail.tasks if "map_over" in t.options}
-    try:
-        graph = layout_graph(
-            {t.task_id: t.upstream for t in detail.tasks},
-            views.latest_statuses(latest),
-            mapped,
-        )
-    except ValueError as exc:
-        graph_error = str(exc)
     if params_text is None:
         params_text = (
             json.dumps(detail.params, indent=2, ensure_ascii=False) if detail.params else "{}"
         )
-    return _render(
-        request,
-        "dag.html",
-        {
-            "section": "dags",
-            "d": DagRow(
-                summary=detail.summary,
-                served=served(context, dag_id, bool(await live_processes(context, now))),
-                detail=detail,
-            ),
-            "detail": detail,
-            "graph": graph,
-            "graph_error": graph_error,
-            "mapped": mapped,
-            "graph_run": latest.run if latest else None,
-            "graph_statuses": [
-                s for s, _ in views.count_statuses(views.latest_statuses(latest).values())
-            ],
-            "grid": views.build_grid([t.task_id for t in detail.tasks], details, now),
-            "recent_runs": recent[:10],
-            "error": error,
-            "params_text": params_text,
-        },
-        status_code=status_code,
-    )
+    root = str(request.scope.get("ppacer.root_path", ""))
+    values = {
+        "section": "dags",
+        "detail": detail,
+        "error": error,
+        "params_text": params_text,
+        "events_url": f"{root}/api/v1/events?{urlencode({'dag_id': dag_id})}",
+        **await _dag_live_values(context, detail, now),
+    }
+    return _render(request, "dag.html", values, status_code=status_code)
+
+
+async def dag_live(request: Request) -> Response:
+    """The part of a DAG's page that changes with its runs: graph, grid, runs."""
+    context = web_context(request)
+    now = now_utc(context)
+    try:
+        detail = await ops.get_dag(context.storage, request.path_params["dag_id"], now)
+    except DagNotFound as exc:
+        return _error_page(request, 404, "No such DAG", str(exc))
+    values = {"oob": True, **await _dag_live_values(context, detail, now)}
+    return _render(request, "_dag_live.html", values)
+
+
+async def _dag_live_values(context: WebContext, detail: DagDetail, now: datetime) -> dict[str, Any]:
+    dag_id = detail.summary.dag_id
+    recent = await ops.list_runs(context.storage, dag_id=dag_id, limit=GRID_RUNS)
+    details = [await ops.get_run_detail(context.storage, run.id) for run in recent]
+    latest = details[0] if details else None
+    statuses = views.latest_statuses(latest)
+    mapped = {t.task_id: t.options["map_over"] for t in detail.tasks if "map_over" in t.options}
+    graph, graph_error = None, ""
+    try:
+        graph = layout_graph({t.task_id: t.upstream for t in detail.tasks}, statuses, mapped)
+    except ValueError as exc:
+        graph_error = str(exc)
+    live = bool(await live_processes(context, now))
+    return {
+        "d": DagRow(summary=detail.summary, served=served(context, dag_id, live), detail=detail),
+        "graph": graph,
+        "graph_error": graph_error,
+        "mapped": mapped,
+        "graph_run": latest.run if latest else None,
+        "graph_statuses": [s for s, _ in views.count_statuses(statuses.values())],
+        "grid": views.build_grid([t.task_id for t in detail.tasks], details, now),
+        "recent_runs": recent[:10],
+    }
 
 
 def _parse_params(text: str) -> dict[str, Any]:
@@ -555,6 +564,7 @@ routes: list[BaseRoute] = [
     Route("/overview/figures", overview_figures, name="page:overview-figures"),
     Route("/dags", dags, name="page:dags"),
     Route("/dags/{dag_id:str}", dag, name="page:dag"),
+    Route("/dags/{dag_id:str}/live", dag_live, name="page:dag-live"),
     Route("/dags/{dag_id:str}/trigger", trigger, methods=["POST"], name="page:trigger"),
     Route("/dags/{dag_id:str}/pause", pause, methods=["POST"], name="page:pause"),
     Route("/dags/{dag_id:str}/unpause", unpause, methods=["POST"], name="page:unpause"),
