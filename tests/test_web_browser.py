@@ -107,20 +107,27 @@ def _dags() -> list[DAG]:
 
 @contextlib.asynccontextmanager
 async def _serve(
-    tmp_path: Path, dags: list[DAG] | None = None, **app_options: Any
+    tmp_path: Path,
+    dags: list[DAG] | None = None,
+    *,
+    standalone: bool = False,
+    **app_options: Any,
 ) -> AsyncIterator[tuple[Scheduler, str]]:
-    """A running scheduler on SQLite and the URL of its web app."""
+    """A running scheduler on SQLite and the URL of its web app: embedded in the
+    scheduler, or ``standalone`` over the storage (as ``ppacer-async web`` serves it)."""
     import uvicorn
 
     from ppacer_async.web import create_app
 
-    scheduler = Scheduler(dags or _dags(), storage=f"sqlite:///{tmp_path / 'web.db'}")
+    storage = f"sqlite:///{tmp_path / 'web.db'}"
+    scheduler = Scheduler(dags or _dags(), storage=storage)
+    app = create_app(storage=storage, **app_options) if standalone else None
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)  # connections wait in the backlog until uvicorn accepts them
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_app(scheduler, **app_options),
+        app or create_app(scheduler, **app_options),
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=1,
@@ -434,3 +441,16 @@ async def test_the_dag_page_shows_new_runs_in_its_grid_without_reloading(served,
     await _expect(page.locator("#dag-facts")).to_contain_text(f"#{second.id}")
     assert await page.evaluate("window.notReloaded") is True
     await shot(page, "dag")
+
+
+async def test_a_standalone_app_follows_a_run_another_scheduler_runs(tmp_path, page):
+    """``ppacer-async web`` over a storage: the page follows changes it reads there."""
+    gates["standalone"] = opened = anyio.Event()
+    async with _serve(tmp_path, standalone=True) as (scheduler, url):
+        run = await scheduler.trigger("etl", {"x": "standalone"})
+        await page.goto(f"{url}/runs/{run.id}")
+        await _expect(page.locator("[data-live]")).to_have_text("Live", timeout=WAIT_MS)
+        await _expect(_task_status(page, "gate")).to_have_text("running")
+        opened.set()
+        await _expect(_run_status(page)).to_have_text("success", timeout=WAIT_MS)
+        await _expect(_task_status(page, "load")).to_have_text("success")
