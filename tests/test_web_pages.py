@@ -72,12 +72,12 @@ async def test_user_controlled_text_is_escaped_everywhere():
         await scheduler.wait_for_run(run.id, timeout=5)
         pages = [
             await http.get(f"/runs/{run.id}"),
-            await http.get(f"/runs/{run.id}/logs", params={"task_id": "first", "attempt": 1}),
+            await http.get(f"/runs/{run.id}/task", params={"task_id": "first"}),
         ]
     for page in pages:
         assert SCRIPT not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[0].text  # param and error
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[1].text  # log line
+    assert "param x is &lt;script&gt;alert(1)&lt;/script&gt;" in pages[1].text  # log line
 
 
 async def test_trigger_form_starts_a_run_and_redirects_to_its_page():
@@ -266,3 +266,22 @@ async def test_runs_page_filters_by_dag_and_status_and_pages_back():
     assert "Newest runs" in older.text
     assert unknown.status_code == 404
     assert bad.status_code == 400 and "status must be one of" in bad.text
+
+
+async def test_a_run_page_draws_the_open_tasks_with_their_attempts_and_logs():
+    scheduler = _scheduler()
+    async with scheduler, client(create_app(scheduler)) as http:
+        run = await scheduler.trigger("pipeline", {"x": "row 7", "fail": True})
+        await scheduler.wait_for_run(run.id, timeout=5)
+        closed = await http.get(f"/runs/{run.id}/body")
+        opened = await http.get(f"/runs/{run.id}/body", params={"open": ["first", "second"]})
+        one = await http.get(f"/runs/{run.id}/task", params={"task_id": "second"})
+        unknown = await http.get(f"/runs/{run.id}/task", params={"task_id": "nope"})
+    assert "param x is row 7" not in closed.text
+    assert "RuntimeError: failed on row 7" in closed.text  # the headline
+    assert closed.text.count('data-src="/runs/') == 2
+    assert "param x is row 7" in opened.text
+    assert "Traceback (most recent call last)" in opened.text
+    assert 'data-src="' not in opened.text
+    assert "Traceback (most recent call last)" in one.text
+    assert unknown.status_code == 404 and "has no task &#39;nope&#39;" in unknown.text

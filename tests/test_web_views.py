@@ -117,3 +117,10 @@ def test_a_running_task_is_timed_until_now():
     a, b = views.task_views(detail, T0 + timedelta(seconds=3))
     assert (a.status, a.duration) == ("running", "3.00 s")
     assert (b.status, b.duration) == ("pending", "—")
+
+
+def test_grid_leaves_out_the_tasks_past_its_limit_and_says_how_many():
+    detail = _detail(_run(1, 1), *(TaskDetail(task_id=f"t{i}") for i in range(5)))
+    grid = views.build_grid([f"t{i}" for i in range(5)], [detail], T0, max_rows=3)
+    assert [row.task_id for row in grid.rows] == ["t0", "t1", "t2"]
+    assert grid.hidden_rows == 2

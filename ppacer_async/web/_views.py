@@ -231,14 +231,24 @@ class Grid:
 
     columns: list[GridColumn]
     rows: list[GridRow]
+    #: tasks left out to keep the page small (``max_rows``)
+    hidden_rows: int = 0
 
 
 #: The run bars above the grid are this tall at least and at most, in pixels.
 BAR_HEIGHTS = (6, 48)
 
 
-def build_grid(task_ids: Sequence[str], details: Sequence[RunDetail], now: datetime) -> Grid:
-    """``details`` newest first, as runs are listed; the grid puts the newest right."""
+def build_grid(
+    task_ids: Sequence[str],
+    details: Sequence[RunDetail],
+    now: datetime,
+    max_rows: int | None = None,
+) -> Grid:
+    """``details`` newest first, as runs are listed; the grid puts the newest right.
+
+    :param max_rows: draw only the first this many tasks.
+    """
     ordered = list(reversed(details))
     spans = [span(d.run.started_at, d.run.finished_at, now) for d in ordered]
     longest = max((s.total_seconds() for s in spans if s is not None), default=0.0)
@@ -261,9 +271,11 @@ def build_grid(task_ids: Sequence[str], details: Sequence[RunDetail], now: datet
             if task.task_id not in ids and task.attempts and not instance:
                 ids.append(task.task_id)
     latest = [{task.task_id: task.latest for task in detail.tasks} for detail in ordered]
+    shown = ids if max_rows is None else ids[:max_rows]
     return Grid(
         columns=columns,
-        rows=[GridRow(task_id=i, cells=[by_task.get(i) for by_task in latest]) for i in ids],
+        rows=[GridRow(task_id=i, cells=[by_task.get(i) for by_task in latest]) for i in shown],
+        hidden_rows=len(ids) - len(shown),
     )
 
 

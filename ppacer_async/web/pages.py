@@ -27,7 +27,7 @@ from starlette.templating import Jinja2Templates
 from .. import operations as ops
 from .._enums import DagRunStatus
 from .._exceptions import DagNotFound, InvalidOperation, RunNotFound, TaskNotFound
-from .._structures import DagDetail, DagSummary, RunDetail
+from .._structures import DagDetail, DagSummary, LogRecord, RunDetail
 from . import _views as views
 from ._auth import (
     CSRF_FIELD,
@@ -45,8 +45,9 @@ from .api import _serves, storage_kind
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
-#: Runs drawn in a DAG's grid.
+#: Runs drawn in a DAG's grid, and at most this many of its tasks.
 GRID_RUNS = 25
+GRID_TASKS = 100
 #: The newest runs the overview counts by status.
 OVERVIEW_RUNS = 500
 #: The newest runs whose tasks the overview counts by status.
@@ -313,7 +314,7 @@ async def _dag_live_values(context: WebContext, detail: DagDetail, now: datetime
         "mapped": mapped,
         "graph_run": latest.run if latest else None,
         "graph_statuses": [s for s, _ in views.count_statuses(statuses.values())],
-        "grid": views.build_grid([t.task_id for t in detail.tasks], details, now),
+        "grid": views.build_grid([t.task_id for t in detail.tasks], details, now, GRID_TASKS),
         "recent_runs": recent[:10],
     }
 
@@ -443,20 +444,41 @@ async def runs(request: Request) -> Response:
     )
 
 
+#: At most this many open tasks are drawn with their attempts and logs in a refresh.
+MAX_OPEN_TASKS = 20
+
+
 async def _run_values(request: Request, detail: RunDetail) -> dict[str, Any]:
+    """What the live part of a run's page shows. The tasks the reader has open (the
+    ``open`` query values, or ``task``) come with their attempts and logs; the others
+    load theirs when opened."""
     context = web_context(request)
     run = detail.run
     tasks = views.task_views(detail, now_utc(context))
+    wanted = {*request.query_params.getlist("open"), request.query_params.get("task")}
+    opened = [t.task_id for t in tasks if t.task_id in wanted][:MAX_OPEN_TASKS]
     return {
         "section": "runs",
         "run": run,
         "tasks": tasks,
         "task_counts": views.count_statuses(t.status for t in tasks),
-        "opened": {t.task_id for t in tasks if t.task_id == request.query_params.get("task")},
+        "opened": set(opened),
+        "task_logs": {
+            task_id: await _logs_by_attempt(context, run.id, task_id) for task_id in opened
+        },
         # Buttons for what the operations allow; they check again when asked.
         "can_restart": run.status in (DagRunStatus.failed, DagRunStatus.cancelled),
         "can_cancel": not run.status.finished,
     }
+
+
+async def _logs_by_attempt(
+    context: WebContext, run_id: int, task_id: str
+) -> dict[int, list[LogRecord]]:
+    by_attempt: dict[int, list[LogRecord]] = {}
+    for record in (await ops.logs(context.storage, run_id, task_id=task_id)).records:
+        by_attempt.setdefault(record.attempt, []).append(record)
+    return by_attempt
 
 
 def _live_trigger(run_id: int) -> str:
@@ -501,20 +523,20 @@ async def run_body(request: Request) -> Response:
     return _render(request, "_run_body.html", await _run_values(request, detail))
 
 
-async def run_logs(request: Request) -> Response:
+async def run_task(request: Request) -> Response:
+    """One task of a run with every attempt and its logs, read when the task is opened."""
     context = web_context(request)
-    task_id = request.query_params.get("task_id")
-    attempt_text = request.query_params.get("attempt")
+    task_id = request.query_params.get("task_id", "")
     try:
-        attempt = int(attempt_text) if attempt_text else None
-        page = await ops.logs(
-            context.storage, request.path_params["run_id"], task_id=task_id, attempt=attempt
-        )
+        detail = await ops.get_run_detail(context.storage, request.path_params["run_id"])
+        found = [t for t in views.task_views(detail, now_utc(context)) if t.task_id == task_id]
+        if not found:
+            known = ", ".join(t.task_id for t in detail.tasks) or "none"
+            raise TaskNotFound(f"run {detail.run.id} has no task {task_id!r} (tasks: {known})")
+        logs = await _logs_by_attempt(context, detail.run.id, task_id)
     except (RunNotFound, TaskNotFound) as exc:
         return _error_page(request, 404, "Not found", str(exc))
-    except ValueError as exc:
-        return _error_page(request, 400, "Bad request", str(exc))
-    return _render(request, "_logs.html", {"records": page.records})
+    return _render(request, "_attempts.html", {"run": detail.run, "t": found[0], "logs": logs})
 
 
 #: The note a run cancelled from its page keeps.
@@ -571,7 +593,7 @@ routes: list[BaseRoute] = [
     Route("/runs", runs, name="page:runs"),
     Route("/runs/{run_id:int}", run, name="page:run"),
     Route("/runs/{run_id:int}/body", run_body, name="page:run-body"),
-    Route("/runs/{run_id:int}/logs", run_logs, name="page:run-logs"),
+    Route("/runs/{run_id:int}/task", run_task, name="page:run-task"),
     Route("/runs/{run_id:int}/restart", restart, methods=["POST"], name="page:restart"),
     Route("/runs/{run_id:int}/cancel", cancel, methods=["POST"], name="page:cancel"),
 ]

@@ -111,28 +111,35 @@
       }
       kept = null;
     }
-    loadOpenLogs(evt.detail.target);
+    loadWithin(evt.detail.target);
     showLive();
   });
 
-  /* An attempt's logs are read when its task is opened, not with the page. */
-  function loadLogs(details) {
-    var boxes = details.querySelectorAll(".logs[data-logs]");
-    for (var i = 0; i < boxes.length; i++) {
-      var box = boxes[i];
-      var src = box.getAttribute("data-logs");
-      box.removeAttribute("data-logs");
-      htmx.ajax("GET", src, { target: box, swap: "innerHTML" });
+  /* Parts marked ``data-src`` (a task's attempts and logs) are read when the section
+     holding them is opened, not with the page. */
+  function loadWithin(root) {
+    var parts = root.querySelectorAll("[data-src]");
+    for (var i = 0; i < parts.length; i++) {
+      var part = parts[i];
+      var holder = part.closest("details");
+      if (holder !== null && !holder.open) { continue; }
+      var src = part.getAttribute("data-src");
+      part.removeAttribute("data-src");
+      htmx.ajax("GET", src, { target: part, swap: "outerHTML" });
     }
   }
   document.addEventListener("toggle", function (evt) {
-    if (evt.target.tagName === "DETAILS" && evt.target.open) { loadLogs(evt.target); }
+    if (evt.target.tagName === "DETAILS" && evt.target.open) { loadWithin(evt.target); }
   }, true);
-  function loadOpenLogs(root) {
-    var open = root.querySelectorAll("details[open][data-key]");
-    for (var i = 0; i < open.length; i++) { loadLogs(open[i]); }
+  document.addEventListener("DOMContentLoaded", function () { loadWithin(document); });
+
+  /* The keys of the sections open now: a refresh draws them open, with their content. */
+  function openKeys() {
+    var keys = [];
+    var open = document.querySelectorAll("details[open][data-key]");
+    for (var i = 0; i < open.length; i++) { keys.push(open[i].getAttribute("data-key")); }
+    return keys;
   }
-  document.addEventListener("DOMContentLoaded", function () { loadOpenLogs(document); });
 
   /* Whether a server-sent event (its data a JSON object) is about run ``runId``. */
   function forRun(message, runId) {
@@ -143,5 +150,5 @@
     }
   }
 
-  window.ppacer = { formatTimes: formatTimes, forRun: forRun };
+  window.ppacer = { formatTimes: formatTimes, forRun: forRun, openKeys: openKeys };
 })();
