@@ -231,10 +231,20 @@ async def test_trigger_with_a_param_and_watch_the_run_succeed_without_reloading(
     await page.evaluate("window.notReloaded = true")
     await _expect(page.locator("[data-live]")).to_have_text("Live", timeout=WAIT_MS)
     await _expect(_task_status(page, "gate")).to_have_text(re.compile("running|scheduled|pending"))
+    # A task the reader opened stays open, with its logs, through the live refreshes
+    # (which ask for it to be drawn open).
+    refreshes: list[str] = []
+    page.on("request", lambda request: refreshes.append(request.url))
+    extract_logs = page.locator("#task-extract .logs")
+    await page.locator("#task-extract > details > summary").click()
+    await _expect(extract_logs).to_contain_text("extracting with x=42")
     await shot(page, "run-running")
     opened.set()
     await _expect(_run_status(page)).to_have_text("success", timeout=WAIT_MS)
     await _expect(_task_status(page, "load")).to_have_text("success")
+    await _expect(extract_logs).to_be_visible()
+    await _expect(extract_logs).to_contain_text("extracting with x=42")
+    assert any("/body?open=extract" in url for url in refreshes), refreshes
     assert await page.evaluate("window.notReloaded") is True
     run = await scheduler.get_run(run_id)
     assert run.params == {"x": 42}
