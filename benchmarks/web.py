@@ -196,7 +196,7 @@ async def bench_runs(runs: int, requests: int) -> dict[str, Any]:
         "newest 50": {},
         "dag_id": {"dag_id": "dag_3"},
         "status=failed": {"status": "failed"},
-        "status=running": {"status": "queued"},
+        "status=queued": {"status": "queued"},
         "since": {"since": (T0 + timedelta(minutes=runs - 500)).isoformat()},
         "before (page in the middle)": {"before": str(middle)},
         "dag_id + before": {"dag_id": "dag_3", "before": str(middle)},

@@ -267,10 +267,17 @@ async def cancel(storage: Storage, run_id: int, now: datetime, note: str | None 
         raise InvalidOperation(
             f"run {run_id} is {run.status}; only queued or running runs can be cancelled"
         )
-    cancelled = attrs.evolve(
-        run, status=DagRunStatus.cancelled, finished_at=to_utc(now), note=note or "cancelled"
-    )
-    await storage.commit(Changes(dag_runs=[cancelled]))
+    note = note or "cancelled"
+    now = to_utc(now)
+    cancelled = attrs.evolve(run, status=DagRunStatus.cancelled, finished_at=now, note=note)
+    # Attempts left scheduled or running (by a process that is gone, or one that is
+    # about to learn of the cancel) say so at once.
+    live = [
+        attrs.evolve(tr, status=TaskStatus.cancelled, finished_at=now, error=note)
+        for tr in await storage.task_runs(run_id)
+        if tr.status in (TaskStatus.scheduled, TaskStatus.running)
+    ]
+    await storage.commit(Changes(dag_runs=[cancelled], task_runs=live))
     return cancelled
 
 

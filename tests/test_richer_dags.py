@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from ppacer_async import (
@@ -411,3 +412,65 @@ async def test_run_timeout_cancels_the_run_and_says_so(storage_factory: StorageF
     assert done.note is not None and "timed out after 0:05:00" in done.note
     assert latest(rows) == {"slow": TaskStatus.cancelled}
     assert gate.inside == 0
+
+
+async def test_cancel_during_a_retry_wait_keeps_the_failure_and_the_retry_never_runs(
+    storage_factory: StorageFactory,
+) -> None:
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    calls: list[int] = []
+
+    @task(retries=1, retry_delay=timedelta(hours=1))
+    async def flaky(ctx: TaskContext) -> None:
+        calls.append(ctx.attempt)
+        if ctx.attempt == 1:
+            raise ConnectionError("reset by peer")
+
+    dag = DAG("retry_wait").add(flaky)
+    async with Scheduler([dag], storage=storage_factory(), clock=clock) as scheduler:
+        run = await scheduler.trigger("retry_wait")
+        with anyio.fail_after(10):
+            while TaskStatus.up_for_retry not in latest(await scheduler.task_runs(run.id)).values():
+                await anyio.lowlevel.checkpoint()
+        await scheduler.cancel_run(run.id)
+        clock.advance(timedelta(hours=2))  # the retry would be due
+        done = await scheduler.wait_for_run(run.id, timeout=10)
+        rows = await scheduler.task_runs(run.id)
+        assert done.status is DagRunStatus.cancelled
+        assert [(tr.attempt, tr.status) for tr in rows] == [
+            (1, TaskStatus.up_for_retry),
+            (2, TaskStatus.cancelled),
+        ]
+        assert "reset by peer" in (rows[0].error or "")
+        await scheduler.restart_run(run.id)
+        again = await scheduler.wait_for_run(run.id, timeout=10)
+    assert again.status is DagRunStatus.success
+    assert calls == [1, 3]
+
+
+async def test_a_run_cancelled_while_no_scheduler_serves_it_stays_cancelled(
+    storage_factory: StorageFactory,
+) -> None:
+    from ppacer_async import operations
+
+    gate = Gate()
+    storage = storage_factory()
+
+    @task
+    async def waits(ctx: TaskContext) -> None:
+        await gate.enter()
+
+    dag = DAG("orphan").add(waits)
+    async with Scheduler([dag], storage=storage) as scheduler:
+        run = await scheduler.trigger("orphan")
+        await gate.wait_inside(1)
+    # The scheduler stopped with the attempt cut short; the run waits for recovery.
+    async with storage:
+        assert (await storage.get_run(run.id)).status is DagRunStatus.running  # type: ignore[union-attr]
+        await operations.cancel(storage, run.id, datetime.now(UTC), "not needed any more")
+    async with Scheduler([dag], storage=storage) as scheduler:
+        done = await scheduler.get_run(run.id)
+        rows = await scheduler.task_runs(run.id)
+        assert gate.entered == 1  # recovery did not run it again
+    assert (done.status, done.note) == (DagRunStatus.cancelled, "not needed any more")
+    assert [(tr.attempt, tr.status) for tr in rows] == [(1, TaskStatus.interrupted)]

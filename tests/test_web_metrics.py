@@ -137,3 +137,47 @@ async def test_standalone_metrics_read_storage_and_processes(tmp_path) -> None:
     assert sample(text, "ppacer_live_processes") == 1
     assert sample(text, "ppacer_storage_rows", table="dag_runs") == 1
     assert "ppacer_queue_depth" not in text
+
+
+def test_an_attempt_reaped_for_an_expired_lease_is_counted() -> None:
+    from ppacer_async import DagRun, DagRunStatus, RunTrigger, TaskRun, TaskStatus
+    from ppacer_async._structures import Changes
+    from ppacer_async.storage import MemoryStorage
+    from ppacer_async.web._context import WebContext
+    from ppacer_async.web._metrics import Metrics
+
+    metrics = Metrics(WebContext(scheduler=None, storage=MemoryStorage()))
+    run = DagRun(
+        id=1,
+        dag_id="etl",
+        logical_time=T0,
+        status=DagRunStatus.running,
+        trigger=RunTrigger.manual,
+        created_at=T0,
+        started_at=T0,
+    )
+
+    def attempt(n: int, error: str | None) -> TaskRun:
+        return TaskRun(
+            run_id=1,
+            task_id="load",
+            attempt=n,
+            status=TaskStatus.interrupted,
+            started_at=T0,
+            finished_at=T0 + timedelta(seconds=n),
+            error=error,
+        )
+
+    metrics.on_commit(Changes(dag_runs=[run]), 0.001)
+    metrics.on_commit(
+        Changes(
+            task_runs=[
+                attempt(1, "the process running this attempt (w1) stopped renewing its lease"),
+                attempt(2, "interrupted by a stop"),
+            ]
+        ),
+        0.002,
+    )
+    assert metrics.expired_leases == 1
+    assert metrics.attempts == {("etl", "interrupted"): 2}
+    assert metrics.durations["etl"].total == 3.0

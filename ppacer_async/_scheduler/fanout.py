@@ -22,7 +22,6 @@ from .state import (
     MapState,
     Ready,
     RunState,
-    _alert,
     _crash_looped,
     _end_row,
     _fail,
@@ -106,6 +105,7 @@ def expand(state: RunState, i: int, now: datetime, fx: Effects) -> None:
             mapped.phase[k] = LIVE
             due = (tr.finished_at or now) + task.retry_delay_for(mapped.failures[k])
             fx.retries.append((due, state, i, tr.attempt, k))
+            state.retrying.add((i, k))
         elif fx.record_scheduled and status is TaskStatus.running:
             mapped.phase[k] = LIVE  # leased by a process, or about to be reaped
         else:  # running or interrupted: cut short by a crash or a stop
@@ -197,13 +197,14 @@ def instance_failed(
         tr = attrs.evolve(tr, status=TaskStatus.up_for_retry)
         fx.task_runs.append(tr)
         fx.retries.append((now + task.retry_delay_for(failures), state, i, tr.attempt, k))
+        state.retrying.add((i, k))
         if task.alert_on_retry:
-            fx.alerts.append((state, i, _alert(state, tr, "retry")))
+            fx.alerts.append((state, i, tr, "retry"))
         return
     tr = attrs.evolve(tr, status=TaskStatus.failed)
     fx.task_runs.append(tr)
     if task.alert_on_failure:
-        fx.alerts.append((state, i, _alert(state, tr, "failure")))
+        fx.alerts.append((state, i, tr, "failure"))
     _settle_instance(mapped, k, FAILED, None)
     if mapped.settled == len(mapped.phase):
         _all_ended(state, i, now, fx)
@@ -214,6 +215,7 @@ def instance_retry_due(
 ) -> None:
     mapped = state.maps.get(i)
     if mapped is not None and mapped.phase[k] == LIVE and mapped.attempt[k] == attempt:
+        state.retrying.discard((i, k))
         _schedule_instance(state, i, k, AttemptReason.retry, now, fx)
 
 

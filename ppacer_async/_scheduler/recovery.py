@@ -129,7 +129,9 @@ def restore(
                 chosen = branch_choice(graph, i, tr.result)
                 if not isinstance(chosen, str):
                     unchosen.update(c for c in graph.children[i] if c not in chosen)
-        elif status in _DERIVED and tr.started_at is None:
+        elif status is TaskStatus.upstream_failed or (
+            status is TaskStatus.skipped and tr.started_at is None
+        ):  # decided by its trigger rule (a skip with a start raised SkipTask)
             if i in unchosen:
                 _mark(state, i, SKIPPED)
                 continue
@@ -167,6 +169,7 @@ def restore(
             finished = tr.finished_at or now
             due = finished + task.retry_delay_for(state.failures[i])
             fx.retries.append((due, state, i, tr.attempt, -1))
+            state.retrying.add((i, -1))
         elif shared and status is TaskStatus.running:
             phase[i] = LIVE  # still leased by a process, or about to be reaped
         else:  # running or interrupted: cut short by a crash or a stop
