@@ -285,3 +285,14 @@ async def test_a_run_page_draws_the_open_tasks_with_their_attempts_and_logs():
     assert 'data-src="' not in opened.text
     assert "Traceback (most recent call last)" in one.text
     assert unknown.status_code == 404 and "has no task &#39;nope&#39;" in unknown.text
+
+
+async def test_a_browser_gets_a_page_for_a_path_the_app_does_not_have():
+    scheduler = _scheduler()
+    async with scheduler, client(create_app(scheduler)) as http:
+        page = await http.get("/runs/not-a-number", headers={"accept": "text/html"})
+        plain = await http.get("/nothing-here")
+    assert page.status_code == 404
+    assert "There is no page at /runs/not-a-number." in page.text
+    assert 'href="/dags"' in page.text  # the navigation is there
+    assert (plain.status_code, plain.text) == (404, "Not Found")

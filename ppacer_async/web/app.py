@@ -97,9 +97,11 @@ def create_app(
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Errors Starlette raises itself (no such path, method not allowed): JSON under
-    ``/api/``, plain text elsewhere."""
+    ``/api/``, a page for a browser, plain text elsewhere."""
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers or {})
     if api.is_api_request(request):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
+    if "text/html" in request.headers.get("accept", ""):
+        return pages.http_error_page(request, exc.status_code, exc.detail, headers)
     return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=headers)

@@ -92,6 +92,16 @@ def _error_page(request: Request, status_code: int, title: str, message: str) ->
     )
 
 
+def http_error_page(
+    request: Request, status_code: int, detail: str, headers: dict[str, str]
+) -> Response:
+    """The page a browser gets for a path the app does not have (or a wrong method)."""
+    message = f"There is no page at {request.url.path}." if status_code == 404 else detail
+    response = _error_page(request, status_code, detail, message)
+    response.headers.update(headers)
+    return response
+
+
 # -- logging in ------------------------------------------------------------------------------
 
 
