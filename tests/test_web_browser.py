@@ -272,6 +272,11 @@ async def test_a_failed_task_shows_its_traceback_and_logs(served, page):
     await _expect(logs.locator(".lvl")).to_have_text(["WARNING"])
     await _expect(_task_status(page, "report")).to_have_text("upstream failed")
     await shot(page, "run-failed")
+    # Only the failed tasks, at a URL of their own.
+    await page.locator(".legend a.filter", has_text="failed").first.click()
+    await page.wait_for_url(f"{url}/runs/{run.id}?only=failed")
+    await _expect(page.locator(".task-item")).to_have_count(1)
+    await _expect(page.locator(".task-item .task-id")).to_have_text("flaky")
 
 
 async def test_restart_runs_the_failed_tasks_again(served, page):

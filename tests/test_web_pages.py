@@ -296,3 +296,23 @@ async def test_a_browser_gets_a_page_for_a_path_the_app_does_not_have():
     assert "There is no page at /runs/not-a-number." in page.text
     assert 'href="/dags"' in page.text  # the navigation is there
     assert (plain.status_code, plain.text) == (404, "Not Found")
+
+
+async def test_a_run_page_can_show_only_the_tasks_with_one_status():
+    scheduler = _scheduler()
+    async with scheduler, client(create_app(scheduler)) as http:
+        run = await scheduler.trigger("pipeline", {"fail": True})
+        await scheduler.wait_for_run(run.id, timeout=5)
+        everything = await http.get(f"/runs/{run.id}")
+        failed = await http.get(f"/runs/{run.id}", params={"only": "failed"})
+        refreshed = await http.get(f"/runs/{run.id}/body", params={"only": "success"})
+        none = await http.get(f"/runs/{run.id}", params={"only": "skipped"})
+
+    def listed(page: httpx.Response) -> list[str]:
+        return re.findall(r'<li class="task-item" id="task-([^"]+)"', page.text)
+
+    assert listed(everything) == ["first", "second"]
+    assert listed(failed) == ["second"]
+    assert "show all 2" in failed.text
+    assert listed(refreshed) == ["first"]
+    assert listed(none) == [] and "No task is skipped." in none.text

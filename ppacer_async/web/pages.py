@@ -459,19 +459,23 @@ MAX_OPEN_TASKS = 20
 
 
 async def _run_values(request: Request, detail: RunDetail) -> dict[str, Any]:
-    """What the live part of a run's page shows. The tasks the reader has open (the
-    ``open`` query values, or ``task``) come with their attempts and logs; the others
-    load theirs when opened."""
+    """What the live part of a run's page shows: its tasks, or those with the status
+    ``only``. The tasks the reader has open (the ``open`` query values, or ``task``)
+    come with their attempts and logs; the others load theirs when opened."""
     context = web_context(request)
     run = detail.run
-    tasks = views.task_views(detail, now_utc(context))
+    every = views.task_views(detail, now_utc(context))
+    only = request.query_params.get("only") or None
+    tasks = every if only is None else [t for t in every if t.status == only]
     wanted = {*request.query_params.getlist("open"), request.query_params.get("task")}
     opened = [t.task_id for t in tasks if t.task_id in wanted][:MAX_OPEN_TASKS]
     return {
         "section": "runs",
         "run": run,
         "tasks": tasks,
-        "task_counts": views.count_statuses(t.status for t in tasks),
+        "all_tasks": len(every),
+        "only": only,
+        "task_counts": views.count_statuses(t.status for t in every),
         "opened": set(opened),
         "task_logs": {
             task_id: await _logs_by_attempt(context, run.id, task_id) for task_id in opened
