@@ -509,6 +509,20 @@ async def gated(ctx: TaskContext) -> None:
     await GATES[ctx.params["gate"]].wait()
 
 
+async def test_standalone_event_stream_tells_of_every_run_created_in_a_burst(
+    shared_factory: StorageFactory,
+) -> None:
+    async with (
+        standalone(shared_factory) as (_, http, app),
+        read_events(app, "dag_id=broken") as events,
+    ):
+        ids = [(await http.post("/api/v1/dags/broken/runs")).json()["id"] for _ in range(60)]
+        for run_id in ids:
+            await events.wait_for("run", run_id=run_id, status="failed")
+    assert len(ids) == 60
+    assert len(ids) == 60
+
+
 async def test_event_stream_filtered_to_one_run_skips_the_others() -> None:
     from ppacer_async.storage import MemoryStorage
 

@@ -60,3 +60,19 @@ def test_app_needs_a_scheduler_or_a_storage():
         create_app()
     with pytest.raises(ValueError, match="not both"):
         create_app(_scheduler(), storage="memory://")
+
+
+async def test_login_and_metrics_work_under_a_mount_prefix():
+    scheduler = _scheduler()
+    outer = Starlette(routes=[Mount("/ppacer", app=create_app(scheduler, token="t0k"))])
+    same_site = {"origin": "http://test"}
+    async with scheduler, client(outer) as http:
+        login = await http.post(
+            "/ppacer/login", data={"token": "t0k", "next": "/ppacer/"}, headers=same_site
+        )
+        write = await http.post("/ppacer/api/v1/dags/hello/runs", headers=same_site)
+        metrics = await http.get("/ppacer/metrics")
+    assert login.status_code == 303
+    assert "path=/ppacer" in login.headers["set-cookie"].lower()
+    assert write.status_code == 201
+    assert "ppacer_live_processes 1.0" in metrics.text

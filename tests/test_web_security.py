@@ -113,9 +113,14 @@ async def test_cookie_write_without_origin_needs_the_csrf_token() -> None:
         bare = await http.post("/api/v1/dags/hello/runs")
         with_header = await http.post("/api/v1/dags/hello/runs", headers={"x-csrf-token": csrf})
         with_wrong = await http.post("/api/v1/dags/hello/runs", headers={"x-csrf-token": "x"})
+        with_field = await http.post(
+            "/api/v1/dags/hello/pause", data={"csrf_token": csrf, "other": "x"}
+        )
     assert bare.status_code == 403
     assert with_header.status_code == 201
     assert with_wrong.status_code == 403
+    assert with_field.status_code == 400  # past the checks; a form is not a JSON body
+    assert "not JSON" in with_field.json()["error"]
 
 
 async def test_logout_forgets_the_login() -> None:

@@ -79,6 +79,7 @@ def _same_origin(request: Request) -> bool | None:
 async def _csrf_matches(request: Request, expected: str) -> bool:
     given = request.headers.get(CSRF_HEADER)
     if given is None and request.headers.get("content-type", "").startswith(_FORM_TYPES):
+        await request.body()  # kept, so that the endpoint can read the body after
         field = (await request.form()).get(CSRF_FIELD)
         given = field if isinstance(field, str) else None
     return given is not None and hmac.compare_digest(given, expected)

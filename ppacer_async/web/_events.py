@@ -41,9 +41,11 @@ DAG_CACHE = 10_000
 #: coalesce into one read.
 FOLLOW_MIN_INTERVAL = 0.05
 
-#: How many of the newest runs the follower reads to find the runs created since its
-#: last read.
+#: The most runs created since its last read that the follower tells of (more, and
+#: clients miss the creation of the oldest, not their later changes), and the page
+#: size it reads them in.
 NEW_RUNS_READ = 1000
+NEW_RUNS_PAGE = 50
 
 _NOTICES: tuple[Notice, ...] = ("work", "outcomes", "changes", "finished")
 
@@ -212,6 +214,19 @@ class EventHub:
                 picture.tasks[tr.key] = tr
         return picture
 
+    async def _created_since(self, last_id: int) -> list[DagRun]:
+        """The runs with an id above ``last_id``, a page at a time (usually one small
+        page: the runs created since the last read)."""
+        created: list[DagRun] = []
+        cursor: int | None = None
+        while len(created) < NEW_RUNS_READ:
+            page = await self.storage.list_runs(before=cursor, limit=NEW_RUNS_PAGE)
+            created.extend(run for run in page if run.id > last_id)
+            if len(page) < NEW_RUNS_PAGE or page[-1].id <= last_id:
+                break
+            cursor = page[-1].id
+        return created
+
     async def _diff(self, before: _Picture) -> _Picture:
         """Publish what changed since ``before`` was read and return the new picture
         (of active runs only: finished runs change no more). Runs created since are
@@ -221,12 +236,13 @@ class EventHub:
         now = _Picture(last_id=before.last_id)
         for run in await storage.active_runs():
             now.runs[run.id] = run
-        created = [
-            run for run in await storage.list_runs(limit=NEW_RUNS_READ) if run.id > before.last_id
-        ]
+        created = await self._created_since(before.last_id)
         now.last_id = max([before.last_id, *(run.id for run in created)])
         seen: dict[int, DagRun] = {run.id: run for run in created}
         seen.update(now.runs)
+        for run in created:  # created after the active runs were read: follow it too
+            if not run.status.finished and run.id not in now.runs:
+                now.runs[run.id] = run
         for run_id in set(before.runs) - set(now.runs) - set(seen):  # finished since
             finished = await storage.get_run(run_id)
             if finished is not None:
