@@ -308,13 +308,13 @@ class Consumer:
     async def _run_async(
         self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
     ) -> tuple[Any, str | None, TaskStatus]:
-        state, i, tr = item
         try:
             coro = task.execute(ctx)
             try:
                 yielded = coro.send(None)
             except StopIteration as stop:
                 return stop.value, None, _SUCCESS
+            state, i, tr = item
             self.sink.post_started(state, i, _running(tr, started))
             # asyncio's timeout, not an anyio cancel scope: in its first step the task
             # may have entered cancel scopes of its own (anyio.fail_after, a lock, a task
