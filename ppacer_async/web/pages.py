@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 import attrs
 from markupsafe import Markup
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -329,6 +330,12 @@ async def _dag_live_values(context: WebContext, detail: DagDetail, now: datetime
     }
 
 
+async def _read_form(request: Request) -> FormData:
+    """The posted form, its body kept so that the write check can read it again."""
+    await request.body()
+    return await request.form()
+
+
 def _parse_params(text: str) -> dict[str, Any]:
     """:raises ValueError: not a JSON object, with what to write instead."""
     text = text.strip()
@@ -352,7 +359,7 @@ def _parse_params(text: str) -> dict[str, Any]:
 async def trigger(request: Request) -> Response:
     context = web_context(request)
     dag_id = request.path_params["dag_id"]
-    form = await request.form()
+    form = await _read_form(request)
     text = form.get("params")
     text = text if isinstance(text, str) else ""
     try:
@@ -378,7 +385,7 @@ async def trigger(request: Request) -> Response:
 async def _set_paused(request: Request, paused: bool) -> Response:
     context = web_context(request)
     dag_id = request.path_params["dag_id"]
-    form = await request.form()
+    form = await _read_form(request)
     try:
         await require_write(request)
         scheduler = context.scheduler if _serves(context, dag_id) else None
