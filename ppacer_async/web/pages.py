@@ -106,6 +106,10 @@ def http_error_page(
 # -- logging in ------------------------------------------------------------------------------
 
 
+#: What the login form says when a change was refused for want of the token.
+LOGIN_NEEDED = "This change needs the token: log in, then make it again."
+
+
 def _login_page(request: Request, message: str | None, next_path: str) -> Response:
     return _render(
         request,
@@ -371,7 +375,7 @@ async def trigger(request: Request) -> Response:
             run = await ops.trigger(context.storage, dag_id, params, now_utc(context))
     except WriteRefused as exc:
         if exc.status == 401:
-            return _login_page(request, exc.message, url_for(request, "page:dag", dag_id=dag_id))
+            return _login_page(request, LOGIN_NEEDED, url_for(request, "page:dag", dag_id=dag_id))
         return await _dag_page(
             request, dag_id, error=exc.message, params_text=text, status_code=exc.status
         )
@@ -397,7 +401,7 @@ async def _set_paused(request: Request, paused: bool) -> Response:
             await ops.unpause(context.storage, dag_id, "now", now_utc(context))
     except WriteRefused as exc:
         if exc.status == 401:
-            return _login_page(request, exc.message, url_for(request, "page:dag", dag_id=dag_id))
+            return _login_page(request, LOGIN_NEEDED, url_for(request, "page:dag", dag_id=dag_id))
         return await _dag_page(request, dag_id, error=exc.message, status_code=exc.status)
     except DagNotFound as exc:
         return _error_page(request, 404, "No such DAG", str(exc))
@@ -584,7 +588,7 @@ async def _run_action(request: Request, action: str) -> Response:
             await ops.cancel(context.storage, run_id, now_utc(context), CANCEL_NOTE)
     except WriteRefused as exc:
         if exc.status == 401:
-            return _login_page(request, exc.message, url_for(request, "page:run", run_id=run_id))
+            return _login_page(request, LOGIN_NEEDED, url_for(request, "page:run", run_id=run_id))
         return await _run_page(request, run_id, error=exc.message, status_code=exc.status)
     except RunNotFound as exc:
         return _error_page(request, 404, "No such run", str(exc))
