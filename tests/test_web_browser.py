@@ -456,6 +456,11 @@ async def test_the_dag_page_shows_new_runs_in_its_grid_without_reloading(served,
     await _expect(page.locator("#dag-facts")).to_contain_text(f"#{second.id}")
     assert await page.evaluate("window.notReloaded") is True
     await shot(page, "dag")
+    # A cell opens its run's page at that task, drawn open with its error.
+    flaky_row = page.locator(".grid tr", has=page.locator("th", has_text="flaky"))
+    await flaky_row.locator("a.cell").last.click()
+    await page.wait_for_url(f"{url}/runs/{second.id}?task=flaky#task-flaky")
+    await _expect(page.locator("#task-flaky pre.error")).to_contain_text("row 7 is malformed")
 
 
 async def test_a_standalone_app_follows_a_run_another_scheduler_runs(tmp_path, page):
