@@ -244,6 +244,7 @@ async def test_trigger_with_a_param_and_watch_the_run_succeed_without_reloading(
     await _expect(_task_status(page, "load")).to_have_text("success")
     await _expect(extract_logs).to_be_visible()
     await _expect(extract_logs).to_contain_text("extracting with x=42")
+    await _expect(page.locator("[data-announce]")).to_have_text(f"Run #{run_id} is success")
     assert any("/body?open=extract" in url for url in refreshes), refreshes
     assert await page.evaluate("window.notReloaded") is True
     run = await scheduler.get_run(run_id)

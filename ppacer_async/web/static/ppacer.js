@@ -113,6 +113,7 @@
     }
     loadWithin(evt.detail.target);
     showLive();
+    announce(evt.detail.target);
   });
 
   /* Parts marked ``data-src`` (a task's attempts and logs) are read when the section
@@ -140,6 +141,21 @@
     for (var i = 0; i < open.length; i++) { keys.push(open[i].getAttribute("data-key")); }
     return keys;
   }
+
+  /* Screen readers hear when a refreshed run changes status. */
+  var lastStatus = null;
+  function announce(root) {
+    var badge = root.querySelector(".page-head .status");
+    var region = document.querySelector("[data-announce]");
+    if (badge === null || region === null) { return; }
+    var text = badge.textContent.trim();
+    if (lastStatus !== null && text !== lastStatus) {
+      var title = root.querySelector(".page-head h1");
+      region.textContent = (title ? title.textContent.trim() + " is " : "") + text;
+    }
+    lastStatus = text;
+  }
+  document.addEventListener("DOMContentLoaded", function () { announce(document); });
 
   /* Whether a server-sent event (its data a JSON object) is about run ``runId``. */
   function forRun(message, runId) {
