@@ -588,3 +588,14 @@ def test_task_event_text_is_the_json_of_the_task_event(task_id: str) -> None:
         assert data.endswith("\n\n")
         assert "\n" not in data[:-2]
         assert json.loads(data[len("data: ") :]) == task_event(attempt, dag_id)
+
+
+async def test_a_storage_that_cannot_be_used_is_a_503(tmp_path) -> None:
+    from ppacer_async.storage.sqlite import SQLiteStorage
+
+    # Not opened: the app's lifespan did not run, as when a standalone app is mounted.
+    app = create_app(storage=SQLiteStorage(path=str(tmp_path / "ppacer.db")))
+    async with client(app) as http:
+        response = await http.get("/api/v1/runs")
+    assert response.status_code == 503
+    assert "not open" in response.json()["error"]
