@@ -77,6 +77,8 @@ class Graph:
     map_source: tuple[int, ...] = ()
     #: no trigger rule but ``all_success``, no branch, no mapping: the fast path
     plain: bool = True
+    #: some task is mapped
+    mapped: bool = False
 
     @classmethod
     def build(cls, dag_id: str, tasks: dict[str, Task], edges: set[tuple[str, str]]) -> Graph:
@@ -109,6 +111,7 @@ class Graph:
         return cls(
             map_source=tuple(map_source),
             plain=plain,
+            mapped=any(source >= 0 for source in map_source),
             order=_topological_order(children, parents),
             ids=ids,
             tasks=tuple(tasks.values()),

@@ -88,8 +88,6 @@ class TaskContext:
         upstream: Mapping[str, Any],
         notifier: Notifier | None,
         log_sink: Callable[[TaskContext], logging.LoggerAdapter[logging.Logger]] | None = None,
-        map_index: int | None = None,
-        item: Any = None,
     ) -> None:
         self.dag_id = dag_id
         self.run_id = run_id
@@ -100,8 +98,8 @@ class TaskContext:
         self.upstream = upstream
         self.notifier = notifier
         self.cancelled = False
-        self.map_index = map_index
-        self.item = item
+        self.map_index: int | None = None
+        self.item: Any = None
         self._log: logging.LoggerAdapter[logging.Logger] | None = None
         self._log_sink = log_sink
 

@@ -109,6 +109,10 @@ def test_cancel_from_the_command_line_reaches_the_serving_process(tmp_path: Path
             "forever": "cancelled",
             "never": None,
         }
+        listed = json.loads(cli(url, "runs", "--status", "cancelled", "--json").stdout)
+        assert [(r["id"], r["status"], r["note"]) for r in listed] == [
+            (run_id, "cancelled", "wrong input")
+        ]
         assert_usage_error(
             cli(url, "cancel", str(run_id)), "only queued or running runs can be cancelled"
         )

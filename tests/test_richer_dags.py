@@ -474,3 +474,103 @@ async def test_a_run_cancelled_while_no_scheduler_serves_it_stays_cancelled(
         assert gate.entered == 1  # recovery did not run it again
     assert (done.status, done.note) == (DagRunStatus.cancelled, "not needed any more")
     assert [(tr.attempt, tr.status) for tr in rows] == [(1, TaskStatus.interrupted)]
+
+
+async def test_restarting_a_run_with_a_failed_instance_runs_only_that_instance_again(
+    storage_factory: StorageFactory,
+) -> None:
+    calls: list[tuple[int | None, int]] = []
+    broken = {"c"}
+
+    @task
+    async def split(ctx: TaskContext) -> list[str]:
+        return ["a", "b", "c", "d"]
+
+    @task
+    async def process(ctx: TaskContext) -> str:
+        calls.append((ctx.map_index, ctx.attempt))
+        if ctx.item in broken:
+            raise ValueError(f"cannot process {ctx.item}")
+        return ctx.item.upper()
+
+    @task
+    async def combine(ctx: TaskContext) -> str:
+        return "".join(ctx.upstream["process"])
+
+    dag = DAG("restart_map").add(split >> process.map("split") >> combine)
+    async with Scheduler([dag], storage=storage_factory()) as scheduler:
+        run = await scheduler.trigger("restart_map")
+        failed = await scheduler.wait_for_run(run.id, timeout=10)
+        assert failed.status is DagRunStatus.failed
+        rows = await scheduler.task_runs(run.id)
+        assert latest(rows)["process"] is TaskStatus.failed
+        assert "1 of 4 instances failed: process[2]" in (
+            next(tr.error for tr in rows if tr.task_id == "process") or ""
+        )
+        assert latest(rows)["combine"] is TaskStatus.upstream_failed
+        broken.clear()
+        await scheduler.restart_run(run.id)
+        done = await scheduler.wait_for_run(run.id, timeout=10)
+        rows = await scheduler.task_runs(run.id)
+    assert done.status is DagRunStatus.success
+    assert sorted(calls) == [(0, 1), (1, 1), (2, 1), (2, 2), (3, 1)]
+    combined = sorted((tr for tr in rows if tr.task_id == "combine"), key=lambda t: t.attempt)
+    assert [(tr.status, tr.result) for tr in combined] == [
+        (TaskStatus.upstream_failed, None),
+        (TaskStatus.success, "ABCD"),
+    ]
+
+
+async def test_cancel_right_after_a_restart_leaves_the_run_cancelled(
+    storage_factory: StorageFactory,
+) -> None:
+    @task
+    async def once(ctx: TaskContext) -> None:
+        if ctx.attempt == 1:
+            raise ValueError("first time")
+
+    dag = DAG("restart_cancel").add(once)
+    async with Scheduler([dag], storage=storage_factory()) as scheduler:
+        run = await scheduler.trigger("restart_cancel")
+        assert (await scheduler.wait_for_run(run.id, timeout=10)).status is DagRunStatus.failed
+        await scheduler.restart_run(run.id)
+        # The restarted attempt may already run, or even end, before the cancel
+        # reaches the engine: the run ends cancelled either way.
+        await scheduler.cancel_run(run.id, "changed my mind")
+        done = await scheduler.wait_for_run(run.id, timeout=10)
+        other = await scheduler.trigger("restart_cancel")  # a step after any late outcome
+        await scheduler.wait_for_run(other.id, timeout=10)
+        again = await scheduler.get_run(run.id)
+    assert (done.status, done.note) == (DagRunStatus.cancelled, "changed my mind")
+    assert (again.status, again.note) == (DagRunStatus.cancelled, "changed my mind")
+
+
+async def test_storage_keeps_a_cancelled_run_cancelled_until_it_is_queued_again(
+    storage_factory: StorageFactory,
+) -> None:
+    import attrs
+
+    from ppacer_async import RunTrigger
+    from ppacer_async._structures import Changes
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    async with storage_factory() as storage:
+        await storage.sync_dag("d", "h", {"tasks": {}}, t0)
+        run = await storage.create_run(
+            dag_id="d",
+            logical_time=t0,
+            trigger=RunTrigger.manual,
+            params={},
+            dag_version=1,
+            created_at=t0,
+        )
+        assert run is not None
+        cancelled = attrs.evolve(run, status=DagRunStatus.cancelled, finished_at=t0, note="no")
+        await storage.commit(Changes(dag_runs=[cancelled]))
+        # A scheduler that has not learnt of the cancel yet writes that the run ended.
+        late = attrs.evolve(run, status=DagRunStatus.success, started_at=t0, finished_at=t0)
+        await storage.commit(Changes(dag_runs=[late]))
+        assert await storage.get_run(run.id) == cancelled
+        queued = attrs.evolve(cancelled, status=DagRunStatus.queued, finished_at=None, note=None)
+        await storage.commit(Changes(dag_runs=[queued]))
+        assert (await storage.get_run(run.id)).status is DagRunStatus.queued  # type: ignore[union-attr]

@@ -137,7 +137,8 @@ def test_a_mapped_task_expands_and_gathers_results_in_index_order() -> None:
     st.task_succeeded(
         state, 0, _outcome(state, "split", TaskStatus.success, ["x", "y", "z"]), T0, fx
     )
-    assert [(j, k) for j, k, _ in fx.ready[1].instances] == [(i, 0), (i, 1), (i, 2)]
+    queued = [(j, tr.task_id, tr.attempt) for _, j, tr in fx.ready[1].items() if j == i]
+    assert queued == [(i, "process[0]", 1), (i, "process[1]", 1), (i, "process[2]", 1)]
     for k in (2, 0, 1):  # in any order
         tr = TaskRun(
             run_id=1, task_id=f"process[{k}]", attempt=1, status=TaskStatus.success, result=k * 10

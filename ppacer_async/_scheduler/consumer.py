@@ -233,21 +233,10 @@ class Consumer:
 
     def _context(self, state: RunView, i: int, tr: TaskRun, task: Task) -> TaskContext:
         run = state.run
-        map_index = item = None
-        task_id = tr.task_id
-        graph = state.graph
-        if not graph.plain and graph.map_source[i] >= 0 and task_id != graph.ids[i]:
-            task_id = graph.ids[i]  # an instance: "process[3]"
-            map_index = int(tr.task_id[len(task_id) + 1 : -1])
-            items = state.results.get(graph.map_source[i])
-            if isinstance(items, list) and map_index < len(items):
-                item = items[map_index]
-        return TaskContext(
-            map_index=map_index,
-            item=item,
+        ctx = TaskContext(
             dag_id=run.dag_id,
             run_id=run.id,
-            task_id=task_id,
+            task_id=tr.task_id,
             attempt=tr.attempt,
             logical_time=run.logical_time,
             params=run.params,
@@ -255,6 +244,16 @@ class Consumer:
             notifier=task.notifier or self.notifier,
             log_sink=self._make_log,
         )
+        if state.mapped:
+            graph = state.graph
+            task_id = graph.ids[i]
+            if graph.map_source[i] >= 0 and tr.task_id != task_id:  # an instance: process[3]
+                ctx.task_id = task_id
+                ctx.map_index = k = int(tr.task_id[len(task_id) + 1 : -1])
+                items = state.results.get(graph.map_source[i])
+                if isinstance(items, list) and k < len(items):
+                    ctx.item = items[k]
+        return ctx
 
     def _make_log(self, ctx: TaskContext) -> logging.LoggerAdapter[logging.Logger]:
         return TaskLog(ctx, self)
@@ -289,8 +288,6 @@ class Consumer:
                 value = encode_result(value)
             except TypeError as exc:
                 error, status = _failure(task, exc)
-        if state.cancelled:
-            status = _CANCELLED
         self.sink.post_outcome(
             state,
             i,
@@ -311,13 +308,13 @@ class Consumer:
     async def _run_async(
         self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
     ) -> tuple[Any, str | None, TaskStatus]:
-        state, i, tr = item
         try:
             coro = task.execute(ctx)
             try:
                 yielded = coro.send(None)
             except StopIteration as stop:
                 return stop.value, None, _SUCCESS
+            state, i, tr = item
             self.sink.post_started(state, i, _running(tr, started))
             # asyncio's timeout, not an anyio cancel scope: in its first step the task
             # may have entered cancel scopes of its own (anyio.fail_after, a lock, a task

@@ -73,6 +73,12 @@ def expand(state: RunState, i: int, now: datetime, fx: Effects) -> None:
     n = len(items)
     mapped = state.maps[i] = MapState.new(n)
     state.phase[i] = LIVE
+    if not stored and not fx.record_scheduled:
+        # Every instance makes its first attempt: one entry, not one per instance.
+        mapped.phase[:] = bytes([LIVE]) * n
+        mapped.attempt[:] = [1] * n
+        _ready(state, now, fx).expanded.append((i, n))
+        return
     by_index: dict[int, list[TaskRun]] = {}
     for tr in stored:
         k = split_instance_id(tr.task_id)[1]
@@ -120,7 +126,7 @@ def expand(state: RunState, i: int, now: datetime, fx: Effects) -> None:
         else:
             _schedule_instance(state, i, k, AttemptReason.interrupted, now, fx)
     if mapped.settled == n:
-        _all_ended(state, i, now, fx)
+        all_ended(state, i, now, fx)
 
 
 def _ready(state: RunState, now: datetime, fx: Effects) -> Ready:
@@ -170,7 +176,7 @@ def instance_succeeded(
     mapped.streak[k] = 0
     _settle_instance(mapped, k, SUCCESS, tr.result)
     if mapped.settled == len(mapped.phase):
-        _all_ended(state, i, now, fx)
+        all_ended(state, i, now, fx)
 
 
 def instance_skipped(
@@ -181,7 +187,7 @@ def instance_skipped(
     mapped.streak[k] = 0
     _settle_instance(mapped, k, SKIPPED, None)
     if mapped.settled == len(mapped.phase):
-        _all_ended(state, i, now, fx)
+        all_ended(state, i, now, fx)
 
 
 def instance_failed(
@@ -207,7 +213,7 @@ def instance_failed(
         fx.alerts.append((state, i, tr, "failure"))
     _settle_instance(mapped, k, FAILED, None)
     if mapped.settled == len(mapped.phase):
-        _all_ended(state, i, now, fx)
+        all_ended(state, i, now, fx)
 
 
 def instance_retry_due(
@@ -230,7 +236,7 @@ def instance_interrupted(
         fx.task_runs.append(tr)
         _settle_instance(mapped, k, FAILED, None)
         if mapped.settled == len(mapped.phase):
-            _all_ended(state, i, now, fx)
+            all_ended(state, i, now, fx)
         return
     fx.task_runs.append(
         attrs.evolve(tr, status=TaskStatus.interrupted, finished_at=tr.finished_at or now)
@@ -239,7 +245,7 @@ def instance_interrupted(
         _schedule_instance(state, i, k, AttemptReason.interrupted, now, fx)
 
 
-def _all_ended(state: RunState, i: int, now: datetime, fx: Effects) -> None:
+def all_ended(state: RunState, i: int, now: datetime, fx: Effects) -> None:
     """Every instance ended: the mapped task ends with a row of its own, holding the
     list of results (or naming the instances that failed)."""
     mapped = state.maps[i]

@@ -308,24 +308,16 @@ class StateMachine:
         runs = self.runs
         done = 0
         # Looked up once, not per event (an enum member costs about 0.1 µs to read).
-        success, skipped, cancelled = TaskStatus.success, TaskStatus.skipped, TaskStatus.cancelled
-        succeeded, failed = transitions.task_succeeded, transitions.task_failed
+        success = TaskStatus.success
+        succeeded = transitions.plain_task_succeeded
         for event in events:
             if isinstance(event, AttemptEnded):  # the most frequent first
                 done += 1
-                tr, state, i = event.tr, event.state, event.i
-                if state.cancelled:
-                    continue  # its row says cancelled already
-                graph = state.graph
-                status = tr.status
-                if not graph.plain and graph.map_source[i] >= 0 and tr.task_id != graph.ids[i]:
-                    _instance_outcome(state, i, tr, now, fx)
-                elif status is success:
-                    succeeded(state, i, tr, now, fx)
-                elif status is skipped:
-                    transitions.task_skipped(state, i, tr, now, fx)
-                elif status is not cancelled:
-                    failed(state, i, tr, now, fx)
+                tr = event.tr
+                if tr.status is success and event.state.plain:
+                    succeeded(event.state, event.i, tr, now, fx)
+                else:
+                    _attempt_ended(event.state, event.i, tr, now, fx)
             elif isinstance(event, AttemptStarted):
                 if not event.state.cancelled:
                     fx.task_runs.append(event.tr)
@@ -505,17 +497,40 @@ class StateMachine:
             transitions.start_run(nxt, now, fx)
 
 
+def _attempt_ended(state: RunState, i: int, tr: TaskRun, now: Any, fx: Effects) -> None:
+    """Apply any outcome but a success in a plain run (those take the fast path)."""
+    if state.cancelled:
+        return  # its row says cancelled already
+    graph = state.graph
+    status = tr.status
+    if graph.mapped and graph.map_source[i] >= 0 and tr.task_id != graph.ids[i]:
+        _instance_outcome(state, i, tr, now, fx)
+    elif status is TaskStatus.success:
+        transitions.task_succeeded(state, i, tr, now, fx)
+    elif status is TaskStatus.skipped:
+        transitions.task_skipped(state, i, tr, now, fx)
+    elif status is not TaskStatus.cancelled:
+        transitions.task_failed(state, i, tr, now, fx)
+
+
 def _instance_outcome(state: RunState, i: int, tr: TaskRun, now: Any, fx: Effects) -> None:
     """Apply the outcome of one instance of a mapped task (``process[3]``)."""
     k = int(tr.task_id[len(state.graph.ids[i]) + 1 : -1])
     mapped = state.maps.get(i)
     if mapped is None or k >= len(mapped.phase):
         return
-    if mapped.phase[k] != transitions.LIVE or mapped.attempt[k] != tr.attempt:
+    phase = mapped.phase
+    if phase[k] != transitions.LIVE or mapped.attempt[k] != tr.attempt:
         return
     status = tr.status
-    if status is TaskStatus.success:
-        fanout.instance_succeeded(state, i, k, tr, now, fx)
+    if status is TaskStatus.success:  # fanout.instance_succeeded, inlined: per instance
+        fx.task_runs.append(tr)
+        mapped.streak[k] = 0
+        phase[k] = transitions.SUCCESS
+        mapped.results[k] = tr.result
+        mapped.settled += 1
+        if mapped.settled == len(phase):
+            fanout.all_ended(state, i, now, fx)
     elif status is TaskStatus.skipped:
         fanout.instance_skipped(state, i, k, tr, now, fx)
     elif status is not TaskStatus.cancelled:

@@ -97,6 +97,14 @@ class RunState(RunView):
     stored_instances: dict[int, list[TaskRun]] = attrs.field(factory=dict)
     #: (task index, map index or -1) of the attempts waiting for their retry delay
     retrying: set[tuple[int, int]] = attrs.field(factory=set)
+    #: the graph is plain (see ``Graph.plain``) and the run not cancelled: successes
+    #: take the fast path
+    plain: bool = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.plain = self.graph.plain
+
     #: rebuilt for a restart: failed mapped instances run again
     restarting: bool = False
 
@@ -161,9 +169,11 @@ class Ready:
     reasons: list[AttemptReason] = attrs.field(factory=list)
     #: instances of mapped tasks: (task index, map index, reason)
     instances: list[tuple[int, int, AttemptReason]] = attrs.field(factory=list)
+    #: every instance of a mapped task, first attempts: (task index, how many)
+    expanded: list[tuple[int, int]] = attrs.field(factory=list)
 
     def __len__(self) -> int:
-        return len(self.indices) + len(self.instances)
+        return len(self.indices) + len(self.instances) + sum(n for _, n in self.expanded)
 
     def items(self) -> Iterator[tuple[RunState, int, TaskRun]]:
         """Queue items, made one at a time."""
@@ -196,6 +206,21 @@ class Ready:
                     scheduled_at=at,
                 ),
             )
+        for i, n in self.expanded:
+            prefix = ids[i] + "["
+            for k in range(n):
+                yield (
+                    state,
+                    i,
+                    TaskRun(
+                        run_id=run_id,
+                        task_id=f"{prefix}{k}]",
+                        attempt=1,
+                        status=_SCHEDULED,
+                        reason=_INITIAL,
+                        scheduled_at=at,
+                    ),
+                )
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -403,24 +428,30 @@ def branch_choice(graph: Graph, i: int, result: Any) -> frozenset[int] | str:
     )
 
 
+def plain_task_succeeded(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> None:
+    """``task_succeeded`` for a run whose tasks are all ``all_success``, unbranched and
+    unmapped, and which is not cancelled (``state.plain``): the hot path."""
+    fx.task_runs.append(tr)
+    state.phase[i] = SUCCESS
+    state.streak[i] = 0
+    state.settled += 1
+    children = state.graph.children[i]
+    if children:
+        state.results[i] = tr.result
+        waiting, phase = state.waiting, state.phase
+        for c in children:
+            waiting[c] -= 1
+            if waiting[c] == 0 and phase[c] == PENDING:
+                _schedule(state, c, None, now, fx)
+    if state.settled == len(state.phase):
+        _finish(state, now, fx)
+
+
 def task_succeeded(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> None:
     """Record a successful attempt and schedule children whose rule it meets."""
     graph = state.graph
-    if graph.plain:
-        fx.task_runs.append(tr)
-        state.phase[i] = SUCCESS
-        state.streak[i] = 0
-        state.settled += 1
-        children = graph.children[i]
-        if children:
-            state.results[i] = tr.result
-            waiting, phase = state.waiting, state.phase
-            for c in children:
-                waiting[c] -= 1
-                if waiting[c] == 0 and phase[c] == PENDING:
-                    _schedule(state, c, None, now, fx)
-        if state.settled == len(state.phase):
-            _finish(state, now, fx)
+    if state.plain:
+        plain_task_succeeded(state, i, tr, now, fx)
         return
     state.streak[i] = 0
     chosen = None
@@ -519,6 +550,7 @@ def cancel_run(state: RunState, note: str, now: datetime, fx: Effects) -> None:
     if state.finished:
         return
     state.cancelled = True
+    state.plain = False
     ids, run_id = state.graph.ids, state.run.id
     for i, phase in enumerate(state.phase):
         if phase == LIVE:

@@ -34,6 +34,10 @@ SCHEDULE_KINDS = frozenset(
 )
 
 
+#: The statuses that may replace ``cancelled``: a restart queues the run again.
+_REOPENING = (DagRunStatus.cancelled, DagRunStatus.queued)
+
+
 @attrs.define(eq=False, kw_only=True)
 class MemoryStorage(Storage):
     """Keeps everything in dictionaries; behaves like the SQL back ends but for durability."""
@@ -169,6 +173,8 @@ class MemoryStorage(Storage):
             )
         for run in changes.dag_runs:
             old = self._runs[run.id]
+            if old.status is DagRunStatus.cancelled and run.status not in _REOPENING:
+                continue  # cancelled until queued again (a restart)
             self._runs[run.id] = attrs.evolve(
                 old,
                 status=run.status,

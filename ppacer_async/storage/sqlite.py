@@ -445,9 +445,11 @@ def _create_run(
         return run_id
 
 
+# A cancelled run stays cancelled until it is queued again (a restart): the scheduler
+# may still write that it started or ended before it learns of the cancel.
 _UPDATE_RUN = (
     "UPDATE dag_runs SET status = ?, trigger = ?, started_at = ?, finished_at = ?, note = ? "
-    "WHERE id = ?"
+    "WHERE id = ? AND (status != 'cancelled' OR ? IN ('cancelled', 'queued'))"
 )
 _UPSERT_TASK_RUN = (
     f"INSERT INTO task_runs ({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -477,6 +479,7 @@ def _commit(conn: sqlite3.Connection, changes: Changes) -> None:
                 _opt_ts(run.finished_at),
                 run.note,
                 run.id,
+                run.status,
             )
         )
     task_rows = []
@@ -518,7 +521,7 @@ def _commit(conn: sqlite3.Connection, changes: Changes) -> None:
         if run_rows:
             updated = conn.executemany(_UPDATE_RUN, run_rows).rowcount
             if updated != len(run_rows):
-                wanted = sorted({row[-1] for row in run_rows})
+                wanted = sorted({row[-2] for row in run_rows})
                 marks = ", ".join("?" * len(wanted))
                 found = {
                     row_id
@@ -527,9 +530,10 @@ def _commit(conn: sqlite3.Connection, changes: Changes) -> None:
                     )
                 }
                 missing = [run_id for run_id in wanted if run_id not in found]
-                raise StorageError(
-                    f"commit updates DAG runs that do not exist: {missing}; nothing was written"
-                )
+                if missing:  # else: cancelled runs that stay so
+                    raise StorageError(
+                        f"commit updates DAG runs that do not exist: {missing}; nothing was written"
+                    )
         try:
             if task_rows:
                 conn.executemany(_UPSERT_TASK_RUN, task_rows)

@@ -117,6 +117,7 @@ _COMMIT_RUNS = """updated_runs AS (
         $6::text[]
     ) AS u (id, status, trigger, started_at, finished_at, note)
     WHERE d.id = u.id {guarded}
+        AND (d.status <> 'cancelled' OR u.status IN ('cancelled', 'queued'))
 )"""
 
 _COMMIT_TASK_RUNS = f"""upserted_task_runs AS (
