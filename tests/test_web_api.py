@@ -554,7 +554,9 @@ async def test_event_stream_forgets_a_client_that_leaves() -> None:
         assert hub.subscribers == 0
 
 
-@pytest.mark.parametrize("task_id", ["plain", 'quote " and \\ and \n', "zażółć <script>"])
+@pytest.mark.parametrize(
+    "task_id", ["plain", 'quote " and \\ and \n', "zażółć <script>", "{braces} {0}"]
+)
 def test_task_event_text_is_the_json_of_the_task_event(task_id: str) -> None:
     import json
 
@@ -578,7 +580,7 @@ def test_task_event_text_is_the_json_of_the_task_event(task_id: str) -> None:
         started_at=T0 + timedelta(microseconds=5),
         finished_at=T0 + timedelta(days=400, seconds=7, microseconds=120_000),
     )
-    for attempt, dag_id in ((tr, "etl"), (tr, None), (finished, "etl")):
+    for attempt, dag_id in ((tr, "etl"), (tr, None), (finished, 'we{ir}d "dag" {}')):
         text = task_event_text(attempt, dag_id)
         head, data = text.split("\n", 1)
         assert head == "event: task"
@@ -586,3 +588,14 @@ def test_task_event_text_is_the_json_of_the_task_event(task_id: str) -> None:
         assert data.endswith("\n\n")
         assert "\n" not in data[:-2]
         assert json.loads(data[len("data: ") :]) == task_event(attempt, dag_id)
+
+
+async def test_a_storage_that_cannot_be_used_is_a_503(tmp_path) -> None:
+    from ppacer_async.storage.sqlite import SQLiteStorage
+
+    # Not opened: the app's lifespan did not run, as when a standalone app is mounted.
+    app = create_app(storage=SQLiteStorage(path=str(tmp_path / "ppacer.db")))
+    async with client(app) as http:
+        response = await http.get("/api/v1/runs")
+    assert response.status_code == 503
+    assert "not open" in response.json()["error"]

@@ -10,10 +10,13 @@ embedded mode ``Scheduler.statistics()`` (queue depth, running tasks, ...).
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections import Counter
+from datetime import timedelta
+from functools import partial
 from itertools import groupby
-from operator import attrgetter
+from operator import attrgetter, sub
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -46,6 +49,8 @@ _ROWS_BUCKETS = (1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000)
 _FINISHED = frozenset(status for status in TaskStatus if status.finished)
 _RUN_AND_STATUS = attrgetter("run_id", "status")
 _RUN_ID = attrgetter("run_id")
+_STARTED_AT = attrgetter("started_at")
+_FINISHED_AT = attrgetter("finished_at")
 #: Runs whose DAG id the metrics remember (task rows do not carry it).
 _RUN_CACHE = 10_000
 
@@ -121,19 +126,25 @@ class Metrics(Collector):
                 attempts[key] = attempts.get(key, 0) + n
                 if status is TaskStatus.interrupted:
                     self._count_expired_leases(finished, run_id)
-            bounds = _DURATION_BUCKETS
+            bucket_of = partial(bisect_left, _DURATION_BUCKETS)
             for run_id, group in groupby(finished, key=_RUN_ID):
+                timed = [tr for tr in group if tr.started_at and tr.finished_at]
+                if not timed:
+                    continue
+                # map() keeps the per-attempt arithmetic in C.
+                durations = list(
+                    map(
+                        timedelta.total_seconds,
+                        map(sub, map(_FINISHED_AT, timed), map(_STARTED_AT, timed)),
+                    )
+                )
                 histogram = self._histogram(
                     self.durations, dag_of_run.get(run_id, ""), _DURATION_BUCKETS
                 )
-                counts, total = histogram.counts, 0.0
-                for tr in group:
-                    began, ended = tr.started_at, tr.finished_at
-                    if began is not None and ended is not None:
-                        seconds = (ended - began).total_seconds()
-                        counts[bisect_left(bounds, seconds)] += 1
-                        total += seconds
-                histogram.total += total
+                counts = histogram.counts
+                for bucket, n in Counter(map(bucket_of, durations)).items():
+                    counts[bucket] += n
+                histogram.total += math.fsum(durations)
         for run in changes.dag_runs:
             if run.status.finished:
                 key = (run.dag_id, run.status.value)

@@ -42,7 +42,8 @@ def create_app(
     (``async with scheduler:`` or ``await scheduler.serve()`` in its lifespan); the app
     never starts or stops it. Standalone: ``create_app(storage="sqlite:///ppacer.db")``
     serves a storage that another process schedules; the app's lifespan opens and closes
-    it.
+    it (mounted in another app, whose lifespan does not run a mounted app's, enter
+    ``app.router.lifespan_context(app)`` in the outer app's lifespan).
 
     :param token: when given, every write needs it (``Authorization: Bearer <token>``
         or the cookie ``POST /login`` sets).
