@@ -538,8 +538,13 @@ async def test_event_stream_filtered_to_one_run_skips_the_others() -> None:
             GATES["a"].set()
             await events.wait_for("run", run_id=a["id"], status="success")
         missing = await http.get("/api/v1/events", params={"run_id": 999})
+        unknown_dag = await http.get("/api/v1/events", params={"dag_id": "nope"})
+        not_a_number = await http.get("/api/v1/events", params={"run_id": "x"})
     assert {data["run_id"] for _, data in events.events} == {a["id"]}
     assert missing.status_code == 404
+    assert unknown_dag.status_code == 404
+    assert not_a_number.status_code == 422
+    assert "run_id must be a whole number" in not_a_number.json()["error"]
 
 
 async def test_event_stream_forgets_a_client_that_leaves() -> None:
