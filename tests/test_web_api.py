@@ -509,6 +509,36 @@ async def gated(ctx: TaskContext) -> None:
     await GATES[ctx.params["gate"]].wait()
 
 
+async def test_standalone_follower_passes_to_another_client_when_its_host_leaves(
+    shared_factory: StorageFactory,
+) -> None:
+    async with standalone(shared_factory) as (_, http, app), anyio.create_task_group() as tg:
+        hub = app.state.ppacer.events
+        host_leaves, host_left, second_done = anyio.Event(), anyio.Event(), anyio.Event()
+
+        async def host(*, task_status: Any) -> None:
+            async with read_events(app):
+                task_status.started()
+                await host_leaves.wait()
+            host_left.set()
+
+        async def second_client(*, task_status: Any) -> None:
+            async with read_events(app) as events:
+                task_status.started(events)
+                await second_done.wait()
+
+        await tg.start(host)  # the first client starts the follower
+        second = await tg.start(second_client)
+        host_leaves.set()
+        with anyio.fail_after(10):
+            await host_left.wait()
+            await hub.follower_ready.wait()  # the second client's request follows now
+        run = (await http.post("/api/v1/dags/echo/runs")).json()
+        await second.wait_for("run", run_id=run["id"], status="success")
+        second_done.set()
+    assert hub.subscribers == 0
+
+
 async def test_standalone_event_stream_tells_of_every_run_created_in_a_burst(
     shared_factory: StorageFactory,
 ) -> None:
