@@ -17,8 +17,8 @@ from ppacer_async.storage.sqlite import MIGRATIONS, SQLiteStorage, apply_migrati
 
 from .conftest import POSTGRES_DSN
 
-#: the module (the package exports a function of the same name)
-pg_migrations = importlib.import_module("ppacer_async.storage.postgres.migrations")
+#: where PostgreSQL's migrations are listed
+pg_migrations = importlib.import_module("ppacer_async.storage.postgres.schema")
 
 pytestmark = pytest.mark.anyio
 

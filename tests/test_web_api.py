@@ -509,6 +509,36 @@ async def gated(ctx: TaskContext) -> None:
     await GATES[ctx.params["gate"]].wait()
 
 
+async def test_standalone_follower_passes_to_another_client_when_its_host_leaves(
+    shared_factory: StorageFactory,
+) -> None:
+    async with standalone(shared_factory) as (_, http, app), anyio.create_task_group() as tg:
+        hub = app.state.ppacer.events
+        host_leaves, host_left, second_done = anyio.Event(), anyio.Event(), anyio.Event()
+
+        async def host(*, task_status: Any) -> None:
+            async with read_events(app):
+                task_status.started()
+                await host_leaves.wait()
+            host_left.set()
+
+        async def second_client(*, task_status: Any) -> None:
+            async with read_events(app) as events:
+                task_status.started(events)
+                await second_done.wait()
+
+        await tg.start(host)  # the first client starts the follower
+        second = await tg.start(second_client)
+        host_leaves.set()
+        with anyio.fail_after(10):
+            await host_left.wait()
+            await hub.follower_ready.wait()  # the second client's request follows now
+        run = (await http.post("/api/v1/dags/echo/runs")).json()
+        await second.wait_for("run", run_id=run["id"], status="success")
+        second_done.set()
+    assert hub.subscribers == 0
+
+
 async def test_standalone_event_stream_tells_of_every_run_created_in_a_burst(
     shared_factory: StorageFactory,
 ) -> None:
@@ -538,8 +568,13 @@ async def test_event_stream_filtered_to_one_run_skips_the_others() -> None:
             GATES["a"].set()
             await events.wait_for("run", run_id=a["id"], status="success")
         missing = await http.get("/api/v1/events", params={"run_id": 999})
+        unknown_dag = await http.get("/api/v1/events", params={"dag_id": "nope"})
+        not_a_number = await http.get("/api/v1/events", params={"run_id": "x"})
     assert {data["run_id"] for _, data in events.events} == {a["id"]}
     assert missing.status_code == 404
+    assert unknown_dag.status_code == 404
+    assert not_a_number.status_code == 422
+    assert "run_id must be a whole number" in not_a_number.json()["error"]
 
 
 async def test_event_stream_forgets_a_client_that_leaves() -> None:

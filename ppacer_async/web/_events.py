@@ -106,6 +106,9 @@ class EventHub:
     _dag_of_run: OrderedDict[int, str] = attrs.field(init=False, factory=OrderedDict)
     _follower_running: bool = attrs.field(init=False, default=False)
     _follower_gone: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+    #: set once a storage follower has read the current state (a new one is made when
+    #: the follower stops)
+    follower_ready: anyio.Event = attrs.field(init=False, factory=anyio.Event)
     _changed: anyio.Event = attrs.field(init=False, factory=anyio.Event)
     closed: bool = attrs.field(init=False, default=False)
 
@@ -164,6 +167,7 @@ class EventHub:
                 finally:
                     self._follower_running = False
                     gone, self._follower_gone = self._follower_gone, anyio.Event()
+                    self.follower_ready = anyio.Event()
                     gone.set()
             else:
                 task_status.started()
@@ -182,6 +186,7 @@ class EventHub:
             try:
                 picture = await self._snapshot()
                 task_status.started()
+                self.follower_ready.set()
                 while True:
                     await self._wait_for_change()
                     picture = await self._diff(picture)

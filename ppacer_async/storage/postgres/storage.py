@@ -31,17 +31,19 @@ from ..._structures import (
 )
 from ..._time import to_utc
 from ...abc import Leadership, Notice, SharedStorage
-from .. import redact_url
-from ..memory import SCHEDULED_TRIGGERS
-from . import _queries as q
-from ._connection import Database
-from ._values import (
+from .. import check_postgres_url, redact_url
+from .._codec import (
     ATTEMPT_REASONS,
     EVENT_KINDS,
     RUN_STATUSES,
     RUN_TRIGGERS,
+    SCHEDULED_TRIGGERS,
     TASK_STATUSES,
     check_member,
+)
+from . import _queries as q
+from ._connection import Database
+from ._values import (
     dag_info,
     dag_run,
     log_record,
@@ -53,8 +55,8 @@ from ._values import (
 )
 from .claims import Claims
 from .leadership import Election
-from .migrations import migrate
 from .notices import Notices, channels
+from .schema import migrate
 
 __all__ = ["PostgresStorage"]
 
@@ -88,7 +90,10 @@ class PostgresStorage(SharedStorage):
         in case a notification was lost.
     """
 
-    dsn: str = attrs.field(repr=lambda dsn: repr(redact_url(dsn)))
+    dsn: str = attrs.field(
+        repr=lambda dsn: repr(redact_url(dsn)),
+        validator=lambda _, __, dsn: check_postgres_url(dsn),
+    )
     schema: str = "public"
     min_pool_size: int = 1
     max_pool_size: int = 10
