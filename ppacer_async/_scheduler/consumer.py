@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sys
 import threading
@@ -25,7 +24,9 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
+import attrs
 
+from .. import _storable
 from .._enums import TaskStatus
 from .._exceptions import describe_exception
 from .._structures import LogRecord, TaskRun
@@ -57,8 +58,6 @@ class Sink(Protocol):
 
 #: How many attempts a worker may run back to back without yielding to the loop.
 _YIELD_EVERY = 32
-
-_JSON_SCALARS = (type(None), bool, int, str)
 
 
 class _Resume:
@@ -131,19 +130,6 @@ class TaskLog(logging.LoggerAdapter[logging.Logger]):
         super().log(level, msg, *args, **kwargs)
 
 
-def encode_result(value: Any) -> Any:
-    """Check that a result can be stored as JSON; return it as storage will give it back."""
-    if type(value) in _JSON_SCALARS:
-        return value
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"the task returned a value that cannot be stored as JSON ({exc}); "
-            "return JSON-compatible data: dict, list, str, int, float, bool or None"
-        ) from exc
-
-
 class Consumer:
     """Runs ready task attempts from the queue with ``workers`` coroutines."""
 
@@ -201,6 +187,9 @@ class Consumer:
     def add_log(self, record: LogRecord) -> None:
         """Queue a task log record for the next commit (safe from worker threads)."""
         sink = self.sink
+        message = _storable.text(record.message)
+        if message is not record.message:
+            record = attrs.evolve(record, message=message)
         sink.logs.append(record)
         if threading.get_ident() == self._loop_thread:
             sink.wake()
@@ -222,6 +211,17 @@ class Consumer:
             notifier=task.notifier or self.notifier,
             log_sink=self._make_log,
         )
+
+    def _storable_result(self, ctx: TaskContext, value: Any) -> tuple[Any, str | None]:
+        """The result as it will be stored, or the reason it cannot be (the attempt
+        fails); replaced characters are noted in a log record of the attempt."""
+        try:
+            value, replaced = _storable.result(value)
+        except _storable.Unstorable as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+        if replaced:
+            ctx.log.warning("the result was stored with %s", _storable.note(replaced))
+        return value, None
 
     def _make_log(self, ctx: TaskContext) -> logging.LoggerAdapter[logging.Logger]:
         return TaskLog(ctx, self)
@@ -249,10 +249,9 @@ class Consumer:
             if self.on_attempt_end is not None:
                 self.on_attempt_end()
         if error is None:
-            try:
-                value = encode_result(value)
-            except TypeError as exc:
-                error = describe_exception(exc)
+            value, error = self._storable_result(ctx, value)
+        else:
+            error = _storable.text(error)
         self.sink.post_outcome(
             state,
             i,
