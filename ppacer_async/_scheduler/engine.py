@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import anyio
@@ -24,6 +24,7 @@ from .._structures import DagRun, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
 from .alerts import Alerter, alert_for
 from .machine import StateMachine
+from .retention import Retention
 from .watcher import Watcher
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class Settings:
     queue_size: int
     role: Role
     worker_id: str
+    retention: timedelta | None = None
 
 
 class Engine(Protocol):
@@ -104,6 +106,7 @@ class Coordinator:
     machine: StateMachine = attrs.field(init=False)
     watcher: Watcher = attrs.field(init=False)
     alerter: Alerter = attrs.field(init=False)
+    retention: Retention | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         s = self.settings
@@ -123,6 +126,8 @@ class Coordinator:
             versions=s.versions,
             machine=self.machine,
         )
+        if s.retention is not None:
+            self.retention = Retention(storage=s.storage, clock=s.clock, keep=s.retention)
 
     async def start(self, tg: anyio.abc.TaskGroup, consumer: Consumer | None = None) -> None:
         """Start the parts in ``tg``, in order: the machine recovers the runs left
@@ -134,6 +139,8 @@ class Coordinator:
         await tg.start(self.alerter.run)
         await tg.start(self.watcher.run)
         await tg.start(self._follow_storage)
+        if self.retention is not None:
+            tg.start_soon(self.retention.run)
 
     async def flush(self) -> None:
         """Commit what is left and send the alerts (on shutdown, under a bound)."""

@@ -25,6 +25,7 @@ from .common import (
     CliError,
     Subparsers,
     add_storage_option,
+    duration,
     load_storage,
     positive_int,
     storage_url,
@@ -134,6 +135,15 @@ def add_parser(subparsers: Subparsers) -> None:
             "runs tasks, 'all' does both (default: %(default)s)"
         ),
     )
+    parser.add_argument(
+        "--retention",
+        type=duration,
+        metavar="AGE",
+        help=(
+            "delete runs that finished longer ago than AGE (30d, 12h), with their "
+            "attempts and logs, while serving (default: keep everything)"
+        ),
+    )
     _add_log_level_option(parser)
     parser.set_defaults(handler=cmd_serve)
 
@@ -151,6 +161,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_concurrent_tasks=args.max_concurrent_tasks,
             max_threads=args.max_threads,
             role=args.role,
+            retention=args.retention,
         )
     except (PpacerError, ValueError) as exc:
         raise CliError(str(exc)) from None

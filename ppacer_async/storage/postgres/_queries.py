@@ -355,3 +355,48 @@ SELECT
     (SELECT count(*) FROM task_logs) AS task_logs,
     (SELECT count(*) FROM schedule_events) AS schedule_events
 """
+
+# -- retention ---------------------------------------------------------------------------
+
+# $1 before, $2 finished statuses, $3 dag_id or NULL; $4 the kinds of schedule points.
+_PRUNABLE_RUNS = (
+    "SELECT id FROM dag_runs WHERE finished_at < $1 AND status = ANY($2::text[]) "
+    "AND ($3::text IS NULL OR dag_id = $3)"
+)
+# A schedule point may go only when a later one of its DAG exists (the watcher continues
+# from the last one); other events (manual runs) may always go. ``{k}`` is the
+# parameter holding the kinds of schedule points.
+_MAY_GO = (
+    "(e.kind <> ALL({k}::text[]) OR EXISTS (SELECT 1 FROM schedule_events AS later "
+    "WHERE later.dag_id = e.dag_id AND later.kind = ANY({k}::text[]) "
+    "AND later.logical_time > e.logical_time))"
+)
+
+PRUNE_SELECT_RUNS = f"{_PRUNABLE_RUNS} ORDER BY finished_at LIMIT $4 FOR UPDATE SKIP LOCKED"
+PRUNE_RUN_EVENTS = (
+    "DELETE FROM schedule_events AS e WHERE e.run_id = ANY($1::bigint[]) AND "
+    + _MAY_GO.format(k="$2")
+)
+PRUNE_LOGS = "DELETE FROM task_logs WHERE run_id = ANY($1::bigint[])"
+PRUNE_TASK_RUNS = "DELETE FROM task_runs WHERE run_id = ANY($1::bigint[])"
+PRUNE_RUNS = "DELETE FROM dag_runs WHERE id = ANY($1::bigint[])"
+_ORPHANS = (
+    "e.run_id IS NULL AND e.created_at < $1 AND ($2::text IS NULL OR e.dag_id = $2) AND "
+    + _MAY_GO.format(k="$3")
+)
+PRUNE_ORPHAN_EVENTS = (
+    "DELETE FROM schedule_events WHERE id IN "
+    f"(SELECT e.id FROM schedule_events AS e WHERE {_ORPHANS} LIMIT $4)"
+)
+PRUNABLE = f"""
+WITH doomed AS ({_PRUNABLE_RUNS})
+SELECT
+    (SELECT count(*) FROM doomed) AS dag_runs,
+    (SELECT count(*) FROM task_runs WHERE run_id IN (SELECT id FROM doomed)) AS task_runs,
+    (SELECT count(*) FROM task_logs WHERE run_id IN (SELECT id FROM doomed)) AS task_logs,
+    (SELECT count(*) FROM schedule_events AS e
+     WHERE e.run_id IN (SELECT id FROM doomed) AND {_MAY_GO.format(k="$4")})
+    + (SELECT count(*) FROM schedule_events AS e
+       WHERE e.run_id IS NULL AND e.created_at < $1 AND ($3::text IS NULL OR e.dag_id = $3)
+       AND {_MAY_GO.format(k="$4")}) AS schedule_events
+"""

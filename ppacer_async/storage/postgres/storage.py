@@ -17,13 +17,14 @@ import anyio.abc
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
 
-from ..._enums import DagRunStatus, RunTrigger, ScheduleEventKind
+from ..._enums import DagRunStatus, RunTrigger, ScheduleEventKind, prunable_statuses
 from ..._exceptions import DagNotFound, StorageError
 from ..._structures import (
     Changes,
     DagInfo,
     DagRun,
     LogRecord,
+    PruneCounts,
     ScheduleEvent,
     StorageCounts,
     TaskRun,
@@ -32,7 +33,7 @@ from ..._structures import (
 from ..._time import to_utc
 from ...abc import Leadership, Notice, SharedStorage
 from .. import redact_url
-from ..memory import SCHEDULED_TRIGGERS
+from ..memory import SCHEDULE_KINDS, SCHEDULED_TRIGGERS
 from . import _queries as q
 from ._connection import Database
 from ._values import (
@@ -365,6 +366,54 @@ class PostgresStorage(SharedStorage):
             schedule_events=row["schedule_events"],
         )
 
+    async def prune(
+        self,
+        before: datetime,
+        *,
+        dag_id: str | None = None,
+        keep_failed: bool = False,
+        limit: int = 100,
+    ) -> PruneCounts:
+        statuses = [str(s) for s in prunable_statuses(keep_failed=keep_failed)]
+        kinds = sorted(str(k) for k in SCHEDULE_KINDS)
+        before = to_utc(before)
+        with self._db.errors("prune"):
+            async with self._db.connections.acquire() as conn, conn.transaction():
+                ids = [
+                    row["id"]
+                    for row in await conn.fetch(
+                        q.PRUNE_SELECT_RUNS, before, statuses, dag_id, limit
+                    )
+                ]
+                events = logs = task_runs = 0
+                if ids:
+                    events = _count(await conn.execute(q.PRUNE_RUN_EVENTS, ids, kinds))
+                    logs = _count(await conn.execute(q.PRUNE_LOGS, ids))
+                    task_runs = _count(await conn.execute(q.PRUNE_TASK_RUNS, ids))
+                    await conn.execute(q.PRUNE_RUNS, ids)
+                events += _count(
+                    await conn.execute(q.PRUNE_ORPHAN_EVENTS, before, dag_id, kinds, limit)
+                )
+        return PruneCounts(
+            dag_runs=len(ids), task_runs=task_runs, task_logs=logs, schedule_events=events
+        )
+
+    async def prunable(
+        self, before: datetime, *, dag_id: str | None = None, keep_failed: bool = False
+    ) -> PruneCounts:
+        statuses = [str(s) for s in prunable_statuses(keep_failed=keep_failed)]
+        kinds = sorted(str(k) for k in SCHEDULE_KINDS)
+        with self._db.errors("read from"):
+            row = await self._db.connections.fetchrow(
+                q.PRUNABLE, to_utc(before), statuses, dag_id, kinds
+            )
+        return PruneCounts(
+            dag_runs=row["dag_runs"],
+            task_runs=row["task_runs"],
+            task_logs=row["task_logs"],
+            schedule_events=row["schedule_events"],
+        )
+
     # -- shared work: telling (notices.py) -------------------------------------------
 
     def add_notice_callback(self, kind: Notice, callback: Callable[[], None]) -> None:
@@ -430,6 +479,11 @@ class PostgresStorage(SharedStorage):
 
     async def workers(self) -> list[WorkerInfo]:
         return await self._claims.workers()
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as ``DELETE 12``."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 def _commit_arguments(
