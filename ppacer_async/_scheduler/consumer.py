@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 Item = tuple[RunView, int, TaskRun]
 
+logger = logging.getLogger("ppacer_async.scheduler")
+
 # Bound once: reading an enum member costs about 0.1 µs on Python 3.11, every attempt.
 _SUCCESS = TaskStatus.success
 _FAILED = TaskStatus.failed
@@ -59,6 +61,10 @@ class Sink(Protocol):
 #: How many attempts a worker may run back to back without yielding to the loop.
 _YIELD_EVERY = 32
 
+#: Seconds an async task gets to stop once cancelled (its timeout, or a stop) before
+#: it is given up on and its worker takes other work.
+CANCEL_GRACE = 2.0
+
 
 class _Resume:
     """Await the rest of a coroutine that has already been stepped once.
@@ -67,20 +73,43 @@ class _Resume:
     tasks finish there, with no cancel scope or timer. A task that suspends is driven
     from where it stopped by this awaitable, under a timeout: values and exceptions
     (cancellation included) are forwarded unchanged.
+
+    A task that swallows cancellation is given up on (``_Abandoned`` is raised here
+    instead of the cancellation reaching it again): when ``hard`` (a timeout armed
+    ``CANCEL_GRACE`` after the task's own) expires, or when the scheduler stops and a
+    cancellation arrives ``CANCEL_GRACE`` or more after the first one forwarded.
     """
 
-    __slots__ = ("_coro", "_yielded")
+    __slots__ = ("_coro", "_hard", "_stopping", "_yielded")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        yielded: Any,
+        hard: asyncio.Timeout,
+        stopping: Callable[[], bool],
+    ) -> None:
         self._coro = coro
         self._yielded = yielded
+        self._hard = hard
+        self._stopping = stopping
 
     def __await__(self) -> Generator[Any, Any, Any]:
         coro, yielded = self._coro, self._yielded
+        stop_at: float | None = None  # when a cancellation by a stop was first forwarded
         while True:
             try:
                 sent = yield yielded
             except BaseException as exc:  # forwarded: the coroutine decides what to do
+                if isinstance(exc, asyncio.CancelledError):
+                    if self._hard.expired():
+                        raise _Abandoned(coro) from None
+                    if self._stopping():
+                        now = anyio.current_time()
+                        if stop_at is None:
+                            stop_at = now
+                        elif now - stop_at >= CANCEL_GRACE:
+                            raise _Abandoned(coro) from None
                 try:
                     yielded = coro.throw(exc)
                 except StopIteration as stop:
@@ -90,6 +119,14 @@ class _Resume:
                     yielded = coro.send(sent)
                 except StopIteration as stop:
                     return stop.value
+
+
+class _Abandoned(Exception):
+    """A task went on after being cancelled: its coroutine is no longer driven."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        super().__init__()
+        self.coro = coro
 
 
 class TaskLog(logging.LoggerAdapter[logging.Logger]):
@@ -156,6 +193,10 @@ class Consumer:
         #: Called when an attempt ends (a worker is about to be free).
         self.on_attempt_end: Callable[[], None] | None = None
         self._loop_thread = threading.get_ident()
+        #: Set once the workers are being cancelled (the scheduler stops).
+        self.stopping = False
+        #: Coroutines of tasks given up on that refused to close; kept, never driven.
+        self.abandoned: list[Coroutine[Any, Any, Any]] = []
 
     @property
     def free(self) -> int:
@@ -167,7 +208,17 @@ class Consumer:
         async with anyio.create_task_group() as tg:
             for _ in range(self.workers):
                 tg.start_soon(self._work)
+            tg.start_soon(self._note_stop)
             task_status.started()
+
+    async def _note_stop(self) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self.stopping = True
+
+    def _is_stopping(self) -> bool:
+        return self.stopping
 
     async def _work(self) -> None:
         queue = self.queue
@@ -183,6 +234,8 @@ class Consumer:
                     streak = 0
                     await anyio.lowlevel.checkpoint()
             await self._attempt(item)
+            if self.stopping:  # an attempt given up on at a stop returned here
+                await anyio.lowlevel.checkpoint()
 
     def add_log(self, record: LogRecord) -> None:
         """Queue a task log record for the next commit (safe from worker threads)."""
@@ -277,6 +330,8 @@ class Consumer:
             try:
                 yielded = coro.send(None)
             except StopIteration as stop:
+                if time.monotonic() - begun > task.timeout_seconds:
+                    return None, _blocked_message(task, time.monotonic() - begun)
                 return stop.value, None
             state, i, tr = item
             self.sink.post_started(state, i, _running(tr, started))
@@ -284,17 +339,37 @@ class Consumer:
             # may have entered cancel scopes of its own (anyio.fail_after, a lock, a task
             # group), which must stay the innermost of this worker's scopes until the
             # task exits them; asyncio's timeout keeps no stack of scopes.
-            timeout = asyncio.timeout_at(_deadline(task, begun))
+            deadline = _deadline(task, begun)
+            timeout = asyncio.timeout_at(deadline)
             try:
-                async with timeout:
-                    value = await _Resume(coro, yielded)
+                # The outer timeout cancels once more after the grace period: a task
+                # that swallowed the first cancellation is given up on then.
+                hard = asyncio.timeout_at(deadline + CANCEL_GRACE)
+                async with hard, timeout:
+                    value = await _Resume(coro, yielded, hard, self._is_stopping)
             except TimeoutError:
                 if timeout.expired():
                     return None, _timeout_message(task)
                 raise  # the task's own
+            except _Abandoned as gone:
+                self._abandon(gone.coro)
+                return None, _abandoned_message(task, timeout.expired())
+            if timeout.expired():  # it swallowed the cancellation, then returned
+                return None, _abandoned_message(task, True, returned=True)
+            if anyio.current_time() > deadline:  # the loop was blocked past it
+                return None, _blocked_message(task, time.monotonic() - begun)
             return value, None
         except Exception as exc:
             return None, describe_exception(exc)
+
+    def _abandon(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Close a coroutine given up on; keep one that refuses (catching
+        ``GeneratorExit``), so that it is not closed again when collected."""
+        try:
+            coro.close()
+        except Exception:
+            self.abandoned.append(coro)
+            logger.warning("an abandoned task coroutine refused to close", exc_info=True)
 
     async def _run_thread(
         self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
@@ -350,6 +425,33 @@ def _call(func: Callable[[TaskContext], Any], ctx: TaskContext) -> Any:
         return func(ctx)
     except Exception as exc:
         return _Raised(describe_exception(exc))
+
+
+def _blocked_message(task: Task, took: float) -> str:
+    return (
+        f"TaskTimeoutError: task {task.id!r} timed out after "
+        f"{task.timeout.total_seconds():g}s (it took {took:.1f}s): the event loop was "
+        "blocked past its deadline, so it could not be cancelled. A blocking call in an "
+        "async def (time.sleep, file or network I/O without await) blocks every task: "
+        "make it a plain def, which runs in a thread, or call the blocking code with "
+        "anyio.to_thread.run_sync"
+    )
+
+
+def _abandoned_message(task: Task, timed_out: bool, *, returned: bool = False) -> str:
+    why = f"timed out after {task.timeout.total_seconds():g}s" if timed_out else "was stopped"
+    if returned:
+        what = "went on and returned later; its result is not used"
+    else:
+        what = (
+            f"did not stop within {CANCEL_GRACE:g}s: it is abandoned (no longer run) and "
+            "its worker takes other work"
+        )
+    return (
+        f"TaskTimeoutError: task {task.id!r} {why} and did not stop when cancelled: it "
+        f"caught the cancellation (CancelledError) and {what}. Let CancelledError "
+        "propagate (re-raise it after cleaning up)"
+    )
 
 
 def _timeout_message(task: Task) -> str:
