@@ -5,7 +5,9 @@ Catch-up (as in ppacer): with no earlier run, the first point is the first at or
 ``start`` when ``catchup=True``, else the first after now. Points that passed while
 nothing ran are run oldest first with ``catchup=True``, else recorded as skipped. A
 run is created only while the DAG has a free slot under ``max_active_runs``, so
-catching up is paced, never a flood. Every decision is a schedule event.
+catching up is paced, never a flood; and one start creates at most the DAG's
+``max_catchup_runs`` runs for passed points, skipping the rest. Every decision is a
+schedule event.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import anyio
 from .._dag import DAG
 from .._enums import RunTrigger, ScheduleEventKind
 from .._structures import ScheduleEvent
+from ..schedules import Interval
 
 if TYPE_CHECKING:
-    from ..abc import Clock, Storage
+    from ..abc import Clock, Schedule, Storage
     from .machine import StateMachine
     from .state import RunState
 
@@ -61,6 +64,7 @@ class Watcher:
         self._seq = itertools.count()
         self._scope: anyio.CancelScope | None = None
         self._woken = False
+        self._caught_up: dict[str, int] = {}
 
     def wake(self) -> None:
         """Re-evaluate due times now (a run finished, a timer was added, ...)."""
@@ -155,15 +159,7 @@ class Watcher:
         return the first point not skipped."""
         schedule = dag.schedule
         assert schedule is not None
-        skipped: deque[datetime] = deque(maxlen=MAX_RECORDED_SKIPS)
-        total = 0
-        while point is not None and point <= now:
-            following = schedule.next(point)
-            if keep_latest and (following is None or following > now):
-                break
-            skipped.append(point)
-            total += 1
-            point = following
+        total, skipped, point = _passed_points(schedule, point, now, keep_latest=keep_latest)
         if total > len(skipped):
             logger.warning(
                 "DAG %r: %d schedule points passed while nothing ran; the latest %d are "
@@ -194,9 +190,22 @@ class Watcher:
                 return skipped
             point = skipped
         current: datetime | None = point
+        cap = dag.max_catchup_runs
         while current is not None and current <= now and self.machine.free_slots(dag) > 0:
             following = schedule.next(current)
             late = following is not None and following <= now
+            if late and cap is not None and self._caught_up.get(dag.dag_id, 0) >= cap:
+                logger.warning(
+                    "DAG %r: catch-up created max_catchup_runs=%d runs since this scheduler "
+                    "started; the other points that passed are skipped and the latest one "
+                    "runs now. Raise DAG(max_catchup_runs=...) or backfill the skipped points",
+                    dag.dag_id,
+                    cap,
+                )
+                current = await self._skip(dag, current, now, keep_latest=True)
+                continue
+            if late:
+                self._caught_up[dag.dag_id] = self._caught_up.get(dag.dag_id, 0) + 1
             run = await self.storage.create_run(
                 dag_id=dag.dag_id,
                 logical_time=current,
@@ -210,3 +219,33 @@ class Watcher:
                 self.machine.post_run(run)
             current = following
         return current
+
+
+def _passed_points(
+    schedule: Schedule, point: datetime | None, now: datetime, *, keep_latest: bool
+) -> tuple[int, deque[datetime], datetime | None]:
+    """Count the points from ``point`` up to ``now`` (all, or all but the latest), keep
+    the last ``MAX_RECORDED_SKIPS`` of them and return the first point not counted.
+
+    An :class:`Interval` is counted by arithmetic: stepping through years of one-second
+    points one by one would hold the event loop for minutes."""
+    skipped: deque[datetime] = deque(maxlen=MAX_RECORDED_SKIPS)
+    if type(schedule) is Interval and point is not None and point <= now:
+        every = schedule.every
+        due = (now - point) // every + 1  # points in [point, now]: point is on the grid
+        total = due - 1 if keep_latest else due
+        first_kept = max(total - MAX_RECORDED_SKIPS, 0)
+        skipped.extend(point + every * k for k in range(first_kept, total))
+        try:
+            return total, skipped, point + every * total
+        except OverflowError:
+            return total, skipped, None
+    total = 0
+    while point is not None and point <= now:
+        following = schedule.next(point)
+        if keep_latest and (following is None or following > now):
+            break
+        skipped.append(point)
+        total += 1
+        point = following
+    return total, skipped, point
