@@ -332,6 +332,11 @@ class SharedStorage(Storage):
     async def workers(self) -> list[WorkerInfo]:
         """The processes serving this storage (registered and not expired), by id."""
 
+    def renew_leases_from_thread(self, worker_id: str) -> None:
+        """Renew this process's ``workers`` row and leases like ``renew_leases``, but
+        blocking, over a connection of its own: called from a thread while the event
+        loop is blocked (by a task that does not give control back)."""
+
     @abstractmethod
     async def renew_leases(self, worker_id: str) -> None:
         """Extend the lease of every attempt ``worker_id`` runs by :attr:`lease`."""

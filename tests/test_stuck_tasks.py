@@ -4,6 +4,8 @@ event loop. Neither defeats its timeout or the bound on stopping."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
 from datetime import timedelta
 
@@ -140,3 +142,95 @@ async def test_async_task_blocking_the_loop_past_its_timeout_is_failed(
         assert rows[task_id].result is None
         assert "event loop was blocked past its deadline" in (rows[task_id].error or "")
     assert rows["in_time"].status is TaskStatus.success
+
+
+async def test_a_task_blocking_the_loop_is_named_and_noted_on_its_attempt(
+    storage_factory: StorageFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    @task(timeout=timedelta(seconds=30))
+    async def blocker(ctx: TaskContext) -> str:
+        await asyncio.sleep(0)
+        time.sleep(0.8)  # noqa: ASYNC251 (the behaviour under test)
+        return "done"
+
+    caplog.set_level(logging.WARNING, logger="ppacer_async.scheduler")
+    scheduler = Scheduler(
+        [DAG("blocking").add(blocker)],
+        storage=storage_factory(),
+        loop_block_warning=timedelta(seconds=0.2),
+    )
+    async with scheduler:
+        run = await scheduler.trigger("blocking")
+        done = await scheduler.wait_for_run(run.id, timeout=10)
+    assert done.status is DagRunStatus.success
+    async with Scheduler([], storage=storage_factory()) as reader:
+        logs = await reader.logs(run.id)
+    warned = [r for r in caplog.records if "event loop has been blocked" in r.getMessage()]
+    assert warned, caplog.text
+    assert f"by run {run.id} task blocker attempt 1 (in blocker at " in warned[0].getMessage()
+    (noted,) = [r for r in logs if "blocked the event loop" in r.message]
+    assert noted.task_id == "blocker" and noted.level == "WARNING"
+    seconds = float(noted.message.split("for ")[1].split("s ")[0])
+    assert 0.6 <= seconds < 5
+
+
+def test_loop_block_warning_is_checked() -> None:
+    with pytest.raises(ValueError, match="loop_block_warning must be a timedelta"):
+        Scheduler([], storage="memory://", loop_block_warning=timedelta(0))
+
+
+@pytest.mark.postgres
+async def test_leases_stay_alive_while_a_task_blocks_the_loop(schema: str) -> None:
+    from ppacer_async.storage.postgres import PostgresStorage
+
+    from .conftest import POSTGRES_DSN
+
+    blocking = threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def count_leases() -> None:
+        """From outside the blocked loop, after the lease has run out twice over:
+        the attempt's lease must have been renewed meanwhile."""
+        import asyncpg
+
+        async def read() -> tuple[int, int]:
+            conn = await asyncpg.connect(POSTGRES_DSN, server_settings={"search_path": schema})
+            try:
+                row = await conn.fetchrow(
+                    "SELECT count(*) FILTER (WHERE lease_expires_at > now()) AS alive, "
+                    "count(*) FILTER (WHERE lease_expires_at <= now()) AS lapsed "
+                    "FROM task_runs WHERE status = 'running'"
+                )
+                return row["alive"], row["lapsed"]
+            finally:
+                await conn.close()
+
+        assert blocking.wait(10)
+        time.sleep(2.5)  # the lease is 1 s: it would have lapsed without renewal
+        seen.append(asyncio.run(read()))
+
+    @task(timeout=timedelta(seconds=30))
+    async def blocker(ctx: TaskContext) -> str:
+        await asyncio.sleep(0)
+        blocking.set()
+        time.sleep(3.5)  # noqa: ASYNC251 (the behaviour under test)
+        return "done"
+
+    storage = PostgresStorage(dsn=POSTGRES_DSN, schema=schema, lease=timedelta(seconds=1))
+    watcher = threading.Thread(target=count_leases)
+    watcher.start()
+    try:
+        async with Scheduler(
+            [DAG("blocking").add(blocker)],
+            storage=storage,
+            loop_block_warning=timedelta(seconds=0.2),
+        ) as scheduler:
+            run = await scheduler.trigger("blocking")
+            done = await scheduler.wait_for_run(run.id, timeout=20)
+            rows = await scheduler.task_runs(run.id)
+    finally:
+        blocking.set()
+        watcher.join()
+    assert seen == [(1, 0)]
+    assert done.status is DagRunStatus.success
+    assert [(r.attempt, r.status) for r in rows] == [(1, TaskStatus.success)]

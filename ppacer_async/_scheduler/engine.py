@@ -58,6 +58,8 @@ class Settings:
     role: Role
     worker_id: str
     retention: timedelta | None = None
+    #: Seconds without a turn of the event loop before it is reported (None: never).
+    loop_block_warning: float | None = 1.0
 
 
 class Engine(Protocol):

@@ -53,6 +53,10 @@ class Scheduler:
     :param retention: delete runs that finished longer ago than this, with their
         attempts, logs and schedule events, in small batches while serving (the
         process that schedules does it). ``None`` (the default) keeps everything.
+    :param loop_block_warning: report a task that keeps the event loop from turning
+        for longer than this (a blocking call in an ``async def``): a warning naming
+        it, a log record on its attempt, and on PostgreSQL its leases kept alive
+        meanwhile. ``None`` turns the watchdog thread off.
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class Scheduler:
         clock: Clock | None = None,
         role: Role = "all",
         retention: timedelta | None = None,
+        loop_block_warning: timedelta | None = timedelta(seconds=1),
     ) -> None:
         if isinstance(dags, DAG):
             dags = [dags]
@@ -106,6 +111,15 @@ class Scheduler:
                 f"timedelta(days=30)), or None to keep every run; got {retention!r}"
             )
         self.retention = retention
+        if loop_block_warning is not None and (
+            not isinstance(loop_block_warning, timedelta)
+            or loop_block_warning < timedelta(milliseconds=10)
+        ):
+            raise ValueError(
+                "loop_block_warning must be a timedelta of at least 10 ms (e.g. "
+                f"timedelta(seconds=1)), or None to turn it off; got {loop_block_warning!r}"
+            )
+        self.loop_block_warning = loop_block_warning
         self.max_concurrent_tasks = max_concurrent_tasks
         self.max_threads = max_threads
         self.queue_size = queue_size
@@ -169,6 +183,9 @@ class Scheduler:
             role=self.role,
             worker_id=self.worker_id,
             retention=self.retention,
+            loop_block_warning=(
+                None if self.loop_block_warning is None else self.loop_block_warning.total_seconds()
+            ),
         )
         storage = self.storage
         engine: Engine

@@ -237,6 +237,10 @@ ON CONFLICT (id) DO UPDATE SET renewed_at = now(), expires_at = EXCLUDED.expires
 
 UNREGISTER_WORKER = "DELETE FROM workers WHERE id = $1"
 
+RENEW_WORKER = """
+UPDATE workers SET renewed_at = now(), expires_at = now() + $2::interval WHERE id = $1
+"""
+
 RENEW_LEASES = """
 UPDATE task_runs SET lease_expires_at = now() + $2::interval
 WHERE lease_owner = $1 AND status = 'running' AND outcome IS NULL

@@ -7,6 +7,7 @@ lock of the process that schedules) and :mod:`.claims` (leases on attempts, reap
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
@@ -453,6 +454,22 @@ class PostgresStorage(SharedStorage):
 
     async def renew_leases(self, worker_id: str) -> None:
         await self._claims.renew_leases(worker_id)
+
+    def renew_leases_from_thread(self, worker_id: str) -> None:
+        async def renew() -> None:
+            conn = await asyncpg.connect(
+                self.dsn,
+                timeout=self.connect_timeout.total_seconds(),
+                server_settings=self._db.server_settings(),
+            )
+            try:
+                await conn.execute(q.RENEW_WORKER, worker_id, self.lease)
+                await conn.execute(q.RENEW_LEASES, worker_id, self.lease)
+            finally:
+                await conn.close()
+
+        with self._db.errors("renew leases in"):
+            asyncio.run(renew())
 
     async def claim(
         self, worker_id: str, dag_ids: Collection[str], limit: int, now: datetime
