@@ -231,8 +231,16 @@ async def test_sqlite_gives_pruned_space_back_to_the_file_system(tmp_path: Path)
         assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
         pages_before = conn.execute("PRAGMA page_count").fetchone()[0]
     async with storage:
+        first = await storage.prune(at(8000), limit=100)
+        assert first.dag_runs == 100
+        with sqlite3.connect(path) as conn:
+            free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        assert free > 20
+        assert await storage.reclaim_space() is False  # up to 1,000 pages in one call
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
         done = await operations.prune(storage, older_than=timedelta(days=1), now=at(9000))
-    assert done.dag_runs == 200
+    assert done.dag_runs == 100
     with sqlite3.connect(path) as conn:
         pages_after = conn.execute("PRAGMA page_count").fetchone()[0]
         assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0

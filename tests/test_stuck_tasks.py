@@ -165,9 +165,8 @@ async def test_a_task_blocking_the_loop_is_named_and_noted_on_its_attempt(
     assert done.status is DagRunStatus.success
     async with Scheduler([], storage=storage_factory()) as reader:
         logs = await reader.logs(run.id)
-    warned = [r for r in caplog.records if "event loop has been blocked" in r.getMessage()]
-    assert warned, caplog.text
-    assert f"by run {run.id} task blocker attempt 1 (in blocker at " in warned[0].getMessage()
+    named = f"s by run {run.id} task blocker attempt 1 (in blocker at "
+    assert any(named in r.getMessage() for r in caplog.records), caplog.text
     (noted,) = [r for r in logs if "blocked the event loop" in r.message]
     assert noted.task_id == "blocker" and noted.level == "WARNING"
     seconds = float(noted.message.split("for ")[1].split("s ")[0])

@@ -131,7 +131,9 @@ def reclaim_space(conn: sqlite3.Connection) -> bool:
     ``auto_vacuum = INCREMENTAL``); return whether free pages are left to give."""
     if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # 2: incremental
         return False
-    conn.execute(f"PRAGMA incremental_vacuum({VACUUM_PAGES})").fetchall()
+    # Each step of the pragma frees one page: executescript steps it to the end, where
+    # execute would stop after the first.
+    conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES});")
     return bool(conn.execute("PRAGMA freelist_count").fetchone()[0])
 
 
