@@ -3,6 +3,8 @@ ends in a stored outcome for that attempt, on every storage."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import anyio.lowlevel
 import attrs
@@ -172,4 +174,35 @@ async def test_a_row_the_database_refuses_fails_its_attempt_not_the_process() ->
     row = rows["refused"]
     assert row.status is TaskStatus.failed
     assert row.result is None
+    assert "could not be stored: ValueError: value too long" in (row.error or "")
+
+
+@pytest.mark.postgres
+async def test_an_outcome_postgresql_refuses_fails_its_attempt_not_the_worker(
+    schema: str,
+) -> None:
+    from ppacer_async.storage.postgres import PostgresStorage
+
+    from .conftest import POSTGRES_DSN
+
+    class RefusingPostgres(PostgresStorage):
+        """Refuses any report holding the result ``refused by the database``."""
+
+        async def report(self, worker_id: str, outcomes: Any, logs: Any, **kw: Any) -> Any:
+            if any(tr.result == "refused by the database" for tr in outcomes):
+                raise ValueError("value too long for this column")
+            return await super().report(worker_id, outcomes, logs, **kw)
+
+    @task
+    async def refused(ctx: TaskContext) -> str:
+        return "refused by the database"
+
+    storage = RefusingPostgres(dsn=POSTGRES_DSN, schema=schema)
+    async with Scheduler([DAG("refused").add(refused), healthy_dag()], storage=storage) as s:
+        bad = await s.trigger("refused")
+        good = await s.trigger("healthy")
+        assert (await s.wait_for_run(bad.id, timeout=10)).status is DagRunStatus.failed
+        assert (await s.wait_for_run(good.id, timeout=10)).status is DagRunStatus.success
+        (row,) = await s.task_runs(bad.id)
+    assert row.status is TaskStatus.failed
     assert "could not be stored: ValueError: value too long" in (row.error or "")

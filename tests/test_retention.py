@@ -286,3 +286,10 @@ def test_cli_prune_counts_then_deletes(tmp_path: Path, capsys: pytest.CaptureFix
     assert "no DAG 'nope'" in capsys.readouterr().err
     assert main(["db", "prune", "--storage", url, "--older-than", "soon"]) != 0
     assert "expected a number and a unit" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_retention_that_is_not_a_duration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", str(tmp_path / "dags.py"), "--retention", "a month"]) == 2
+    assert "expected a number and a unit" in capsys.readouterr().err
