@@ -56,6 +56,22 @@ def hostile_dag() -> DAG:
         return deep_list(100_000)
 
     @task
+    async def exits(ctx: TaskContext) -> None:
+        raise SystemExit(3)
+
+    @task
+    def exits_in_thread(ctx: TaskContext) -> None:
+        raise SystemExit(4)
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    @task
+    async def raises_unprintable(ctx: TaskContext) -> None:
+        raise Unprintable
+
+    @task
     async def downstream(ctx: TaskContext) -> object:
         return ctx.upstream["returns_surrogate_key"]
 
@@ -66,6 +82,9 @@ def hostile_dag() -> DAG:
         returns_surrogate,
         returns_surrogate_key >> downstream,
         returns_deep_list,
+        exits,
+        exits_in_thread,
+        raises_unprintable,
     )
 
 
@@ -124,6 +143,14 @@ async def test_hostile_output_is_stored_as_failed_or_replaced_beside_a_healthy_d
     assert rows["returns_surrogate_key"].result == expected
     assert rows["downstream"].status is TaskStatus.success
     assert rows["downstream"].result == expected
+
+    for task_id, text in (
+        ("exits", "SystemExit: 3"),
+        ("exits_in_thread", "SystemExit: 4"),
+        ("raises_unprintable", "Unprintable"),
+    ):
+        assert rows[task_id].status is TaskStatus.failed
+        assert text in (rows[task_id].error or ""), rows[task_id].error
 
     deep = rows["returns_deep_list"]
     assert deep.status is TaskStatus.failed

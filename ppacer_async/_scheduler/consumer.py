@@ -359,7 +359,7 @@ class Consumer:
             if anyio.current_time() > deadline:  # the loop was blocked past it
                 return None, _blocked_message(task, time.monotonic() - begun)
             return value, None
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in a task ends the attempt
             return None, describe_exception(exc)
 
     def _abandon(self, coro: Coroutine[Any, Any, Any]) -> None:
@@ -423,7 +423,7 @@ def _call(func: Callable[[TaskContext], Any], ctx: TaskContext) -> Any:
     traceback is complete."""
     try:
         return func(ctx)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in a task ends the attempt
         return _Raised(describe_exception(exc))
 
 
