@@ -34,16 +34,19 @@ from ..._structures import (
 from ..._time import to_utc
 from ...abc import Leadership, Notice, SharedStorage
 from .. import check_postgres_url, redact_url
-from ..memory import SCHEDULE_KINDS, SCHEDULED_TRIGGERS
-from . import _queries as q
-from ._connection import Database
-from ._values import (
+from .._codec import (
     ATTEMPT_REASONS,
     EVENT_KINDS,
     RUN_STATUSES,
     RUN_TRIGGERS,
+    SCHEDULE_KINDS,
+    SCHEDULED_TRIGGERS,
     TASK_STATUSES,
     check_member,
+)
+from . import _queries as q
+from ._connection import Database
+from ._values import (
     dag_info,
     dag_run,
     log_record,
@@ -55,8 +58,8 @@ from ._values import (
 )
 from .claims import Claims
 from .leadership import Election
-from .migrations import migrate
 from .notices import Notices, channels
+from .schema import migrate
 
 __all__ = ["PostgresStorage"]
 
