@@ -28,7 +28,7 @@ import attrs
 
 from .. import _storable
 from .._enums import TaskStatus
-from .._exceptions import describe_exception
+from .._exceptions import SkipTask, TaskTimeoutError, describe_exception
 from .._structures import LogRecord, TaskRun
 from .._task import Task, TaskContext
 from .queue import ReadyQueue
@@ -43,8 +43,8 @@ logger = logging.getLogger("ppacer_async.scheduler")
 
 # Bound once: reading an enum member costs about 0.1 µs on Python 3.11, every attempt.
 _SUCCESS = TaskStatus.success
-_FAILED = TaskStatus.failed
 _RUNNING = TaskStatus.running
+_CANCELLED = TaskStatus.cancelled
 
 
 class Sink(Protocol):
@@ -61,8 +61,8 @@ class Sink(Protocol):
 #: How many attempts a worker may run back to back without yielding to the loop.
 _YIELD_EVERY = 32
 
-#: Seconds an async task gets to stop once cancelled (its timeout, or a stop) before
-#: it is given up on and its worker takes other work.
+#: Seconds an async task gets to stop once cancelled (its timeout, a stop, or its run
+#: cancelled) before it is given up on and its worker takes other work.
 CANCEL_GRACE = 2.0
 
 
@@ -193,10 +193,32 @@ class Consumer:
         #: Called when an attempt ends (a worker is about to be free).
         self.on_attempt_end: Callable[[], None] | None = None
         self._loop_thread = threading.get_ident()
+        #: how to stop each attempt executing past its first step, by run id
+        self._live: dict[int, dict[str, Callable[[], None]]] = {}
         #: Set once the workers are being cancelled (the scheduler stops).
         self.stopping = False
         #: Coroutines of tasks given up on that refused to close; kept, never driven.
         self.abandoned: list[Coroutine[Any, Any, Any]] = []
+
+    def cancel_run(self, run_id: int) -> None:
+        """Stop the attempts of a cancelled run: async ones are cancelled, thread
+        ones see ``ctx.cancelled`` (and are no longer waited for)."""
+        for stop in list(self._live.pop(run_id, {}).values()):
+            stop()
+
+    def live_runs(self) -> list[int]:
+        """The runs of the attempts executing past their first step."""
+        return list(self._live)
+
+    def _register(self, tr: TaskRun, stop: Callable[[], None]) -> None:
+        self._live.setdefault(tr.run_id, {})[tr.task_id] = stop
+
+    def _unregister(self, tr: TaskRun) -> None:
+        live = self._live.get(tr.run_id)
+        if live is not None:
+            live.pop(tr.task_id, None)
+            if not live:
+                del self._live[tr.run_id]
 
     @property
     def free(self) -> int:
@@ -253,7 +275,7 @@ class Consumer:
 
     def _context(self, state: RunView, i: int, tr: TaskRun, task: Task) -> TaskContext:
         run = state.run
-        return TaskContext(
+        ctx = TaskContext(
             dag_id=run.dag_id,
             run_id=run.id,
             task_id=tr.task_id,
@@ -264,33 +286,48 @@ class Consumer:
             notifier=task.notifier or self.notifier,
             log_sink=self._make_log,
         )
+        if state.mapped:
+            graph = state.graph
+            task_id = graph.ids[i]
+            if graph.map_source[i] >= 0 and tr.task_id != task_id:  # an instance: process[3]
+                ctx.task_id = task_id
+                ctx.map_index = k = int(tr.task_id[len(task_id) + 1 : -1])
+                items = state.results.get(graph.map_source[i])
+                if isinstance(items, list) and k < len(items):
+                    ctx.item = items[k]
+        return ctx
 
-    def _storable_result(self, ctx: TaskContext, value: Any) -> tuple[Any, str | None]:
-        """The result as it will be stored, or the reason it cannot be (the attempt
-        fails); replaced characters are noted in a log record of the attempt."""
+    def _storable_result(
+        self, task: Task, ctx: TaskContext, value: Any
+    ) -> tuple[Any, str | None, TaskStatus]:
+        """The result as it will be stored, or why it cannot be (the attempt fails);
+        replaced characters are noted in a log record of the attempt."""
         try:
             value, replaced = _storable.result(value)
         except _storable.Unstorable as exc:
-            return None, f"{type(exc).__name__}: {exc}"
+            return None, *_failure(task, exc)
         if replaced:
             ctx.log.warning("the result was stored with %s", _storable.note(replaced))
-        return value, None
+        return value, None, _SUCCESS
 
     def _make_log(self, ctx: TaskContext) -> logging.LoggerAdapter[logging.Logger]:
         return TaskLog(ctx, self)
 
     async def _attempt(self, item: Item) -> None:
         state, i, tr = item
+        if state.cancelled:
+            return  # its run was cancelled while it waited: it never starts
         task = state.graph.tasks[i]
         ctx = self._context(state, i, tr, task)
         started = self.clock.now()
         begun = time.monotonic()
         self.running += 1
+        status = _SUCCESS
         try:
             if task.is_async:
-                value, error = await self._run_async(task, ctx, item, started, begun)
+                value, error, status = await self._run_async(task, ctx, item, started, begun)
             else:
-                value, error = await self._run_thread(task, ctx, item, started, begun)
+                value, error, status = await self._run_thread(task, ctx, item, started, begun)
         except BaseException:
             # The scheduler is stopping: the attempt is recorded interrupted and runs
             # again on the next start.
@@ -302,7 +339,7 @@ class Consumer:
             if self.on_attempt_end is not None:
                 self.on_attempt_end()
         if error is None:
-            value, error = self._storable_result(ctx, value)
+            value, error, status = self._storable_result(task, ctx, value)
         else:
             error = _storable.text(error)
         self.sink.post_outcome(
@@ -312,27 +349,27 @@ class Consumer:
                 run_id=tr.run_id,
                 task_id=tr.task_id,
                 attempt=tr.attempt,
-                status=_SUCCESS if error is None else _FAILED,
+                status=status,
                 reason=tr.reason,
                 scheduled_at=tr.scheduled_at,
                 started_at=started,
                 finished_at=self.clock.now(),
                 error=error,
-                result=value if error is None else None,
+                result=value if status is _SUCCESS else None,
             ),
         )
 
     async def _run_async(
         self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
-    ) -> tuple[Any, str | None]:
+    ) -> tuple[Any, str | None, TaskStatus]:
         try:
             coro = task.execute(ctx)
             try:
                 yielded = coro.send(None)
             except StopIteration as stop:
                 if time.monotonic() - begun > task.timeout_seconds:
-                    return None, _blocked_message(task, time.monotonic() - begun)
-                return stop.value, None
+                    return None, *_failure(task, _blocked(task, time.monotonic() - begun))
+                return stop.value, None, _SUCCESS
             state, i, tr = item
             self.sink.post_started(state, i, _running(tr, started))
             # asyncio's timeout, not an anyio cancel scope: in its first step the task
@@ -341,26 +378,46 @@ class Consumer:
             # task exits them; asyncio's timeout keeps no stack of scopes.
             deadline = _deadline(task, begun)
             timeout = asyncio.timeout_at(deadline)
+            # Cancels once more after the grace period: a task that swallowed the first
+            # cancellation is given up on then.
+            hard = asyncio.timeout_at(deadline + CANCEL_GRACE)
+
+            def halt() -> None:  # the run was cancelled
+                ctx.cancelled = True
+                now = asyncio.get_running_loop().time()
+                timeout.reschedule(now)
+                hard.reschedule(now + CANCEL_GRACE)
+
+            self._register(tr, halt)
             try:
-                # The outer timeout cancels once more after the grace period: a task
-                # that swallowed the first cancellation is given up on then.
-                hard = asyncio.timeout_at(deadline + CANCEL_GRACE)
                 async with hard, timeout:
                     value = await _Resume(coro, yielded, hard, self._is_stopping)
             except TimeoutError:
+                if ctx.cancelled:
+                    return None, "cancelled with its run", _CANCELLED
                 if timeout.expired():
-                    return None, _timeout_message(task)
+                    return None, *_failure(task, TaskTimeoutError(_timeout_message(task)))
                 raise  # the task's own
             except _Abandoned as gone:
                 self._abandon(gone.coro)
-                return None, _abandoned_message(task, timeout.expired())
+                if ctx.cancelled:
+                    return None, _abandoned_message(task, "was cancelled with its run"), _CANCELLED
+                why = _timed_out(task) if timeout.expired() else "was stopped"
+                return None, *_failure(task, TaskTimeoutError(_abandoned_message(task, why)))
+            finally:
+                self._unregister(tr)
             if timeout.expired():  # it swallowed the cancellation, then returned
-                return None, _abandoned_message(task, True, returned=True)
+                if ctx.cancelled:
+                    return None, "cancelled with its run", _CANCELLED
+                message = _abandoned_message(task, _timed_out(task), returned=True)
+                return None, *_failure(task, TaskTimeoutError(message))
             if anyio.current_time() > deadline:  # the loop was blocked past it
-                return None, _blocked_message(task, time.monotonic() - begun)
-            return value, None
-        except (Exception, SystemExit) as exc:  # sys.exit() in a task ends the attempt
-            return None, describe_exception(exc)
+                return None, *_failure(task, _blocked(task, time.monotonic() - begun))
+            return value, None, _SUCCESS
+        except Exception as exc:
+            return None, *_failure(task, exc)
+        except SystemExit as exc:  # sys.exit() in a task ends the attempt, not the process
+            return None, describe_exception(exc), TaskStatus.failed
 
     def _abandon(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Close a coroutine given up on; keep one that refuses (catching
@@ -373,24 +430,39 @@ class Consumer:
 
     async def _run_thread(
         self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
-    ) -> tuple[Any, str | None]:
+    ) -> tuple[Any, str | None, TaskStatus]:
         state, i, tr = item
         self.sink.post_started(state, i, _running(tr, started))
         with anyio.CancelScope(deadline=_deadline(task, begun)) as scope:
-            async with self.threads:
-                self.running_threads += 1
-                try:
-                    value = await anyio.to_thread.run_sync(
-                        _call, task.execute, ctx, abandon_on_cancel=True, limiter=self._thread_pool
-                    )
-                finally:
-                    self.running_threads -= 1
+
+            def halt() -> None:  # the run was cancelled
+                ctx.cancelled = True
+                scope.cancel()
+
+            self._register(tr, halt)
+            try:
+                async with self.threads:
+                    self.running_threads += 1
+                    try:
+                        value = await anyio.to_thread.run_sync(
+                            _call,
+                            task,
+                            ctx,
+                            abandon_on_cancel=True,
+                            limiter=self._thread_pool,
+                        )
+                    finally:
+                        self.running_threads -= 1
+            finally:
+                self._unregister(tr)
         if scope.cancelled_caught:
+            if ctx.cancelled:
+                return None, "cancelled with its run", _CANCELLED
             ctx.cancelled = True
-            return None, _timeout_message(task)
+            return None, *_failure(task, TaskTimeoutError(_timeout_message(task)))
         if isinstance(value, _Raised):
-            return None, value.text
-        return value, None
+            return None, value.text, value.status
+        return value, None, _SUCCESS
 
 
 def _deadline(task: Task, begun: float) -> float:
@@ -412,34 +484,51 @@ def _running(tr: TaskRun, started: datetime) -> TaskRun:
 
 
 class _Raised:
-    __slots__ = ("text",)
+    __slots__ = ("status", "text")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, status: TaskStatus) -> None:
         self.text = text
+        self.status = status
 
 
-def _call(func: Callable[[TaskContext], Any], ctx: TaskContext) -> Any:
+def _call(task: Task, ctx: TaskContext) -> Any:
     """Run a sync task in its thread, turning its exception into data there, where the
     traceback is complete."""
     try:
-        return func(ctx)
-    except (Exception, SystemExit) as exc:  # sys.exit() in a task ends the attempt
-        return _Raised(describe_exception(exc))
+        return task.execute(ctx)
+    except Exception as exc:
+        return _Raised(*_failure(task, exc))
+    except SystemExit as exc:  # sys.exit() in a task ends the attempt, not the process
+        return _Raised(describe_exception(exc), TaskStatus.failed)
 
 
-def _blocked_message(task: Task, took: float) -> str:
-    return (
-        f"TaskTimeoutError: task {task.id!r} timed out after "
-        f"{task.timeout.total_seconds():g}s (it took {took:.1f}s): the event loop was "
-        "blocked past its deadline, so it could not be cancelled. A blocking call in an "
-        "async def (time.sleep, file or network I/O without await) blocks every task: "
-        "make it a plain def, which runs in a thread, or call the blocking code with "
-        "anyio.to_thread.run_sync"
+def _failure(task: Task, exc: Exception) -> tuple[str, TaskStatus]:
+    """What an exception out of a task makes of its attempt: ``skipped`` for
+    ``SkipTask``, ``up_for_retry`` when it may be retried (the state machine checks the
+    budget), else ``failed``."""
+    if isinstance(exc, SkipTask):
+        return f"skipped: {exc}" if str(exc) else "skipped", TaskStatus.skipped
+    status = TaskStatus.up_for_retry if task.retryable(exc) else TaskStatus.failed
+    if isinstance(exc, TaskTimeoutError):
+        return str(exc), status
+    return describe_exception(exc), status
+
+
+def _timed_out(task: Task) -> str:
+    return f"timed out after {task.timeout.total_seconds():g}s"
+
+
+def _blocked(task: Task, took: float) -> TaskTimeoutError:
+    return TaskTimeoutError(
+        f"TaskTimeoutError: task {task.id!r} {_timed_out(task)} (it took {took:.1f}s): the "
+        "event loop was blocked past its deadline, so it could not be cancelled. A "
+        "blocking call in an async def (time.sleep, file or network I/O without await) "
+        "blocks every task: make it a plain def, which runs in a thread, or call the "
+        "blocking code with anyio.to_thread.run_sync"
     )
 
 
-def _abandoned_message(task: Task, timed_out: bool, *, returned: bool = False) -> str:
-    why = f"timed out after {task.timeout.total_seconds():g}s" if timed_out else "was stopped"
+def _abandoned_message(task: Task, why: str, *, returned: bool = False) -> str:
     if returned:
         what = "went on and returned later; its result is not used"
     else:
