@@ -233,3 +233,40 @@ async def test_leases_stay_alive_while_a_task_blocks_the_loop(schema: str) -> No
     assert seen == [(1, 0)]
     assert done.status is DagRunStatus.success
     assert [(r.attempt, r.status) for r in rows] == [(1, TaskStatus.success)]
+
+
+async def test_cancelling_a_run_abandons_an_attempt_that_swallows_the_cancellation(
+    short_grace: float,
+) -> None:
+    started = anyio.Event()
+
+    @task(timeout=timedelta(minutes=5))
+    async def stubborn(ctx: TaskContext) -> None:
+        started.set()
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                ctx.log.info("ignoring the cancellation")
+
+    @task
+    async def next_one(ctx: TaskContext) -> str:
+        return "ran"
+
+    scheduler = Scheduler(
+        [DAG("stubborn").add(stubborn), DAG("after").add(next_one)],
+        storage="memory://",
+        max_concurrent_tasks=1,
+    )
+    async with scheduler:
+        run = await scheduler.trigger("stubborn")
+        with anyio.fail_after(5):
+            await started.wait()
+        with anyio.fail_after(5):
+            await scheduler.cancel_run(run.id)
+        # The only worker is free again once the attempt is given up on.
+        after = await scheduler.trigger("after")
+        done = await scheduler.wait_for_run(after.id, timeout=5)
+        (row,) = await scheduler.task_runs(run.id)
+    assert done.status is DagRunStatus.success
+    assert row.status is TaskStatus.cancelled
