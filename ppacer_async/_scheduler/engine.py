@@ -20,7 +20,7 @@ import attrs
 from .._dag import DAG
 from .._enums import DagRunStatus
 from .._exceptions import RunNotFound
-from .._structures import DagRun, Statistics, TaskRun
+from .._structures import Changes, DagRun, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
 from .alerts import Alerter, alert_for
 from .machine import StateMachine
@@ -60,6 +60,8 @@ class Settings:
     retention: timedelta | None = None
     #: Seconds without a turn of the event loop before it is reported (None: never).
     loop_block_warning: float | None = 1.0
+    #: told of each commit of the state machine (the changes, the seconds it took)
+    on_commit: Callable[[Changes, float], None] | None = None
 
 
 class Engine(Protocol):
@@ -127,6 +129,7 @@ class Coordinator:
             followers=self,
             shared=self.shared,
         )
+        self.machine.on_commit = s.on_commit
         self.watcher = Watcher(
             storage=s.storage,
             clock=s.clock,

@@ -22,8 +22,9 @@ read at the start of a step when ``post_outcomes_due`` says there may be some.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
@@ -125,6 +126,8 @@ class StateMachine:
         self._wake: anyio.Event | None = None
         self.commits = 0
         self.committed_rows = 0
+        #: Told of every commit (the changes and the seconds it took), after it is made.
+        self.on_commit: Callable[[Changes, float], None] | None = None
         self.tasks_finished = 0
         self.runs_finished = 0
 
@@ -402,6 +405,7 @@ class StateMachine:
         if not changes:
             return
         salvage: Salvage | None = None
+        began = time.perf_counter()
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 # Shielded: a stop never leaves a step half-committed and half-acted on.
@@ -430,6 +434,8 @@ class StateMachine:
             await self._replaced(salvage, fx)
         self.commits += 1
         self.committed_rows += len(changes.task_runs) + len(changes.dag_runs) + len(logs)
+        if self.on_commit is not None:
+            self.on_commit(changes, time.perf_counter() - began)
 
     async def _replaced(self, salvage: Salvage, fx: Effects) -> None:
         """Follow attempts stored failed in place of an outcome that could not be: the

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from .._exceptions import StorageError
 from ..storage import DEFAULT_URL
-from . import dags, db, logs, runs, serve
+from . import dags, db, logs, runs, serve, web
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -56,6 +56,7 @@ _SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     dags.add_unpause_parser,
     dags.add_backfill_parser,
     db.add_parser,
+    web.add_parser,
 )
 
 
