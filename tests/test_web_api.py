@@ -539,6 +539,31 @@ async def test_standalone_follower_passes_to_another_client_when_its_host_leaves
     assert hub.subscribers == 0
 
 
+async def test_standalone_follower_rides_out_a_storage_error(
+    shared_factory: StorageFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ppacer_async import StorageError
+
+    async with standalone(shared_factory) as (_, http, app):
+        storage = app.state.ppacer.storage
+        real = storage.active_runs
+        failures = 0
+
+        async def failing_once() -> Any:
+            nonlocal failures
+            if failures == 0:
+                failures += 1
+                raise StorageError("the database went away for a moment")
+            return await real()
+
+        async with read_events(app) as events:
+            storage.active_runs = failing_once
+            run = (await http.post("/api/v1/dags/echo/runs")).json()
+            await events.wait_for("run", run_id=run["id"], status="success")
+    assert failures == 1
+    assert "live updates cannot read the storage" in caplog.text
+
+
 async def test_standalone_event_stream_tells_of_every_run_created_in_a_burst(
     shared_factory: StorageFactory,
 ) -> None:

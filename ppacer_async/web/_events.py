@@ -12,6 +12,7 @@ and handed to another when that client leaves; no client reads the database itse
 from __future__ import annotations
 
 import json
+import logging
 from collections import OrderedDict, deque
 from json.encoder import encode_basestring_ascii as _quote
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,9 @@ import attrs
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from .._backoff import Backoff
 from .._enums import TaskStatus
+from .._exceptions import StorageError
 from .._structures import Changes, DagRun, TaskRun
 from ..abc import Notice, SharedStorage
 from ._json import run_event
@@ -30,6 +33,8 @@ from ._json import run_event
 if TYPE_CHECKING:
     from .._scheduler.scheduler import Scheduler
     from ..abc import Storage
+
+logger = logging.getLogger("ppacer_async.web")
 
 #: Changes a client may fall behind by before it is told to reload (``resync``).
 MAX_PENDING = 20_000
@@ -187,9 +192,20 @@ class EventHub:
                 picture = await self._snapshot()
                 task_status.started()
                 self.follower_ready.set()
+                backoff, unread = Backoff(), False
                 while True:
-                    await self._wait_for_change()
-                    picture = await self._diff(picture)
+                    try:
+                        if not unread:
+                            await self._wait_for_change()
+                            unread = True
+                        picture = await self._diff(picture)
+                        unread = False
+                    except StorageError as exc:
+                        # Clients keep their streams; changes are told once it is back.
+                        logger.warning("live updates cannot read the storage: %s", exc)
+                        await backoff.sleep()
+                        continue
+                    backoff.reset()
                     await anyio.sleep(FOLLOW_MIN_INTERVAL)
             finally:
                 if isinstance(storage, SharedStorage):
