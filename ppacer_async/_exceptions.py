@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 
 class PpacerError(Exception):
     """Base class of every error raised by ppacer-async."""
@@ -49,3 +51,8 @@ class ResultNotStorable(PpacerError, TypeError):
 
 class TaskNotFound(PpacerError, LookupError):
     """A DAG or run has no task with the given id."""
+
+
+def describe_exception(exc: BaseException) -> str:
+    """The error text stored with a failed attempt: message and traceback."""
+    return "".join(traceback.format_exception(exc)).rstrip()

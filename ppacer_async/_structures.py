@@ -299,3 +299,11 @@ class DbInfo:
 
     counts: StorageCounts
     workers: list[WorkerInfo] | None = None
+
+
+def render_alert_text(template: str, **fields: Any) -> str:
+    """Render an alert template (``str.format`` style) with an ``Alert``'s fields;
+    ``error_line`` is the last non-blank line of the error."""
+    error = str(fields.get("error") or "")
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    return template.format(error_line=lines[-1] if lines else "", **fields)

@@ -27,8 +27,7 @@ import anyio.to_thread
 import attrs
 
 from ._exceptions import PpacerError
-from ._scheduler.state import render_alert_text
-from ._structures import Alert
+from ._structures import Alert, render_alert_text
 from .abc import Notifier
 
 logger = logging.getLogger("ppacer_async.notify")

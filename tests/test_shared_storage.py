@@ -802,7 +802,7 @@ async def test_a_pause_notified_while_the_leader_reads_the_storage_is_not_lost(
     assert followed, (
         "the leader never followed a pause whose notice arrived while it was reading the "
         "storage: PostgresStorage.wait_for_external_change listens only while it waits, so "
-        "a 'changes' notice that comes during Scheduler._sync_with_storage is lost until "
+        "a 'changes' notice that comes during Coordinator._sync_with_storage is lost until "
         "the next poll_interval (here an hour)"
     )
 

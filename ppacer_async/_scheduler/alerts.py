@@ -1,14 +1,15 @@
-"""Sends alerts off the state machine's path: a slow or failing notifier never delays
-or breaks a run."""
+"""Alerts: their text, and their sending off the state machine's path (a slow or
+failing notifier never delays or breaks a run)."""
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from typing import Any
 
 import anyio
 
-from .._structures import Alert
+from .._structures import Alert, DagRun, TaskRun, render_alert_text
 from ..abc import Notifier
 
 logger = logging.getLogger("ppacer_async.alerts")
@@ -16,18 +17,43 @@ logger = logging.getLogger("ppacer_async.alerts")
 #: An alert that takes longer than this to send is abandoned (and logged).
 SEND_TIMEOUT = 30.0
 
+#: The text of every alert (``Alert.text``); notifiers may format it further.
+ALERT_TEMPLATE = (
+    "ppacer-async {kind}: task {task_id!r} of DAG {dag_id!r} (run {run_id}, "
+    "logical time {logical_time}) attempt {attempt}: {error_line}"
+)
+
+
+def alert_for(run: DagRun, tr: TaskRun, kind: str) -> Alert:
+    """The alert about attempt ``tr`` of ``run``: ``kind`` is "retry" or "failure"."""
+    fields: dict[str, Any] = {
+        "kind": kind,
+        "dag_id": run.dag_id,
+        "run_id": run.id,
+        "task_id": tr.task_id,
+        "attempt": tr.attempt,
+        "logical_time": run.logical_time,
+        "error": tr.error or "",
+    }
+    return Alert(text=render_alert_text(ALERT_TEMPLATE, **fields), **fields)
+
 
 class Alerter:
-    """Delivers alerts one at a time, in order, each with a time bound."""
+    """Delivers alerts one at a time, in order, each with a time bound.
 
-    def __init__(self) -> None:
+    :param notifier: where alerts go unless the task has a notifier of its own.
+    """
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
         self._queue: deque[tuple[Notifier, Alert]] = deque()
         self._wake: anyio.Event | None = None
         self.sent = 0
         self.failed = 0
 
-    def post(self, notifier: Notifier, alert: Alert) -> None:
-        self._queue.append((notifier, alert))
+    def post(self, notifier: Notifier | None, alert: Alert) -> None:
+        """Send ``alert`` with ``notifier`` (a task's own), else the default one."""
+        self._queue.append((notifier or self.notifier, alert))
         if self._wake is not None:
             self._wake.set()
             self._wake = None

@@ -27,10 +27,11 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from .._enums import TaskStatus
+from .._exceptions import describe_exception
 from .._structures import LogRecord, TaskRun
 from .._task import Task, TaskContext
 from .queue import ReadyQueue
-from .state import RunView, describe_exception
+from .upstream import RunView
 
 if TYPE_CHECKING:
     from ..abc import Clock, Notifier

@@ -9,6 +9,10 @@ Ready attempts the queue has no room for wait in a backlog, fed to the queue as 
 drains; meanwhile the loop goes on committing outcomes, so a run that makes 100,000
 tasks ready at once does not hold every result in memory until the last is queued.
 
+What the machine decides goes to its ``Followers`` (the engine, which passes retries to
+the watcher and alerts to the alerter) once committed; whoever waits for a run to
+finish registers with ``watch``.
+
 On a shared storage (``shared=True``) the machine runs only in the process holding the
 leadership. Ready attempts are written as ``scheduled`` rows for every process to claim
 instead of being queued here, and outcomes come from storage (``reported_outcomes``),
@@ -19,8 +23,9 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 import anyio
 
@@ -28,8 +33,16 @@ from .._dag import DAG
 from .._enums import DagRunStatus, RunTrigger, TaskStatus
 from .._structures import Changes, DagRun, LogRecord, TaskRun
 from . import state as transitions
+from .events import (
+    AttemptEnded,
+    AttemptInterrupted,
+    AttemptStarted,
+    Event,
+    RetryDue,
+    RunQueued,
+)
 from .queue import ReadyQueue
-from .state import Effects, RunState
+from .state import AlertKind, Effects, RunState
 
 if TYPE_CHECKING:
     from ..abc import Clock, SharedStorage, Storage
@@ -39,17 +52,33 @@ logger = logging.getLogger("ppacer_async.scheduler")
 #: One readable line per run start, task outcome and run end, at INFO.
 events_logger = logging.getLogger("ppacer_async.events")
 
-# Inbox opcodes.
-_DONE, _STARTED, _INTERRUPTED, _RUN, _RETRY = range(5)
-
 COMMIT_ATTEMPTS = 5
 
 #: The most reported outcomes one step reads from a shared storage.
 OUTCOME_BATCH = 5000
 
 
+class Followers(Protocol):
+    """Who acts on what a step decided, told only once the step is committed."""
+
+    def retry_at(self, due: datetime, state: RunState, i: int, attempt: int) -> None:
+        """Post ``RetryDue`` for ``attempt`` of task ``i`` at ``due``."""
+
+    def alert(self, state: RunState, i: int, tr: TaskRun, kind: AlertKind) -> None:
+        """Send the alert about attempt ``tr`` of task ``i``."""
+
+    def run_finished(self, run: DagRun) -> None:
+        """``run`` succeeded or failed (its slot is free)."""
+
+    def attempts_written(self) -> None:
+        """Shared storage: ready attempts were written for any process to claim."""
+
+
 class StateMachine:
-    """Owns the state of every active run of one scheduler."""
+    """Owns the state of every active run of one scheduler.
+
+    :param queue: where ready attempts go (one process); ``None`` on a shared storage.
+    """
 
     def __init__(
         self,
@@ -58,29 +87,23 @@ class StateMachine:
         clock: Clock,
         dags: dict[str, DAG],
         queue: ReadyQueue[Item] | None,
-        on_retry: Callable[[Any, RunState, int, int], None],
-        on_alert: Callable[[RunState, int, Any], None],
-        on_run_finished: Callable[[DagRun], None],
+        followers: Followers,
         shared: bool = False,
-        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.storage = storage
         self.shared = shared
-        self._on_ready = on_ready
         self._outcomes_due = shared
         self.clock = clock
         self.dags = dags
         self.queue = queue
-        self._on_retry = on_retry
-        self._on_alert = on_alert
-        self._on_run_finished = on_run_finished
-        self.inbox: deque[tuple[Any, ...]] = deque()
+        self.followers = followers
+        self.inbox: deque[Event] = deque()
         self.logs: deque[LogRecord] = deque()
         self.runs: dict[int, RunState] = {}
         self.active: dict[str, int] = {}
         self.pending: dict[str, deque[RunState]] = {}
         self.incoming: dict[str, int] = {}  # posted runs not admitted yet
-        self.waiters: dict[int, list[anyio.Event]] = {}
+        self._waiters: dict[int, list[anyio.Event]] = {}
         self._backlog: deque[Iterator[Item]] = deque()
         self._held: Item | None = None  # taken from the backlog, refused by the queue
         self.backlogged = 0  # ready attempts not in the queue yet
@@ -98,27 +121,27 @@ class StateMachine:
             self._wake = None
 
     def post_outcome(self, state: RunState, i: int, tr: TaskRun) -> None:
-        self.inbox.append((_DONE, state, i, tr))
+        self.inbox.append(AttemptEnded(state, i, tr))
         if self._wake is not None:
             self._wake.set()
             self._wake = None
 
     def post_started(self, state: RunState, i: int, tr: TaskRun) -> None:
-        self.inbox.append((_STARTED, state, i, tr))
+        self.inbox.append(AttemptStarted(state, i, tr))
         self.wake()
 
     def post_interrupted(self, state: RunState, i: int, tr: TaskRun) -> None:
-        self.inbox.append((_INTERRUPTED, state, i, tr))
+        self.inbox.append(AttemptInterrupted(state, i, tr))
         self.wake()
 
     def post_run(self, run: DagRun) -> None:
         """A run was queued in storage (created, or restarted): admit it."""
         self.incoming[run.dag_id] = self.incoming.get(run.dag_id, 0) + 1
-        self.inbox.append((_RUN, run))
+        self.inbox.append(RunQueued(run))
         self.wake()
 
     def post_retry(self, state: RunState, i: int, attempt: int) -> None:
-        self.inbox.append((_RETRY, state, i, attempt))
+        self.inbox.append(RetryDue(state, i, attempt))
         self.wake()
 
     def post_outcomes_due(self) -> None:
@@ -137,9 +160,36 @@ class StateMachine:
             i = state.graph.index.get(tr.task_id)
             if i is None or not state.expects(i, tr.attempt):
                 continue
-            op = _INTERRUPTED if tr.status is TaskStatus.interrupted else _DONE
-            self.inbox.append((op, state, i, tr))
+            if tr.status is TaskStatus.interrupted:
+                self.inbox.append(AttemptInterrupted(state, i, tr))
+            else:
+                self.inbox.append(AttemptEnded(state, i, tr))
         self.wake()
+
+    # -- what the engine asks ----------------------------------------------------------
+
+    def write_logs_soon(self) -> None:
+        """Task logs wait for the next commit: have it happen now."""
+        if self.logs:
+            self.wake()
+
+    def state_of(self, run_id: int) -> RunState | None:
+        """The state of a run this machine holds (admitted and not finished)."""
+        return self.runs.get(run_id)
+
+    def watch(self, run_id: int) -> anyio.Event:
+        """An event set once a step that finishes the run is committed; give it back
+        with ``unwatch``."""
+        event = anyio.Event()
+        self._waiters.setdefault(run_id, []).append(event)
+        return event
+
+    def unwatch(self, run_id: int, event: anyio.Event) -> None:
+        waiters = self._waiters.get(run_id)
+        if waiters and event in waiters:
+            waiters.remove(event)
+            if not waiters:
+                del self._waiters[run_id]
 
     def free_slots(self, dag: DAG) -> int:
         """Runs of ``dag`` that may still start without waiting."""
@@ -223,7 +273,9 @@ class StateMachine:
         # Some may also have been handed over directly (post_reported) and wait in the
         # inbox, which is drained right after this without awaiting.
         posted = {
-            event[3].key for event in self.inbox if event[0] == _DONE or event[0] == _INTERRUPTED
+            event.tr.key
+            for event in self.inbox
+            if isinstance(event, AttemptEnded | AttemptInterrupted)
         }
         self.post_reported([tr for tr in found if tr.key not in posted])
 
@@ -233,37 +285,36 @@ class StateMachine:
         runs = self.runs
         done = 0
         for event in events:
-            op = event[0]
-            if op == _DONE:
-                _, state, i, tr = event
+            if isinstance(event, AttemptEnded):  # the most frequent first
                 done += 1
+                tr = event.tr
                 if tr.status is TaskStatus.success:
-                    transitions.task_succeeded(state, i, tr, now, fx)
+                    transitions.task_succeeded(event.state, event.i, tr, now, fx)
                 else:
-                    transitions.task_failed(state, i, tr, now, fx)
-            elif op == _STARTED:
-                fx.task_runs.append(event[3])
-            elif op == _INTERRUPTED:
+                    transitions.task_failed(event.state, event.i, tr, now, fx)
+            elif isinstance(event, AttemptStarted):
+                fx.task_runs.append(event.tr)
+            elif isinstance(event, AttemptInterrupted):
                 # Shared: another process stopped or died; the attempt runs again at
                 # once. Here: this process is stopping; it runs on the next start.
-                _, state, i, tr = event
                 resume = self.shared and not stopping
-                transitions.task_interrupted(state, i, tr, now, fx, resume=resume)
+                transitions.task_interrupted(event.state, event.i, event.tr, now, fx, resume=resume)
             elif stopping:
                 continue  # runs and retries wait in storage for the next start
-            elif op == _RUN:
-                run: DagRun = event[1]
+            elif isinstance(event, RunQueued):
+                run = event.run
                 self.incoming[run.dag_id] -= 1
                 dag = self.dags.get(run.dag_id)
                 if dag is None:
                     logger.warning("run %s: DAG %r is not served here", run.id, run.dag_id)
                 elif run.id not in runs:
                     await self._admit_stored(run, dag, now, fx)
-            elif op == _RETRY:
-                _, retrying, i, attempt = event
-                current = runs.get(retrying.run.id)
-                if current is not None and current is retrying:  # not restarted since
-                    transitions.retry_due(current, i, attempt, now, fx)
+            elif isinstance(event, RetryDue):
+                current = runs.get(event.state.run.id)
+                if current is not None and current is event.state:  # not restarted since
+                    transitions.retry_due(current, event.i, event.attempt, now, fx)
+            else:  # mypy checks that every kind of event has its branch
+                assert_never(event)
         self.tasks_finished += done
         if not stopping:
             self._release_finished(now, fx)
@@ -329,17 +380,18 @@ class StateMachine:
         await self._commit(fx)
         if events_logger.isEnabledFor(logging.INFO):
             _log_events(fx)
+        followers = self.followers
         for due, state, i, attempt in fx.retries:
-            self._on_retry(due, state, i, attempt)
-        for state, i, alert in fx.alerts:
-            self._on_alert(state, i, alert)
+            followers.retry_at(due, state, i, attempt)
+        for state, i, tr, kind in fx.alerts:
+            followers.alert(state, i, tr, kind)
         for state in fx.finished:
-            for event in self.waiters.pop(state.run.id, ()):
+            for event in self._waiters.pop(state.run.id, ()):
                 event.set()
-            self._on_run_finished(state.run)
+            followers.run_finished(state.run)
         if self.shared:  # the ready attempts are in storage for any process to claim
-            if fx.ready and self._on_ready is not None:
-                self._on_ready()
+            if fx.ready:
+                followers.attempts_written()
             return
         for ready in fx.ready.values():
             self._backlog.append(ready.items())

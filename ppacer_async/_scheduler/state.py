@@ -8,16 +8,16 @@ caller commits ``Effects`` in one transaction before acting on it.
 
 from __future__ import annotations
 
-import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Literal
 
 import attrs
 
-from .._dag import DAG, Graph
+from .._dag import DAG
 from .._enums import AttemptReason, DagRunStatus, RunTrigger, TaskStatus
-from .._structures import Alert, DagRun, TaskRun
+from .._structures import DagRun, TaskRun
+from .upstream import RunView
 
 #: Consecutive interruptions after which a task fails instead of running again.
 MAX_INTERRUPTIONS = 3
@@ -30,31 +30,8 @@ FAILED = 3
 UPSTREAM_FAILED = 4
 SETTLED = (SUCCESS, FAILED, UPSTREAM_FAILED)
 
-ALERT_TEMPLATE = (
-    "ppacer-async {kind}: task {task_id!r} of DAG {dag_id!r} (run {run_id}, "
-    "logical time {logical_time}) attempt {attempt}: {error_line}"
-)
-
-
-def render_alert_text(template: str, **fields: Any) -> str:
-    """Render an alert template; ``error_line`` is the last line of the error."""
-    error = str(fields.get("error") or "")
-    lines = [line for line in error.strip().splitlines() if line.strip()]
-    return template.format(error_line=lines[-1] if lines else "", **fields)
-
-
-@attrs.define(eq=False, kw_only=True)
-class RunView:
-    """What executing an attempt needs to know of its run: the run, its DAG, and the
-    results of finished tasks (by task index) that downstream tasks may read."""
-
-    run: DagRun
-    dag: DAG
-    graph: Graph
-    results: dict[int, Any] = attrs.field(factory=dict)
-
-    def upstream_results(self, index: int) -> Upstream:
-        return Upstream(self, index)
+#: Why an alert is sent: a failed attempt that will be retried, or a final failure.
+AlertKind = Literal["retry", "failure"]
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -91,37 +68,6 @@ class RunState(RunView):
     def expects(self, i: int, attempt: int) -> bool:
         """Whether ``attempt`` of task ``i`` is the live one (its outcome is due)."""
         return self.phase[i] == LIVE and self.attempt[i] == attempt
-
-
-class Upstream(Mapping[str, Any]):
-    """``ctx.upstream``: the stored results of a task's direct upstream tasks, by id
-    (read lazily: most tasks never look)."""
-
-    __slots__ = ("_index", "_state")
-
-    def __init__(self, state: RunView, index: int) -> None:
-        self._state = state
-        self._index = index
-
-    def __getitem__(self, task_id: str) -> Any:
-        graph = self._state.graph
-        parent = graph.index.get(task_id)
-        if parent is None or parent not in graph.parents[self._index]:
-            raise KeyError(
-                f"{task_id!r} is not directly upstream of {graph.ids[self._index]!r}; "
-                f"upstream tasks: {sorted(self)}"
-            )
-        return self._state.results.get(parent)
-
-    def __iter__(self) -> Iterator[str]:
-        graph = self._state.graph
-        return (graph.ids[p] for p in graph.parents[self._index])
-
-    def __len__(self) -> int:
-        return len(self._state.graph.parents[self._index])
-
-    def __repr__(self) -> str:
-        return repr(dict(self))
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -180,7 +126,8 @@ class Effects:
     #: attempts made ready, by run id
     ready: dict[int, Ready] = attrs.field(factory=dict)
     retries: list[tuple[datetime, RunState, int, int]] = attrs.field(factory=list)
-    alerts: list[tuple[RunState, int, Alert]] = attrs.field(factory=list)
+    #: alerts to send once committed: the attempt and what happened to it
+    alerts: list[tuple[RunState, int, TaskRun, AlertKind]] = attrs.field(factory=list)
     finished: list[RunState] = attrs.field(factory=list)
 
 
@@ -265,7 +212,7 @@ def task_failed(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects
         due = now + task.retry_delay_for(failures)
         fx.retries.append((due, state, i, tr.attempt))
         if task.alert_on_retry:
-            fx.alerts.append((state, i, _alert(state, tr, "retry")))
+            fx.alerts.append((state, i, tr, "retry"))
         return
     tr = attrs.evolve(tr, status=TaskStatus.failed)
     fx.task_runs.append(tr)
@@ -277,7 +224,7 @@ def _fail(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> N
     state.settled += 1
     state.failed += 1
     if state.graph.tasks[i].alert_on_failure:
-        fx.alerts.append((state, i, _alert(state, tr, "failure")))
+        fx.alerts.append((state, i, tr, "failure"))
     ids = state.graph.ids
     for d in state.graph.descendants(i):
         if state.phase[d] == PENDING:
@@ -347,19 +294,6 @@ def _finish(state: RunState, now: datetime, fx: Effects) -> None:
     state.run = attrs.evolve(state.run, status=status, finished_at=now)
     fx.dag_runs.append(state.run)
     fx.finished.append(state)
-
-
-def _alert(state: RunState, tr: TaskRun, kind: str) -> Alert:
-    fields: dict[str, Any] = {
-        "kind": kind,
-        "dag_id": state.run.dag_id,
-        "run_id": state.run.id,
-        "task_id": tr.task_id,
-        "attempt": tr.attempt,
-        "logical_time": state.run.logical_time,
-        "error": tr.error or "",
-    }
-    return Alert(text=render_alert_text(ALERT_TEMPLATE, **fields), **fields)
 
 
 def restore(
@@ -477,8 +411,3 @@ def restore(
                 _schedule(state, i, None, now, fx)
         _maybe_finish(state, now, fx)
     return state
-
-
-def describe_exception(exc: BaseException) -> str:
-    """The error text stored with a failed attempt: message and traceback."""
-    return "".join(traceback.format_exception(exc)).rstrip()

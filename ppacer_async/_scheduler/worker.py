@@ -1,19 +1,18 @@
-"""The parts every process runs on a shared storage (PostgreSQL), leader or not.
+"""The worker side of a process on a shared storage (PostgreSQL), role ``all`` or
+``worker``, leader or not.
 
 - ``Claimer``: takes scheduled attempts from storage for this process's free workers,
   when notified of new work, when a worker frees up, or every ``poll_interval``.
 - ``Reporter``: the consumer's sink; stores outcomes and task logs in batches, for the
   process that schedules to apply.
-- ``keep_leases`` renews the leases of the attempts this process runs, at half the
-  lease; ``reap`` gives up the attempts of processes that stopped renewing theirs.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
@@ -23,7 +22,7 @@ from .._backoff import Backoff
 from .._enums import TaskStatus
 from .._exceptions import StorageError
 from .._structures import DagRun, LogRecord, TaskRun
-from .state import RunView
+from .upstream import RunView
 
 if TYPE_CHECKING:
     from .._dag import DAG
@@ -35,6 +34,20 @@ logger = logging.getLogger("ppacer_async.scheduler")
 
 #: The most attempts one claim takes.
 CLAIM_BATCH = 500
+
+
+class Leading(Protocol):
+    """The engine of this process, as its workers see it (``ClusterEngine``)."""
+
+    @property
+    def leading(self) -> bool:
+        """Whether this process schedules now."""
+
+    def reported(self, outcomes: list[TaskRun]) -> None:
+        """Outcomes were stored; the state machine applies them if it runs here."""
+
+    def local_run(self, run_id: int) -> RunView | None:
+        """The state machine's own state of a run, when it runs here."""
 
 
 class Reporter:
@@ -49,15 +62,13 @@ class Reporter:
         *,
         storage: SharedStorage,
         worker_id: str,
-        leading: Callable[[], bool],
-        on_reported: Callable[[list[TaskRun]], None],
+        engine: Leading,
     ) -> None:
         self.storage = storage
         self.worker_id = worker_id
         self.logs: deque[LogRecord] = deque()
         self._outcomes: list[TaskRun] = []
-        self._leading = leading
-        self._on_reported = on_reported
+        self._engine = engine
         self._wake = anyio.Event()
         self._sending = anyio.Lock()
         self.dropped = 0
@@ -113,7 +124,7 @@ class Reporter:
             try:
                 with anyio.CancelScope(shield=True):
                     accepted = await self.storage.report(
-                        self.worker_id, outcomes, logs, notify=not self._leading()
+                        self.worker_id, outcomes, logs, notify=not self._engine.leading
                     )
             except StorageError as exc:
                 self._outcomes[:0] = outcomes
@@ -135,7 +146,7 @@ class Reporter:
                     tr.status,
                 )
         if taken:
-            self._on_reported(taken)
+            self._engine.reported(taken)
         return True
 
 
@@ -156,7 +167,7 @@ class Claimer:
         queue: ReadyQueue[Item],
         clock: Clock,
         reporter: Reporter,
-        local_run: Callable[[int], RunView | None],
+        engine: Leading,
     ) -> None:
         self.storage = storage
         self.worker_id = worker_id
@@ -165,7 +176,7 @@ class Claimer:
         self.queue = queue
         self.clock = clock
         self.reporter = reporter
-        self._local_run = local_run
+        self._engine = engine
         # Refill when a quarter of the workers are free, so a busy process claims in
         # batches rather than once per finished attempt.
         self.refill_at = max(1, consumer.workers // 4)
@@ -241,7 +252,7 @@ class Claimer:
             if view is None:
                 # The leader's own state of the run, when it is this process, already
                 # holds the upstream results.
-                view = self._local_run(run.id) or RunView(run=run, dag=dag, graph=graph)
+                view = self._engine.local_run(run.id) or RunView(run=run, dag=dag, graph=graph)
                 views[run.id] = view
             items.append((view, i, tr))
             if type(view) is RunView:
@@ -256,44 +267,3 @@ class Claimer:
             priority = item[0].graph.tasks[item[1]].priority
             while not queue.put_nowait(priority, item):
                 await queue.wait_for_space()
-
-
-async def keep_leases(storage: SharedStorage, worker_id: str, role: str, clock: Clock) -> None:
-    """Renew, every half lease, this process's ``workers`` row (registered when it
-    started) and the leases of the attempts it runs."""
-    half = storage.lease.total_seconds() / 2
-    retry = Backoff()
-    while True:
-        await anyio.sleep(half)
-        while True:
-            try:
-                await storage.register_worker(worker_id, role, clock.now())
-                await storage.renew_leases(worker_id)
-                break
-            except StorageError as exc:
-                logger.warning("cannot renew leases: %s; retrying in %.1f s", exc, retry.delay)
-                await retry.sleep()
-        retry.reset()
-
-
-async def reap(storage: SharedStorage, on_reaped: Callable[[], None]) -> None:
-    """Give up, every half lease, the attempts of processes that stopped renewing;
-    ``on_reaped`` is called when there were some (the leader is told by a notice,
-    unless it is this process)."""
-    half = storage.lease.total_seconds() / 2
-    while True:
-        try:
-            reaped = await storage.reap()
-            for tr in reaped:
-                logger.warning(
-                    "run %s task %s attempt %d: %s; it runs again",
-                    tr.run_id,
-                    tr.task_id,
-                    tr.attempt,
-                    tr.error,
-                )
-            if reaped:
-                on_reaped()
-        except StorageError as exc:
-            logger.warning("cannot look for abandoned attempts: %s", exc)
-        await anyio.sleep(half)

@@ -1,0 +1,304 @@
+"""Several processes share one storage (PostgreSQL): the wiring of one of them.
+
+Each process with role ``all`` or ``scheduler`` stands for the leadership, and the one
+holding it schedules (a ``Coordinator``: state machine, watcher, alerter); each one
+with role ``all`` or ``worker`` claims and runs attempts (``worker.py``). Every process
+renews its ``workers`` row and the leases of its attempts, and gives up the attempts
+of processes that stopped renewing theirs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+import anyio
+import anyio.abc
+import attrs
+
+from .._backoff import Backoff
+from .._exceptions import PpacerError, RunNotFound, StorageError
+from .._structures import DagRun, Statistics, TaskRun
+from ..abc import Clock, Leadership, SharedStorage
+from .consumer import Consumer, Item
+from .engine import SHUTDOWN_BOUND, Coordinator, Settings, statistics
+from .queue import ReadyQueue
+from .upstream import RunView
+from .worker import Claimer, Reporter
+
+logger = logging.getLogger("ppacer_async.scheduler")
+
+#: Pause between two attempts at the leadership after losing it to an error.
+LEADERSHIP_RETRY = 1.0
+
+
+@attrs.define(eq=False, kw_only=True)
+class ClusterEngine:
+    """The engine of one process among several sharing ``storage``."""
+
+    settings: Settings
+    storage: SharedStorage
+    #: The scheduling parts, while this process holds the leadership.
+    coordinator: Coordinator | None = attrs.field(init=False, default=None)
+    consumer: Consumer | None = attrs.field(init=False, default=None)
+    reporter: Reporter | None = attrs.field(init=False, default=None)
+    claimer: Claimer | None = attrs.field(init=False, default=None)
+    #: Set once this process's workers reported their last outcomes (or it has none).
+    _executed: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        s, storage = self.settings, self.storage
+        executes = s.role in ("all", "worker")
+        if not executes:
+            self._executed.set()
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(storage.listen)
+                await storage.register_worker(s.worker_id, s.role, s.clock.now())
+                tg.start_soon(keep_leases, storage, s.worker_id, s.role, s.clock)
+                tg.start_soon(reap, storage, self._reaped)
+                if executes:
+                    await tg.start(self._execute)
+                if s.role in ("all", "scheduler"):
+                    await tg.start(self._lead)
+                logger.info(
+                    "serving %d DAGs as %s (role %s): %s",
+                    len(s.dags),
+                    s.worker_id,
+                    s.role,
+                    ", ".join(s.dags) or "-",
+                )
+                task_status.started()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_BOUND):
+                try:
+                    await storage.unregister_worker(s.worker_id)
+                except PpacerError as exc:
+                    logger.warning("could not unregister %s: %s", s.worker_id, exc)
+
+    # -- running attempts ----------------------------------------------------------------
+
+    async def _execute(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Claim and run attempts; report what they did."""
+        s, storage = self.settings, self.storage
+        workers = s.max_concurrent_tasks
+        queue: ReadyQueue[Item] = ReadyQueue(max(s.queue_size, workers))
+        reporter = self.reporter = Reporter(storage=storage, worker_id=s.worker_id, engine=self)
+        consumer = self.consumer = Consumer(
+            sink=reporter,
+            queue=queue,
+            clock=s.clock,
+            workers=workers,
+            max_threads=s.max_threads,
+            notifier=s.notifier,
+        )
+        claimer = self.claimer = Claimer(
+            storage=storage,
+            worker_id=s.worker_id,
+            dags=s.dags,
+            consumer=consumer,
+            queue=queue,
+            clock=s.clock,
+            reporter=reporter,
+            engine=self,
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(reporter.run)
+                await tg.start(consumer.run)
+                await tg.start(claimer.run)
+                task_status.started()
+        finally:
+            # Interrupted attempts are reported so that the leader (maybe this
+            # process, waiting for it) records them at once.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_BOUND):
+                await reporter.flush()
+            self._executed.set()
+
+    # -- what the workers ask (``worker.Leading``) -----------------------------------------
+
+    @property
+    def leading(self) -> bool:
+        """Whether this process schedules now."""
+        return self.coordinator is not None
+
+    def reported(self, outcomes: list[TaskRun]) -> None:
+        """This process's workers reported outcomes: apply them at once if leading
+        (if not, the leader was notified)."""
+        if self.coordinator is not None:
+            self.coordinator.machine.post_reported(outcomes)
+
+    def local_run(self, run_id: int) -> RunView | None:
+        """The state of a run, if this process leads and runs it."""
+        if self.coordinator is None:
+            return None
+        return self.coordinator.machine.state_of(run_id)
+
+    def _reaped(self) -> None:
+        """Attempts of stopped processes were recorded interrupted: apply them at once
+        if leading."""
+        if self.coordinator is not None:
+            self.coordinator.machine.post_outcomes_due()
+
+    def _attempts_written(self) -> None:
+        """The machine wrote ready attempts: this process's workers look at once."""
+        if self.claimer is not None:
+            self.claimer.wake()
+
+    # -- scheduling ----------------------------------------------------------------------
+
+    async def _lead(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Stand for the leadership; while holding it, schedule. Stand again when it
+        is lost (the connection dropped) or scheduling failed on a storage error.
+
+        Started once this process schedules or stands by, so that a single process
+        schedules from the moment ``serve`` reports it started."""
+        reported = False
+        worker_id = self.settings.worker_id
+
+        def ready() -> None:
+            nonlocal reported
+            if not reported:
+                reported = True
+                task_status.started()
+
+        while True:
+            try:
+                async with self.storage.leadership(on_standby=ready) as leader:
+                    logger.info("%s now schedules", worker_id)
+                    await self._schedule(leader, ready)
+                logger.warning("%s lost the leadership; standing again", worker_id)
+            except Exception as exc:
+                logger.error("scheduling stopped on an error; standing again: %s", _describe(exc))
+            ready()
+            await anyio.sleep(LEADERSHIP_RETRY)
+
+    async def _schedule(self, leader: Leadership, ready: Callable[[], None]) -> None:
+        coordinator = self.coordinator = Coordinator(
+            settings=self.settings,
+            queue=None,
+            shared=True,
+            on_attempts_written=self._attempts_written,
+        )
+        machine, storage = coordinator.machine, self.storage
+        storage.add_notice_callback("outcomes", machine.post_outcomes_due)
+        try:
+            async with anyio.create_task_group() as tg:
+                await coordinator.start(tg)
+                tg.start_soon(self._poll_outcomes, coordinator)
+                ready()
+                await leader.hold()
+                tg.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            # Stopping: let the workers report their interrupted attempts, then record
+            # them while still the leader.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_BOUND):
+                await self._executed.wait()
+                await coordinator.flush()
+            raise
+        finally:
+            storage.remove_notice_callback("outcomes", machine.post_outcomes_due)
+            self.coordinator = None
+
+    async def _poll_outcomes(self, coordinator: Coordinator) -> None:
+        """The slow fallback for lost ``outcomes`` notices."""
+        while True:
+            await anyio.sleep(self.storage.poll_interval.total_seconds())
+            coordinator.machine.post_outcomes_due()
+
+    # -- the Engine interface ------------------------------------------------------------
+
+    def admit(self, runs: Iterable[DagRun]) -> None:
+        if self.coordinator is not None:
+            self.coordinator.admit(runs)
+
+    def set_paused(self, dag_id: str, paused: bool, resume_after: datetime | None) -> None:
+        if self.coordinator is not None:
+            self.coordinator.watcher.set_paused(dag_id, paused, resume_after)
+
+    async def wait_for_run(self, run_id: int, seconds: float | None) -> DagRun:
+        """Wait for a run that any process may be running, looking again when it may
+        have finished: told by this process's state machine while it leads (after the
+        commit that finished the run), else on each ``finished`` notice; and every
+        ``poll_interval`` in any case."""
+        storage = self.storage
+        with anyio.fail_after(seconds):
+            while True:
+                coordinator = self.coordinator
+                if coordinator is not None:
+                    wake = coordinator.machine.watch(run_id)
+                else:
+                    wake = anyio.Event()
+                    storage.add_notice_callback("finished", wake.set)
+                try:
+                    run = await storage.get_run(run_id)
+                    if run is None:
+                        raise RunNotFound(f"no run with id {run_id}")
+                    if run.status.finished:
+                        return run
+                    with anyio.move_on_after(storage.poll_interval.total_seconds()):
+                        await wake.wait()
+                finally:
+                    if coordinator is not None:
+                        coordinator.machine.unwatch(run_id, wake)
+                    else:
+                        storage.remove_notice_callback("finished", wake.set)
+
+    async def flush_logs(self) -> None:
+        if self.reporter is not None and self.reporter.pending:
+            await self.reporter.flush()
+
+    def statistics(self) -> Statistics:
+        """``queued_tasks`` adds the ready attempts left in storage at this process's
+        last claim; the run and commit counters count only while it leads."""
+        claimable = self.claimer.waiting if self.claimer is not None else 0
+        return statistics(self.coordinator, self.consumer, claimable)
+
+
+async def keep_leases(storage: SharedStorage, worker_id: str, role: str, clock: Clock) -> None:
+    """Renew, every half lease, this process's ``workers`` row (registered when it
+    started) and the leases of the attempts it runs."""
+    half = storage.lease.total_seconds() / 2
+    retry = Backoff()
+    while True:
+        await anyio.sleep(half)
+        while True:
+            try:
+                await storage.register_worker(worker_id, role, clock.now())
+                await storage.renew_leases(worker_id)
+                break
+            except StorageError as exc:
+                logger.warning("cannot renew leases: %s; retrying in %.1f s", exc, retry.delay)
+                await retry.sleep()
+        retry.reset()
+
+
+async def reap(storage: SharedStorage, on_reaped: Callable[[], None]) -> None:
+    """Give up, every half lease, the attempts of processes that stopped renewing;
+    ``on_reaped`` is called when there were some (the leader is told by a notice,
+    unless it is this process)."""
+    half = storage.lease.total_seconds() / 2
+    while True:
+        try:
+            reaped = await storage.reap()
+            for tr in reaped:
+                logger.warning(
+                    "run %s task %s attempt %d: %s; it runs again",
+                    tr.run_id,
+                    tr.task_id,
+                    tr.attempt,
+                    tr.error,
+                )
+            if reaped:
+                on_reaped()
+        except StorageError as exc:
+            logger.warning("cannot look for abandoned attempts: %s", exc)
+        await anyio.sleep(half)
+
+
+def _describe(exc: BaseException) -> str:
+    """The messages of an error, or of every error in a group."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"

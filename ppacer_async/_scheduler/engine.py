@@ -1,0 +1,227 @@
+"""What the public ``Scheduler`` talks to while it serves: one ``Engine``.
+
+``LocalEngine`` (``local.py``) runs everything in one process; ``ClusterEngine``
+(``cluster.py``) shares the work with other processes through a shared storage. Both
+schedule with a ``Coordinator``: the state machine, the watcher and the alerter,
+running together in the process that schedules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal, Protocol
+
+import anyio
+import anyio.abc
+import attrs
+
+from .._dag import DAG
+from .._enums import DagRunStatus
+from .._exceptions import RunNotFound
+from .._structures import DagRun, Statistics, TaskRun
+from ..abc import Clock, Notifier, Storage
+from .alerts import Alerter, alert_for
+from .machine import StateMachine
+from .watcher import Watcher
+
+if TYPE_CHECKING:
+    from .consumer import Consumer, Item
+    from .queue import ReadyQueue
+    from .state import AlertKind, RunState
+
+logger = logging.getLogger("ppacer_async.scheduler")
+
+#: How long a stopping scheduler may spend saving in-flight outcomes.
+SHUTDOWN_BOUND = 10.0
+
+#: What a serving process does on a shared storage: ``all`` schedules (when it holds
+#: the leadership) and runs tasks, ``scheduler`` only schedules, ``worker`` only runs.
+Role = Literal["all", "scheduler", "worker"]
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """What an engine is built from: the ``Scheduler``'s arguments, checked, and what
+    ``serve`` learned from storage (the DAG versions)."""
+
+    dags: dict[str, DAG]
+    versions: dict[str, int]
+    storage: Storage
+    clock: Clock
+    notifier: Notifier
+    max_concurrent_tasks: int
+    max_threads: int
+    queue_size: int
+    role: Role
+    worker_id: str
+
+
+class Engine(Protocol):
+    """The running parts of one serving ``Scheduler``, seen from its public API."""
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Run until cancelled; on the way out, save in-flight outcomes (bounded)."""
+
+    def admit(self, runs: Iterable[DagRun]) -> None:
+        """Runs were queued in storage here (trigger, restart, backfill): schedule them
+        now if this process schedules (else the scheduling process learns of them
+        from storage)."""
+
+    def set_paused(self, dag_id: str, paused: bool, resume_after: datetime | None) -> None:
+        """Follow a pause or an unpause written here."""
+
+    async def wait_for_run(self, run_id: int, seconds: float | None) -> DagRun:
+        """Wait until the run succeeds or fails (``TimeoutError`` after ``seconds``).
+
+        :raises RunNotFound: no such run.
+        """
+
+    async def flush_logs(self) -> None:
+        """Have the task logs written so far reach storage."""
+
+    def statistics(self) -> Statistics:
+        """A snapshot of this process's counters."""
+
+
+@attrs.define(eq=False, kw_only=True)
+class Coordinator:
+    """The state machine, the watcher and the alerter of the process that schedules.
+
+    It is the machine's ``Followers``: retries go to the watcher's timers, alerts to
+    the alerter, a finished run wakes the watcher (its slot is free).
+
+    :param queue: where the machine puts ready attempts (one process); ``None`` on a
+        shared storage, where they are written for any process to claim and
+        ``on_attempts_written`` is called.
+    """
+
+    settings: Settings
+    queue: ReadyQueue[Item] | None
+    shared: bool = False
+    on_attempts_written: Callable[[], None] | None = None
+    machine: StateMachine = attrs.field(init=False)
+    watcher: Watcher = attrs.field(init=False)
+    alerter: Alerter = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        s = self.settings
+        self.alerter = Alerter(s.notifier)
+        self.machine = StateMachine(
+            storage=s.storage,
+            clock=s.clock,
+            dags=s.dags,
+            queue=self.queue,
+            followers=self,
+            shared=self.shared,
+        )
+        self.watcher = Watcher(
+            storage=s.storage,
+            clock=s.clock,
+            dags=s.dags,
+            versions=s.versions,
+            machine=self.machine,
+        )
+
+    async def start(self, tg: anyio.abc.TaskGroup, consumer: Consumer | None = None) -> None:
+        """Start the parts in ``tg``, in order: the machine recovers the runs left
+        active, then the workers (``consumer``, when they take attempts from the
+        machine's queue) start on them, before the watcher creates new runs."""
+        await tg.start(self.machine.run)
+        if consumer is not None:
+            await tg.start(consumer.run)
+        await tg.start(self.alerter.run)
+        await tg.start(self.watcher.run)
+        await tg.start(self._follow_storage)
+
+    async def flush(self) -> None:
+        """Commit what is left and send the alerts (on shutdown, under a bound)."""
+        await self.machine.flush()
+        await self.alerter.drain()
+
+    # -- the machine's followers ---------------------------------------------------------
+
+    def retry_at(self, due: datetime, state: RunState, i: int, attempt: int) -> None:
+        self.watcher.add_retry(due, state, i, attempt)
+
+    def alert(self, state: RunState, i: int, tr: TaskRun, kind: AlertKind) -> None:
+        self.alerter.post(state.graph.tasks[i].notifier, alert_for(state.run, tr, kind))
+
+    def run_finished(self, run: DagRun) -> None:
+        self.watcher.wake()
+
+    def attempts_written(self) -> None:
+        if self.on_attempts_written is not None:
+            self.on_attempts_written()
+
+    # -- what the engines ask ------------------------------------------------------------
+
+    def admit(self, runs: Iterable[DagRun]) -> None:
+        for run in runs:
+            self.machine.post_run(run)
+
+    async def wait_for_run(self, run_id: int, seconds: float | None) -> DagRun:
+        """Wait for a run, told by the machine after the commit that finished it."""
+        storage, machine = self.settings.storage, self.machine
+        event = machine.watch(run_id)
+        try:
+            with anyio.fail_after(seconds):
+                run = await storage.get_run(run_id)
+                if run is None:
+                    raise RunNotFound(f"no run with id {run_id}")
+                if run.status.finished and machine.state_of(run_id) is None:
+                    return run
+                await event.wait()
+        finally:
+            machine.unwatch(run_id, event)
+        found = await storage.get_run(run_id)
+        assert found is not None
+        return found
+
+    async def _follow_storage(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Pick up what other processes (the command line) wrote: queued runs and
+        pauses. Event-driven where the storage can notify, polled where it cannot."""
+        task_status.started()
+        storage = self.settings.storage
+        while True:
+            await storage.wait_for_external_change()
+            await self._sync_with_storage()
+
+    async def _sync_with_storage(self) -> None:
+        storage, dags = self.settings.storage, self.settings.dags
+        machine, watcher = self.machine, self.watcher
+        for info in await storage.list_dags():
+            if info.dag_id in dags:
+                watcher.set_paused(info.dag_id, info.paused, info.resume_after)
+        for run in await storage.active_runs():
+            if (
+                run.status is DagRunStatus.queued
+                and run.dag_id in dags
+                and machine.state_of(run.id) is None
+            ):
+                machine.post_run(run)
+
+
+def statistics(
+    coordinator: Coordinator | None, consumer: Consumer | None, claimable: int = 0
+) -> Statistics:
+    """The counters of the parts running in this process.
+
+    :param claimable: ready attempts left in a shared storage at the last claim.
+    """
+    machine = coordinator.machine if coordinator is not None else None
+    queued = len(consumer.queue) if consumer else 0
+    if machine is not None:  # ready attempts waiting for room in the queue
+        queued += machine.backlogged
+    queued += claimable
+    return Statistics(
+        active_runs=len(machine.runs) if machine else 0,
+        queued_tasks=queued,
+        running_tasks=consumer.running if consumer else 0,
+        running_threads=consumer.running_threads if consumer else 0,
+        tasks_finished=machine.tasks_finished if machine else 0,
+        runs_finished=machine.runs_finished if machine else 0,
+        commits=machine.commits if machine else 0,
+        committed_rows=machine.committed_rows if machine else 0,
+    )

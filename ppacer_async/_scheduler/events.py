@@ -1,0 +1,66 @@
+"""The events the state machine's inbox holds, one small class per kind.
+
+Workers, the watcher and the public API post them; the machine drains them all at
+once per step and applies each with the matching transition of ``state.py``. A new
+kind of event is a class here, a ``post_*`` method and a branch in
+``StateMachine._apply``.
+
+Slotted, not frozen: an event is built once per attempt outcome on the hot path, and a
+frozen attrs class costs three times as much to build. Nothing changes an event after
+it is posted.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .._structures import DagRun, TaskRun
+from .state import RunState
+
+
+@attrs.define(eq=False, weakref_slot=False)
+class AttemptEnded:
+    """Attempt ``tr`` of task ``i`` ended: ``tr.status`` is success or failed."""
+
+    state: RunState
+    i: int
+    tr: TaskRun
+
+
+@attrs.define(eq=False, weakref_slot=False)
+class AttemptStarted:
+    """Attempt ``tr`` of task ``i`` started and suspended: record it running."""
+
+    state: RunState
+    i: int
+    tr: TaskRun
+
+
+@attrs.define(eq=False, weakref_slot=False)
+class AttemptInterrupted:
+    """Attempt ``tr`` of task ``i`` was cut short: this process is stopping, or (on a
+    shared storage) the process running it stopped."""
+
+    state: RunState
+    i: int
+    tr: TaskRun
+
+
+@attrs.define(eq=False, weakref_slot=False)
+class RunQueued:
+    """A run was queued in storage (created, triggered or restarted): admit it."""
+
+    run: DagRun
+
+
+@attrs.define(eq=False, weakref_slot=False)
+class RetryDue:
+    """The retry delay of ``attempt`` of task ``i`` has passed: make the next attempt."""
+
+    state: RunState
+    i: int
+    attempt: int
+
+
+#: Everything the inbox may hold.
+Event = AttemptEnded | AttemptStarted | AttemptInterrupted | RunQueued | RetryDue

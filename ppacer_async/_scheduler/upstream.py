@@ -1,0 +1,57 @@
+"""What an executing attempt sees of its run: the run, its DAG and the results of the
+tasks upstream of it (``ctx.upstream``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from .._dag import DAG, Graph
+from .._structures import DagRun
+
+
+@attrs.define(eq=False, kw_only=True)
+class RunView:
+    """What executing an attempt needs to know of its run: the run, its DAG, and the
+    results of finished tasks (by task index) that downstream tasks may read."""
+
+    run: DagRun
+    dag: DAG
+    graph: Graph
+    results: dict[int, Any] = attrs.field(factory=dict)
+
+    def upstream_results(self, index: int) -> Upstream:
+        return Upstream(self, index)
+
+
+class Upstream(Mapping[str, Any]):
+    """``ctx.upstream``: the stored results of a task's direct upstream tasks, by id
+    (read lazily: most tasks never look)."""
+
+    __slots__ = ("_index", "_state")
+
+    def __init__(self, state: RunView, index: int) -> None:
+        self._state = state
+        self._index = index
+
+    def __getitem__(self, task_id: str) -> Any:
+        graph = self._state.graph
+        parent = graph.index.get(task_id)
+        if parent is None or parent not in graph.parents[self._index]:
+            raise KeyError(
+                f"{task_id!r} is not directly upstream of {graph.ids[self._index]!r}; "
+                f"upstream tasks: {sorted(self)}"
+            )
+        return self._state.results.get(parent)
+
+    def __iter__(self) -> Iterator[str]:
+        graph = self._state.graph
+        return (graph.ids[p] for p in graph.parents[self._index])
+
+    def __len__(self) -> int:
+        return len(self._state.graph.parents[self._index])
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
