@@ -33,6 +33,27 @@ from .local import LocalEngine
 logger = logging.getLogger("ppacer_async.scheduler")
 
 
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _sole_error(
+    group: BaseExceptionGroup[BaseException], prefer: BaseException | None = None
+) -> BaseException | None:
+    """The one exception a task group's error stands for, so that callers catch it as
+    itself: ``prefer`` (what the body of ``async with scheduler:`` raised) when the group
+    holds it, else the group's only exception besides cancellations; ``None`` when it
+    holds several."""
+    leaves = _leaves(group)
+    if prefer is not None and any(leaf is prefer for leaf in leaves):
+        return prefer
+    cancelled = anyio.get_cancelled_exc_class()
+    errors = [leaf for leaf in leaves if not isinstance(leaf, cancelled)]
+    return errors[0] if len(errors) == 1 else None
+
+
 class Scheduler:
     """Runs DAGs on their schedules and on demand, persisting every state change.
 
@@ -126,7 +147,15 @@ class Scheduler:
             try:
                 await storage.acquire_scheduler_lock()
                 await self._sync_dags()
-                await self._run(task_status)
+                sole: BaseException | None = None
+                try:
+                    await self._run(task_status)
+                except BaseExceptionGroup as group:
+                    sole = _sole_error(group)
+                    if sole is None:
+                        raise
+                if sole is not None:
+                    raise sole  # outside the handler: no group as its context
             finally:
                 with anyio.CancelScope(shield=True):
                     await storage.close()
@@ -180,7 +209,7 @@ class Scheduler:
         try:
             await tg.start(self.serve)
         except BaseException as exc:
-            await self._background_cm.__aexit__(type(exc), exc, exc.__traceback__)
+            await self._close_background(exc)
             raise
         return self
 
@@ -191,7 +220,21 @@ class Scheduler:
         tb: TracebackType | None,
     ) -> bool | None:
         self.stop()
-        return await self._background_cm.__aexit__(exc_type, exc, tb)
+        return await self._close_background(exc)
+
+    async def _close_background(self, exc: BaseException | None) -> bool | None:
+        """Leave the background task group, raising the library's errors and the body's
+        own exception as themselves rather than in an ``ExceptionGroup``."""
+        sole: BaseException | None = None
+        try:
+            return await self._background_cm.__aexit__(
+                None if exc is None else type(exc), exc, None if exc is None else exc.__traceback__
+            )
+        except BaseExceptionGroup as group:
+            sole = _sole_error(group, exc)
+            if sole is None:
+                raise
+        raise sole  # outside the handler: no group as its context
 
     # -- the public API ----------------------------------------------------------------
 
