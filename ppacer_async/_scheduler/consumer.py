@@ -16,6 +16,7 @@ import logging
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime
@@ -30,6 +31,7 @@ from .._enums import TaskStatus
 from .._exceptions import describe_exception
 from .._structures import LogRecord, TaskRun
 from .._task import Task, TaskContext
+from . import capture
 from .queue import ReadyQueue
 from .upstream import RunView
 
@@ -94,7 +96,12 @@ class TaskLog(logging.LoggerAdapter[logging.Logger]):
     def __init__(self, ctx: TaskContext, consumer: Consumer) -> None:
         super().__init__(
             logging.getLogger(f"ppacer_async.task.{ctx.dag_id}.{ctx.task_id}"),
-            {"dag_id": ctx.dag_id, "run_id": ctx.run_id, "task_id": ctx.task_id},
+            {
+                "dag_id": ctx.dag_id,
+                "run_id": ctx.run_id,
+                "task_id": ctx.task_id,
+                capture.STORED_FLAG: True,
+            },
         )
         self._ctx = ctx
         self._consumer = consumer
@@ -173,10 +180,11 @@ class Consumer:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         self._loop_thread = threading.get_ident()
-        async with anyio.create_task_group() as tg:
-            for _ in range(self.workers):
-                tg.start_soon(self._work)
-            task_status.started()
+        with capture.capturing():
+            async with anyio.create_task_group() as tg:
+                for _ in range(self.workers):
+                    tg.start_soon(self._work)
+                task_status.started()
 
     async def _work(self) -> None:
         queue = self.queue
@@ -228,6 +236,7 @@ class Consumer:
         started = self.clock.now()
         begun = time.monotonic()
         self.running += 1
+        said, token = capture.begin(tr, self.add_log, self.clock)
         try:
             if task.is_async:
                 value, error = await self._run_async(task, ctx, item, started, begun)
@@ -237,6 +246,7 @@ class Consumer:
             # The scheduler is stopping: the attempt is recorded interrupted and runs
             # again on the next start.
             ctx.cancelled = True
+            capture.end(said, token)
             self.sink.post_interrupted(state, i, _running(tr, started))
             raise
         finally:
@@ -247,7 +257,10 @@ class Consumer:
             try:
                 value = encode_result(value)
             except TypeError as exc:
-                error = describe_exception(exc)
+                error = "".join(traceback.format_exception_only(exc)).rstrip()
+        capture.end(said, token)
+        if error is not None:
+            said.record("ERROR", f"attempt {tr.attempt} failed:\n{error}")
         self.sink.post_outcome(
             state,
             i,
@@ -290,7 +303,7 @@ class Consumer:
                 raise  # the task's own
             return value, None
         except Exception as exc:
-            return None, describe_exception(exc)
+            return None, capture.user_traceback(exc)
 
     async def _run_thread(
         self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
@@ -345,7 +358,7 @@ def _call(func: Callable[[TaskContext], Any], ctx: TaskContext) -> Any:
     try:
         return func(ctx)
     except Exception as exc:
-        return _Raised(describe_exception(exc))
+        return _Raised(capture.user_traceback(exc))
 
 
 def _timeout_message(task: Task) -> str:

@@ -1,0 +1,185 @@
+"""What a task attempt says, stored with the attempt: what it prints to stdout and
+stderr, what it logs with standard ``logging``, and the traceback of its failure.
+
+The attempt being run is a context variable set by the worker coroutine that runs it:
+an async task runs in that coroutine's context (and tasks it starts inherit it); a
+thread task gets a copy, since ``anyio.to_thread.run_sync`` runs the function in a copy
+of the caller's context. So with a hundred attempts running at once, each line lands
+in its own attempt's log. While a scheduler serves, ``sys.stdout`` and ``sys.stderr``
+are proxies that pass everything on to the streams they replaced and, inside an
+attempt, also keep it; a handler on the root logger keeps the records emitted inside
+an attempt. Threads a task starts itself do not inherit the context (use
+``contextvars.copy_context().run`` to hand it over).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar, Token
+from typing import IO, TYPE_CHECKING, Any
+
+from .._structures import LogRecord, TaskRun
+
+if TYPE_CHECKING:
+    from ..abc import Clock
+
+#: Levels of the records that hold a task's own output.
+STDOUT = "STDOUT"
+STDERR = "STDERR"
+
+#: Set on ``logging`` records that ``ctx.log`` already stored.
+STORED_FLAG = "ppacer_stored"
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+class AttemptOutput:
+    """Turns what one attempt says into ``LogRecord`` objects for its log."""
+
+    __slots__ = ("_add", "_clock", "_partial", "attempt", "run_id", "task_id")
+
+    def __init__(self, tr: TaskRun, add: Callable[[LogRecord], None], clock: Clock) -> None:
+        self.run_id = tr.run_id
+        self.task_id = tr.task_id
+        self.attempt = tr.attempt
+        self._add = add
+        self._clock = clock
+        self._partial: dict[str, str] = {}
+
+    def record(self, level: str, message: str) -> None:
+        self._add(
+            LogRecord(
+                run_id=self.run_id,
+                task_id=self.task_id,
+                attempt=self.attempt,
+                time=self._clock.now(),
+                level=level,
+                message=message,
+            )
+        )
+
+    def write(self, level: str, text: str) -> None:
+        """Keep printed text; one record per write that completes a line."""
+        text = self._partial.pop(level, "") + text
+        end = text.rfind("\n")
+        if end < 0:
+            if text:
+                self._partial[level] = text
+            return
+        if end + 1 < len(text):
+            self._partial[level] = text[end + 1 :]
+        self.record(level, text[:end])
+
+    def finish(self) -> None:
+        """Keep what was printed without a final newline."""
+        for level, text in self._partial.items():
+            self.record(level, text)
+        self._partial.clear()
+
+
+_current: ContextVar[AttemptOutput | None] = ContextVar("ppacer_async_attempt", default=None)
+
+
+def begin(
+    tr: TaskRun, add: Callable[[LogRecord], None], clock: Clock
+) -> tuple[AttemptOutput, Token[AttemptOutput | None]]:
+    """Make ``tr`` the attempt that output in this context belongs to."""
+    output = AttemptOutput(tr, add, clock)
+    return output, _current.set(output)
+
+
+def end(output: AttemptOutput, token: Token[AttemptOutput | None]) -> None:
+    _current.reset(token)
+    output.finish()
+
+
+class _Stream:
+    """``sys.stdout`` or ``sys.stderr`` while a scheduler serves: passes every write on,
+    and keeps the writes made inside an attempt for its log."""
+
+    def __init__(self, stream: IO[str], level: str) -> None:
+        self._stream = stream
+        self._level = level
+
+    def write(self, text: str) -> int:
+        output = _current.get()
+        # A logging handler writing to this stream: the record is kept by the handler.
+        if output is not None and sys._getframe(1).f_globals.get("__name__") != "logging":
+            output.write(self._level, text)
+        return self._stream.write(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class _Handler(logging.Handler):
+    """Keeps the ``logging`` records emitted inside an attempt."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        output = _current.get()
+        if output is None or getattr(record, STORED_FLAG, False):
+            return
+        try:
+            output.record(record.levelname, self.format(record))
+        except Exception:  # a record that cannot be formatted must not fail the task
+            self.handleError(record)
+
+
+_installed = 0
+_handler = _Handler()
+
+
+@contextlib.contextmanager
+def capturing() -> Iterator[None]:
+    """Route stdout, stderr and logging records to the running attempt while inside.
+
+    Nests: schedulers serving together in one process share one installation.
+    """
+    global _installed
+    if _installed == 0:
+        _install()
+    _installed += 1
+    try:
+        yield
+    finally:
+        _installed -= 1
+        if _installed == 0:
+            _uninstall()
+
+
+def _install() -> None:
+    if sys.stdout is not None and not isinstance(sys.stdout, _Stream):
+        sys.stdout = _Stream(sys.stdout, STDOUT)
+    if sys.stderr is not None and not isinstance(sys.stderr, _Stream):
+        sys.stderr = _Stream(sys.stderr, STDERR)
+    logging.getLogger().addHandler(_handler)
+
+
+def _uninstall() -> None:
+    logging.getLogger().removeHandler(_handler)
+    if isinstance(sys.stdout, _Stream):
+        sys.stdout = sys.stdout._stream
+    if isinstance(sys.stderr, _Stream):
+        sys.stderr = sys.stderr._stream
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The error text of a failed attempt: the traceback from the task's own code on
+    (the engine's frames that called it left out), and the exception."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
