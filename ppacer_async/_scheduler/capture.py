@@ -39,24 +39,24 @@ _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 class AttemptOutput:
-    """Turns what one attempt says into ``LogRecord`` objects for its log."""
+    """Turns what one attempt says into ``LogRecord`` objects for its log. Made for
+    every attempt, so it does nothing until the attempt says something."""
 
-    __slots__ = ("_add", "_clock", "_partial", "attempt", "run_id", "task_id")
+    __slots__ = ("_add", "_clock", "_partial", "_tr")
 
     def __init__(self, tr: TaskRun, add: Callable[[LogRecord], None], clock: Clock) -> None:
-        self.run_id = tr.run_id
-        self.task_id = tr.task_id
-        self.attempt = tr.attempt
+        self._tr = tr
         self._add = add
         self._clock = clock
-        self._partial: dict[str, str] = {}
+        self._partial: dict[str, str] | None = None
 
     def record(self, level: str, message: str) -> None:
+        tr = self._tr
         self._add(
             LogRecord(
-                run_id=self.run_id,
-                task_id=self.task_id,
-                attempt=self.attempt,
+                run_id=tr.run_id,
+                task_id=tr.task_id,
+                attempt=tr.attempt,
                 time=self._clock.now(),
                 level=level,
                 message=message,
@@ -65,21 +65,26 @@ class AttemptOutput:
 
     def write(self, level: str, text: str) -> None:
         """Keep printed text; one record per write that completes a line."""
-        text = self._partial.pop(level, "") + text
+        partial = self._partial
+        if partial is None:
+            partial = self._partial = {}
+        text = partial.pop(level, "") + text
         end = text.rfind("\n")
         if end < 0:
             if text:
-                self._partial[level] = text
+                partial[level] = text
             return
         if end + 1 < len(text):
-            self._partial[level] = text[end + 1 :]
+            partial[level] = text[end + 1 :]
         self.record(level, text[:end])
 
     def finish(self) -> None:
         """Keep what was printed without a final newline."""
-        for level, text in self._partial.items():
-            self.record(level, text)
-        self._partial.clear()
+        partial = self._partial
+        if partial:
+            for level, text in partial.items():
+                self.record(level, text)
+            partial.clear()
 
 
 _current: ContextVar[AttemptOutput | None] = ContextVar("ppacer_async_attempt", default=None)

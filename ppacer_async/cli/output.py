@@ -4,7 +4,9 @@ and JSON with times in ISO-8601 UTC."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import textwrap
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +15,23 @@ from .._structures import DagRun, LogRecord, TaskRun, WorkerInfo
 
 #: Tables and summary lines fit a terminal this wide.
 WIDTH = 80
+
+
+def terminal_width() -> int:
+    """The width of the terminal (``$COLUMNS`` when set; 80 when not a terminal)."""
+    return max(shutil.get_terminal_size((WIDTH, 24)).columns, 40)
+
+
+def wrapped(text: str, indent: str = "    ") -> list[str]:
+    """``text`` in whole, its lines wrapped at the terminal's width, continuation lines
+    indented: for messages that must not be cut."""
+    width = terminal_width()
+    lines: list[str] = []
+    for line in text.splitlines() or [""]:
+        lines.extend(
+            textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
+        )
+    return lines
 
 
 def now() -> datetime:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 
 from .. import operations
-from .._enums import DagRunStatus, TaskStatus
-from .._structures import DagInfo, DagRun, TaskRun
+from .._enums import AttemptReason, DagRunStatus, TaskStatus
+from .._exceptions import TaskNotFound
+from .._structures import DagInfo, DagRun, RunDetail, TaskRun
 from ..abc import Storage
 from . import output
 from .common import (
@@ -74,10 +76,17 @@ def add_show_parser(subparsers: Subparsers) -> None:
         help="show a run: each task's status, attempts, start, duration, last error",
         description=(
             "Show one run and each of its tasks: status, attempts, when the latest attempt "
-            "started, how long it took, and the first line of the task's last error."
+            "started, how long it took, and the exception of the task's last error. With "
+            "TASK_ID, show that task's attempts, each with its whole error and traceback."
         ),
     )
     parser.add_argument("run_id", metavar="RUN_ID", type=run_id)
+    parser.add_argument(
+        "task_id",
+        metavar="TASK_ID",
+        nargs="?",
+        help="show only this task: every attempt, with its full error and traceback",
+    )
     add_storage_option(parser)
     add_json_option(parser, "the run, its tasks and every attempt (with full errors)")
     parser.set_defaults(handler=cmd_show)
@@ -100,11 +109,14 @@ async def _show(storage: Storage, args: argparse.Namespace) -> int:
     now = output.now()
     detail = await operations.get_run_detail(storage, args.run_id)
     run = detail.run
+    if args.task_id is not None:
+        return _show_task(detail, args.task_id, args.json, now)
     if args.json:
         tasks = []
         for task in detail.tasks:
             tr = task.latest
-            failed = task.last_error
+            # A task that succeeded in the end has no error; its failed attempts keep theirs.
+            failed = None if tr is None or tr.status is TaskStatus.success else task.last_error
             tasks.append(
                 {
                     "task_id": task.task_id,
@@ -166,7 +178,50 @@ async def _show(storage: Storage, args: argparse.Namespace) -> int:
     for index, line in enumerate(lines):
         print(line)
         if index in notes:
-            print(output.fit(notes[index], output.WIDTH))
+            output.print_lines(output.wrapped(notes[index]))
+    if notes:
+        print()
+        print(f"the whole error of a task: ppacer-async show {run.id} TASK_ID")
+    return EXIT_OK
+
+
+def _show_task(detail: RunDetail, task_id: str, as_json: bool, now: datetime) -> int:
+    """Every attempt of one task, each with its whole error."""
+    run = detail.run
+    found = [task for task in detail.tasks if task.task_id == task_id]
+    if not found:
+        known = ", ".join(task.task_id for task in detail.tasks) or "none"
+        raise TaskNotFound(f"run {run.id} of {run.dag_id} has no task {task_id!r} (tasks: {known})")
+    (task,) = found
+    if as_json:
+        output.print_json(
+            {
+                "run": output.run_json(run),
+                "task_id": task.task_id,
+                "upstream": list(task.upstream),
+                "attempts": [output.attempt_json(attempt) for attempt in task.attempts],
+            }
+        )
+        return EXIT_OK
+    status = task.status or task.waiting or "-"
+    print(f"task {task.task_id} of run {run.id} ({run.dag_id}): {status}")
+    if task.upstream:
+        print(f"upstream      {', '.join(task.upstream)}")
+    if not task.attempts:
+        print("no attempt yet")
+    for tr in task.attempts:
+        took = output.duration(output.took(tr.started_at, tr.finished_at, now))
+        print()
+        why = "" if tr.reason is AttemptReason.initial else f" ({tr.reason})"
+        print(f"attempt {tr.attempt}: {tr.status}{why}")
+        print(f"  started     {output.local(tr.started_at)}")
+        print(f"  finished    {output.local(tr.finished_at)} (took {took})")
+        if tr.error:
+            print("  error:")
+            for line in tr.error.splitlines():
+                print(f"    {line}")
+    print()
+    print(f"its logs: ppacer-async logs {run.id} {task.task_id}")
     return EXIT_OK
 
 

@@ -150,16 +150,24 @@ async def wait_and_report(
     took = output.duration(output.took(finished.started_at, finished.finished_at, output.now()))
     print(f"run {finished.id} of {finished.dag_id} {finished.status} in {took}")
     if not ok:
+        failed = []
         for task in sorted(detail.tasks, key=lambda task: task.task_id):
             tr = task.latest
             if tr is not None and tr.status is TaskStatus.failed:
-                print(
-                    output.fit(
-                        f"  {tr.task_id} (attempt {tr.attempt}): {output.headline(tr.error)}",
-                        output.WIDTH,
+                failed.append(tr.task_id)
+                output.print_lines(
+                    output.wrapped(
+                        f"  {tr.task_id} (attempt {tr.attempt}): {output.headline(tr.error)}"
                     )
                 )
-        print(f"see ppacer-async show {run.id}; re-run it with ppacer-async restart {run.id}")
+        shown = f"ppacer-async show {run.id}" + (f" {failed[0]}" if len(failed) == 1 else "")
+        output.print_lines(
+            output.wrapped(
+                f"see the traceback with {shown}, the logs with ppacer-async logs {run.id}; "
+                f"re-run it with ppacer-async restart {run.id}",
+                indent="",
+            )
+        )
     return EXIT_OK if ok else EXIT_RUN_FAILED
 
 
