@@ -19,7 +19,7 @@ import attrs
 
 from .._dag import DAG
 from .._enums import DagRunStatus
-from .._exceptions import RunNotFound
+from .._exceptions import PpacerError, RunNotFound, StorageError
 from .._structures import DagRun, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
 from .alerts import Alerter, alert_for
@@ -201,6 +201,28 @@ class Coordinator:
                 and machine.state_of(run.id) is None
             ):
                 machine.post_run(run)
+
+
+async def keep_registered(settings: Settings) -> None:
+    """Renew this process's record (the DAGs it serves) every third of the storage's
+    lease, so that it counts as live while it serves and not long after it dies."""
+    storage, every = settings.storage, settings.storage.lease.total_seconds() / 3
+    while True:
+        await anyio.sleep(every)
+        try:
+            await storage.register_worker(
+                settings.worker_id, settings.role, settings.clock.now(), settings.dags
+            )
+        except StorageError as exc:
+            logger.warning("cannot renew this process's record: %s", exc)
+
+
+async def unregister(settings: Settings) -> None:
+    """Forget this process's record as it stops (the caller shields and bounds this)."""
+    try:
+        await settings.storage.unregister_worker(settings.worker_id)
+    except PpacerError as exc:
+        logger.warning("could not unregister %s: %s", settings.worker_id, exc)
 
 
 def statistics(

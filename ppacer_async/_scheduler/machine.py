@@ -32,6 +32,7 @@ import anyio
 from .._dag import DAG
 from .._enums import DagRunStatus, RunTrigger, TaskStatus
 from .._structures import Changes, DagRun, LogRecord, TaskRun
+from .._text import plural
 from . import state as transitions
 from .events import (
     AttemptEnded,
@@ -238,7 +239,7 @@ class StateMachine:
         self._release_finished(now, fx)
         self.runs_finished += len(fx.finished)
         if self.runs:
-            logger.info("recovered %d active runs", len(self.runs))
+            logger.info("recovered %s", plural(len(self.runs), "active run"))
         await self._commit_and_act(fx)
 
     async def step(self) -> None:

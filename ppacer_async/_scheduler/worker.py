@@ -22,6 +22,7 @@ from .._backoff import Backoff
 from .._enums import TaskStatus
 from .._exceptions import StorageError
 from .._structures import DagRun, LogRecord, TaskRun
+from .._text import plural
 from .upstream import RunView
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ class Reporter:
             except StorageError as exc:
                 self._outcomes[:0] = outcomes
                 self.logs.extendleft(reversed(logs))
-                logger.warning("cannot report %d outcomes yet: %s", len(outcomes), exc)
+                logger.warning("cannot report %s yet: %s", plural(len(outcomes), "outcome"), exc)
                 return False
         taken = []
         for tr in outcomes:

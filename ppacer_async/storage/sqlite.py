@@ -14,7 +14,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -47,6 +47,7 @@ from .._structures import (
     ScheduleEvent,
     StorageCounts,
     TaskRun,
+    WorkerInfo,
 )
 from .._time import to_utc
 from ..abc import Storage
@@ -541,6 +542,13 @@ def _fetch_one(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> tup
     return row
 
 
+def _register_worker(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> None:
+    """Record or renew a serving process, forgetting those that expired (crashed)."""
+    with _write_transaction(conn):
+        conn.execute("DELETE FROM workers WHERE expires_at < ?", (params[6],))
+        conn.execute(sql, params)
+
+
 def _run_statement(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
     """Run one statement (its own transaction) and return the number of changed rows."""
     return conn.execute(sql, params).rowcount
@@ -939,6 +947,58 @@ class SQLiteStorage(Storage):
         params.extend((-1 if limit is None else limit, offset))
         rows = await self._call("read logs", _fetch, sql + " ORDER BY id LIMIT ? OFFSET ?", params)
         return [_log_from_row(row) for row in rows]
+
+    # -- serving processes -----------------------------------------------------------
+
+    async def register_worker(
+        self, worker_id: str, role: str, now: datetime, dag_ids: Collection[str] = ()
+    ) -> None:
+        renewed = datetime.now(UTC)
+        await self._call(
+            "record this process",
+            _register_worker,
+            "INSERT INTO workers (id, host, pid, role, dag_ids, started_at, renewed_at, "
+            "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "renewed_at = excluded.renewed_at, expires_at = excluded.expires_at, "
+            "dag_ids = excluded.dag_ids",
+            (
+                worker_id,
+                os.uname().nodename,
+                os.getpid(),
+                role,
+                _json(list(dag_ids), "the DAG ids"),
+                _ts(now),
+                _ts(renewed),
+                _ts(renewed + self.lease),
+            ),
+        )
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        await self._call(
+            "forget this process", _run_statement, "DELETE FROM workers WHERE id = ?", (worker_id,)
+        )
+
+    async def workers(self) -> list[WorkerInfo]:
+        rows = await self._call(
+            "list the serving processes",
+            _fetch,
+            "SELECT id, host, pid, role, started_at, renewed_at, expires_at, dag_ids "
+            "FROM workers WHERE expires_at >= ? ORDER BY id",
+            (_ts(datetime.now(UTC)),),
+        )
+        return [
+            WorkerInfo(
+                id=row[0],
+                host=row[1],
+                pid=row[2],
+                role=row[3],
+                started_at=_dt(row[4]),
+                renewed_at=_dt(row[5]),
+                expires_at=_dt(row[6]),
+                dag_ids=json.loads(row[7]),
+            )
+            for row in rows
+        ]
 
     async def counts(self) -> StorageCounts:
         row = await self._call(

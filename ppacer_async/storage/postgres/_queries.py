@@ -230,9 +230,10 @@ LOGS = {
 # See sql/postgres/0003_shared_work.sql for the life of an attempt across processes.
 
 REGISTER_WORKER = """
-INSERT INTO workers (id, host, pid, role, started_at, renewed_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, now(), now() + $6::interval)
-ON CONFLICT (id) DO UPDATE SET renewed_at = now(), expires_at = EXCLUDED.expires_at
+INSERT INTO workers (id, host, pid, role, started_at, renewed_at, expires_at, dag_ids)
+VALUES ($1, $2, $3, $4, $5, now(), now() + $6::interval, $7)
+ON CONFLICT (id) DO UPDATE
+SET renewed_at = now(), expires_at = EXCLUDED.expires_at, dag_ids = EXCLUDED.dag_ids
 """
 
 UNREGISTER_WORKER = "DELETE FROM workers WHERE id = $1"
@@ -342,7 +343,7 @@ SELECT reaped.*, pg_notify($1, $2) FROM reaped
 """
 
 WORKERS = """
-SELECT id, host, pid, role, started_at, renewed_at, expires_at FROM workers
+SELECT id, host, pid, role, started_at, renewed_at, expires_at, dag_ids FROM workers
 WHERE expires_at >= now() ORDER BY id
 """
 

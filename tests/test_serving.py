@@ -1,0 +1,109 @@
+"""Which process serves which DAG: recorded on every storage while a scheduler serves,
+shown by ``dags``, and ``trigger`` says when nothing serves the DAG."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import pytest
+
+from ppacer_async import DAG, Scheduler, TaskContext, operations, task
+from ppacer_async.cli import main
+
+from .conftest import StorageFactory
+
+
+@task
+async def hello(ctx: TaskContext) -> str:
+    return "hello"
+
+
+def _dags() -> list[DAG]:
+    return [DAG("served").add(hello), DAG("other").add(hello)]
+
+
+@pytest.mark.anyio
+async def test_a_serving_scheduler_is_recorded_with_its_dags_until_it_stops(
+    storage_factory: StorageFactory,
+) -> None:
+    scheduler = Scheduler(_dags()[:1], storage=storage_factory())
+    async with scheduler:
+        listed = {
+            dag.dag_id: dag
+            for dag in await operations.list_dags(scheduler.storage, datetime.now(UTC))
+        }
+        (worker,) = listed["served"].served_by
+        assert worker.id == scheduler.worker_id
+        assert worker.dag_ids == ("served",)
+        assert listed["served"].served
+        assert [w.id for w in await operations.serving(scheduler.storage, "served")] == [
+            scheduler.worker_id
+        ]
+        assert await operations.serving(scheduler.storage, "other") == []
+    storage = storage_factory()
+    async with storage:
+        (summary,) = await operations.list_dags(storage, datetime.now(UTC))
+        assert not summary.served  # it stopped, and said so
+        assert await storage.workers() == []
+
+
+def _cli(*args: str) -> int:
+    return main(list(args))
+
+
+@pytest.mark.anyio
+async def test_dags_shows_which_dags_a_live_scheduler_serves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    async with Scheduler(_dags(), storage=url):
+        pass  # both DAGs are recorded
+    async with Scheduler(_dags()[:1], storage=url):
+        code = await anyio.to_thread.run_sync(_cli, "dags", "--storage", url)
+        assert code == 0
+        shown = capsys.readouterr()
+        rows = {line.split()[0]: line.split() for line in shown.out.splitlines()[1:]}
+        assert rows["served"][3] == "yes"  # DAG SCHEDULE PAUSED SERVED ...
+        assert rows["other"][3] == "no"
+        assert "no live scheduler serves other" in shown.err
+
+        await anyio.to_thread.run_sync(_cli, "dags", "--json", "--storage", url)
+        listed = {dag["dag_id"]: dag for dag in json.loads(capsys.readouterr().out)}
+        assert [w["dag_ids"] for w in listed["served"]["served_by"]] == [["served"]]
+        assert listed["other"]["served_by"] == []
+
+
+def _recorded(url: str) -> None:
+    async def record() -> None:
+        async with Scheduler(_dags(), storage=url):
+            pass
+
+    anyio.run(record)
+
+
+def test_trigger_warns_when_no_live_scheduler_serves_the_dag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'idle.db'}"
+    _recorded(url)
+    assert main(["trigger", "served", "--storage", url]) == 0
+    shown = capsys.readouterr()
+    assert shown.out.startswith("queued run 1 of served")
+    assert "warning: no live scheduler serves DAG 'served'" in shown.err
+    assert "ppacer-async serve FILE" in shown.err
+
+
+def test_trigger_wait_fails_at_once_when_no_live_scheduler_serves_the_dag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'idle.db'}"
+    _recorded(url)
+    assert main(["trigger", "served", "--wait", "--storage", url]) == 2
+    shown = capsys.readouterr()
+    assert "no live scheduler serves DAG 'served'" in shown.err
+    assert "without --wait" in shown.err
+    assert main(["runs", "--json", "--storage", url]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # nothing was queued
