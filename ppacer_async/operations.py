@@ -35,6 +35,7 @@ from ._structures import (
     DbInfo,
     LogPage,
     RunDetail,
+    ScheduleEvent,
     TaskDefinition,
     TaskDetail,
     TaskRun,
@@ -66,6 +67,7 @@ __all__ = [
     "queue_manual_run",
     "recorded_dag",
     "restart",
+    "schedule_events",
     "schema_version_on_disk",
     "serving",
     "stored_schedule",
@@ -315,6 +317,26 @@ def _too_many_points(points: list[datetime], rest: Iterator[datetime]) -> str:
         f"backfill queues at once; backfill it in smaller ranges, the first ending at "
         f"{points[MAX_BACKFILL_RUNS - 1].isoformat()}"
     )
+
+
+async def schedule_events(
+    storage: Storage, dag_id: str | None = None, limit: int = 50
+) -> list[ScheduleEvent]:
+    """The schedule's decisions (a run on time, a missed point caught up or skipped, a
+    manual run, a backfill), newest point first: of one DAG, or of every DAG.
+
+    :raises DagNotFound: no such DAG. :raises ValueError: ``limit`` is below 1.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    if dag_id is not None:
+        await recorded_dag(storage, dag_id)
+        return await storage.schedule_events(dag_id, limit)
+    found: list[ScheduleEvent] = []
+    for info in await storage.list_dags():
+        found.extend(await storage.schedule_events(info.dag_id, limit))
+    found.sort(key=lambda event: (event.logical_time, event.created_at), reverse=True)
+    return found[:limit]
 
 
 async def get_run(storage: Storage, run_id: int) -> DagRun:

@@ -238,7 +238,7 @@ def test_second_scheduler_on_one_sqlite_file_exits_2_with_one_line(
         pytest.param(
             {"needs.py": "import not_installed_anywhere\n"},
             "needs",
-            "importing module 'needs' failed: ModuleNotFoundError: "
+            "importing module 'needs' failed at needs.py:1: ModuleNotFoundError: "
             "No module named 'not_installed_anywhere'",
             id="module-import-raises",
         ),

@@ -56,6 +56,8 @@ class Settings:
     queue_size: int
     role: Role
     worker_id: str
+    #: False: the watcher creates no scheduled runs (``Scheduler.run_once``).
+    schedules: bool = True
 
 
 class Engine(Protocol):
@@ -122,6 +124,7 @@ class Coordinator:
             dags=s.dags,
             versions=s.versions,
             machine=self.machine,
+            schedules=s.schedules,
         )
 
     async def start(self, tg: anyio.abc.TaskGroup, consumer: Consumer | None = None) -> None:

@@ -6,10 +6,11 @@ Its public methods write through the operations layer and tell the engine.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, get_args
@@ -121,6 +122,7 @@ class Scheduler:
         self._engine: Engine | None = None
         self._scope: anyio.CancelScope | None = None
         self._serving = False
+        self._schedules = True
         self.worker_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     @property
@@ -182,6 +184,7 @@ class Scheduler:
             queue_size=self.queue_size,
             role=self.role,
             worker_id=self.worker_id,
+            schedules=self._schedules,
         )
         storage = self.storage
         engine: Engine
@@ -285,6 +288,42 @@ class Scheduler:
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         assert self._engine is not None
         return await self._engine.wait_for_run(run_id, seconds)
+
+    async def run_once(
+        self,
+        dag_id: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | timedelta | None = None,
+    ) -> DagRun:
+        """Run a DAG once, now, in this process, and return the finished run: for tests
+        and trying a DAG out (``ppacer-async test``).
+
+        A scheduler that is not serving serves for this run only and creates no
+        scheduled runs meanwhile; use ``storage="memory://"`` to leave nothing behind.
+        A serving one triggers the run and waits for it.
+
+        :raises DagNotFound: no such DAG is served.
+        :raises TimeoutError: ``timeout`` passed first.
+        """
+        self._dag(dag_id)
+        if self._scope is not None:
+            run = await self.trigger(dag_id, params)
+            return await self.wait_for_run(run.id, timeout)
+        async with self._serving_one_run():
+            run = await self.trigger(dag_id, params)
+            return await self.wait_for_run(run.id, timeout)
+
+    @contextlib.asynccontextmanager
+    async def _serving_one_run(self) -> AsyncIterator[Scheduler]:
+        """Serve for the body, creating no scheduled runs (what :meth:`run_once` does
+        around its one run)."""
+        self._schedules = False
+        try:
+            async with self:
+                yield self
+        finally:
+            self._schedules = True
 
     async def restart_run(self, run_id: int) -> DagRun:
         """Run again what did not succeed in a failed run (new attempt numbers).

@@ -22,6 +22,7 @@ import anyio
 from .._dag import DAG
 from .._enums import RunTrigger, ScheduleEventKind
 from .._structures import ScheduleEvent
+from .._text import plural
 
 if TYPE_CHECKING:
     from ..abc import Clock, Storage
@@ -48,7 +49,11 @@ class Watcher:
         dags: dict[str, DAG],
         versions: dict[str, int],
         machine: StateMachine,
+        schedules: bool = True,
     ) -> None:
+        #: False: create no scheduled runs (a single run in this process), only
+        #: keep the retry timers.
+        self.schedules = schedules
         self.storage = storage
         self.clock = clock
         self.dags = dags
@@ -88,7 +93,7 @@ class Watcher:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         now = self.clock.now()
-        for dag in self.dags.values():
+        for dag in self.dags.values() if self.schedules else ():
             info = await self.storage.get_dag(dag.dag_id)
             if info is not None and info.paused:
                 self.paused.add(dag.dag_id)
@@ -97,6 +102,7 @@ class Watcher:
                 if info is not None and info.resume_after is not None:
                     point = await self._skip(dag, point, info.resume_after, keep_latest=False)
                 self.next_points[dag.dag_id] = point
+            self._log_next_due(dag)
         task_status.started()
         while True:
             self._woken = False
@@ -133,6 +139,17 @@ class Watcher:
                 await self.clock.sleep_until(deadline)
             self._scope = None
 
+    def _log_next_due(self, dag: DAG) -> None:
+        point = self.next_points.get(dag.dag_id)
+        if dag.schedule is None:
+            logger.info("DAG %r has no schedule: it runs when triggered", dag.dag_id)
+        elif dag.dag_id in self.paused:
+            logger.info("DAG %r is paused (ppacer-async unpause %s)", dag.dag_id, dag.dag_id)
+        elif point is None:
+            logger.info("DAG %r: its schedule has no point left", dag.dag_id)
+        else:
+            logger.info("DAG %r next due %s", dag.dag_id, _shown(point))
+
     async def _first_point(self, dag: DAG, now: datetime) -> datetime | None:
         schedule = dag.schedule
         assert schedule is not None
@@ -157,6 +174,7 @@ class Watcher:
         assert schedule is not None
         skipped: deque[datetime] = deque(maxlen=MAX_RECORDED_SKIPS)
         total = 0
+        first_skipped = point
         while point is not None and point <= now:
             following = schedule.next(point)
             if keep_latest and (following is None or following > now):
@@ -166,11 +184,20 @@ class Watcher:
             point = following
         if total > len(skipped):
             logger.warning(
-                "DAG %r: %d schedule points passed while nothing ran; the latest %d are "
-                "recorded as skipped",
+                "DAG %r: skipped %d schedule points that passed while nothing ran, from %s "
+                "to %s (catchup=False); the latest %d are recorded as skipped events",
                 dag.dag_id,
                 total,
+                _shown(first_skipped or skipped[0]),
+                _shown(skipped[-1]),
                 len(skipped),
+            )
+        elif total:
+            logger.info(
+                "DAG %r: skipped %s that passed while nothing ran, %s (catchup=False)",
+                dag.dag_id,
+                plural(total, "schedule point"),
+                _span(skipped[0], skipped[-1]),
             )
         created = self.clock.now()
         for moment in skipped:
@@ -194,9 +221,12 @@ class Watcher:
                 return skipped
             point = skipped
         current: datetime | None = point
+        caught_up: list[datetime] = []
         while current is not None and current <= now and self.machine.free_slots(dag) > 0:
             following = schedule.next(current)
             late = following is not None and following <= now
+            if late:
+                caught_up.append(current)
             run = await self.storage.create_run(
                 dag_id=dag.dag_id,
                 logical_time=current,
@@ -209,4 +239,21 @@ class Watcher:
             if run is not None:
                 self.machine.post_run(run)
             current = following
+        if caught_up:
+            waiting = current is not None and current <= now
+            logger.info(
+                "DAG %r: catching up %s, %s%s",
+                dag.dag_id,
+                plural(len(caught_up), "missed schedule point"),
+                _span(caught_up[0], caught_up[-1]),
+                "; more follow as runs finish (max_active_runs)" if waiting else "",
+            )
         return current
+
+
+def _shown(moment: datetime) -> str:
+    return moment.isoformat(sep=" ", timespec="seconds")
+
+
+def _span(first: datetime, last: datetime) -> str:
+    return f"at {_shown(first)}" if first == last else f"from {_shown(first)} to {_shown(last)}"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from .._exceptions import StorageError
 from ..storage import DEFAULT_URL
-from . import dags, db, logs, runs, serve
+from . import dags, db, events, logs, runs, serve, trial
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -54,6 +54,8 @@ _SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     dags.add_pause_parser,
     dags.add_unpause_parser,
     dags.add_backfill_parser,
+    events.add_parser,
+    trial.add_parser,
     db.add_parser,
 )
 
