@@ -44,6 +44,81 @@ def add_dags_parser(subparsers: Subparsers) -> None:
     add_storage_option(parser)
     add_json_option(parser, "the DAGs")
     parser.set_defaults(handler=cmd_dags)
+    commands = parser.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    show = commands.add_parser(
+        "show",
+        help="print a DAG's graph of tasks: as text, or as Graphviz dot or Mermaid",
+        description=(
+            "Print the tasks of a recorded DAG and what each waits for: as text, or as a "
+            "Graphviz dot or Mermaid graph to render elsewhere."
+        ),
+    )
+    show.add_argument("dag_id", metavar="DAG_ID")
+    show.add_argument(
+        "--format",
+        choices=("text", "dot", "mermaid"),
+        default="text",
+        help="text (default), dot (Graphviz) or mermaid",
+    )
+    add_storage_option(show)
+    show.set_defaults(handler=cmd_dags_show)
+
+
+def cmd_dags_show(args: argparse.Namespace) -> int:
+    """Print one DAG's graph."""
+    return on_storage(args, lambda storage: _dags_show(storage, args))
+
+
+async def _dags_show(storage: Storage, args: argparse.Namespace) -> int:
+    detail = await operations.get_dag(storage, args.dag_id, output.now())
+    graph = {task.task_id: task.upstream for task in detail.tasks}
+    render = {"text": graph_text, "dot": graph_dot, "mermaid": graph_mermaid}[args.format]
+    output.print_lines(render(detail.summary.dag_id, graph))
+    return EXIT_OK
+
+
+def _downstream(graph: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {task_id: [] for task_id in graph}
+    for task_id, upstream in graph.items():
+        for parent in upstream:
+            found.setdefault(parent, []).append(task_id)
+    return found
+
+
+def graph_text(dag_id: str, graph: dict[str, tuple[str, ...]]) -> list[str]:
+    """Each task (in definition order) and the tasks that wait for it."""
+    children = _downstream(graph)
+    edges = sum(len(upstream) for upstream in graph.values())
+    lines = [f"{dag_id}: {plural(len(graph), 'task')}, {plural(edges, 'edge')}"]
+    for task_id in graph:
+        lines.append(f"  {task_id}")
+        after = children.get(task_id, [])
+        for index, child in enumerate(after):
+            lines.append(f"  {'└' if index == len(after) - 1 else '├'}─> {child}")
+    return lines
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def graph_dot(dag_id: str, graph: dict[str, tuple[str, ...]]) -> list[str]:
+    lines = [f"digraph {_quoted(dag_id)} {{", "  rankdir=LR;"]
+    lines.extend(f"  {_quoted(task_id)};" for task_id in graph)
+    for task_id, upstream in graph.items():
+        lines.extend(f"  {_quoted(parent)} -> {_quoted(task_id)};" for parent in upstream)
+    lines.append("}")
+    return lines
+
+
+def graph_mermaid(dag_id: str, graph: dict[str, tuple[str, ...]]) -> list[str]:
+    # Mermaid node ids are plain words: number the tasks and show their ids as labels.
+    number = {task_id: f"t{index}" for index, task_id in enumerate(graph)}
+    lines = [f"%% {dag_id}", "flowchart LR"]
+    lines.extend(f'  {number[task_id]}["{task_id}"]' for task_id in graph)
+    for task_id, upstream in graph.items():
+        lines.extend(f"  {number[parent]} --> {number[task_id]}" for parent in upstream)
+    return lines
 
 
 def cmd_dags(args: argparse.Namespace) -> int:
@@ -98,8 +173,9 @@ async def _dags(storage: Storage, args: argparse.Namespace) -> int:
     )
     unserved = [dag.dag_id for dag in listed if not dag.served]
     if unserved:
+        whose = "its" if len(unserved) == 1 else "their"
         output.note(
-            f"no live scheduler serves {', '.join(unserved)}: their runs wait until one "
+            f"no live scheduler serves {', '.join(unserved)}: {whose} runs wait until one "
             "does (ppacer-async serve FILE)"
         )
     return EXIT_OK

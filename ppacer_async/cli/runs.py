@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 
 from .. import operations
 from .._enums import AttemptReason, DagRunStatus, TaskStatus
@@ -18,6 +19,7 @@ from .common import (
     add_json_option,
     add_storage_option,
     on_storage,
+    parse_time,
     positive_int,
     run_id,
 )
@@ -39,6 +41,14 @@ def add_runs_parser(subparsers: Subparsers) -> None:
         help="only runs with this status",
     )
     parser.add_argument(
+        "--since",
+        metavar="TIME",
+        help=(
+            "only runs whose logical time is at or after TIME: ISO-8601 (a time without "
+            "an offset is local time), or a duration back from now: 30m, 6h, 2d"
+        ),
+    )
+    parser.add_argument(
         "--limit",
         type=positive_int,
         default=20,
@@ -50,14 +60,29 @@ def add_runs_parser(subparsers: Subparsers) -> None:
     parser.set_defaults(handler=cmd_runs)
 
 
+_AGO = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d|w)")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """``--since``: an ISO-8601 time, or a duration back from ``now`` (``6h``)."""
+    found = _AGO.fullmatch(text.strip())
+    if found is not None:
+        return now - timedelta(seconds=float(found[1]) * _UNITS[found[2]])
+    return parse_time(text, "--since")
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     """List runs, newest first."""
-    return on_storage(args, lambda storage: _runs(storage, args))
+    since = None if args.since is None else parse_since(args.since, output.now())
+    return on_storage(args, lambda storage: _runs(storage, args, since))
 
 
-async def _runs(storage: Storage, args: argparse.Namespace) -> int:
+async def _runs(storage: Storage, args: argparse.Namespace, since: datetime | None) -> int:
     status = None if args.status is None else DagRunStatus(args.status)
-    runs = await operations.list_runs(storage, dag_id=args.dag, status=status, limit=args.limit)
+    runs = await operations.list_runs(
+        storage, dag_id=args.dag, status=status, since=since, limit=args.limit
+    )
     if args.json:
         output.print_json([output.run_json(run) for run in runs])
     elif runs:
