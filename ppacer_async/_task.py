@@ -254,7 +254,9 @@ def _check_takes_context(func: Callable[..., Any], task_id: str) -> None:
     try:
         signature.bind(None)
     except TypeError:
-        name = getattr(func, "__name__", "work")
+        name = getattr(func, "__name__", "<lambda>")
+        name = task_id if name == "<lambda>" else name
+        signature = signature.replace(return_annotation=inspect.Signature.empty)
         raise DagDefinitionError(
             f"task {task_id!r}: {name}{signature} must take the task context as its one "
             f"argument, e.g. def {name}(ctx: TaskContext) -> ...; read params, upstream "
