@@ -102,3 +102,20 @@ def test_show_json_gives_a_task_that_succeeded_in_the_end_no_error(
     assert main(["show", str(failed_id), "--json", "--storage", url]) == 0
     (task_row,) = json.loads(capsys.readouterr().out)["tasks"]
     assert ADVICE in task_row["error"]
+
+
+@pytest.mark.anyio
+async def test_trigger_wait_prints_the_whole_error_of_a_failed_task(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    async with Scheduler([DAG("broken").add(extract)], storage=url):
+        code = await anyio.to_thread.run_sync(
+            main, ["trigger", "broken", "--wait", "--storage", url]
+        )
+    shown = capsys.readouterr().out
+    assert code == 1
+    assert all(len(line) <= 80 for line in shown.splitlines())
+    joined = " ".join(line.strip() for line in shown.splitlines())
+    assert f"extract (attempt 1): KeyError: {ADVICE!r}" in joined
+    assert "see the traceback with ppacer-async show 1 extract" in joined
