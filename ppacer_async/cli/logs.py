@@ -32,7 +32,9 @@ def add_parser(subparsers: Subparsers) -> None:
         "logs",
         help="print the stored task logs of a run (--follow to stream them)",
         description=(
-            "Print the log records that the tasks of a run wrote through ctx.log, in the "
+            "Print the log records of a run's task attempts: what "
+            "each wrote through ctx.log or standard logging, printed to stdout (STDOUT) or "
+            "stderr (STDERR), and the traceback of a failed attempt (ERROR), in the "
             "order written. With --follow, keep printing new records until the run ends, "
             "then exit 0 if it succeeded and 1 if it failed."
         ),
