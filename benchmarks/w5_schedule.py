@@ -27,7 +27,7 @@ QUICK_SERVE_SECONDS = 3.0
 
 def build_interval(every: timedelta) -> DAG:
     """One no-op task on a fixed interval, never catching up."""
-    dag = DAG(DAG_ID, schedule=Interval(every), catchup=False)
+    dag = DAG(DAG_ID, schedule=Interval(every, min_every=every), catchup=False)
     dag.add(task(noop, id="tick"))
     return dag
 

@@ -15,6 +15,7 @@ from ._exceptions import DagDefinitionError as DagDefinitionError
 from ._exceptions import DagNotFound as DagNotFound
 from ._exceptions import InvalidOperation as InvalidOperation
 from ._exceptions import PpacerError as PpacerError
+from ._exceptions import ResultNotStorable as ResultNotStorable
 from ._exceptions import RunNotFound as RunNotFound
 from ._exceptions import ScheduleError as ScheduleError
 from ._exceptions import SchemaVersionError as SchemaVersionError
@@ -32,12 +33,12 @@ from ._structures import TaskRun as TaskRun
 from ._task import Task as Task
 from ._task import TaskContext as TaskContext
 from ._task import task as task
-from .clock import FakeClock as FakeClock
 from .clock import SystemClock as SystemClock
 from .notify import EmailNotifier as EmailNotifier
 from .notify import LogNotifier as LogNotifier
 from .notify import NotifierError as NotifierError
 from .notify import WebhookNotifier as WebhookNotifier
+from .testing import FakeClock as FakeClock
 
 try:
     __version__: str = _version("ppacer-async")
@@ -59,6 +60,7 @@ __all__ = [
     "LogRecord",
     "NotifierError",
     "PpacerError",
+    "ResultNotStorable",
     "RunNotFound",
     "RunTrigger",
     "ScheduleError",

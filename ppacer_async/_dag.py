@@ -11,9 +11,13 @@ from typing import Any
 import attrs
 
 from ._exceptions import DagDefinitionError
+from ._params import params_problem
 from ._task import Task, _check_id
 from ._time import is_aware
 from .abc import Schedule
+
+#: How many runs for passed points one scheduler start creates per DAG by default.
+DEFAULT_MAX_CATCHUP_RUNS = 10_000
 
 
 @attrs.frozen
@@ -156,6 +160,11 @@ class DAG:
         recording them as skipped.
     :param max_active_runs: runs of this DAG that may be queued or running at once.
     :param params: default params, overridden by a trigger's params.
+    :param max_catchup_runs: the most runs one scheduler start creates for points that
+        passed (``catchup=True``, or unpausing from the last point), oldest first; the
+        points that passed beyond it are recorded as skipped, with a warning, but the
+        latest due one, which runs as scheduled. ``backfill`` runs skipped points on
+        purpose. ``None``: no cap.
     """
 
     def __init__(
@@ -169,6 +178,7 @@ class DAG:
         tags: Iterable[str] = (),
         description: str = "",
         params: Mapping[str, Any] | None = None,
+        max_catchup_runs: int | None = DEFAULT_MAX_CATCHUP_RUNS,
     ) -> None:
         self.dag_id = _check_id("DAG", dag_id)
         if schedule is not None and not isinstance(schedule, Schedule):
@@ -189,17 +199,24 @@ class DAG:
                 f"DAG {dag_id!r}: max_active_runs must be at least 1, got {max_active_runs!r}"
             )
         self.max_active_runs = max_active_runs
+        if max_catchup_runs is not None and (
+            not isinstance(max_catchup_runs, int)
+            or isinstance(max_catchup_runs, bool)
+            or max_catchup_runs < 0
+        ):
+            raise DagDefinitionError(
+                f"DAG {dag_id!r}: max_catchup_runs must be a whole number >= 0 or None "
+                f"(no cap), got {max_catchup_runs!r}"
+            )
+        self.max_catchup_runs = max_catchup_runs
         if isinstance(tags, str):
             raise DagDefinitionError(f"DAG {dag_id!r}: tags must be a list of strings")
         self.tags = tuple(tags)
         self.description = description
         self.params = dict(params or {})
-        try:
-            json.dumps(self.params)
-        except (TypeError, ValueError) as exc:
-            raise DagDefinitionError(
-                f"DAG {dag_id!r}: params must be JSON-serialisable ({exc})"
-            ) from None
+        problem = params_problem(self.params)
+        if problem is not None:
+            raise DagDefinitionError(f"DAG {dag_id!r}: {problem}")
         self._tasks: dict[str, Task] = {}
         self._edges: set[tuple[str, str]] = set()
         self._graph: Graph | None = None

@@ -1,13 +1,16 @@
-"""Clocks: the real one, and a fake one for tests that must never sleep for time."""
+"""Clocks: the real one here; the fake one for tests lives in :mod:`ppacer_async.testing`
+(and is re-exported here)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import anyio
 
-from ._time import to_utc
 from .abc import Clock
+from .testing import FakeClock as FakeClock
+
+__all__ = ["FakeClock", "SystemClock"]
 
 
 class SystemClock(Clock):
@@ -25,37 +28,3 @@ class SystemClock(Clock):
             if remaining <= 0:
                 return
             await anyio.sleep(remaining)
-
-
-class FakeClock(Clock):
-    """A clock that moves only when told to (``advance``/``set``), waking sleepers.
-
-    :param start: the initial time (tz-aware).
-    """
-
-    def __init__(self, start: datetime) -> None:
-        self._now = to_utc(start)
-        self._moved: anyio.Event | None = None
-
-    def now(self) -> datetime:
-        return self._now
-
-    def set(self, moment: datetime) -> None:
-        """Jump to ``moment`` (never backwards) and wake every sleeper that is due."""
-        moment = to_utc(moment)
-        if moment < self._now:
-            raise ValueError(f"FakeClock cannot go back from {self._now} to {moment}")
-        self._now = moment
-        if self._moved is not None:
-            self._moved.set()
-            self._moved = None
-
-    def advance(self, delta: timedelta) -> None:
-        """Move forward by ``delta``."""
-        self.set(self._now + delta)
-
-    async def sleep_until(self, deadline: datetime | None) -> None:
-        while deadline is None or self._now < deadline:
-            if self._moved is None:
-                self._moved = anyio.Event()
-            await self._moved.wait()

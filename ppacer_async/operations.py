@@ -11,7 +11,6 @@ the clock.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -26,6 +25,7 @@ from ._exceptions import (
     RunNotFound,
     TaskNotFound,
 )
+from ._params import params_problem
 from ._structures import (
     Changes,
     DagDetail,
@@ -227,10 +227,9 @@ async def queue_manual_run(
 ) -> DagRun:
     """Queue a manual run of a known DAG version; ``params`` override ``defaults``."""
     merged = {**defaults, **(params or {})}
-    try:
-        json.dumps(merged)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"params must be JSON-serialisable: {exc}") from None
+    problem = params_problem(merged)
+    if problem is not None:
+        raise ValueError(problem)
     run = await storage.create_run(
         dag_id=dag_id,
         logical_time=now,

@@ -22,6 +22,10 @@ from .abc import Schedule
 __all__ = ["Cron", "Interval", "schedule_from_spec", "schedule_points"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: The shortest ``Interval`` accepted unless ``min_every`` says otherwise: shorter ones
+#: are nearly always a mistake that floods the storage with runs.
+MIN_EVERY = timedelta(seconds=1)
 _HOUR = timedelta(hours=1)
 # Python bounds every UTC offset to (-24h, 24h), so no two offsets differ by 48h or more.
 _MAX_OFFSET = timedelta(hours=24)
@@ -72,6 +76,15 @@ def _check_anchor(instance: Interval, attribute: attrs.Attribute[datetime], anch
     _aware_utc(anchor, "Interval anchor")
 
 
+def _check_min_every(
+    instance: Interval, attribute: attrs.Attribute[timedelta], minimum: object
+) -> None:
+    if not isinstance(minimum, timedelta) or minimum < timedelta(0):
+        raise ScheduleError(
+            f"Interval min_every must be a timedelta of zero or more, got {minimum!r}"
+        )
+
+
 @attrs.frozen
 class Interval(Schedule):
     """Points every ``every`` of elapsed time: ``anchor + k * every`` for every integer k.
@@ -80,15 +93,30 @@ class Interval(Schedule):
     Elapsed time ignores wall clocks: an interval of one day is always 24 hours, even
     across a DST change in the anchor's zone; use :class:`Cron` for "same local time".
 
-    :param every: the distance between points; must be positive.
+    :param every: the distance between points; at least ``min_every``.
     :param anchor: a tz-aware point of the schedule, default 1970-01-01 00:00 UTC.
-    :raises ScheduleError: ``every`` is not positive or ``anchor`` is naive.
+    :param min_every: the shortest ``every`` accepted, default one second
+        (``MIN_EVERY``); lower it, e.g. ``min_every=timedelta(milliseconds=100)``, to
+        schedule more often on purpose. Not part of the schedule's identity.
+    :raises ScheduleError: ``every`` is not positive or under ``min_every``, or
+        ``anchor`` is naive.
     """
 
     every: timedelta = attrs.field(validator=_check_every)
     anchor: datetime = attrs.field(
         default=None, converter=_anchor_or_epoch, validator=_check_anchor
     )
+    min_every: timedelta = attrs.field(
+        default=MIN_EVERY, kw_only=True, eq=False, repr=False, validator=_check_min_every
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.every < self.min_every:
+            raise ScheduleError(
+                f"Interval every must be at least {self.min_every}, got {self.every}: so "
+                "short an interval floods the storage with runs; pass e.g. "
+                f"timedelta(seconds=5), or add min_every={self.every!r} if you mean it"
+            )
 
     def next(self, after: datetime) -> datetime | None:
         """Return the first point strictly after ``after``, in UTC.
@@ -298,9 +326,11 @@ def schedule_from_spec(spec: dict[str, Any]) -> Schedule:
     """
     kind = spec.get("kind") if isinstance(spec, dict) else None
     if kind == "interval":
+        # A stored schedule was accepted when it was defined, whatever its interval.
         return Interval(
             timedelta(microseconds=int(spec["every_us"])),
             datetime.fromisoformat(str(spec["anchor"])),
+            min_every=timedelta(0),
         )
     if kind == "cron":
         return Cron(str(spec["expr"]), tz=str(spec.get("tz", "UTC")))

@@ -337,6 +337,12 @@ def test_trigger_json_prints_the_queued_run(ops: Ops) -> None:
     _utc(run["logical_time"])
 
 
+def test_trigger_reads_nan_and_infinity_params_as_strings_not_numbers(ops: Ops) -> None:
+    run = ops.json("trigger", "chain", "--param", "low=NaN", "--param", "high=Infinity")
+
+    assert run["params"] == {"size": 1, "low": "NaN", "high": "Infinity"}
+
+
 def test_show_and_logs_of_a_successful_run(ops: Ops) -> None:
     run_id = int(_search(r"queued run (\d+)", ops.ok("trigger", "chain", "--wait").stdout)[1])
 

@@ -41,7 +41,7 @@ def pong(ctx: TaskContext) -> None:
 
 tiny = DAG(
     "tiny",
-    schedule=Interval(timedelta(milliseconds=200)),
+    schedule=Interval(timedelta(milliseconds=200), min_every=timedelta(0)),
     start=datetime(2026, 1, 1, tzinfo=UTC),
 )
 tiny.add(ping >> pong)
@@ -63,7 +63,7 @@ def stuck(ctx):
 
 dag = DAG(
     "stuck",
-    schedule=Interval(timedelta(milliseconds=200)),
+    schedule=Interval(timedelta(milliseconds=200), min_every=timedelta(0)),
     start=datetime(2026, 1, 1, tzinfo=UTC),
 )
 dag.add(stuck)

@@ -1,12 +1,31 @@
-"""`show` lists tasks that have no attempt row yet (readiness is not written)."""
+"""`show`: tasks that have no attempt row yet (readiness is not written), and stored
+values printed as JSON."""
 
 from __future__ import annotations
 
+import json
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
-from ppacer_async import DagRun, DagRunStatus, RunTrigger, TaskRun, TaskStatus
+import anyio
+import pytest
+
+from ppacer_async import (
+    DAG,
+    DagRun,
+    DagRunStatus,
+    RunTrigger,
+    Scheduler,
+    TaskContext,
+    TaskRun,
+    TaskStatus,
+    task,
+)
 from ppacer_async._structures import DagInfo
 from ppacer_async.cli.runs import _not_started
+
+from .helpers import command_env
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 INFO = DagInfo(
@@ -47,3 +66,27 @@ def test_task_waiting_for_upstream_is_shown_pending() -> None:
 
 def test_finished_runs_show_no_status_for_tasks_that_never_ran() -> None:
     assert _not_started("b", INFO, {}, run(DagRunStatus.failed)) == "-"
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_show_json_prints_stored_lone_surrogates_as_json_escapes(tmp_path: Path) -> None:
+    odd = "report-\udcff.csv"  # as os.listdir gives for a name that is not UTF-8
+
+    @task
+    async def listing(ctx: TaskContext) -> dict[str, str]:
+        return {odd: odd}
+
+    url = f"sqlite:///{tmp_path / 'odd.db'}"
+    async with Scheduler([DAG("odd").add(listing)], storage=url) as scheduler:
+        run = await scheduler.trigger("odd")
+        assert (await scheduler.wait_for_run(run.id, timeout=10)).status is DagRunStatus.success
+    command = [sys.executable, "-m", "ppacer_async", "show", str(run.id), "--json"]
+    done = await anyio.run_process(
+        [*command, "--storage", url], env=command_env(PYTHONIOENCODING="utf-8"), check=False
+    )
+    stdout = done.stdout.decode()
+    assert done.returncode == 0, done.stderr.decode()
+    assert "\\udcff" in stdout
+    [attempt] = json.loads(stdout)["attempts"]
+    assert attempt["result"] == {odd: odd}

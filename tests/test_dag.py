@@ -108,6 +108,22 @@ def test_bad_task_options_raise() -> None:
         DAG("d", max_active_runs=0)
 
 
+@pytest.mark.parametrize("cap", [-1, 2.5, True, "10"])
+def test_bad_max_catchup_runs_is_refused_naming_the_option(cap: object) -> None:
+    with pytest.raises(DagDefinitionError, match="max_catchup_runs must be a whole number"):
+        DAG("d", max_catchup_runs=cap)  # type: ignore[arg-type]
+    assert DAG("d", max_catchup_runs=None).max_catchup_runs is None
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_params_are_refused_at_definition(value: float) -> None:
+    with pytest.raises(DagDefinitionError) as info:
+        DAG("d", params={"limits": {"low": value}})
+    message = str(info.value)
+    assert message.startswith(f"DAG 'd': params['limits']['low'] = {value!r} is not a finite")
+    assert "use None or a string" in message
+
+
 def test_task_decorator_keeps_options_and_detects_async() -> None:
     @task(retries=2, retry_delay=timedelta(milliseconds=250), priority=5)
     def blocking(ctx: TaskContext) -> int:

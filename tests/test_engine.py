@@ -487,6 +487,22 @@ async def test_trigger_params_reach_the_task(storage_factory: StorageFactory) ->
         assert (await reader.get_run(run_id)).params == {"day": "mon", "n": 2}
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+async def test_non_finite_trigger_params_are_refused_alike_on_every_storage(
+    storage: Storage, value: float
+) -> None:
+    @task
+    async def noop(ctx: TaskContext) -> None:
+        pass
+
+    async with Scheduler([DAG("p").add(noop)], storage=storage) as scheduler:
+        with pytest.raises(ValueError, match=r"params\['x'\]\[0\] = .* not a finite number"):
+            await scheduler.trigger("p", {"x": [value]})
+        assert await scheduler.list_runs("p") == []
+        run = await scheduler.trigger("p", {"x": "nan"})
+        assert (await scheduler.wait_for_run(run.id, timeout=10)).params == {"x": "nan"}
+
+
 async def test_unknown_dag_raises_dag_not_found(storage: Storage) -> None:
     async with Scheduler([], storage=storage) as scheduler:
         with pytest.raises(DagNotFound, match="nope"):

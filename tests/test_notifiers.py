@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -246,6 +247,36 @@ async def test_email_logs_in_when_a_username_is_given(smtp_server: StartSMTP) ->
     assert accounts.tried == [("alerts", PASSWORD)]
     [mail] = box.mails
     assert mail.authenticated
+
+
+class EchoingAccounts(Accounts):
+    """Refuses every login with a reply that quotes the password it was given."""
+
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        password = data.password.decode()
+        self.tried.append((data.login.decode(), password))
+        return AuthResult(success=False, handled=False, message=f"535 5.7.8 no: {password}")
+
+
+async def test_email_reply_quoting_the_password_is_redacted(
+    smtp_server: StartSMTP, caplog: pytest.LogCaptureFixture
+) -> None:
+    accounts = EchoingAccounts("alerts", PASSWORD)
+    port = smtp_server(
+        Mailbox(), authenticator=accounts, auth_require_tls=False, auth_exclude_mechanism=["LOGIN"]
+    )
+    notifier = email_notifier(port, username="alerts", password=PASSWORD, retries=0)
+    with (
+        anyio.fail_after(10),
+        pytest.raises(NotifierError, match=r"535 5\.7\.8 no: \*\*\*") as info,
+    ):
+        await notifier.send(ALERT)
+    assert accounts.tried == [("alerts", PASSWORD)]
+    assert PASSWORD not in shown(info.value)
+    assert PASSWORD not in caplog.text
 
 
 async def test_email_rejected_login_is_not_retried(
@@ -489,6 +520,10 @@ def hook() -> Iterator[Hook]:
         thread.join(5)
 
 
+def shown(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
 def webhook(hook: Hook, **options: Any) -> WebhookNotifier:
     options = {"retry_delay": FAST, "timeout": timedelta(seconds=5), **options}
     return WebhookNotifier(hook.url, **options)
@@ -572,6 +607,28 @@ async def test_webhook_client_error_is_not_retried(
     assert "invalid_payload" in str(info.value)
     assert SECRET not in str(info.value)
     assert info.value.__cause__ is None
+
+
+async def test_webhook_error_bodies_echoing_configured_secrets_are_redacted_in_logs(
+    hook: Hook, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = "opaque-bearer-7f3a9c"
+    api_key = "k3y-Value-0099"
+    hook.reply(
+        Reply(503, body=f'{{"error": "overloaded", "auth": "Bearer {token}"}}'.encode()),
+        Reply(401, body=f"bad credentials: token={token} key={api_key}".encode()),
+    )
+    notifier = webhook(
+        hook, retries=1, headers={"Authorization": f"Bearer {token}", "X-Api-Key": api_key}
+    )
+    with anyio.fail_after(10), pytest.raises(NotifierError, match="HTTP 401") as info:
+        await notifier.send(ALERT)
+    assert len(hook.received()) == 2
+    assert "attempt 1 of 2 failed (HTTP 503" in caplog.text
+    assert "bad credentials" in str(info.value)  # the reason is still shown
+    for text in (caplog.text, str(info.value)):
+        assert token not in text
+        assert api_key not in text
 
 
 async def test_webhook_timeout_fails_after_its_retries(hook: Hook) -> None:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import ppacer_async
 
 
@@ -14,6 +17,40 @@ def test_all_is_sorted_and_complete() -> None:
         ppacer_async.__all__, key=lambda name: (not name.isupper(), name)
     )
     assert set(ppacer_async.__all__) == public
+
+
+def _classes_defined_in_the_package() -> set[type]:
+    found: set[type] = set()
+    modules = pkgutil.walk_packages(ppacer_async.__path__, prefix="ppacer_async.")
+    for info in modules:
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if isinstance(value, type) and value.__module__ == info.name:
+                found.add(value)
+    return found
+
+
+def test_every_public_exception_is_exported() -> None:
+    errors = {
+        cls
+        for cls in _classes_defined_in_the_package()
+        if issubclass(cls, ppacer_async.PpacerError)
+    }
+    assert {"StorageLockedError", "NotifierError"} <= {cls.__name__ for cls in errors}
+    exported = {getattr(ppacer_async, name) for name in ppacer_async.__all__}
+    missing = sorted(cls.__qualname__ for cls in errors - exported)
+    assert not missing, f"errors not exported from ppacer_async: {missing}"
+
+
+def test_fake_clock_is_public_in_testing_and_still_importable_where_it_was() -> None:
+    from ppacer_async import FakeClock as top_level
+    from ppacer_async.clock import FakeClock as in_clock
+    from ppacer_async.testing import FakeClock
+
+    assert FakeClock is top_level is in_clock
+    assert FakeClock.__module__ == "ppacer_async.testing"
 
 
 def test_errors_inherit_their_builtin_twins() -> None:

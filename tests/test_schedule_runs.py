@@ -5,6 +5,7 @@ Time is a ``FakeClock``: nothing here sleeps for schedule arithmetic.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import anyio
@@ -159,6 +160,67 @@ async def test_points_missed_while_down_are_run_with_catchup(
         for r in await s.list_runs("hourly"):
             await s.wait_for_run(r.id, timeout=5)
     assert recorder.values == [T0, T0 + HOUR, T0 + 2 * HOUR, T0 + 3 * HOUR]
+
+
+async def test_catchup_creates_at_most_max_catchup_runs_per_start_and_skips_the_rest(
+    storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ppacer_async.scheduler")
+    clock = FakeClock(T0)
+    recorder = Recorder()
+    dag = hourly_dag(recorder, start=T0 - 10 * HOUR, catchup=True, max_catchup_runs=3)
+    async with Scheduler([dag], storage=storage, clock=clock) as s:
+        await recorder.wait_for(4)
+        for run in await s.list_runs("hourly"):
+            await s.wait_for_run(run.id, timeout=5)
+        runs = sorted(await s.list_runs("hourly"), key=lambda r: r.id)
+    assert [r.logical_time for r in runs] == [T0 - 10 * HOUR, T0 - 9 * HOUR, T0 - 8 * HOUR, T0]
+    assert [r.trigger for r in runs] == [RunTrigger.catchup] * 3 + [RunTrigger.schedule]
+    assert sorted(recorder.values) == [r.logical_time for r in runs]
+    assert "max_catchup_runs=3" in caplog.text
+    await storage.open()
+    try:
+        assert await events(storage) == [
+            *((T0 - k * HOUR, ScheduleEventKind.caught_up) for k in (10, 9, 8)),
+            *((T0 - k * HOUR, ScheduleEventKind.skipped) for k in range(7, 0, -1)),
+            (T0, ScheduleEventKind.regular),
+        ]
+    finally:
+        await storage.close()
+
+
+async def test_years_of_one_second_points_past_the_catchup_cap_are_skipped_at_once(
+    storage: Storage,
+) -> None:
+    clock = FakeClock(T0)
+    recorder = Recorder()
+
+    @task
+    async def tick(ctx: TaskContext) -> None:
+        recorder.add(ctx.logical_time)
+
+    second = timedelta(seconds=1)
+    start = T0.replace(year=2020)
+    dag = DAG(
+        "ticks", schedule=Interval(second), start=start, catchup=True, max_catchup_runs=2
+    ).add(tick)
+    with anyio.fail_after(30):  # point by point, 190 million points would take minutes
+        async with Scheduler([dag], storage=storage, clock=clock) as s:
+            await recorder.wait_for(3)
+            for run in await s.list_runs("ticks"):
+                await s.wait_for_run(run.id, timeout=5)
+    assert sorted(recorder.values) == [start, start + second, T0]
+    await storage.open()
+    try:
+        skipped = [
+            e.logical_time
+            for e in await storage.schedule_events("ticks", limit=2000)
+            if e.kind is ScheduleEventKind.skipped
+        ]
+    finally:
+        await storage.close()
+    # The latest 1,000 skipped points are recorded one by one, the rest counted in a log.
+    assert sorted(skipped) == [T0 - k * second for k in range(1000, 0, -1)]
 
 
 async def test_manual_triggers_never_shift_the_schedule(storage: Storage) -> None:

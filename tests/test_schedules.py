@@ -11,7 +11,7 @@ import pytest
 
 from ppacer_async._exceptions import PpacerError, ScheduleError
 from ppacer_async.abc import Schedule
-from ppacer_async.schedules import Cron, Interval, schedule_points
+from ppacer_async.schedules import Cron, Interval, schedule_from_spec, schedule_points
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -48,7 +48,7 @@ def assert_strictly_increasing_utc(points: list[datetime]) -> None:
 
 
 def test_interval_steps_of_100ms_are_exact() -> None:
-    every = Interval(timedelta(milliseconds=100))
+    every = Interval(timedelta(milliseconds=100), min_every=timedelta(0))
     start = utc(2024, 5, 1, 12, 0, 0)
     points = walk(every, start, 1000)
     assert points == [start + k * timedelta(microseconds=100_000) for k in range(1, 1001)]
@@ -113,6 +113,28 @@ def test_interval_rejects_non_positive_every(every: timedelta, shown: str) -> No
     )
 
 
+def test_interval_refuses_every_under_one_second_by_default() -> None:
+    with pytest.raises(ScheduleError) as info:
+        Interval(timedelta(microseconds=1))
+    message = str(info.value)
+    assert message.startswith(
+        "Interval every must be at least 0:00:01, got 0:00:00.000001: so short an interval"
+    )
+    assert "min_every=" in message
+    assert Interval(timedelta(seconds=1)).every == timedelta(seconds=1)
+
+
+def test_interval_minimum_can_be_lowered_on_purpose_without_changing_identity() -> None:
+    fast = Interval(timedelta(milliseconds=100), min_every=timedelta(milliseconds=100))
+    assert fast.next(utc(2024, 1, 1)) == utc(2024, 1, 1) + timedelta(milliseconds=100)
+    assert fast == Interval(timedelta(milliseconds=100), min_every=timedelta(0))
+    assert schedule_from_spec(fast.spec()) == fast
+    with pytest.raises(ScheduleError, match="min_every must be a timedelta of zero or more"):
+        Interval(timedelta(seconds=5), min_every=timedelta(seconds=-1))
+    with pytest.raises(ScheduleError, match="at least 0:01:00, got 0:00:30"):
+        Interval(timedelta(seconds=30), min_every=timedelta(minutes=1))
+
+
 def test_interval_rejects_every_that_is_not_a_timedelta() -> None:
     with pytest.raises(ScheduleError, match=r"must be a timedelta, got 300; pass e\.g\."):
         Interval(300)  # type: ignore[arg-type]
@@ -141,7 +163,7 @@ def test_interval_points_lie_on_the_grid_within_one_step() -> None:
         every = timedelta(microseconds=rng.randint(1, 10 * 86_400 * 10**6))
         anchor = utc(2000, 1, 1) + timedelta(microseconds=rng.randint(0, 10**15))
         after = utc(2020, 1, 1) + timedelta(microseconds=rng.randint(-(10**15), 10**15))
-        point = Interval(every, anchor=anchor).next(after)
+        point = Interval(every, anchor=anchor, min_every=timedelta(0)).next(after)
         assert point is not None
         assert after < point <= after + every
         assert (point - anchor) % every == timedelta(0)

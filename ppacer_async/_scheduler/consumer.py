@@ -40,6 +40,11 @@ if TYPE_CHECKING:
 
 Item = tuple[RunView, int, TaskRun]
 
+# Bound once: reading an enum member costs about 0.1 µs on Python 3.11, every attempt.
+_SUCCESS = TaskStatus.success
+_FAILED = TaskStatus.failed
+_RUNNING = TaskStatus.running
+
 
 class Sink(Protocol):
     """Where the consumer sends what attempts do (the state machine, or a reporter)."""
@@ -268,7 +273,7 @@ class Consumer:
                 run_id=tr.run_id,
                 task_id=tr.task_id,
                 attempt=tr.attempt,
-                status=TaskStatus.success if error is None else TaskStatus.failed,
+                status=_SUCCESS if error is None else _FAILED,
                 reason=tr.reason,
                 scheduled_at=tr.scheduled_at,
                 started_at=started,
@@ -338,7 +343,7 @@ def _running(tr: TaskRun, started: datetime) -> TaskRun:
         run_id=tr.run_id,
         task_id=tr.task_id,
         attempt=tr.attempt,
-        status=TaskStatus.running,
+        status=_RUNNING,
         reason=tr.reason,
         scheduled_at=tr.scheduled_at,
         started_at=started,

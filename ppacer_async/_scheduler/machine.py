@@ -285,14 +285,17 @@ class StateMachine:
         now = self.clock.now()
         runs = self.runs
         done = 0
+        # Looked up once, not per event (an enum member costs about 0.1 µs to read).
+        success = TaskStatus.success
+        succeeded, failed = transitions.task_succeeded, transitions.task_failed
         for event in events:
             if isinstance(event, AttemptEnded):  # the most frequent first
                 done += 1
                 tr = event.tr
-                if tr.status is TaskStatus.success:
-                    transitions.task_succeeded(event.state, event.i, tr, now, fx)
+                if tr.status is success:
+                    succeeded(event.state, event.i, tr, now, fx)
                 else:
-                    transitions.task_failed(event.state, event.i, tr, now, fx)
+                    failed(event.state, event.i, tr, now, fx)
             elif isinstance(event, AttemptStarted):
                 fx.task_runs.append(event.tr)
             elif isinstance(event, AttemptInterrupted):

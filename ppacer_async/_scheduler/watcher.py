@@ -5,7 +5,9 @@ Catch-up (as in ppacer): with no earlier run, the first point is the first at or
 ``start`` when ``catchup=True``, else the first after now. Points that passed while
 nothing ran are run oldest first with ``catchup=True``, else recorded as skipped. A
 run is created only while the DAG has a free slot under ``max_active_runs``, so
-catching up is paced, never a flood. Every decision is a schedule event.
+catching up is paced, never a flood; and one start creates at most the DAG's
+``max_catchup_runs`` runs for passed points, skipping the rest. Every decision is a
+schedule event.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from .._dag import DAG
 from .._enums import RunTrigger, ScheduleEventKind
 from .._structures import ScheduleEvent
 from .._text import plural
+from ..schedules import Interval
 
 if TYPE_CHECKING:
-    from ..abc import Clock, Storage
+    from ..abc import Clock, Schedule, Storage
     from .machine import StateMachine
     from .state import RunState
 
@@ -36,6 +39,8 @@ logger = logging.getLogger("ppacer_async.scheduler")
 MAX_RECORDED_SKIPS = 1000
 
 _TICK = timedelta(microseconds=1)
+#: Why points are skipped after an unpause "from now".
+_UNPAUSED = "unpaused from now"
 
 
 class Watcher:
@@ -66,6 +71,7 @@ class Watcher:
         self._seq = itertools.count()
         self._scope: anyio.CancelScope | None = None
         self._woken = False
+        self._caught_up: dict[str, int] = {}
 
     def wake(self) -> None:
         """Re-evaluate due times now (a run finished, a timer was added, ...)."""
@@ -100,7 +106,9 @@ class Watcher:
             if dag.schedule is not None:
                 point = await self._first_point(dag, now)
                 if info is not None and info.resume_after is not None:
-                    point = await self._skip(dag, point, info.resume_after, keep_latest=False)
+                    point = await self._skip(
+                        dag, point, info.resume_after, keep_latest=False, why=_UNPAUSED
+                    )
                 self.next_points[dag.dag_id] = point
             self._log_next_due(dag)
         task_status.started()
@@ -116,7 +124,11 @@ class Watcher:
                     self.next_points[dag_id] = await self._first_point(dag, now)
                 else:  # from now: the points missed while paused are skipped
                     self.next_points[dag_id] = await self._skip(
-                        dag, self.next_points[dag_id], resume_after, keep_latest=False
+                        dag,
+                        self.next_points[dag_id],
+                        resume_after,
+                        keep_latest=False,
+                        why=_UNPAUSED,
                     )
             timers = self._timers
             while timers and timers[0][0] <= now:
@@ -166,38 +178,38 @@ class Watcher:
         return await self._skip(dag, point, now, keep_latest=False)
 
     async def _skip(
-        self, dag: DAG, point: datetime | None, now: datetime, *, keep_latest: bool
+        self,
+        dag: DAG,
+        point: datetime | None,
+        now: datetime,
+        *,
+        keep_latest: bool,
+        why: str = "catchup=False",
     ) -> datetime | None:
         """Record points up to ``now`` as skipped (all, or all but the latest due one);
         return the first point not skipped."""
         schedule = dag.schedule
         assert schedule is not None
-        skipped: deque[datetime] = deque(maxlen=MAX_RECORDED_SKIPS)
-        total = 0
         first_skipped = point
-        while point is not None and point <= now:
-            following = schedule.next(point)
-            if keep_latest and (following is None or following > now):
-                break
-            skipped.append(point)
-            total += 1
-            point = following
+        total, skipped, point = _passed_points(schedule, point, now, keep_latest=keep_latest)
         if total > len(skipped):
             logger.warning(
                 "DAG %r: skipped %d schedule points that passed while nothing ran, from %s "
-                "to %s (catchup=False); the latest %d are recorded as skipped events",
+                "to %s (%s); the latest %d are recorded as skipped events",
                 dag.dag_id,
                 total,
                 _shown(first_skipped or skipped[0]),
                 _shown(skipped[-1]),
+                why,
                 len(skipped),
             )
         elif total:
             logger.info(
-                "DAG %r: skipped %s that passed while nothing ran, %s (catchup=False)",
+                "DAG %r: skipped %s that passed while nothing ran, %s (%s)",
                 dag.dag_id,
                 plural(total, "schedule point"),
                 _span(skipped[0], skipped[-1]),
+                why,
             )
         created = self.clock.now()
         for moment in skipped:
@@ -222,10 +234,24 @@ class Watcher:
             point = skipped
         current: datetime | None = point
         caught_up: list[datetime] = []
+        cap = dag.max_catchup_runs
         while current is not None and current <= now and self.machine.free_slots(dag) > 0:
             following = schedule.next(current)
             late = following is not None and following <= now
+            if late and cap is not None and self._caught_up.get(dag.dag_id, 0) >= cap:
+                logger.warning(
+                    "DAG %r: catch-up created max_catchup_runs=%d runs since this scheduler "
+                    "started; the other points that passed are skipped and the latest one "
+                    "runs now. Raise DAG(max_catchup_runs=...) or backfill the skipped points",
+                    dag.dag_id,
+                    cap,
+                )
+                current = await self._skip(
+                    dag, current, now, keep_latest=True, why=f"max_catchup_runs={cap}"
+                )
+                continue
             if late:
+                self._caught_up[dag.dag_id] = self._caught_up.get(dag.dag_id, 0) + 1
                 caught_up.append(current)
             run = await self.storage.create_run(
                 dag_id=dag.dag_id,
@@ -257,3 +283,33 @@ def _shown(moment: datetime) -> str:
 
 def _span(first: datetime, last: datetime) -> str:
     return f"at {_shown(first)}" if first == last else f"from {_shown(first)} to {_shown(last)}"
+
+
+def _passed_points(
+    schedule: Schedule, point: datetime | None, now: datetime, *, keep_latest: bool
+) -> tuple[int, deque[datetime], datetime | None]:
+    """Count the points from ``point`` up to ``now`` (all, or all but the latest), keep
+    the last ``MAX_RECORDED_SKIPS`` of them and return the first point not counted.
+
+    An :class:`Interval` is counted by arithmetic: stepping through years of one-second
+    points one by one would hold the event loop for minutes."""
+    skipped: deque[datetime] = deque(maxlen=MAX_RECORDED_SKIPS)
+    if type(schedule) is Interval and point is not None and point <= now:
+        every = schedule.every
+        due = (now - point) // every + 1  # points in [point, now]: point is on the grid
+        total = due - 1 if keep_latest else due
+        first_kept = max(total - MAX_RECORDED_SKIPS, 0)
+        skipped.extend(point + every * k for k in range(first_kept, total))
+        try:
+            return total, skipped, point + every * total
+        except OverflowError:
+            return total, skipped, None
+    total = 0
+    while point is not None and point <= now:
+        following = schedule.next(point)
+        if keep_latest and (following is None or following > now):
+            break
+        skipped.append(point)
+        total += 1
+        point = following
+    return total, skipped, point

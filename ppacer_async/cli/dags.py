@@ -224,11 +224,16 @@ def parse_params(items: Iterable[str]) -> dict[str, Any]:
                 "or --param day=2026-01-31"
             )
         try:
-            value: Any = json.loads(text)
+            # NaN and Infinity are not JSON: like any other non-JSON text, a string.
+            value: Any = json.loads(text, parse_constant=_not_json)
         except ValueError:
             value = text
         params[key.strip()] = value
     return params
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:

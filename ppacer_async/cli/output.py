@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import textwrap
@@ -174,7 +175,22 @@ def print_lines(lines: Iterable[str]) -> None:
 
 
 def print_json(value: object) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    print(json_text(value))
+
+
+def json_text(value: object) -> str:
+    """``value`` as indented JSON, non-ASCII text as is but lone surrogates (a stored
+    value may hold one, e.g. a file name from ``os.listdir``) escaped as ``\\udXXX``:
+    valid JSON that reads back the same, and printable on any terminal."""
+    return _SURROGATE.sub(_escape, json.dumps(value, indent=2, ensure_ascii=False))
+
+
+# Outside strings JSON has no such characters, so every match is inside one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def note(message: str) -> None:

@@ -13,7 +13,7 @@ from .memory import MemoryStorage as MemoryStorage
 if TYPE_CHECKING:
     from ..abc import Storage
 
-__all__ = ["MemoryStorage", "from_url", "redact_url"]
+__all__ = ["MemoryStorage", "check_postgres_url", "from_url", "redact_url"]
 
 DEFAULT_URL = "sqlite:///ppacer.db"
 
@@ -29,7 +29,10 @@ def from_url(url: str) -> Storage:
 
     :raises StorageError: the URL scheme is unknown or its driver is not installed.
     """
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:  # a malformed host, said in one line below
+        scheme = url.partition(":")[0].lower()
     if scheme == "memory":
         return MemoryStorage()
     if scheme == "sqlite":
@@ -51,6 +54,7 @@ def from_url(url: str) -> Storage:
             raise StorageError(
                 "PostgreSQL storage needs asyncpg: pip install 'ppacer-async[postgres]'"
             ) from exc
+        check_postgres_url(url)
         dsn, options = _postgres_options(url)
         try:
             return PostgresStorage(dsn=dsn, **options)
@@ -98,17 +102,70 @@ def _postgres_options(url: str) -> tuple[str, dict[str, Any]]:
 
 _PASSWORD_PARAM = re.compile(r"(?i)(password=)[^&\s]*")
 
+_ENCODE = (
+    "percent-encode the password (@ as %40, : as %3A, / as %2F, ? as %3F, # as %23), e.g. "
+    'python3 -c "import getpass, urllib.parse; print(urllib.parse.quote(getpass.getpass(), '
+    "safe=''))\""
+)
+
+
+def check_postgres_url(url: str) -> None:
+    """Refuse a PostgreSQL URL that parsers would read differently (a password with an
+    unencoded ``@``, ``/``, ``?`` or ``#``, a port that is not a number, a malformed
+    IPv6 host): the driver would take part of the password for a host, a port or a
+    database, and quote it in its errors.
+
+    :raises StorageError: in one line that shows no part of the password.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise StorageError(
+            f"the host in the PostgreSQL URL {redact_url(url)} is not valid ({exc}); write "
+            "an IPv6 address in brackets, e.g. postgresql://user@[::1]:5432/db"
+        ) from None
+    netloc = parts.netloc
+    rest = url.partition("://")[2]
+    after_host = rest[len(netloc) :].split("?", 1)[0] + "#" + parts.fragment
+    if netloc.count("@") > 1 or (netloc.count("@") == 0 and "@" in after_host):
+        raise StorageError(
+            f"the user part of the PostgreSQL URL {redact_url(url)} holds an unencoded "
+            f"'@', '/', '?' or '#'; {_ENCODE}"
+        )
+    hostspec = netloc.rpartition("@")[2]
+    if "," not in hostspec:  # several hosts are the driver's to read
+        try:
+            parts.port  # noqa: B018 (validates the port)
+        except ValueError:
+            raise StorageError(
+                f"the port in the PostgreSQL URL {redact_url(url)} is not a number from 0 "
+                "to 65535; if it is part of a password holding '/', '?' or '#', " + _ENCODE
+            ) from None
+
 
 def redact_url(url: str) -> str:
     """Hide the password of a URL, for messages and reprs: in the user part, and in a
-    ``password=`` query parameter."""
+    ``password=`` query parameter.
+
+    A password holding an unencoded ``@``, ``/``, ``?`` or ``#`` moves the end of the
+    user part; then everything up to the last ``@`` is hidden, whatever a parser would
+    make of it.
+    """
     url = _PASSWORD_PARAM.sub(r"\1***", url)
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
     try:
         parts = urlsplit(url)
-        password = parts.password
+        if "," not in parts.netloc:
+            parts.port  # noqa: B018 (a password part taken for a port fails here)
     except ValueError:
-        return url
-    if password is None:
-        return url
-    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+        parts = None
+    if parts is not None and parts.netloc.count("@") == 1:
+        after_host = rest[len(parts.netloc) :]
+        if "@" not in after_host.split("?", 1)[0]:
+            userinfo, _, hostspec = parts.netloc.partition("@")
+            user, colon, _ = userinfo.partition(":")
+            netloc = f"{user}:***@{hostspec}" if colon else parts.netloc
+            return parts._replace(netloc=netloc).geturl()
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"

@@ -8,7 +8,6 @@ caller can never leave half-open.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -37,7 +36,6 @@ from .._exceptions import (
     ResultNotStorable,
     SchemaVersionError,
     StorageError,
-    StorageLockedError,
 )
 from .._structures import (
     Changes,
@@ -51,6 +49,7 @@ from .._structures import (
 )
 from .._time import to_utc
 from ..abc import Storage
+from ._sqlite_files import check_files, lock_file, unlock_file
 
 __all__ = [
     "MIGRATIONS",
@@ -554,46 +553,6 @@ def _run_statement(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) ->
     return conn.execute(sql, params).rowcount
 
 
-# -- the scheduler lock -----------------------------------------------------------------
-
-
-def _lock_file(db_path: str) -> int:
-    """Take an exclusive ``flock`` on ``<db_path>.lock`` and write our pid into it.
-
-    The kernel drops the lock when the descriptor closes, so a killed scheduler never
-    leaves a stale lock behind. A symlink to the database shares the real file's lock.
-    """
-    lock_path = os.path.realpath(db_path) + ".lock"
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StorageError(f"cannot create the scheduler lock file {lock_path}: {exc}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        os.close(fd)
-        pid = f"pid {holder}" if holder.isdigit() else "pid unknown"
-        raise StorageLockedError(
-            f"{db_path} is already served by another scheduler ({pid}); stop it first, "
-            "or use PostgreSQL to run several schedulers on one database"
-        ) from None
-    except OSError as exc:
-        os.close(fd)
-        raise StorageError(f"cannot lock {lock_path}: {exc}") from exc
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-    return fd
-
-
-def _unlock_file(fd: int) -> None:
-    try:
-        os.ftruncate(fd, 0)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
 # -- the storage ---------------------------------------------------------------------------
 
 
@@ -684,6 +643,7 @@ class SQLiteStorage(Storage):
     async def open(self) -> None:
         if self._db is not None:
             return
+        await anyio.to_thread.run_sync(check_files, self.path)
         await anyio.to_thread.run_sync(_inspect_existing_file, self.path)
         connection = aiosqlite.connect(
             self.path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS
@@ -735,11 +695,12 @@ class SQLiteStorage(Storage):
                     await db.close()
         finally:
             if lock_fd is not None:
-                _unlock_file(lock_fd)
+                unlock_file(lock_fd)
 
     async def acquire_scheduler_lock(self) -> None:
         if self._lock_fd is None:
-            self._lock_fd = _lock_file(self.path)
+            check_files(self.path)  # one name, so one lock file (see _sqlite_files)
+            self._lock_fd = lock_file(self.path)
 
     # -- DAG definitions -----------------------------------------------------------------
 

@@ -130,6 +130,6 @@ async def tick(ctx: TaskContext) -> None:
     await anyio.sleep(float(ctx.params.get("hold", 0)))
 
 
-ticking = DAG("ticking", schedule=Interval(TICK), start=datetime(2026, 1, 1, tzinfo=UTC)).add(
-    task(tick)
-)
+ticking = DAG(
+    "ticking", schedule=Interval(TICK, min_every=TICK), start=datetime(2026, 1, 1, tzinfo=UTC)
+).add(task(tick))

@@ -109,7 +109,10 @@ class Database:
 
     async def create_pool(self) -> Any:
         """A new pool (not yet kept: the caller keeps it once the schema is ready)."""
-        with self.errors("connect to", ValueError):
+        # The URL's unknown query parameters reach the server as settings, which it
+        # may refuse: say which parameter, in one line.
+        settings = asyncpg.UndefinedObjectError, asyncpg.InvalidParameterValueError
+        with self.errors("connect to", ValueError, *settings):
             return await asyncpg.create_pool(
                 self.dsn,
                 min_size=self.min_pool_size,
@@ -234,6 +237,12 @@ def _hint(exc: BaseException) -> str:
         return "lower max_pool_size or raise the server's max_connections"
     if isinstance(exc, asyncpg.QueryCanceledError):
         return "a statement ran past statement_timeout; raise it or pass None"
+    if isinstance(exc, asyncpg.UndefinedObjectError | asyncpg.InvalidParameterValueError):
+        return (
+            "a URL query parameter that is neither a storage option (schema, lease, "
+            "max_pool_size, ...) nor a driver one (sslmode, ...) is sent to the server as "
+            "a setting; remove it or fix its name"
+        )
     if isinstance(exc, asyncpg.ClientConfigurationError | ValueError):
         return "write the URL as postgresql://user:password@host:port/database"
     return "check that the server is running and reachable at that host and port"

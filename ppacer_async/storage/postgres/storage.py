@@ -31,7 +31,7 @@ from ..._structures import (
 )
 from ..._time import to_utc
 from ...abc import Leadership, Notice, SharedStorage
-from .. import redact_url
+from .. import check_postgres_url, redact_url
 from ..memory import SCHEDULED_TRIGGERS
 from . import _queries as q
 from ._connection import Database
@@ -88,7 +88,10 @@ class PostgresStorage(SharedStorage):
         in case a notification was lost.
     """
 
-    dsn: str = attrs.field(repr=lambda dsn: repr(redact_url(dsn)))
+    dsn: str = attrs.field(
+        repr=lambda dsn: repr(redact_url(dsn)),
+        validator=lambda _, __, dsn: check_postgres_url(dsn),
+    )
     schema: str = "public"
     min_pool_size: int = 1
     max_pool_size: int = 10
