@@ -4,7 +4,7 @@ shown by ``dags``, and ``trigger`` says when nothing serves the DAG."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -107,3 +107,27 @@ def test_trigger_wait_fails_at_once_when_no_live_scheduler_serves_the_dag(
     assert "without --wait" in shown.err
     assert main(["runs", "--json", "--storage", url]) == 0
     assert json.loads(capsys.readouterr().out) == []  # nothing was queued
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_a_process_that_stopped_renewing_its_record_is_not_live(
+    tmp_path: Path, kind: str
+) -> None:
+    from ppacer_async.storage import MemoryStorage
+    from ppacer_async.storage.sqlite import SQLiteStorage
+
+    class Expiring(MemoryStorage if kind == "memory" else SQLiteStorage):  # type: ignore[misc]
+        lease = timedelta(seconds=-1)  # every record has expired by the time it is read
+
+    fresh = MemoryStorage() if kind == "memory" else SQLiteStorage(path=str(tmp_path / "f.db"))
+    expiring = Expiring() if kind == "memory" else Expiring(path=str(tmp_path / "e.db"))
+    now = datetime.now(UTC)
+    async with fresh, expiring:
+        await fresh.register_worker("w1", "all", now, ["a", "b"])
+        await expiring.register_worker("w1", "all", now, ["a", "b"])
+        (worker,) = await fresh.workers()
+        assert (worker.id, worker.dag_ids, worker.role) == ("w1", ("a", "b"), "all")
+        assert await expiring.workers() == []
+        await fresh.unregister_worker("w1")
+        assert await fresh.workers() == []
