@@ -5,8 +5,10 @@ attempt however many run at once."""
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -151,3 +153,46 @@ def test_stdout_and_stderr_are_given_back_after_serving() -> None:
 
     anyio.run(serve_briefly)
     assert (sys.stdout, sys.stderr) == before
+
+
+SCRIPT = """\
+import logging
+
+import anyio
+
+from ppacer_async import DAG, Scheduler, TaskContext, task
+
+
+@task
+async def speak(ctx: TaskContext) -> None:
+    print("printed by the task")
+    logging.getLogger("user.code").warning("warned by the task")
+
+
+async def main() -> None:
+    async with Scheduler([DAG("speak").add(speak)], storage="memory://") as scheduler:
+        run = await scheduler.trigger("speak")
+        await scheduler.wait_for_run(run.id, timeout=10)
+        logging.getLogger("user.code").warning("warned outside")
+        for record in await scheduler.logs(run.id):
+            print("stored", record.level, record.message)
+
+
+anyio.run(main)
+"""
+
+
+def test_what_a_task_says_still_reaches_the_console_as_it_did(tmp_path: Path) -> None:
+    script = tmp_path / "speak.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    # logging is not configured: Python's last-resort handler still prints warnings
+    assert done.stderr.splitlines() == ["warned by the task", "warned outside"]
+    assert done.stdout.splitlines() == [
+        "printed by the task",
+        "stored STDOUT printed by the task",
+        "stored WARNING user.code: warned by the task",
+    ]

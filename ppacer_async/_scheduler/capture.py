@@ -7,8 +7,8 @@ thread task gets a copy, since ``anyio.to_thread.run_sync`` runs the function in
 of the caller's context. So with a hundred attempts running at once, each line lands
 in its own attempt's log. While a scheduler serves, ``sys.stdout`` and ``sys.stderr``
 are proxies that pass everything on to the streams they replaced and, inside an
-attempt, also keep it; a handler on the root logger keeps the records emitted inside
-an attempt. Threads a task starts itself do not inherit the context (use
+attempt, also keep it; the ``logging`` record factory keeps the records made inside an
+attempt. Threads a task starts itself do not inherit the context (use
 ``contextvars.copy_context().run`` to hand it over).
 """
 
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 STDOUT = "STDOUT"
 STDERR = "STDERR"
 
-#: Set on ``logging`` records that ``ctx.log`` already stored.
-STORED_FLAG = "ppacer_stored"
+#: The loggers of ``ctx.log``, whose records are stored by ``ctx.log`` itself.
+_STORED_LOGGERS = "ppacer_async.task."
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
@@ -126,25 +126,36 @@ class _Stream:
         return getattr(self._stream, name)
 
 
-class _Handler(logging.Handler):
-    """Keeps the ``logging`` records emitted inside an attempt."""
+class _RecordFactory:
+    """Wraps the ``logging`` record factory: each record made inside an attempt is also
+    kept for the attempt's log. Hooking record creation rather than adding a handler
+    leaves the logging configuration as it is (a handler on the root logger would, for
+    one, stop Python from printing warnings when logging is not configured)."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.NOTSET)
-        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    def __init__(self, wrapped: Callable[..., logging.LogRecord]) -> None:
+        self.wrapped = wrapped
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.wrapped(*args, **kwargs)
         output = _current.get()
-        if output is None or getattr(record, STORED_FLAG, False):
-            return
-        try:
-            output.record(record.levelname, self.format(record))
-        except Exception:  # a record that cannot be formatted must not fail the task
-            self.handleError(record)
+        if output is not None and not record.name.startswith(_STORED_LOGGERS):
+            output.record(record.levelname, _describe(record))
+        return record
+
+
+def _describe(record: logging.LogRecord) -> str:
+    try:
+        message = f"{record.name}: {record.getMessage()}"
+    except Exception:  # bad arguments: logging reports it when the record is emitted
+        message = f"{record.name}: {record.msg!r} {record.args!r}"
+    if record.exc_info and record.exc_info[1] is not None:
+        message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+    elif record.stack_info:
+        message += "\n" + record.stack_info
+    return message
 
 
 _installed = 0
-_handler = _Handler()
 
 
 @contextlib.contextmanager
@@ -170,11 +181,15 @@ def _install() -> None:
         sys.stdout = _Stream(sys.stdout, STDOUT)
     if sys.stderr is not None and not isinstance(sys.stderr, _Stream):
         sys.stderr = _Stream(sys.stderr, STDERR)
-    logging.getLogger().addHandler(_handler)
+    factory = logging.getLogRecordFactory()
+    if not isinstance(factory, _RecordFactory):
+        logging.setLogRecordFactory(_RecordFactory(factory))
 
 
 def _uninstall() -> None:
-    logging.getLogger().removeHandler(_handler)
+    factory = logging.getLogRecordFactory()
+    if isinstance(factory, _RecordFactory):  # not replaced by someone else meanwhile
+        logging.setLogRecordFactory(factory.wrapped)
     if isinstance(sys.stdout, _Stream):
         sys.stdout = sys.stdout._stream
     if isinstance(sys.stderr, _Stream):

@@ -101,12 +101,7 @@ class TaskLog(logging.LoggerAdapter[logging.Logger]):
     def __init__(self, ctx: TaskContext, consumer: Consumer) -> None:
         super().__init__(
             logging.getLogger(f"ppacer_async.task.{ctx.dag_id}.{ctx.task_id}"),
-            {
-                "dag_id": ctx.dag_id,
-                "run_id": ctx.run_id,
-                "task_id": ctx.task_id,
-                capture.STORED_FLAG: True,
-            },
+            {"dag_id": ctx.dag_id, "run_id": ctx.run_id, "task_id": ctx.task_id},
         )
         self._ctx = ctx
         self._consumer = consumer
