@@ -18,6 +18,8 @@ from ppacer_async import (
     TaskContext,
     task,
 )
+from ppacer_async._structures import Changes
+from ppacer_async.storage import MemoryStorage
 
 from .conftest import POSTGRES_DSN
 
@@ -90,3 +92,42 @@ async def test_serve_raises_storage_locked_as_itself(tmp_path: Path) -> None:
     async with Scheduler([], storage=url):
         with pytest.raises(StorageLockedError):
             await Scheduler([], storage=url).serve()
+
+
+class _BrokenCommits(MemoryStorage):
+    async def commit(self, changes: Changes) -> None:
+        raise StorageError("the disk went away")
+
+
+@task
+async def quick(ctx: TaskContext) -> None:
+    pass
+
+
+@pytest.mark.anyio
+async def test_a_storage_failing_while_serving_comes_out_of_serve_as_itself() -> None:
+    scheduler = Scheduler([DAG("quick").add(quick)], storage=_BrokenCommits())
+
+    async def serve_and_trigger() -> None:
+        async with anyio.create_task_group() as tg:
+            await tg.start(scheduler.serve)
+            await scheduler.trigger("quick")
+            await anyio.sleep_forever()  # until the failing serve cancels the group
+
+    with pytest.raises(BaseExceptionGroup) as caught:
+        with anyio.fail_after(10):
+            await serve_and_trigger()
+    # the group is the caller's own task group's; inside it, serve raised the plain error
+    (inner,) = caught.value.exceptions
+    assert isinstance(inner, StorageError) and str(inner) == "the disk went away"
+
+
+@pytest.mark.anyio
+async def test_a_storage_failing_while_serving_comes_out_of_async_with_as_itself() -> None:
+    async def use() -> None:
+        async with Scheduler([DAG("quick").add(quick)], storage=_BrokenCommits()) as s:
+            await s.trigger("quick")
+            await anyio.sleep_forever()
+
+    with pytest.raises(StorageError, match="the disk went away"), anyio.fail_after(10):
+        await use()
