@@ -20,7 +20,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from typing import IO, TYPE_CHECKING, Any
 
 from .._structures import LogRecord, TaskRun
@@ -38,69 +38,58 @@ _STORED_LOGGERS = "ppacer_async.task."
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
-class AttemptOutput:
-    """Turns what one attempt says into ``LogRecord`` objects for its log. Made for
-    every attempt, so it does nothing until the attempt says something."""
+#: Where an attempt's records go: the consumer's ``add_log`` and its clock, made once
+#: per consumer, so that entering an attempt costs one small tuple.
+Teller = tuple[Callable[[LogRecord], None], "Clock"]
+#: The attempt output belongs to, as the context variable holds it.
+Attempt = tuple[TaskRun, Teller]
 
-    __slots__ = ("_add", "_clock", "_partial", "_tr")
+#: The attempt that output in this context belongs to. Set with ``current.set((tr,
+#: teller))`` around an attempt, then ``finish``.
+current: ContextVar[Attempt | None] = ContextVar("ppacer_async_attempt", default=None)
 
-    def __init__(self, tr: TaskRun, add: Callable[[LogRecord], None], clock: Clock) -> None:
-        self._tr = tr
-        self._add = add
-        self._clock = clock
-        self._partial: dict[str, str] | None = None
+#: Text printed without a final newline yet, by attempt (``id`` of its tuple, alive
+#: while the attempt runs) and stream.
+_partial: dict[tuple[int, str], str] = {}
 
-    def record(self, level: str, message: str) -> None:
-        tr = self._tr
-        self._add(
-            LogRecord(
-                run_id=tr.run_id,
-                task_id=tr.task_id,
-                attempt=tr.attempt,
-                time=self._clock.now(),
-                level=level,
-                message=message,
-            )
+
+def record(attempt: Attempt, level: str, message: str) -> None:
+    """Store one record in an attempt's log."""
+    tr, (add, clock) = attempt
+    add(
+        LogRecord(
+            run_id=tr.run_id,
+            task_id=tr.task_id,
+            attempt=tr.attempt,
+            time=clock.now(),
+            level=level,
+            message=message,
         )
+    )
 
-    def write(self, level: str, text: str) -> None:
-        """Keep printed text; one record per write that completes a line."""
-        partial = self._partial
-        if partial is None:
-            partial = self._partial = {}
-        text = partial.pop(level, "") + text
-        end = text.rfind("\n")
-        if end < 0:
+
+def _write(attempt: Attempt, level: str, text: str) -> None:
+    """Keep printed text; one record per write that completes a line."""
+    key = (id(attempt), level)
+    text = _partial.pop(key, "") + text
+    end = text.rfind("\n")
+    if end < 0:
+        if text:
+            _partial[key] = text
+        return
+    if end + 1 < len(text):
+        _partial[key] = text[end + 1 :]
+    record(attempt, level, text[:end])
+
+
+def finish(attempt: Attempt) -> None:
+    """Keep what an attempt printed without a final newline (call once it has ended;
+    cheap when nothing is pending anywhere)."""
+    if _partial:
+        for level in (STDOUT, STDERR):
+            text = _partial.pop((id(attempt), level), None)
             if text:
-                partial[level] = text
-            return
-        if end + 1 < len(text):
-            partial[level] = text[end + 1 :]
-        self.record(level, text[:end])
-
-    def finish(self) -> None:
-        """Keep what was printed without a final newline."""
-        partial = self._partial
-        if partial:
-            for level, text in partial.items():
-                self.record(level, text)
-            partial.clear()
-
-
-_current: ContextVar[AttemptOutput | None] = ContextVar("ppacer_async_attempt", default=None)
-
-
-def begin(
-    tr: TaskRun, add: Callable[[LogRecord], None], clock: Clock
-) -> tuple[AttemptOutput, Token[AttemptOutput | None]]:
-    """Make ``tr`` the attempt that output in this context belongs to."""
-    output = AttemptOutput(tr, add, clock)
-    return output, _current.set(output)
-
-
-def end(output: AttemptOutput, token: Token[AttemptOutput | None]) -> None:
-    _current.reset(token)
-    output.finish()
+                record(attempt, level, text)
 
 
 class _Stream:
@@ -112,10 +101,10 @@ class _Stream:
         self._level = level
 
     def write(self, text: str) -> int:
-        output = _current.get()
-        # A logging handler writing to this stream: the record is kept by the handler.
-        if output is not None and sys._getframe(1).f_globals.get("__name__") != "logging":
-            output.write(self._level, text)
+        attempt = current.get()
+        # A logging handler writing to this stream: the record factory kept the record.
+        if attempt is not None and sys._getframe(1).f_globals.get("__name__") != "logging":
+            _write(attempt, self._level, text)
         return self._stream.write(text)
 
     def writelines(self, lines: Any) -> None:
@@ -136,11 +125,11 @@ class _RecordFactory:
         self.wrapped = wrapped
 
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = self.wrapped(*args, **kwargs)
-        output = _current.get()
-        if output is not None and not record.name.startswith(_STORED_LOGGERS):
-            output.record(record.levelname, _describe(record))
-        return record
+        made = self.wrapped(*args, **kwargs)
+        attempt = current.get()
+        if attempt is not None and not made.name.startswith(_STORED_LOGGERS):
+            record(attempt, made.levelname, _describe(made))
+        return made
 
 
 def _describe(record: logging.LogRecord) -> str:

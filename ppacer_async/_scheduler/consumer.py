@@ -172,6 +172,7 @@ class Consumer:
         #: Called when an attempt ends (a worker is about to be free).
         self.on_attempt_end: Callable[[], None] | None = None
         self._loop_thread = threading.get_ident()
+        self._teller: capture.Teller = (self.add_log, clock)
 
     @property
     def free(self) -> int:
@@ -236,7 +237,8 @@ class Consumer:
         started = self.clock.now()
         begun = time.monotonic()
         self.running += 1
-        said, token = capture.begin(tr, self.add_log, self.clock)
+        attempt = (tr, self._teller)
+        token = capture.current.set(attempt)
         try:
             if task.is_async:
                 value, error = await self._run_async(task, ctx, item, started, begun)
@@ -246,7 +248,8 @@ class Consumer:
             # The scheduler is stopping: the attempt is recorded interrupted and runs
             # again on the next start.
             ctx.cancelled = True
-            capture.end(said, token)
+            capture.current.reset(token)
+            capture.finish(attempt)
             self.sink.post_interrupted(state, i, _running(tr, started))
             raise
         finally:
@@ -258,9 +261,10 @@ class Consumer:
                 value = encode_result(value)
             except TypeError as exc:
                 error = "".join(traceback.format_exception_only(exc)).rstrip()
-        capture.end(said, token)
+        capture.current.reset(token)
+        capture.finish(attempt)
         if error is not None:
-            said.record("ERROR", f"attempt {tr.attempt} failed:\n{error}")
+            capture.record(attempt, "ERROR", f"attempt {tr.attempt} failed:\n{error}")
         self.sink.post_outcome(
             state,
             i,
