@@ -125,9 +125,15 @@ async def wait_for_run(
                 and waited >= QUEUED_HINT_SECONDS
             ):
                 hinted = True
+                if await operations.serving(storage, run.dag_id):
+                    why = "a free slot (max_active_runs of its DAG)"
+                else:
+                    why = (
+                        f"a scheduler: no live one serves DAG {run.dag_id!r} (it stopped); "
+                        "start one with ppacer-async serve FILE"
+                    )
                 progress.say(
-                    f"run {run.id} is still queued after {waited:.0f} s: it waits for a "
-                    "free slot (max_active_runs) or for a scheduler serving this storage"
+                    f"run {run.id} is still queued after {waited:.0f} s: it waits for {why}"
                 )
             await anyio.sleep(POLL_SECONDS)
     finally:
