@@ -26,15 +26,11 @@ from .._structures import (
 )
 from .._time import to_utc
 from ..abc import Storage
+from ._codec import SCHEDULE_KINDS, SCHEDULED_TRIGGERS
+from ._migrations import schema_version
 
-SCHEMA_VERSION = 3
-
-#: Triggers whose runs are unique per (dag_id, logical_time).
-SCHEDULED_TRIGGERS = frozenset({RunTrigger.schedule, RunTrigger.catchup, RunTrigger.backfill})
-#: Schedule events that move a DAG's regular schedule forward.
-SCHEDULE_KINDS = frozenset(
-    {ScheduleEventKind.regular, ScheduleEventKind.caught_up, ScheduleEventKind.skipped}
-)
+#: The schema this storage behaves as: that of SQLite, the other single-process storage.
+SCHEMA_VERSION = schema_version("sqlite")
 
 
 @attrs.define(eq=False, kw_only=True)

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from ..._enums import AttemptReason, DagRunStatus, RunTrigger, ScheduleEventKind, TaskStatus
-from ..._exceptions import ResultNotStorable
 from ..._structures import DagInfo, DagRun, LogRecord, ScheduleEvent, TaskRun
+from .. import _codec
+from .._codec import strict_json
 
 #: An asyncpg record: read by column name.
 Row = Mapping[str, Any]
-
-RUN_STATUSES = frozenset(DagRunStatus)
-RUN_TRIGGERS = frozenset(RunTrigger)
-TASK_STATUSES = frozenset(TaskStatus)
-ATTEMPT_REASONS = frozenset(AttemptReason)
-EVENT_KINDS = frozenset(ScheduleEventKind)
-OUTCOMES = frozenset({TaskStatus.success, TaskStatus.failed, TaskStatus.interrupted})
-
-_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
-
-
-def check_member(value: object, members: frozenset[Any], what: str) -> None:
-    if value not in members:
-        allowed = ", ".join(sorted(str(m) for m in members))
-        raise ValueError(f"{what} is {value!r}; expected one of: {allowed}")
 
 
 def _strip_nul(value: Any) -> Any:
@@ -49,28 +34,20 @@ def encode_json(value: Any) -> str:
 
     :raises TypeError: or ValueError, the value is not JSON.
     """
-    encoded = _JSON(value)
+    encoded = strict_json(value)
     if "\\u0000" in encoded:
-        encoded = _JSON(_strip_nul(value))
+        encoded = strict_json(_strip_nul(value))
     return encoded
 
 
 def to_json(value: Any, what: str) -> str:
-    try:
-        return encode_json(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{what} must be JSON-serialisable: {exc}") from exc
+    """:raises TypeError: ``value`` is not JSON; ``what`` names it."""
+    return _codec.to_json(value, what, encode_json)
 
 
 def result_json(tr: TaskRun) -> str:
-    try:
-        return encode_json(tr.result)
-    except (TypeError, ValueError) as exc:
-        raise ResultNotStorable(
-            f"the result of task {tr.task_id!r} (run {tr.run_id}, attempt {tr.attempt}) "
-            f"cannot be stored as JSON: {exc}; return JSON values "
-            "(dict, list, str, int, float, bool, None)"
-        ) from exc
+    """:raises ResultNotStorable: the result of ``tr`` is not JSON."""
+    return _codec.result_json(tr, encode_json)
 
 
 def dag_run(row: Row, prefix: str = "") -> DagRun:

@@ -18,14 +18,15 @@ import attrs
 from ..._exceptions import StorageError
 from ..._structures import DagRun, LogRecord, TaskRun, WorkerInfo
 from ..._time import to_utc
+from .._codec import OUTCOMES, check_member
 from . import _queries as q
 from ._connection import CONNECTION_ERRORS, Database, close_quietly
-from ._values import OUTCOMES, check_member, dag_run, result_json, task_run, text
+from ._values import dag_run, result_json, task_run, text
 from .notices import Notices
 
 #: Counting the ready rows left costs more than a claim: at most this often (seconds).
 COUNT_EVERY = 0.1
-#: Settings of the connection claims run on (see CLAIM in _queries.py).
+#: Settings of the connection claims run on (see claim in sql/postgres/queries.sql).
 CLAIM_SETTINGS = {"enable_bitmapscan": "off", "enable_sort": "off"}
 
 

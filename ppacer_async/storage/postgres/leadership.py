@@ -12,8 +12,7 @@ import attrs
 from ..._backoff import Backoff
 from ...abc import Leadership
 from ._connection import CONNECTION_ERRORS, Database, close_quietly, lock_key, logger
-
-TRY_LEADER_LOCK = "SELECT pg_try_advisory_lock($1)"
+from ._queries import TRY_LEADER_LOCK
 
 
 class PostgresLeadership(Leadership):

@@ -32,16 +32,18 @@ from ..._structures import (
 from ..._time import to_utc
 from ...abc import Leadership, Notice, SharedStorage
 from .. import check_postgres_url, redact_url
-from ..memory import SCHEDULED_TRIGGERS
-from . import _queries as q
-from ._connection import Database
-from ._values import (
+from .._codec import (
     ATTEMPT_REASONS,
     EVENT_KINDS,
     RUN_STATUSES,
     RUN_TRIGGERS,
+    SCHEDULED_TRIGGERS,
     TASK_STATUSES,
     check_member,
+)
+from . import _queries as q
+from ._connection import Database
+from ._values import (
     dag_info,
     dag_run,
     log_record,
@@ -53,8 +55,8 @@ from ._values import (
 )
 from .claims import Claims
 from .leadership import Election
-from .migrations import migrate
 from .notices import Notices, channels
+from .schema import migrate
 
 __all__ = ["PostgresStorage"]
 

@@ -2,68 +2,34 @@
 
 from __future__ import annotations
 
-import functools
-import re
-from importlib import resources
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
-import attrs
 
 from ..._exceptions import SchemaVersionError, StorageError
-from .. import redact_url
+from .. import _migrations, redact_url
+from .._migrations import Migration as Migration
 from ._connection import lock_key, quote_ident
-
-MIGRATE_LOCK = "SELECT pg_advisory_xact_lock($1)"
-
-SCHEMA_EXISTS = "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)"
-
-SCHEMA_RELATIONS = """
-SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
-WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-ORDER BY c.relname
-"""
-
-RECORD_VERSION = "INSERT INTO {schema}.schema_version (version) VALUES ($1)"
-
-CURRENT_VERSION = "SELECT max(version) FROM {schema}.schema_version"
-
-_MIGRATION_NAME = re.compile(r"^(\d{4})_\w+\.sql$")
+from ._queries import (
+    CURRENT_VERSION,
+    MIGRATE_LOCK,
+    RECORD_VERSION,
+    SCHEMA_EXISTS,
+    SCHEMA_RELATIONS,
+)
 
 
-@attrs.frozen(kw_only=True)
-class Migration:
-    """One numbered schema step, from ``sql/postgres/NNNN_name.sql``."""
-
-    version: int
-    name: str
-    sql: str
-
-
-@functools.cache
 def migrations() -> tuple[Migration, ...]:
     """The numbered ``sql/postgres/NNNN_name.sql`` files, in order.
 
     :raises RuntimeError: the numbering has a gap or a duplicate (a packaging mistake).
     """
-    folder = resources.files("ppacer_async.storage").joinpath("sql", "postgres")
-    found = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append(
-                Migration(version=int(match[1]), name=entry.name, sql=entry.read_text("utf-8"))
-            )
-    found.sort(key=lambda m: m.version)
-    if [m.version for m in found] != list(range(1, len(found) + 1)):
-        names = ", ".join(m.name for m in found) or "none"
-        raise RuntimeError(f"PostgreSQL migrations must be numbered 0001, 0002, ...; found {names}")
-    return tuple(found)
+    return _migrations.migrations("postgres")
 
 
 def schema_version() -> int:
     """The schema version this program writes."""
-    return len(migrations())
+    return _migrations.schema_version("postgres")
 
 
 async def migrate(conn: Any, schema: str, dsn: str) -> None:

@@ -1,0 +1,284 @@
+"""The SQLite storage's work in its connection thread: named statements, rows to
+records, and the transactions of a sync, a new run and a commit. Everything here runs
+synchronously on a ``sqlite3.Connection``; ``sqlite.py`` runs it in aiosqlite's thread."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from .._enums import AttemptReason, DagRunStatus, RunTrigger, ScheduleEventKind, TaskStatus
+from .._exceptions import StorageError
+from .._structures import Changes, DagInfo, DagRun, LogRecord, ScheduleEvent, TaskRun, WorkerInfo
+from ._codec import (
+    ATTEMPT_REASONS,
+    RUN_STATUSES,
+    RUN_TRIGGERS,
+    TASK_STATUSES,
+    check_member,
+    compact_json,
+    dt,
+    opt_dt,
+    opt_ts,
+    result_json,
+    to_json,
+    ts,
+    ts_memo,
+)
+from ._queries import NamedQueries
+
+# -- statements ---------------------------------------------------------------------------
+
+_named = NamedQueries.load("sqlite")
+
+LATEST_DAG_VERSION = _named.take("latest_dag_version")
+INSERT_DAG = _named.take("insert_dag")
+INSERT_DAG_VERSION = _named.take("insert_dag_version")
+GET_DAG = _named.take("get_dag")
+LIST_DAGS = _named.take("list_dags")
+SET_PAUSED = _named.take("set_paused")
+INSERT_RUN = _named.take("insert_run")
+INSERT_SCHEDULE_EVENT = _named.take("insert_schedule_event")
+LAST_SCHEDULE_POINT = _named.take("last_schedule_point")
+SCHEDULE_EVENTS = _named.take("schedule_events")
+UPDATE_RUN = _named.take("update_run")
+UPSERT_TASK_RUN = _named.take("upsert_task_run")
+INSERT_LOG = _named.take("insert_log")
+GET_RUN = _named.take("get_run")
+ACTIVE_RUNS = _named.take("active_runs")
+TASK_RUNS = _named.take("task_runs")
+COUNTS = _named.take("counts")
+DATA_VERSION = _named.take("data_version")
+HAS_SCHEMA_VERSION = _named.take("has_schema_version")
+CURRENT_VERSION = _named.take("current_version")
+RECORD_VERSION = _named.take("record_version")
+TABLE_NAMES = _named.take("table_names")
+PURGE_WORKERS = _named.take("purge_workers")
+REGISTER_WORKER = _named.take("register_worker")
+UNREGISTER_WORKER = _named.take("unregister_worker")
+WORKERS = _named.take("workers")
+
+_named.check_all_taken()
+
+#: The columns of a run, in the order of run_from_row, for statements put together here.
+RUN_COLUMNS = (
+    "id, dag_id, logical_time, status, trigger, params, dag_version, "
+    "created_at, started_at, finished_at"
+)
+
+
+def json_text(value: Any, what: str) -> str:
+    """``value`` as compact JSON text; :raises TypeError: it is not JSON."""
+    return to_json(value, what, compact_json)
+
+
+# -- rows to records ---------------------------------------------------------------------
+
+
+def run_from_row(row: tuple[Any, ...]) -> DagRun:
+    return DagRun(
+        id=row[0],
+        dag_id=row[1],
+        logical_time=dt(row[2]),
+        status=DagRunStatus(row[3]),
+        trigger=RunTrigger(row[4]),
+        params=json.loads(row[5]),
+        dag_version=row[6],
+        created_at=dt(row[7]),
+        started_at=opt_dt(row[8]),
+        finished_at=opt_dt(row[9]),
+    )
+
+
+def task_run_from_row(row: tuple[Any, ...]) -> TaskRun:
+    return TaskRun(
+        run_id=row[0],
+        task_id=row[1],
+        attempt=row[2],
+        status=TaskStatus(row[3]),
+        reason=AttemptReason(row[4]),
+        scheduled_at=opt_dt(row[5]),
+        started_at=opt_dt(row[6]),
+        finished_at=opt_dt(row[7]),
+        error=row[8],
+        result=None if row[9] is None else json.loads(row[9]),
+    )
+
+
+def dag_from_row(row: tuple[Any, ...]) -> DagInfo:
+    return DagInfo(
+        dag_id=row[0],
+        version=row[1],
+        definition_hash=row[2],
+        definition=json.loads(row[3]),
+        paused=bool(row[4]),
+        created_at=dt(row[5]),
+        resume_after=opt_dt(row[6]),
+    )
+
+
+def event_from_row(row: tuple[Any, ...]) -> ScheduleEvent:
+    return ScheduleEvent(
+        dag_id=row[0],
+        logical_time=dt(row[1]),
+        kind=ScheduleEventKind(row[2]),
+        created_at=dt(row[3]),
+        run_id=row[4],
+    )
+
+
+def log_from_row(row: tuple[Any, ...]) -> LogRecord:
+    return LogRecord(
+        run_id=row[0],
+        task_id=row[1],
+        attempt=row[2],
+        time=dt(row[3]),
+        level=row[4],
+        message=row[5],
+    )
+
+
+# -- work done in the connection thread ------------------------------------------------
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """A transaction that takes the write lock up front: a deferred one that starts
+    reading and then writes can fail with "database is locked" without waiting."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def sync_dag(
+    conn: sqlite3.Connection, dag_id: str, definition_hash: str, definition: str, now: str
+) -> int:
+    with write_transaction(conn):
+        row = conn.execute(LATEST_DAG_VERSION, (dag_id,)).fetchone()
+        if row is not None and row[1] == definition_hash:
+            return int(row[0])
+        version = 1 if row is None else int(row[0]) + 1
+        conn.execute(INSERT_DAG, (dag_id, now))
+        conn.execute(INSERT_DAG_VERSION, (dag_id, version, definition_hash, definition, now))
+        return version
+
+
+def create_run(
+    conn: sqlite3.Connection,
+    row: tuple[Any, ...],
+    event: tuple[str, str, str, str] | None,
+) -> int | None:
+    with write_transaction(conn):
+        cursor = conn.execute(INSERT_RUN, row)
+        if cursor.rowcount == 0:
+            return None
+        run_id = cursor.lastrowid
+        if event is not None:
+            conn.execute(INSERT_SCHEDULE_EVENT, (*event, run_id))
+        return run_id
+
+
+def commit(conn: sqlite3.Connection, changes: Changes) -> None:
+    # Everything is converted and checked before the transaction starts: bad input
+    # raises with nothing written.
+    run_rows = []
+    for run in changes.dag_runs:
+        check_member(run.status, RUN_STATUSES, f"status of run {run.id}")
+        check_member(run.trigger, RUN_TRIGGERS, f"trigger of run {run.id}")
+        run_rows.append(
+            (run.status, run.trigger, opt_ts(run.started_at), opt_ts(run.finished_at), run.id)
+        )
+    task_rows = []
+    memo: dict[datetime, str] = {}  # attempts made ready together share scheduled_at
+    for tr in changes.task_runs:
+        scheduled = tr.scheduled_at
+        if tr.status not in TASK_STATUSES or tr.reason not in ATTEMPT_REASONS:
+            where = f"task {tr.task_id!r} attempt {tr.attempt} of run {tr.run_id}"
+            check_member(tr.status, TASK_STATUSES, f"status of {where}")
+            check_member(tr.reason, ATTEMPT_REASONS, f"reason of {where}")
+        result = None if tr.result is None else result_json(tr, compact_json)
+        task_rows.append(
+            (
+                tr.run_id,
+                tr.task_id,
+                tr.attempt,
+                tr.status,
+                tr.reason,
+                None if scheduled is None else ts_memo(scheduled, memo),
+                None if tr.started_at is None else ts(tr.started_at),
+                None if tr.finished_at is None else ts(tr.finished_at),
+                tr.error,
+                result,
+            )
+        )
+    log_rows = [
+        (r.run_id, r.task_id, r.attempt, ts(r.time), r.level, r.message) for r in changes.logs
+    ]
+    with write_transaction(conn):
+        if run_rows:
+            updated = conn.executemany(UPDATE_RUN, run_rows).rowcount
+            if updated != len(run_rows):
+                wanted = sorted({row[-1] for row in run_rows})
+                marks = ", ".join("?" * len(wanted))
+                found = {
+                    row_id
+                    for (row_id,) in conn.execute(
+                        f"SELECT id FROM dag_runs WHERE id IN ({marks})", wanted
+                    )
+                }
+                missing = [run_id for run_id in wanted if run_id not in found]
+                raise StorageError(
+                    f"commit updates DAG runs that do not exist: {missing}; nothing was written"
+                )
+        try:
+            if task_rows:
+                conn.executemany(UPSERT_TASK_RUN, task_rows)
+            if log_rows:
+                conn.executemany(INSERT_LOG, log_rows)
+        except sqlite3.IntegrityError as exc:
+            raise StorageError(
+                f"commit refers to a DAG run that does not exist ({exc}); nothing was written"
+            ) from exc
+
+
+def register_worker(conn: sqlite3.Connection, params: Sequence[Any], now: str) -> None:
+    """Record or renew a serving process, forgetting those whose record expired."""
+    with write_transaction(conn):
+        conn.execute(PURGE_WORKERS, (now,))
+        conn.execute(REGISTER_WORKER, params)
+
+
+def worker_from_row(row: tuple[Any, ...]) -> WorkerInfo:
+    return WorkerInfo(
+        id=row[0],
+        host=row[1],
+        pid=row[2],
+        role=row[3],
+        started_at=dt(row[4]),
+        renewed_at=dt(row[5]),
+        expires_at=dt(row[6]),
+        dag_ids=json.loads(row[7]),
+    )
+
+
+def fetch(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    return conn.execute(sql, params).fetchall()
+
+
+def fetch_one(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+    row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
+    return row
+
+
+def run_statement(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
+    """Run one statement (its own transaction) and return the number of changed rows."""
+    return conn.execute(sql, params).rowcount
