@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -145,24 +146,28 @@ def _describe(record: logging.LogRecord) -> str:
 
 
 _installed = 0
+_installing = threading.Lock()
 
 
 @contextlib.contextmanager
 def capturing() -> Iterator[None]:
     """Route stdout, stderr and logging records to the running attempt while inside.
 
-    Nests: schedulers serving together in one process share one installation.
+    Nests: schedulers serving together in one process (on one event loop or several)
+    share one installation.
     """
     global _installed
-    if _installed == 0:
-        _install()
-    _installed += 1
+    with _installing:
+        if _installed == 0:
+            _install()
+        _installed += 1
     try:
         yield
     finally:
-        _installed -= 1
-        if _installed == 0:
-            _uninstall()
+        with _installing:
+            _installed -= 1
+            if _installed == 0:
+                _uninstall()
 
 
 def _install() -> None:

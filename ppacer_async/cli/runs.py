@@ -174,7 +174,10 @@ async def _show(storage: Storage, args: argparse.Namespace) -> int:
     ]
     if run.params:
         header.append(f"params        {json.dumps(run.params, ensure_ascii=False)}")
-    output.print_lines(output.fit(line, output.WIDTH) for line in header)
+    lines = [output.fit(line, output.WIDTH) for line in header]
+    if lines[0] == header[0]:  # not cut: colour the status at its end
+        lines[0] = f"run {run.id} of {run.dag_id}: {output.paint(str(run.status))}"
+    output.print_lines(lines)
     print()
     rows: list[list[str]] = []
     notes: dict[int, str] = {}
@@ -229,7 +232,7 @@ def _show_task(detail: RunDetail, task_id: str, as_json: bool, now: datetime) ->
         )
         return EXIT_OK
     status = task.status or task.waiting or "-"
-    print(f"task {task.task_id} of run {run.id} ({run.dag_id}): {status}")
+    print(f"task {task.task_id} of run {run.id} ({run.dag_id}): {output.paint(str(status))}")
     if task.upstream:
         print(f"upstream      {', '.join(task.upstream)}")
     if not task.attempts:
@@ -238,7 +241,7 @@ def _show_task(detail: RunDetail, task_id: str, as_json: bool, now: datetime) ->
         took = output.duration(output.took(tr.started_at, tr.finished_at, now))
         print()
         why = "" if tr.reason is AttemptReason.initial else f" ({tr.reason})"
-        print(f"attempt {tr.attempt}: {tr.status}{why}")
+        print(f"attempt {tr.attempt}: {output.paint(str(tr.status))}{why}")
         print(f"  started     {output.local(tr.started_at)}")
         print(f"  finished    {output.local(tr.finished_at)} (took {took})")
         if tr.error:

@@ -166,7 +166,7 @@ async def wait_and_report(
         output.print_json(output.run_json(finished))
         return EXIT_OK if ok else EXIT_RUN_FAILED
     took = output.duration(output.took(finished.started_at, finished.finished_at, output.now()))
-    print(f"run {finished.id} of {finished.dag_id} {finished.status} in {took}")
+    print(f"run {finished.id} of {finished.dag_id} {output.paint(str(finished.status))} in {took}")
     if not ok:
         failed = []
         for task in sorted(detail.tasks, key=lambda task: task.task_id):
