@@ -420,7 +420,7 @@ def test_failed_run_exits_1_and_restart_reruns_what_failed(ops: Ops) -> None:
 
     first = ops.ok("logs", str(run_id), "flaky", "--attempt", "1").stdout
     assert _messages(first)[:2] == ["flaky#1 flaky on attempt 1", "flaky#1 attempt 1 failed:"]
-    assert first.splitlines()[-1] == "RuntimeError: fails the first time only"
+    assert first.splitlines()[-1] == "    RuntimeError: fails the first time only"
     second = ops.ok("logs", str(run_id), "--attempt", "2").stdout
     assert _messages(second) == [
         "flaky#2 flaky on attempt 2",

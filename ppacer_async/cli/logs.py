@@ -72,9 +72,12 @@ def _print_log(record: LogRecord, as_json: bool) -> None:
     if as_json:
         print(json.dumps(output.log_json(record), ensure_ascii=False), flush=True)
     else:
+        # Lines after a record's first (a traceback) are indented, so that every line
+        # that starts at the margin starts a record.
+        message = record.message.replace("\n", "\n    ")
         print(
             f"{output.local(record.time)} {record.level:<7} {record.task_id}#{record.attempt} "
-            f"{record.message}",
+            f"{message}",
             flush=True,
         )
 
