@@ -75,6 +75,13 @@ async def test_dags_shows_which_dags_a_live_scheduler_serves(
         assert [w["dag_ids"] for w in listed["served"]["served_by"]] == [["served"]]
         assert listed["other"]["served_by"] == []
 
+        await anyio.to_thread.run_sync(_cli, "db", "info", "--storage", url)
+        info = capsys.readouterr().out.splitlines()
+        assert "workers          1" in info
+        header = info.index(next(line for line in info if line.startswith("WORKER")))
+        assert info[header].split() == ["WORKER", "ROLE", "RENEWED", "DAGS"]
+        assert info[header + 1].split()[-1] == "served"
+
 
 def _recorded(url: str) -> None:
     async def record() -> None:
