@@ -8,6 +8,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 from ppacer_async import (
@@ -145,3 +146,14 @@ def test_the_test_command_asks_which_dag_when_a_file_has_several(tmp_path: Path)
     done = _test_command(tmp_path)
     assert done.returncode == 2
     assert "mydags.py has 2 DAGs (etl, other); name the one to run" in done.stderr
+
+
+@pytest.mark.anyio
+async def test_run_once_gives_up_after_its_timeout_with_timeout_error() -> None:
+    @task
+    async def slow(ctx: TaskContext) -> None:
+        await anyio.sleep(30)
+
+    scheduler = Scheduler([DAG("slow").add(slow)], storage="memory://")
+    with pytest.raises(TimeoutError):
+        await scheduler.run_once("slow", timeout=0.05)
