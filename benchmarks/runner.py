@@ -16,10 +16,21 @@ from .w4_threads import Threads
 from .w5_schedule import SchedulePrecision
 from .w6_scale import Scale
 from .w7_scale_out import ScaleOut
+from .w8_map import MappedFanOut
 
 #: Every workload, by the key ``--only`` takes.
 WORKLOADS: dict[str, type[Workload]] = {
-    cls.key: cls for cls in (FanOut, Chain, ManyRuns, Threads, SchedulePrecision, Scale, ScaleOut)
+    cls.key: cls
+    for cls in (
+        FanOut,
+        Chain,
+        ManyRuns,
+        Threads,
+        SchedulePrecision,
+        Scale,
+        ScaleOut,
+        MappedFanOut,
+    )
 }
 
 Progress = Callable[[str], None]

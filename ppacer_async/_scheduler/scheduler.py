@@ -326,15 +326,32 @@ class Scheduler:
             self._schedules = True
 
     async def restart_run(self, run_id: int) -> DagRun:
-        """Run again what did not succeed in a failed run (new attempt numbers).
+        """Run again what did not succeed in a failed or cancelled run (new attempt
+        numbers).
 
         The run is queued again before this returns.
-        :raises RunNotFound: no such run. :raises InvalidOperation: it is not failed.
+        :raises RunNotFound: no such run. :raises InvalidOperation: it is not failed or
+            cancelled.
         """
         self._require_serving()
         run = await operations.restart(self.storage, run_id)
         self._admit([run])
         return run
+
+    async def cancel_run(self, run_id: int, note: str | None = None) -> DagRun:
+        """Cancel a queued or running run: its executing attempts are cancelled (a
+        thread task sees ``ctx.cancelled``), tasks not started never start, and the
+        run ends ``cancelled`` (``note`` says why). A cancelled run can be restarted.
+
+        Returns once the run's live attempts are recorded ``cancelled`` (when this
+        process schedules it; else the scheduling process does so at once).
+        :raises RunNotFound: no such run. :raises InvalidOperation: it has finished.
+        """
+        self._require_serving()
+        run = await operations.cancel(self.storage, run_id, self.clock.now(), note)
+        assert self._engine is not None
+        await self._engine.cancel_run(run_id, run.note or "cancelled")
+        return await self.storage.get_run(run_id) or run
 
     async def pause(self, dag_id: str) -> None:
         """Stop creating scheduled runs of a DAG (manual triggers still run)."""

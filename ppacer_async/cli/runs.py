@@ -1,4 +1,4 @@
-"""Commands on runs: ``runs``, ``show``, ``restart``."""
+"""Commands on runs: ``runs``, ``show``, ``restart``, ``cancel``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from .. import operations
 from .._enums import AttemptReason, DagRunStatus, TaskStatus
 from .._exceptions import TaskNotFound
-from .._structures import DagInfo, DagRun, RunDetail, TaskRun
+from .._structures import DagInfo, DagRun, RunDetail, TaskDetail, TaskRun
 from ..abc import Storage
 from . import output
 from .common import (
@@ -174,6 +174,8 @@ async def _show(storage: Storage, args: argparse.Namespace) -> int:
     ]
     if run.params:
         header.append(f"params        {json.dumps(run.params, ensure_ascii=False)}")
+    if run.note:
+        header.append(f"note          {run.note}")
     lines = [output.fit(line, output.WIDTH) for line in header]
     if lines[0] == header[0]:  # not cut: colour the status at its end
         lines[0] = f"run {run.id} of {run.dag_id}: {output.paint(str(run.status))}"
@@ -197,9 +199,12 @@ async def _show(storage: Storage, args: argparse.Namespace) -> int:
         )
         failed = task.last_error
         if failed is not None and tr.status is not TaskStatus.success:
-            notes[len(rows)] = (
-                f"  error (attempt {failed.attempt}): {output.headline(failed.error)}"
-            )
+            what = "why" if tr.status is TaskStatus.skipped else f"error (attempt {failed.attempt})"
+            notes[len(rows)] = f"  {what}: {output.headline(failed.error)}"
+        elif task.branch and tr.status is TaskStatus.success:
+            chosen = tr.result if isinstance(tr.result, list) else [tr.result]
+            taken = ", ".join(str(c) for c in chosen if c is not None) or "none"
+            notes[len(rows)] = f"  branch taken: {taken}"
     lines = output.table(
         ["TASK", "STATUS", "ATTEMPTS", "STARTED", "DURATION"], rows, right={2}, shrink={0}
     )
@@ -217,9 +222,31 @@ def _show_task(detail: RunDetail, task_id: str, as_json: bool, now: datetime) ->
     """Every attempt of one task, each with its whole error."""
     run = detail.run
     found = [task for task in detail.tasks if task.task_id == task_id]
+    if not found:  # a mapped task: each of its instances
+        found = [task for task in detail.tasks if task.task_id.startswith(f"{task_id}[")]
     if not found:
         known = ", ".join(task.task_id for task in detail.tasks) or "none"
         raise TaskNotFound(f"run {run.id} of {run.dag_id} has no task {task_id!r} (tasks: {known})")
+    if len(found) > 1:
+        if as_json:
+            output.print_json(
+                {
+                    "run": output.run_json(run),
+                    "task_id": task_id,
+                    "instances": [
+                        {
+                            "task_id": task.task_id,
+                            "attempts": [output.attempt_json(a) for a in task.attempts],
+                        }
+                        for task in found
+                    ],
+                }
+            )
+            return EXIT_OK
+        for task in found:
+            _print_task(detail, task, now)
+            print()
+        return EXIT_OK
     (task,) = found
     if as_json:
         output.print_json(
@@ -231,6 +258,14 @@ def _show_task(detail: RunDetail, task_id: str, as_json: bool, now: datetime) ->
             }
         )
         return EXIT_OK
+    _print_task(detail, task, now)
+    print()
+    print(f"its logs: ppacer-async logs {run.id} {task.task_id}")
+    return EXIT_OK
+
+
+def _print_task(detail: RunDetail, task: TaskDetail, now: datetime) -> None:
+    run = detail.run
     status = task.status or task.waiting or "-"
     print(f"task {task.task_id} of run {run.id} ({run.dag_id}): {output.paint(str(status))}")
     if task.upstream:
@@ -248,9 +283,6 @@ def _show_task(detail: RunDetail, task_id: str, as_json: bool, now: datetime) ->
             print("  error:")
             for line in tr.error.splitlines():
                 print(f"    {line}")
-    print()
-    print(f"its logs: ppacer-async logs {run.id} {task.task_id}")
-    return EXIT_OK
 
 
 # -- restart --------------------------------------------------------------------------------
@@ -292,3 +324,39 @@ async def _restart(storage: Storage, args: argparse.Namespace) -> int:
     elif not args.json:
         print(f"queued run {run.id} of {run.dag_id} again: what did not succeed runs again")
     return await wait_and_report(storage, run, args, stale) if args.wait else EXIT_OK
+
+
+# -- cancel ---------------------------------------------------------------------------------
+
+
+def add_cancel_parser(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "cancel",
+        help="cancel a queued or running run",
+        description=(
+            "Cancel a queued or running run: the scheduler serving it cancels its running "
+            "attempts (thread tasks see ctx.cancelled), tasks not started never start, "
+            "and the run ends cancelled. Restart it with `ppacer-async restart RUN_ID`."
+        ),
+    )
+    parser.add_argument("run_id", metavar="RUN_ID", type=run_id)
+    parser.add_argument(
+        "--note", metavar="TEXT", help="why, kept with the run (default: cancelled)"
+    )
+    add_storage_option(parser)
+    add_json_option(parser, "the run")
+    parser.set_defaults(handler=cmd_cancel)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel a queued or running run."""
+    return on_storage(args, lambda storage: _cancel(storage, args))
+
+
+async def _cancel(storage: Storage, args: argparse.Namespace) -> int:
+    run = await operations.cancel(storage, args.run_id, output.now(), args.note)
+    if args.json:
+        output.print_json(output.run_json(run))
+    else:
+        print(f"cancelled run {run.id} of {run.dag_id}")
+    return EXIT_OK

@@ -67,7 +67,7 @@ _named.check_all_taken()
 #: The columns of a run, in the order of run_from_row, for statements put together here.
 RUN_COLUMNS = (
     "id, dag_id, logical_time, status, trigger, params, dag_version, "
-    "created_at, started_at, finished_at"
+    "created_at, started_at, finished_at, note"
 )
 
 
@@ -91,6 +91,7 @@ def run_from_row(row: tuple[Any, ...]) -> DagRun:
         created_at=dt(row[7]),
         started_at=opt_dt(row[8]),
         finished_at=opt_dt(row[9]),
+        note=row[10],
     )
 
 
@@ -195,7 +196,15 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
         check_member(run.status, RUN_STATUSES, f"status of run {run.id}")
         check_member(run.trigger, RUN_TRIGGERS, f"trigger of run {run.id}")
         run_rows.append(
-            (run.status, run.trigger, opt_ts(run.started_at), opt_ts(run.finished_at), run.id)
+            (
+                run.status,
+                run.trigger,
+                opt_ts(run.started_at),
+                opt_ts(run.finished_at),
+                run.note,
+                run.id,
+                run.status,
+            )
         )
     task_rows = []
     memo: dict[datetime, str] = {}  # attempts made ready together share scheduled_at
@@ -227,7 +236,7 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
         if run_rows:
             updated = conn.executemany(UPDATE_RUN, run_rows).rowcount
             if updated != len(run_rows):
-                wanted = sorted({row[-1] for row in run_rows})
+                wanted = sorted({row[-2] for row in run_rows})
                 marks = ", ".join("?" * len(wanted))
                 found = {
                     row_id
@@ -236,9 +245,10 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
                     )
                 }
                 missing = [run_id for run_id in wanted if run_id not in found]
-                raise StorageError(
-                    f"commit updates DAG runs that do not exist: {missing}; nothing was written"
-                )
+                if missing:  # else: cancelled runs that stay so
+                    raise StorageError(
+                        f"commit updates DAG runs that do not exist: {missing}; nothing was written"
+                    )
         try:
             if task_rows:
                 conn.executemany(UPSERT_TASK_RUN, task_rows)

@@ -451,7 +451,7 @@ def _commit_arguments(
             check_member(run.status, RUN_STATUSES, f"status of run {run.id}")
             check_member(run.trigger, RUN_TRIGGERS, f"trigger of run {run.id}")
         args += zip(
-            *[(r.id, r.status, r.trigger, r.started_at, r.finished_at) for r in runs],
+            *[(r.id, r.status, r.trigger, r.started_at, r.finished_at, r.note) for r in runs],
             strict=True,
         )
     if task_runs:
