@@ -212,7 +212,7 @@ async def _show(storage: Storage, args: argparse.Namespace) -> int:
         print(line)
         if index in notes:
             output.print_lines(output.wrapped(notes[index]))
-    if notes:
+    if any(" error (attempt " in note for note in notes.values()):
         print()
         print(f"the whole error of a task: ppacer-async show {run.id} TASK_ID")
     return EXIT_OK
