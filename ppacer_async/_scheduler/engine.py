@@ -20,7 +20,7 @@ import attrs
 from .._dag import DAG
 from .._enums import DagRunStatus
 from .._exceptions import PpacerError, RunNotFound, StorageError
-from .._structures import DagRun, Statistics, TaskRun
+from .._structures import Changes, DagRun, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
 from .alerts import Alerter, alert_for
 from .machine import StateMachine
@@ -58,6 +58,8 @@ class Settings:
     worker_id: str
     #: False: the watcher creates no scheduled runs (``Scheduler.run_once``).
     schedules: bool = True
+    #: told of each commit of the state machine (the changes, the seconds it took)
+    on_commit: Callable[[Changes, float], None] | None = None
 
 
 class Engine(Protocol):
@@ -124,6 +126,7 @@ class Coordinator:
             followers=self,
             shared=self.shared,
         )
+        self.machine.on_commit = s.on_commit
         self.watcher = Watcher(
             storage=s.storage,
             clock=s.clock,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from .. import __version__
 from .._exceptions import StorageError
 from ..storage import DEFAULT_URL
-from . import completion, dags, db, events, logs, runs, serve, trial
+from . import completion, dags, db, events, logs, runs, serve, trial, web
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -59,6 +59,7 @@ _SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     events.add_parser,
     trial.add_parser,
     db.add_parser,
+    web.add_parser,
 )
 
 
