@@ -138,3 +138,23 @@ async def test_a_process_that_stopped_renewing_its_record_is_not_live(
         assert await expiring.workers() == []
         await fresh.unregister_worker("w1")
         assert await fresh.workers() == []
+
+
+@pytest.mark.anyio
+async def test_the_web_api_says_which_dags_a_live_process_serves(tmp_path: Path) -> None:
+    from ppacer_async.web import create_app
+
+    from .web_helpers import client
+
+    url = f"sqlite:///{tmp_path / 'web.db'}"
+    async with Scheduler(_dags(), storage=url):
+        pass  # both DAGs are recorded
+    app = create_app(storage=url)
+    serving = Scheduler(_dags()[:1], storage=url)
+    async with serving as scheduler, app.router.lifespan_context(app), client(app) as http:
+        listed = (await http.get("/api/v1/dags")).json()["dags"]
+        health = (await http.get("/api/v1/health")).json()
+    served = {dag["dag_id"]: dag["served"] for dag in listed}
+    assert served == {"served": True, "other": False}
+    (process,) = health["processes"]
+    assert (process["id"], process["dag_ids"]) == (scheduler.worker_id, ["served"])
