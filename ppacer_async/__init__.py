@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from ._dag import DAG as DAG
 from ._dag import Flow as Flow
 from ._enums import DagRunStatus as DagRunStatus
@@ -41,6 +44,11 @@ from .notify import LogNotifier as LogNotifier
 from .notify import NotifierError as NotifierError
 from .notify import WebhookNotifier as WebhookNotifier
 from .testing import FakeClock as FakeClock
+
+try:
+    __version__: str = _version("ppacer-async")
+except _PackageNotFoundError:  # pragma: no cover - running from a source tree not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "DAG",

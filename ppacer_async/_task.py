@@ -355,6 +355,7 @@ class FunctionTask(Task):
         self.func = func
         options.setdefault("id", getattr(func, "__name__", None))
         super().__init__(**options)
+        _check_takes_context(func, self.id)
         self.is_async = inspect.iscoroutinefunction(func)
         self.__doc__ = func.__doc__
 
@@ -368,6 +369,26 @@ class FunctionTask(Task):
 
     def _code(self) -> Callable[..., Any]:
         return self.func
+
+
+def _check_takes_context(func: Callable[..., Any], task_id: str) -> None:
+    """Refuse, when the task is made, a function that cannot be called with the task's
+    context (it would otherwise fail only when it runs)."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # a builtin without a signature: let it run
+        return
+    try:
+        signature.bind(None)
+    except TypeError:
+        name = getattr(func, "__name__", "<lambda>")
+        name = task_id if name == "<lambda>" else name
+        signature = signature.replace(return_annotation=inspect.Signature.empty)
+        raise DagDefinitionError(
+            f"task {task_id!r}: {name}{signature} must take the task context as its one "
+            f"argument, e.g. def {name}(ctx: TaskContext) -> ...; read params, upstream "
+            "results and the logger from it"
+        ) from None
 
 
 #: Code identities by code object: tasks made in a loop share one code object.

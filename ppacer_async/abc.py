@@ -75,6 +75,11 @@ class Storage(ABC):
     Times passed in are tz-aware; times returned are tz-aware UTC.
     """
 
+    #: How long a serving process counts as live after it last renewed its record
+    #: (:meth:`register_worker`); on a shared storage, also how long a claimed attempt
+    #: stays its worker's without a renewal.
+    lease: timedelta = timedelta(seconds=30)
+
     async def __aenter__(self) -> Storage:
         await self.open()
         return self
@@ -236,6 +241,24 @@ class Storage(ABC):
         """Task logs of a run in the order written, skipping the first ``offset`` matches;
         at most ``limit`` of them (all when ``None``)."""
 
+    # -- serving processes -------------------------------------------------------------
+
+    @abstractmethod
+    async def register_worker(
+        self, worker_id: str, role: str, now: datetime, dag_ids: Collection[str] = ()
+    ) -> None:
+        """Record a serving process and the DAGs it serves, or renew its record for
+        :attr:`lease` more (it counts as live, in ``ppacer-async dags`` and ``db info``,
+        until that passes without a renewal)."""
+
+    @abstractmethod
+    async def unregister_worker(self, worker_id: str) -> None:
+        """Forget a process that stops cleanly."""
+
+    @abstractmethod
+    async def workers(self) -> list[WorkerInfo]:
+        """The live processes serving this storage (registered and not expired), by id."""
+
     @abstractmethod
     async def counts(self) -> StorageCounts:
         """Schema version and row counts."""
@@ -326,19 +349,6 @@ class SharedStorage(Storage):
         ends or ``Leadership.lost`` is set. While held, :meth:`commit` writes only if
         the right is still held. ``on_standby`` is called each time the right is found
         taken (or out of reach) and waiting begins."""
-
-    @abstractmethod
-    async def register_worker(self, worker_id: str, role: str, now: datetime) -> None:
-        """Record a serving process, or renew its record for :attr:`lease` more (shown
-        by ``ppacer-async db info`` until it expires)."""
-
-    @abstractmethod
-    async def unregister_worker(self, worker_id: str) -> None:
-        """Forget a process that stops cleanly."""
-
-    @abstractmethod
-    async def workers(self) -> list[WorkerInfo]:
-        """The processes serving this storage (registered and not expired), by id."""
 
     def renew_leases_from_thread(self, worker_id: str) -> None:
         """Renew this process's ``workers`` row and leases like ``renew_leases``, but

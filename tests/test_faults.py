@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
 SCRIPT = Path(faulty.__file__).resolve()
 COMMAND = [sys.executable, "-m", "ppacer_async"]
-SERVING = r"serving 1 DAGs"
+SERVING = r"serving 1 DAG\b"
 
 
 @pytest.fixture

@@ -158,8 +158,13 @@ async def test_shell_task_nonzero_exit_fails_with_code_and_last_lines(
     assert "exited with code 3; its last 5 lines:" in error
     assert "line 27\n  line 28\n  line 29\n  line 30\n  disk full" in error
     assert "line 26\n" not in error
-    assert len(logs) == 31
-    assert (logs[-1].level, logs[-1].message) == ("WARNING", "disk full")
+    # Every output line, then the record of the failure with its traceback.
+    output, failure = logs[:-1], logs[-1]
+    assert len(output) == 31
+    assert (output[-1].level, output[-1].message) == ("WARNING", "disk full")
+    assert failure.level == "ERROR"
+    assert "attempt 1 failed:" in failure.message
+    assert "exited with code 3" in failure.message
 
 
 async def test_shell_task_killed_by_a_signal_says_which(storage_factory: StorageFactory) -> None:

@@ -10,7 +10,7 @@ of processes that stopped renewing theirs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 
 import anyio
@@ -21,6 +21,7 @@ from .._backoff import Backoff
 from .._enums import DagRunStatus
 from .._exceptions import PpacerError, RunNotFound, StorageError
 from .._structures import DagRun, Statistics, TaskRun
+from .._text import plural
 from ..abc import Clock, Leadership, SharedStorage
 from .consumer import Consumer, Item
 from .engine import SHUTDOWN_BOUND, Coordinator, Settings, statistics
@@ -73,16 +74,16 @@ class ClusterEngine:
         try:
             async with anyio.create_task_group() as tg:
                 await tg.start(storage.listen)
-                await storage.register_worker(s.worker_id, s.role, s.clock.now())
-                tg.start_soon(keep_leases, storage, s.worker_id, s.role, s.clock)
+                await storage.register_worker(s.worker_id, s.role, s.clock.now(), s.dags)
+                tg.start_soon(keep_leases, storage, s.worker_id, s.role, s.clock, s.dags)
                 tg.start_soon(reap, storage, self._reaped)
                 if executes:
                     await tg.start(self._execute)
                 if s.role in ("all", "scheduler"):
                     await tg.start(self._lead)
                 logger.info(
-                    "serving %d DAGs as %s (role %s): %s",
-                    len(s.dags),
+                    "serving %s as %s (role %s): %s",
+                    plural(len(s.dags), "DAG"),
                     s.worker_id,
                     s.role,
                     ", ".join(s.dags) or "-",
@@ -289,7 +290,9 @@ class ClusterEngine:
         return statistics(self.coordinator, self.consumer, claimable)
 
 
-async def keep_leases(storage: SharedStorage, worker_id: str, role: str, clock: Clock) -> None:
+async def keep_leases(
+    storage: SharedStorage, worker_id: str, role: str, clock: Clock, dag_ids: Collection[str]
+) -> None:
     """Renew, every half lease, this process's ``workers`` row (registered when it
     started) and the leases of the attempts it runs."""
     half = storage.lease.total_seconds() / 2
@@ -298,7 +301,7 @@ async def keep_leases(storage: SharedStorage, worker_id: str, role: str, clock: 
         await anyio.sleep(half)
         while True:
             try:
-                await storage.register_worker(worker_id, role, clock.now())
+                await storage.register_worker(worker_id, role, clock.now(), dag_ids)
                 await storage.renew_leases(worker_id)
                 break
             except StorageError as exc:

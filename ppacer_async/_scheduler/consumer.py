@@ -30,6 +30,7 @@ from .._enums import TaskStatus
 from .._exceptions import SkipTask, TaskTimeoutError, describe_exception
 from .._structures import LogRecord, TaskRun
 from .._task import Task, TaskContext
+from . import capture
 from .logbuffer import LogBuffer
 from .queue import ReadyQueue
 from .upstream import RunView
@@ -45,6 +46,8 @@ logger = logging.getLogger("ppacer_async.scheduler")
 _SUCCESS = TaskStatus.success
 _RUNNING = TaskStatus.running
 _CANCELLED = TaskStatus.cancelled
+#: Outcomes whose error is a failure of the task itself, stored in its log.
+_FAILED = frozenset({TaskStatus.failed, TaskStatus.up_for_retry})
 
 
 class Sink(Protocol):
@@ -195,6 +198,7 @@ class Consumer:
         self._loop_thread = threading.get_ident()
         #: What ``ctx.drain_log()`` awaits: the sink's buffer of log records.
         self._log_drain = sink.logs.wait_below
+        self._teller: capture.Teller = (self.add_log, clock)
         #: how to stop each attempt executing past its first step, by run id
         self._live: dict[int, dict[str, Callable[[], None]]] = {}
         #: Set once the workers are being cancelled (the scheduler stops).
@@ -229,11 +233,12 @@ class Consumer:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         self._loop_thread = threading.get_ident()
-        async with anyio.create_task_group() as tg:
-            for _ in range(self.workers):
-                tg.start_soon(self._work)
-            tg.start_soon(self._note_stop)
-            task_status.started()
+        with capture.capturing():
+            async with anyio.create_task_group() as tg:
+                for _ in range(self.workers):
+                    tg.start_soon(self._work)
+                tg.start_soon(self._note_stop)
+                task_status.started()
 
     async def _note_stop(self) -> None:
         try:
@@ -326,6 +331,8 @@ class Consumer:
         begun = time.monotonic()
         self.running += 1
         status = _SUCCESS
+        attempt = (tr, self._teller)
+        token = capture.current.set(attempt)
         try:
             if task.is_async:
                 value, error, status = await self._run_async(task, ctx, item, started, begun)
@@ -335,6 +342,8 @@ class Consumer:
             # The scheduler is stopping: the attempt is recorded interrupted and runs
             # again on the next start.
             ctx.cancelled = True
+            capture.current.reset(token)
+            capture.finish(attempt)
             self.sink.post_interrupted(state, i, _running(tr, started))
             raise
         finally:
@@ -345,6 +354,10 @@ class Consumer:
             value, error, status = self._storable_result(task, ctx, value)
         else:
             error = _storable.text(error)
+        capture.current.reset(token)
+        capture.finish(attempt)
+        if error is not None and status in _FAILED:
+            capture.record(attempt, "ERROR", f"attempt {tr.attempt} failed:\n{error}")
         self.sink.post_outcome(
             state,
             i,
@@ -514,7 +527,7 @@ def _failure(task: Task, exc: Exception) -> tuple[str, TaskStatus]:
     status = TaskStatus.up_for_retry if task.retryable(exc) else TaskStatus.failed
     if isinstance(exc, TaskTimeoutError):
         return str(exc), status
-    return describe_exception(exc), status
+    return capture.user_traceback(exc), status
 
 
 def _timed_out(task: Task) -> str:

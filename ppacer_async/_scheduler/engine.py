@@ -19,7 +19,7 @@ import attrs
 
 from .._dag import DAG
 from .._enums import DagRunStatus
-from .._exceptions import RunNotFound
+from .._exceptions import PpacerError, RunNotFound, StorageError
 from .._structures import Changes, DagRun, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
 from .alerts import Alerter, alert_for
@@ -60,6 +60,8 @@ class Settings:
     retention: timedelta | None = None
     #: Seconds without a turn of the event loop before it is reported (None: never).
     loop_block_warning: float | None = 1.0
+    #: False: the watcher creates no scheduled runs (``Scheduler.run_once``).
+    schedules: bool = True
     #: told of each commit of the state machine (the changes, the seconds it took)
     on_commit: Callable[[Changes, float], None] | None = None
 
@@ -136,6 +138,7 @@ class Coordinator:
             dags=s.dags,
             versions=s.versions,
             machine=self.machine,
+            schedules=s.schedules,
         )
         if s.retention is not None:
             self.retention = Retention(storage=s.storage, clock=s.clock, keep=s.retention)
@@ -253,6 +256,28 @@ class Coordinator:
                 found = await storage.get_run(run_id)
                 if found is not None and found.status is DagRunStatus.cancelled:
                     machine.post_cancel(run_id, found.note or "cancelled", state)
+
+
+async def keep_registered(settings: Settings) -> None:
+    """Renew this process's record (the DAGs it serves) every third of the storage's
+    lease, so that it counts as live while it serves and not long after it dies."""
+    storage, every = settings.storage, settings.storage.lease.total_seconds() / 3
+    while True:
+        await anyio.sleep(every)
+        try:
+            await storage.register_worker(
+                settings.worker_id, settings.role, settings.clock.now(), settings.dags
+            )
+        except StorageError as exc:
+            logger.warning("cannot renew this process's record: %s", exc)
+
+
+async def unregister(settings: Settings) -> None:
+    """Forget this process's record as it stops (the caller shields and bounds this)."""
+    try:
+        await settings.storage.unregister_worker(settings.worker_id)
+    except PpacerError as exc:
+        logger.warning("could not unregister %s: %s", settings.worker_id, exc)
 
 
 def statistics(

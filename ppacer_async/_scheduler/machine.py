@@ -35,6 +35,7 @@ from .._dag import DAG
 from .._enums import DagRunStatus, RunTrigger, TaskStatus
 from .._exceptions import StorageError
 from .._structures import Changes, DagRun, TaskRun
+from .._text import plural
 from . import fanout, recovery
 from . import state as transitions
 from .events import (
@@ -265,7 +266,7 @@ class StateMachine:
         self._release_finished(now, fx)
         self.runs_finished += len(fx.finished)
         if self.runs:
-            logger.info("recovered %d active runs", len(self.runs))
+            logger.info("recovered %s", plural(len(self.runs), "active run"))
         await self._commit_and_act(fx)
 
     async def step(self) -> None:

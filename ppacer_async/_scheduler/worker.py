@@ -21,6 +21,7 @@ from .._backoff import Backoff
 from .._enums import TaskStatus
 from .._exceptions import StorageError
 from .._structures import Changes, DagRun, LogRecord, TaskRun, split_instance_id
+from .._text import plural
 from .logbuffer import LogBuffer
 from .salvage import Salvage
 from .upstream import RunView
@@ -131,7 +132,7 @@ class Reporter:
             except StorageError as exc:
                 self._outcomes[:0] = outcomes
                 self.logs.extendleft(reversed(logs))
-                logger.warning("cannot report %d outcomes yet: %s", len(outcomes), exc)
+                logger.warning("cannot report %s yet: %s", plural(len(outcomes), "outcome"), exc)
                 return False
             except Exception:  # not the database: what some row holds
                 logger.warning("reporting failed; looking for rows that cannot be stored")

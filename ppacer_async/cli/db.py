@@ -135,9 +135,12 @@ async def _db_info(storage: Storage, args: argparse.Namespace) -> int:
             print(
                 "\n".join(
                     output.table(
-                        ("WORKER", "ROLE", "RENEWED"),
-                        [(w.id, w.role, output.local(w.renewed_at)) for w in workers],
-                        shrink=(0,),
+                        ("WORKER", "ROLE", "RENEWED", "DAGS"),
+                        [
+                            (w.id, w.role, output.local(w.renewed_at), ", ".join(w.dag_ids))
+                            for w in workers
+                        ],
+                        shrink=(3, 0),
                     )
                 )
             )

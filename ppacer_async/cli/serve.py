@@ -169,7 +169,7 @@ def add_parser(subparsers: Subparsers) -> None:
         ),
     )
     add_web_options(parser, prefix="--web-")
-    _add_log_level_option(parser)
+    add_log_level_option(parser)
     parser.set_defaults(handler=cmd_serve)
 
 
@@ -305,12 +305,12 @@ async def _stop_on_signal(
                 os._exit(EXIT_INTERRUPTED)
 
 
-def _add_log_level_option(parser: argparse.ArgumentParser) -> None:
+def add_log_level_option(parser: argparse.ArgumentParser, default: str = "INFO") -> None:
     parser.add_argument(
         "--log-level",
         type=str.upper,
         choices=LOG_LEVELS,
-        default="INFO",
+        default=default,
         metavar="LEVEL",
         help=f"show log lines at this level and above: {', '.join(LOG_LEVELS)} "
         "(default: %(default)s)",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 from bisect import insort
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +23,7 @@ from .._structures import (
     ScheduleEvent,
     StorageCounts,
     TaskRun,
+    WorkerInfo,
 )
 from .._time import to_utc
 from ..abc import Storage
@@ -47,6 +50,7 @@ class MemoryStorage(Storage):
     _logs: dict[int, list[LogRecord]] = attrs.field(init=False, factory=dict)
     _events: dict[str, list[ScheduleEvent]] = attrs.field(init=False, factory=dict)
     _ids: itertools.count[int] = attrs.field(init=False, factory=lambda: itertools.count(1))
+    _workers: dict[str, WorkerInfo] = attrs.field(init=False, factory=dict)
 
     async def open(self) -> None:
         pass
@@ -254,6 +258,29 @@ class MemoryStorage(Storage):
             and (attempt is None or r.attempt == attempt)
         ]
         return found[offset:] if limit is None else found[offset : offset + limit]
+
+    async def register_worker(
+        self, worker_id: str, role: str, now: datetime, dag_ids: Collection[str] = ()
+    ) -> None:
+        renewed = datetime.now(UTC)
+        known = self._workers.get(worker_id)
+        self._workers[worker_id] = WorkerInfo(
+            id=worker_id,
+            host=os.uname().nodename,
+            pid=os.getpid(),
+            role=role,
+            started_at=to_utc(now) if known is None else known.started_at,
+            renewed_at=renewed,
+            expires_at=renewed + self.lease,
+            dag_ids=tuple(dag_ids),
+        )
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        self._workers.pop(worker_id, None)
+
+    async def workers(self) -> list[WorkerInfo]:
+        now = datetime.now(UTC)
+        return [w for _, w in sorted(self._workers.items()) if w.expires_at >= now]
 
     async def counts(self) -> StorageCounts:
         return StorageCounts(

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
@@ -41,6 +41,7 @@ from .._structures import (
     ScheduleEvent,
     StorageCounts,
     TaskRun,
+    WorkerInfo,
 )
 from ..abc import Storage
 from . import _sqlite_prune
@@ -564,6 +565,33 @@ class SQLiteStorage(Storage):
         params.extend((-1 if limit is None else limit, offset))
         rows = await self._call("read logs", q.fetch, sql + " ORDER BY id LIMIT ? OFFSET ?", params)
         return [q.log_from_row(row) for row in rows]
+
+    # -- serving processes -----------------------------------------------------------
+
+    async def register_worker(
+        self, worker_id: str, role: str, now: datetime, dag_ids: Collection[str] = ()
+    ) -> None:
+        renewed = ts(datetime.now(UTC))
+        params = (
+            worker_id,
+            os.uname().nodename,
+            os.getpid(),
+            role,
+            q.json_text(list(dag_ids), "the DAG ids"),
+            ts(now),
+            renewed,
+            ts(datetime.now(UTC) + self.lease),
+        )
+        await self._call("record this process", q.register_worker, params, renewed)
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        await self._call("forget this process", q.run_statement, q.UNREGISTER_WORKER, (worker_id,))
+
+    async def workers(self) -> list[WorkerInfo]:
+        rows = await self._call(
+            "list the serving processes", q.fetch, q.WORKERS, (ts(datetime.now(UTC)),)
+        )
+        return [q.worker_from_row(row) for row in rows]
 
     async def counts(self) -> StorageCounts:
         row = await self._call(

@@ -125,5 +125,6 @@ CREATE TABLE workers (
     started_at timestamptz NOT NULL,
     renewed_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL,
+    dag_ids text[] NOT NULL DEFAULT '{}',
     PRIMARY KEY (id)
 );

@@ -84,3 +84,14 @@ CREATE TABLE schedule_events (
 CREATE INDEX schedule_events_dag_id ON schedule_events (dag_id, logical_time);
 -- Deleting a run finds its schedule events (the foreign key's SET NULL).
 CREATE INDEX schedule_events_run_id ON schedule_events (run_id);
+
+CREATE TABLE workers (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    dag_ids TEXT NOT NULL DEFAULT '[]',
+    started_at TEXT NOT NULL,
+    renewed_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);

@@ -459,8 +459,10 @@ class PostgresStorage(SharedStorage):
 
     # -- shared work: claims and leases (claims.py) ----------------------------------
 
-    async def register_worker(self, worker_id: str, role: str, now: datetime) -> None:
-        await self._claims.register_worker(worker_id, role, now)
+    async def register_worker(
+        self, worker_id: str, role: str, now: datetime, dag_ids: Collection[str] = ()
+    ) -> None:
+        await self._claims.register_worker(worker_id, role, now, dag_ids)
 
     async def unregister_worker(self, worker_id: str) -> None:
         await self._claims.unregister_worker(worker_id)

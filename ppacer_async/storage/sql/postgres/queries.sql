@@ -126,10 +126,12 @@ SELECT
 -- -- shared work: see 0003_shared_work.sql for the life of an attempt across processes.
 
 -- register_worker --
--- Records a serving process, or renews its record; $6: the lease.
-INSERT INTO workers (id, host, pid, role, started_at, renewed_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, now(), now() + $6::interval)
-ON CONFLICT (id) DO UPDATE SET renewed_at = now(), expires_at = EXCLUDED.expires_at
+-- Records a serving process and the DAGs it serves ($7), or renews its record; $6:
+-- the lease.
+INSERT INTO workers (id, host, pid, role, started_at, renewed_at, expires_at, dag_ids)
+VALUES ($1, $2, $3, $4, $5, now(), now() + $6::interval, $7)
+ON CONFLICT (id) DO UPDATE
+SET renewed_at = now(), expires_at = EXCLUDED.expires_at, dag_ids = EXCLUDED.dag_ids
 
 -- unregister_worker --
 DELETE FROM workers WHERE id = $1
@@ -254,7 +256,7 @@ WITH reaped AS (
 SELECT reaped.*, pg_notify($1, $2) FROM reaped
 
 -- workers --
-SELECT id, host, pid, role, started_at, renewed_at, expires_at FROM workers
+SELECT id, host, pid, role, started_at, renewed_at, expires_at, dag_ids FROM workers
 WHERE expires_at >= now() ORDER BY id
 
 -- try_leader_lock --
