@@ -61,6 +61,7 @@ class Million(Workload):
             _metric("build_s", "  building the DAG", "s"),
             _metric("start_s", "  starting (storing the DAG)", "s"),
             _metric("run_s", "  the run", "s"),
+            _metric("cpu_s", "CPU time (process)", "s"),
             _metric("peak_rss_mb", "peak RSS", "MB"),
             _metric(PEAK_PER_TASK_KEY, "peak RSS per task", "B/task"),
             _metric(f"cost_us@{REFERENCE_SIZE}", f"wall/task @{REFERENCE_SIZE:,}", "µs"),
@@ -78,6 +79,7 @@ class Million(Workload):
             "build_s": large["build"],
             "start_s": large["start"],
             "run_s": large["run"],
+            "cpu_s": large["cpu"],
             "peak_rss_mb": large["peak_rss"] / 2**20,
             PEAK_PER_TASK_KEY: large["peak_rss"] / large["tasks"],
             f"cost_us@{REFERENCE_SIZE}": small_cost,
@@ -108,10 +110,12 @@ def run_child(command: list[str], env: dict[str, str], timeout: float) -> dict[s
         done = subprocess.run(
             command, cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=timeout, check=False
         )
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as exc:
+        said = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
         raise RuntimeError(
             f"{' '.join(command[2:])} did not finish within {timeout:.0f} s "
-            f"(set {TIMEOUT_ENV} to wait longer)"
+            f"(set {TIMEOUT_ENV} to wait longer); it got as far as: "
+            + (" | ".join(said) or "building the DAG")
         ) from None
     if done.returncode != 0:
         tail = done.stderr.decode(errors="replace").strip().splitlines()[-5:]
