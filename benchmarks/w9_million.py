@@ -36,6 +36,9 @@ DEFAULT_TIMEOUT = 600.0
 #: The keys compared with targets.
 PEAK_PER_TASK_KEY = "peak_rss_b_per_task"
 COST_GROWTH_KEY = "cost_growth"
+#: The same ratio in CPU seconds: steadier than wall time on a machine shared with other
+#: work, since the two children may run under different loads (no target).
+CPU_GROWTH_KEY = "cpu_growth"
 
 
 def _metric(key: str, label: str, unit: str) -> Metric:
@@ -67,6 +70,7 @@ class Million(Workload):
             _metric(f"cost_us@{REFERENCE_SIZE}", f"wall/task @{REFERENCE_SIZE:,}", "µs"),
             _metric(f"cost_us@{self.size}", f"wall/task @{self.size:,}", "µs"),
             _metric(COST_GROWTH_KEY, f"wall/task {self.size:,} vs {REFERENCE_SIZE:,}", "x"),
+            _metric(CPU_GROWTH_KEY, f"CPU/task {self.size:,} vs {REFERENCE_SIZE:,}", "x"),
         ]
 
     async def repetition(self, kind: str) -> dict[str, float]:
@@ -85,6 +89,7 @@ class Million(Workload):
             f"cost_us@{REFERENCE_SIZE}": small_cost,
             f"cost_us@{self.size}": large_cost,
             COST_GROWTH_KEY: large_cost / small_cost,
+            CPU_GROWTH_KEY: (large["cpu"] / large["tasks"]) / (small["cpu"] / small["tasks"]),
         }
 
     async def measure(self, storage: Storage) -> dict[str, float]:
