@@ -27,6 +27,7 @@ import anyio
 from apscheduler import AsyncScheduler, JobOutcome, JobReleased
 from apscheduler.datastores.memory import MemoryDataStore
 from apscheduler.datastores.sqlalchemy import SQLAlchemyDataStore
+from sqlalchemy.ext.asyncio import create_async_engine
 
 W1_LEAVES, W2_LENGTH, W3_RUNS = 500, 100, 100
 TASK_ID = "noop"
@@ -90,17 +91,28 @@ async def _w3(scheduler: AsyncScheduler) -> float:
 
 async def measure(mode: str, workload: str) -> float:
     with tempfile.TemporaryDirectory(prefix="peers-apscheduler-") as directory:
+        engine = None
         if mode == "sqlite":
-            store: Any = SQLAlchemyDataStore(f"sqlite+aiosqlite:///{Path(directory) / 'aps.db'}")
+            # SQLite's default busy timeout (5 s) is not enough for the store's own
+            # concurrent updates on a busy machine: "database is locked".
+            engine = create_async_engine(
+                f"sqlite+aiosqlite:///{Path(directory) / 'aps.db'}",
+                connect_args={"timeout": 60},
+            )
+            store: Any = SQLAlchemyDataStore(engine)
         else:
             store = MemoryDataStore()
-        async with AsyncScheduler(store) as scheduler:
-            await scheduler.configure_task(TASK_ID, func=noop, max_running_jobs=W1_LEAVES)
-            await scheduler.start_in_background()
-            run = {"W1": _w1, "W2": _w2, "W3": _w3}[workload]
-            found = await run(scheduler)
-            await scheduler.stop()
-            return found
+        try:
+            async with AsyncScheduler(store) as scheduler:
+                await scheduler.configure_task(TASK_ID, func=noop, max_running_jobs=W1_LEAVES)
+                await scheduler.start_in_background()
+                run = {"W1": _w1, "W2": _w2, "W3": _w3}[workload]
+                found = await run(scheduler)
+                await scheduler.stop()
+                return found
+        finally:
+            if engine is not None:
+                await engine.dispose()
 
 
 def main() -> int:
