@@ -123,7 +123,17 @@ def run_child(command: list[str], env: dict[str, str], timeout: float) -> dict[s
             + (" | ".join(said) or "building the DAG")
         ) from None
     if done.returncode != 0:
-        tail = done.stderr.decode(errors="replace").strip().splitlines()[-5:]
-        raise RuntimeError(f"{' '.join(command[2:])} exited {done.returncode}: " + " | ".join(tail))
+        raise RuntimeError(
+            f"{' '.join(command[2:])} exited {done.returncode}: {_last_error(done.stderr)}"
+        )
     result: dict[str, float] = json.loads(done.stdout.decode().strip().splitlines()[-1])
     return result
+
+
+def _last_error(stderr: bytes) -> str:
+    """The child's last exception line (a traceback's last frames are noise here), or
+    its last lines of output when there is none."""
+    lines = [line.strip(" |+-") for line in stderr.decode(errors="replace").splitlines()]
+    lines = [line for line in lines if line]
+    errors = [line for line in lines if "Error: " in line or "Exception: " in line]
+    return errors[-1] if errors else " | ".join(lines[-5:])
