@@ -1,4 +1,4 @@
-"""The plain-asyncio baselines: the same graphs as W1-W4 with no scheduler at all.
+"""The plain-asyncio baselines: the same graphs as W1-W4 and W8 with no scheduler at all.
 
 Each node is one task in an ``asyncio.TaskGroup`` with one ``asyncio.Event``: it awaits
 its parents' events, runs a no-op and sets its own. Nothing is persisted. This is the
@@ -102,4 +102,28 @@ async def run_threads(count: int, max_threads: int) -> float:
     async with asyncio.TaskGroup() as tg:
         for _ in range(count):
             tg.create_task(node())
+    return time.perf_counter() - start
+
+
+async def run_mapped(elements: int) -> float:
+    """W8 by hand: one coroutine makes a list, one task per element processes it, and
+    one coroutine gets the results in index order; return the seconds taken."""
+
+    async def split() -> list[int]:
+        return list(range(elements))
+
+    async def process(item: int) -> int:
+        await _noop()
+        return item
+
+    async def combine(results: list[int]) -> int:
+        await _noop()
+        return len(results)
+
+    settle()
+    start = time.perf_counter()
+    items = await asyncio.create_task(split())
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(process(item)) for item in items]
+    await asyncio.create_task(combine([t.result() for t in tasks]))
     return time.perf_counter() - start

@@ -1,7 +1,7 @@
 """Profile one workload's timed part: ``python -m benchmarks.profile W1 sqlite [--top N]
 [--sort tottime|cumulative] [--max-concurrent-tasks N] [--out FILE]``.
 
-Runs one repetition of the workload (W1-W4) on a fresh storage with cProfile enabled
+Runs one repetition of the workload (W1-W4, W8) on a fresh storage with cProfile enabled
 from ``trigger`` until the last run has finished, as the suite times it, and prints the
 top entries. cProfile sees the event loop's thread only: work that aiosqlite, asyncpg's
 server or the worker threads do elsewhere shows up as time the loop waits (in
@@ -24,7 +24,7 @@ from . import _common
 from ._common import POSTGRES_DSN_ENV, SCHEDULER_OPTIONS, Settings, quiet_logging
 from .runner import WORKLOADS
 
-PROFILED = ("W1", "W2", "W3", "W4")
+PROFILED = ("W1", "W2", "W3", "W4", "W8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from .w4_threads import Threads
 from .w5_schedule import SchedulePrecision
 from .w6_scale import Scale
 from .w7_scale_out import ScaleOut
+from .w8_map import MappedFanOut
 from .w9_million import Million
 
 #: Every workload, by the key ``--only`` takes.
@@ -29,6 +30,7 @@ WORKLOADS: dict[str, type[Workload]] = {
         SchedulePrecision,
         Scale,
         ScaleOut,
+        MappedFanOut,
         Million,
     )
 }

@@ -57,6 +57,8 @@ TARGETS: dict[tuple[str, str, str], Target] = {
     ("W5", "lateness_p99_ms", ANY): Target(on="value", op="<=", bound=5, unit="ms"),
     ("W6", COST_GROWTH_KEY, ANY): Target(on="value", op="<=", bound=1.25, unit="x"),
     ("W7", SPEEDUP_KEY, "postgres"): Target(on="value", op=">=", bound=2, unit="x"),
+    ("W8", "tasks_per_s", "memory"): Target(on="ratio", op=">=", bound=0.8),
+    ("W8", "tasks_per_s", "sqlite"): Target(on="ratio", op=">=", bound=0.4),
     ("W9", PEAK_PER_TASK_KEY, ANY): Target(on="value", op="<=", bound=1024, unit="B/task"),
     ("W9", W9_COST_GROWTH_KEY, ANY): Target(on="value", op="<=", bound=1.25, unit="x"),
 }

@@ -6,7 +6,11 @@ by their file names.
 
 from __future__ import annotations
 
+import branching
 import etl
+import fanout
 import hello
+import rules
+import timeouts
 
-dags = [*hello.dags, *etl.dags]
+dags = [*hello.dags, *etl.dags, *rules.dags, *branching.dags, *fanout.dags, *timeouts.dags]

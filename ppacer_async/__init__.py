@@ -8,14 +8,17 @@ from ._enums import DagRunStatus as DagRunStatus
 from ._enums import RunTrigger as RunTrigger
 from ._enums import ScheduleEventKind as ScheduleEventKind
 from ._enums import TaskStatus as TaskStatus
+from ._enums import TriggerRule as TriggerRule
 from ._exceptions import DagDefinitionError as DagDefinitionError
 from ._exceptions import DagNotFound as DagNotFound
 from ._exceptions import InvalidOperation as InvalidOperation
+from ._exceptions import NonRetryableError as NonRetryableError
 from ._exceptions import PpacerError as PpacerError
 from ._exceptions import ResultNotStorable as ResultNotStorable
 from ._exceptions import RunNotFound as RunNotFound
 from ._exceptions import ScheduleError as ScheduleError
 from ._exceptions import SchemaVersionError as SchemaVersionError
+from ._exceptions import SkipTask as SkipTask
 from ._exceptions import StorageError as StorageError
 from ._exceptions import StorageLockedError as StorageLockedError
 from ._exceptions import TaskNotFound as TaskNotFound
@@ -50,6 +53,7 @@ __all__ = [
     "InvalidOperation",
     "LogNotifier",
     "LogRecord",
+    "NonRetryableError",
     "NotifierError",
     "PpacerError",
     "ResultNotStorable",
@@ -60,6 +64,7 @@ __all__ = [
     "ScheduleEventKind",
     "Scheduler",
     "SchemaVersionError",
+    "SkipTask",
     "Statistics",
     "StorageError",
     "StorageLockedError",
@@ -70,6 +75,7 @@ __all__ = [
     "TaskRun",
     "TaskStatus",
     "TaskTimeoutError",
+    "TriggerRule",
     "WebhookNotifier",
     "task",
 ]

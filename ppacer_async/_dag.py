@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
 
+from ._enums import TriggerRule
 from ._exceptions import DagDefinitionError
 from ._params import params_problem
-from ._task import Task, _check_id
+from ._task import Task, _check_duration, _check_id
 from ._time import is_aware
 from .abc import Schedule
 
@@ -76,6 +77,12 @@ class Graph:
     roots: tuple[int, ...]
     #: task indexes in an order where every task comes after its parents
     order: tuple[int, ...]
+    #: per task index, the index of the parent a mapped task maps over, else -1
+    map_source: tuple[int, ...] = ()
+    #: no trigger rule but ``all_success``, no branch, no mapping: the fast path
+    plain: bool = True
+    #: some task is mapped
+    mapped: bool = False
 
     @classmethod
     def build(cls, dag_id: str, tasks: dict[str, Task], edges: set[tuple[str, str]]) -> Graph:
@@ -87,7 +94,28 @@ class Graph:
             children[index[a]].append(index[b])
             parents[index[b]].append(index[a])
         _check_acyclic(dag_id, ids, children)
+        map_source = []
+        for i, t in enumerate(tasks.values()):
+            if t.map_over is None:
+                map_source.append(-1)
+                continue
+            source = index.get(t.map_over)
+            if source is None or source not in parents[i]:
+                direct = ", ".join(ids[p] for p in parents[i]) or "none"
+                raise DagDefinitionError(
+                    f"DAG {dag_id!r}: task {t.id!r} maps over {t.map_over!r}, which is not "
+                    f"directly upstream of it (upstream: {direct}); write "
+                    f"{t.map_over} >> {t.id}.map({t.map_over!r})"
+                )
+            map_source.append(source)
+        plain = all(
+            t.trigger_rule is TriggerRule.all_success and not t.branch and t.map_over is None
+            for t in tasks.values()
+        )
         return cls(
+            map_source=tuple(map_source),
+            plain=plain,
+            mapped=any(source >= 0 for source in map_source),
             order=_topological_order(children, parents),
             ids=ids,
             tasks=tuple(tasks.values()),
@@ -165,6 +193,8 @@ class DAG:
         points that passed beyond it are recorded as skipped, with a warning, but the
         latest due one, which runs as scheduled. ``backfill`` runs skipped points on
         purpose. ``None``: no cap.
+    :param run_timeout: a run still going this long after it started is cancelled
+        (its note says so); ``None``: no limit.
     """
 
     def __init__(
@@ -179,8 +209,14 @@ class DAG:
         description: str = "",
         params: Mapping[str, Any] | None = None,
         max_catchup_runs: int | None = DEFAULT_MAX_CATCHUP_RUNS,
+        run_timeout: timedelta | None = None,
     ) -> None:
         self.dag_id = _check_id("DAG", dag_id)
+        self.run_timeout = (
+            None
+            if run_timeout is None
+            else _check_duration(f"DAG {dag_id!r}: run_timeout", run_timeout, allow_zero=False)
+        )
         if schedule is not None and not isinstance(schedule, Schedule):
             raise DagDefinitionError(
                 f"DAG {dag_id!r}: schedule must be a Schedule such as Interval(...) or "
@@ -258,7 +294,7 @@ class DAG:
     def definition(self) -> dict[str, Any]:
         """A JSON description of the DAG; its hash identifies a version."""
         graph = self.graph
-        return {
+        found: dict[str, Any] = {
             "dag_id": self.dag_id,
             "schedule": None if self.schedule is None else self.schedule.describe(),
             "schedule_spec": None if self.schedule is None else self.schedule.spec(),
@@ -276,6 +312,9 @@ class DAG:
                 for i, task_id in enumerate(graph.ids)
             },
         }
+        if self.run_timeout is not None:  # only when set: other DAGs keep their hash
+            found["run_timeout"] = self.run_timeout.total_seconds()
+        return found
 
     def definition_hash(self, definition: dict[str, Any] | None = None) -> str:
         """The content hash of :meth:`definition` (pass it when already computed)."""

@@ -12,10 +12,11 @@ class DagRunStatus(StrEnum):
     running = "running"
     success = "success"
     failed = "failed"
+    cancelled = "cancelled"
 
     @property
     def finished(self) -> bool:
-        return self in (DagRunStatus.success, DagRunStatus.failed)
+        return self in (DagRunStatus.success, DagRunStatus.failed, DagRunStatus.cancelled)
 
 
 class TaskStatus(StrEnum):
@@ -28,11 +29,30 @@ class TaskStatus(StrEnum):
     up_for_retry = "up_for_retry"
     upstream_failed = "upstream_failed"
     interrupted = "interrupted"
+    skipped = "skipped"
+    cancelled = "cancelled"
 
     @property
     def finished(self) -> bool:
         """True when this attempt will not change any more."""
         return self not in (TaskStatus.scheduled, TaskStatus.running)
+
+
+class TriggerRule(StrEnum):
+    """When a task runs, given how its direct upstream tasks ended (Airflow's rules).
+
+    A task whose rule can no longer be met ends ``skipped`` or ``upstream_failed``.
+    """
+
+    all_success = "all_success"
+    all_failed = "all_failed"
+    all_done = "all_done"
+    one_success = "one_success"
+    one_failed = "one_failed"
+    one_done = "one_done"
+    none_failed = "none_failed"
+    none_failed_min_one_success = "none_failed_min_one_success"
+    always = "always"
 
 
 class RunTrigger(StrEnum):

@@ -49,6 +49,16 @@ class ResultNotStorable(PpacerError, TypeError):
     """A task returned a value that cannot be stored as JSON."""
 
 
+class SkipTask(PpacerError):
+    """Raise it in a task to end the attempt ``skipped`` (no retry is spent); the
+    message says why and is stored with the attempt."""
+
+
+class NonRetryableError(PpacerError):
+    """Raise it (or a subclass) in a task to fail the task at once, whatever its
+    ``retries`` allow."""
+
+
 class TaskNotFound(PpacerError, LookupError):
     """A DAG or run has no task with the given id."""
 

@@ -23,6 +23,8 @@ class DagRun:
     :ivar id: storage-assigned id, unique across DAGs.
     :ivar logical_time: the schedule point the run is for (UTC, tz-aware).
     :ivar dag_version: the version of the DAG definition the run executes.
+    :ivar note: why the run ended as it did, when that needs saying (cancelled by
+        whom, timed out after how long).
     """
 
     id: int
@@ -35,6 +37,24 @@ class DagRun:
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    note: str | None = None
+
+
+def instance_id(task_id: str, map_index: int) -> str:
+    """The id of one instance of a mapped task: ``process[3]``."""
+    return f"{task_id}[{map_index}]"
+
+
+def split_instance_id(task_id: str) -> tuple[str, int | None]:
+    """``"process[3]"`` -> ``("process", 3)``; ``"process"`` -> ``("process", None)``.
+
+    Task ids cannot contain brackets, so the two never collide.
+    """
+    if task_id.endswith("]"):
+        base, _, index = task_id[:-1].partition("[")
+        if index.isdigit():
+            return base, int(index)
+    return task_id, None
 
 
 @attrs.frozen(kw_only=True)
@@ -42,7 +62,10 @@ class TaskRun:
     """One attempt of one task within a DAG run.
 
     ``result`` is the JSON value the task returned (``None`` until it succeeds);
-    ``error`` is the failure text with its traceback.
+    ``error`` is the failure text with its traceback (or why it was skipped). An
+    instance of a mapped task has the id ``process[3]``: see :attr:`map_index` and
+    :attr:`task`. A mapped task also has a row of its own, ``process``, once all its
+    instances ended: its result is the list of theirs, in index order.
     """
 
     run_id: int
@@ -59,6 +82,16 @@ class TaskRun:
     @property
     def key(self) -> tuple[int, str, int]:
         return (self.run_id, self.task_id, self.attempt)
+
+    @property
+    def map_index(self) -> int | None:
+        """The index of a mapped task's instance (``process[3]`` -> 3), else ``None``."""
+        return split_instance_id(self.task_id)[1]
+
+    @property
+    def task(self) -> str:
+        """The id of the task in the DAG (``process[3]`` -> ``process``)."""
+        return split_instance_id(self.task_id)[0]
 
 
 @attrs.frozen(kw_only=True)
@@ -237,6 +270,8 @@ class TaskDetail:
     upstream: tuple[str, ...] = ()
     attempts: tuple[TaskRun, ...] = ()
     waiting: str | None = None
+    #: a branch task: its result names the downstream tasks it chose
+    branch: bool = False
 
     @property
     def latest(self) -> TaskRun | None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import logging
+import random
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, overload
 
-from ._exceptions import DagDefinitionError
+from ._enums import TriggerRule
+from ._exceptions import DagDefinitionError, NonRetryableError
 
 if TYPE_CHECKING:
     from ._dag import Flow
@@ -18,6 +21,8 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = timedelta(minutes=10)
 DEFAULT_RETRY_DELAY = timedelta(seconds=5)
+#: The most instances a mapped task makes by default (``max_map_length``).
+DEFAULT_MAX_MAP_LENGTH = 10_000
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -46,9 +51,13 @@ def _check_duration(name: str, value: object, *, allow_zero: bool) -> timedelta:
 class TaskContext:
     """What a running task knows about itself, passed as its only argument.
 
-    :ivar upstream: results of the task's direct upstream tasks, by task id.
-    :ivar cancelled: set when a thread task's attempt timed out or the scheduler stops;
-        a blocking task should poll it and return early (a thread cannot be killed).
+    :ivar upstream: results of the task's direct upstream tasks, by task id (a mapped
+        task's results as a list, in index order).
+    :ivar cancelled: set when a thread task's attempt timed out, its run was cancelled
+        or the scheduler stops; a blocking task should poll it and return early (a
+        thread cannot be killed).
+    :ivar map_index: for an instance of a mapped task, its 0-based index; else ``None``.
+    :ivar item: for an instance of a mapped task, its element of the mapped list.
     """
 
     __slots__ = (
@@ -57,7 +66,9 @@ class TaskContext:
         "attempt",
         "cancelled",
         "dag_id",
+        "item",
         "logical_time",
+        "map_index",
         "notifier",
         "params",
         "run_id",
@@ -87,6 +98,8 @@ class TaskContext:
         self.upstream = upstream
         self.notifier = notifier
         self.cancelled = False
+        self.map_index: int | None = None
+        self.item: Any = None
         self._log: logging.LoggerAdapter[logging.Logger] | None = None
         self._log_sink = log_sink
 
@@ -109,6 +122,18 @@ class TaskContext:
         )
 
 
+def _check_exception_types(task_id: str, value: object) -> tuple[type[BaseException], ...]:
+    found = (value,) if isinstance(value, type) else value
+    if not isinstance(found, tuple | list) or not all(
+        isinstance(t, type) and issubclass(t, Exception) for t in found
+    ):
+        raise DagDefinitionError(
+            f"task {task_id!r}: retry_on must be an exception class or a tuple of them, "
+            f"e.g. retry_on=(ConnectionError, TimeoutError); got {value!r}"
+        )
+    return tuple(found)
+
+
 class Task:
     """A unit of work in a DAG. Subclass it and define ``execute(self, ctx)``,
     as a coroutine (runs on the event loop) or a plain function (runs in a worker thread).
@@ -123,7 +148,20 @@ class Task:
     :param alert_on_retry: send an alert when an attempt fails and will be retried.
     :param alert_on_failure: send an alert when the task fails after its last attempt.
     :param notifier: replaces the scheduler's notifier for this task's alerts.
+    :param trigger_rule: when the task runs given how its upstream tasks ended
+        (a ``TriggerRule``; default ``all_success``).
+    :param retry_jitter: spread each retry delay by up to this fraction either way
+        (0 to 1), so that many tasks failing together do not retry together.
+    :param retry_on: retry only these exception types (default: any exception);
+        ``NonRetryableError`` is never retried.
+    :param max_map_length: the most instances this task makes when mapped; a longer
+        list fails it.
+    :param branch: the task returns the id (or ids, or ``None``) of the direct
+        downstream tasks to follow; the others are skipped (see ``task.branch``).
     """
+
+    #: for a mapped copy (``task.map("split")``): the upstream task whose list it maps
+    map_over: str | None = None
 
     def __init__(
         self,
@@ -138,8 +176,42 @@ class Task:
         alert_on_retry: bool = False,
         alert_on_failure: bool = True,
         notifier: Notifier | None = None,
+        trigger_rule: TriggerRule | str = TriggerRule.all_success,
+        retry_jitter: float = 0.0,
+        retry_on: type[Exception] | tuple[type[Exception], ...] = (),
+        max_map_length: int = DEFAULT_MAX_MAP_LENGTH,
+        branch: bool = False,
     ) -> None:
         self.id = _check_id("task", type(self).__name__ if id is None else id)
+        try:
+            self.trigger_rule = TriggerRule(trigger_rule)
+        except ValueError:
+            names = ", ".join(rule.value for rule in TriggerRule)
+            raise DagDefinitionError(
+                f"task {self.id!r}: unknown trigger_rule {trigger_rule!r}; use one of {names}"
+            ) from None
+        if (
+            not isinstance(retry_jitter, int | float)
+            or isinstance(retry_jitter, bool)
+            or not 0 <= retry_jitter <= 1
+        ):
+            raise DagDefinitionError(
+                f"task {self.id!r}: retry_jitter must be a fraction from 0 to 1, "
+                f"got {retry_jitter!r}"
+            )
+        self.retry_jitter = float(retry_jitter)
+        self.retry_on = _check_exception_types(self.id, retry_on)
+        if (
+            not isinstance(max_map_length, int)
+            or isinstance(max_map_length, bool)
+            or max_map_length < 0
+        ):
+            raise DagDefinitionError(
+                f"task {self.id!r}: max_map_length must be a whole number >= 0, "
+                f"got {max_map_length!r}"
+            )
+        self.max_map_length = max_map_length
+        self.branch = bool(branch)
         if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
             raise DagDefinitionError(
                 f"task {self.id!r}: retries must be a whole number >= 0, got {retries!r}"
@@ -179,16 +251,44 @@ class Task:
         """Do the work. Override as ``async def`` or ``def``; the return value is stored."""
         raise NotImplementedError
 
-    def retry_delay_for(self, failures: int) -> timedelta:
-        """The wait after the ``failures``-th failed attempt (1-based)."""
+    def retry_delay_for(
+        self, failures: int, draw: Callable[[], float] = random.random
+    ) -> timedelta:
+        """The wait after the ``failures``-th failed attempt (1-based), spread by
+        ``retry_jitter`` (``draw`` gives a number in [0, 1))."""
         delay = self.retry_delay * (self.retry_backoff ** max(failures - 1, 0))
         if self.max_retry_delay is not None and delay > self.max_retry_delay:
-            return self.max_retry_delay
+            delay = self.max_retry_delay
+        if self.retry_jitter:
+            delay *= 1 + self.retry_jitter * (2 * draw() - 1)
         return delay
+
+    def retryable(self, exc: BaseException) -> bool:
+        """Whether a failure with ``exc`` may be retried (budget aside)."""
+        if isinstance(exc, NonRetryableError):
+            return False
+        return not self.retry_on or isinstance(exc, self.retry_on)
+
+    def map(self, source: str) -> Task:
+        """This task made once per element of upstream task ``source``'s result (a
+        list), decided at run time: ``split >> process.map("split") >> combine``.
+
+        Returns a mapped copy to use in flows; each instance sees ``ctx.map_index``
+        and ``ctx.item``, and downstream tasks see the list of results in index order.
+        """
+        _check_id("mapped-over task", source)
+        if self.branch:
+            raise DagDefinitionError(f"task {self.id!r}: a branch task cannot be mapped")
+        cache: dict[str, Task] = self.__dict__.setdefault("_mapped", {})
+        mapped = cache.get(source)
+        if mapped is None:  # one copy per source: each use is the same task
+            mapped = cache[source] = copy.copy(self)
+            mapped.map_over = source
+        return mapped
 
     def fingerprint(self) -> dict[str, Any]:
         """What identifies this task's definition, for the DAG's content hash."""
-        return {
+        found: dict[str, Any] = {
             "kind": f"{type(self).__module__}.{type(self).__qualname__}",
             "code": _code_identity(self._code()),
             "retries": self.retries,
@@ -200,6 +300,20 @@ class Task:
             "timeout": self.timeout.total_seconds(),
             "priority": self.priority,
         }
+        # Only what differs from the defaults: DAGs that use none of these keep their hash.
+        if self.trigger_rule is not TriggerRule.all_success:
+            found["trigger_rule"] = self.trigger_rule.value
+        if self.retry_jitter:
+            found["retry_jitter"] = self.retry_jitter
+        if self.retry_on:
+            found["retry_on"] = [f"{t.__module__}.{t.__qualname__}" for t in self.retry_on]
+        if self.max_map_length != DEFAULT_MAX_MAP_LENGTH:
+            found["max_map_length"] = self.max_map_length
+        if self.branch:
+            found["branch"] = True
+        if self.map_over is not None:
+            found["map_over"] = self.map_over
+        return found
 
     def _code(self) -> Callable[..., Any]:
         """The function whose code defines what this task does."""
@@ -262,38 +376,68 @@ def _code_identity(func: Callable[..., Any]) -> str:
     return found
 
 
-@overload
-def task(func: Callable[[TaskContext], Any], /, **options: Any) -> FunctionTask: ...
-
-
-@overload
-def task(
-    *,
-    id: str | None = None,
-    retries: int = 0,
-    retry_delay: timedelta = DEFAULT_RETRY_DELAY,
-    retry_backoff: float = 1.0,
-    max_retry_delay: timedelta | None = None,
-    timeout: timedelta = DEFAULT_TIMEOUT,
-    priority: int = 0,
-    alert_on_retry: bool = False,
-    alert_on_failure: bool = True,
-    notifier: Notifier | None = None,
-) -> Callable[[Callable[[TaskContext], Any]], FunctionTask]: ...
-
-
-def task(
-    func: Callable[[TaskContext], Any] | None = None, /, **options: Any
-) -> FunctionTask | Callable[[Callable[[TaskContext], Any]], FunctionTask]:
-    """Turn a function taking a ``TaskContext`` into a ``Task``.
+class _TaskDecorator:
+    """``task``: turn a function taking a ``TaskContext`` into a ``Task``.
 
     ``async def`` functions run on the event loop; plain ``def`` functions run in a
-    worker thread. Use bare (``@task``) or with options (``@task(retries=2)``).
+    worker thread. Use bare (``@task``) or with options (``@task(retries=2)``);
+    ``@task.branch`` makes a branch task.
     """
-    if func is not None:
-        return FunctionTask(func, **options)
 
-    def wrap(f: Callable[[TaskContext], Any]) -> FunctionTask:
-        return FunctionTask(f, **options)
+    @overload
+    def __call__(self, func: Callable[[TaskContext], Any], /, **options: Any) -> FunctionTask: ...
 
-    return wrap
+    @overload
+    def __call__(
+        self,
+        /,
+        *,
+        id: str | None = None,
+        retries: int = 0,
+        retry_delay: timedelta = DEFAULT_RETRY_DELAY,
+        retry_backoff: float = 1.0,
+        max_retry_delay: timedelta | None = None,
+        timeout: timedelta = DEFAULT_TIMEOUT,
+        priority: int = 0,
+        alert_on_retry: bool = False,
+        alert_on_failure: bool = True,
+        notifier: Notifier | None = None,
+        trigger_rule: TriggerRule | str = TriggerRule.all_success,
+        retry_jitter: float = 0.0,
+        retry_on: type[Exception] | tuple[type[Exception], ...] = (),
+        max_map_length: int = DEFAULT_MAX_MAP_LENGTH,
+    ) -> Callable[[Callable[[TaskContext], Any]], FunctionTask]: ...
+
+    def __call__(
+        self, func: Callable[[TaskContext], Any] | None = None, /, **options: Any
+    ) -> FunctionTask | Callable[[Callable[[TaskContext], Any]], FunctionTask]:
+        if func is not None:
+            return FunctionTask(func, **options)
+
+        def wrap(f: Callable[[TaskContext], Any]) -> FunctionTask:
+            return FunctionTask(f, **options)
+
+        return wrap
+
+    @overload
+    def branch(self, func: Callable[[TaskContext], Any], /, **options: Any) -> FunctionTask: ...
+
+    @overload
+    def branch(
+        self, /, **options: Any
+    ) -> Callable[[Callable[[TaskContext], Any]], FunctionTask]: ...
+
+    def branch(
+        self, func: Callable[[TaskContext], Any] | None = None, /, **options: Any
+    ) -> FunctionTask | Callable[[Callable[[TaskContext], Any]], FunctionTask]:
+        """A branch task: it returns the id of the direct downstream task to follow, a
+        list of ids, or ``None`` (follow none); the other direct downstream tasks end
+        ``skipped`` and trigger rules decide what follows them."""
+        options["branch"] = True
+        return self(func, **options) if func is not None else self(**options)
+
+    def __repr__(self) -> str:
+        return "<ppacer_async.task>"
+
+
+task = _TaskDecorator()

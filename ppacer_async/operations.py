@@ -1,4 +1,4 @@
-"""What every interface to ppacer-async does: list, show, trigger, restart, pause,
+"""What every interface to ppacer-async does: list, show, trigger, restart, cancel, pause,
 backfill, read logs. The command line formats what these return; a web app serves it
 as JSON; the ``Scheduler`` methods share the writing ones.
 
@@ -38,6 +38,7 @@ from ._structures import (
     TaskDefinition,
     TaskDetail,
     TaskRun,
+    instance_id,
 )
 from ._time import to_utc
 from .abc import Schedule, SharedStorage, Storage
@@ -53,6 +54,7 @@ __all__ = [
     "TaskDefinition",
     "TaskDetail",
     "backfill",
+    "cancel",
     "db_info",
     "get_dag",
     "get_run",
@@ -234,18 +236,48 @@ async def queue_manual_run(
 
 
 async def restart(storage: Storage, run_id: int) -> DagRun:
-    """Queue a failed run again; the scheduler re-runs what did not succeed.
+    """Queue a failed or cancelled run again; the scheduler re-runs what did not
+    succeed.
 
-    :raises RunNotFound: no such run. :raises InvalidOperation: the run is not failed.
+    :raises RunNotFound: no such run. :raises InvalidOperation: the run is not failed
+        or cancelled.
     """
     run = await get_run(storage, run_id)
-    if run.status is not DagRunStatus.failed:
-        raise InvalidOperation(f"run {run_id} is {run.status}; only failed runs can be restarted")
+    if run.status not in (DagRunStatus.failed, DagRunStatus.cancelled):
+        raise InvalidOperation(
+            f"run {run_id} is {run.status}; only failed or cancelled runs can be restarted"
+        )
     queued = attrs.evolve(
-        run, status=DagRunStatus.queued, trigger=RunTrigger.restart, finished_at=None
+        run, status=DagRunStatus.queued, trigger=RunTrigger.restart, finished_at=None, note=None
     )
     await storage.commit(Changes(dag_runs=[queued]))
     return queued
+
+
+async def cancel(storage: Storage, run_id: int, now: datetime, note: str | None = None) -> DagRun:
+    """Cancel a queued or running run. The run is recorded ``cancelled`` at once; the
+    scheduler serving it (in this or another process) then cancels its attempts and
+    records them ``cancelled``; tasks not started never start.
+
+    :raises RunNotFound: no such run. :raises InvalidOperation: the run has finished.
+    """
+    run = await get_run(storage, run_id)
+    if run.status.finished:
+        raise InvalidOperation(
+            f"run {run_id} is {run.status}; only queued or running runs can be cancelled"
+        )
+    note = note or "cancelled"
+    now = to_utc(now)
+    cancelled = attrs.evolve(run, status=DagRunStatus.cancelled, finished_at=now, note=note)
+    # Attempts left scheduled or running (by a process that is gone, or one that is
+    # about to learn of the cancel) say so at once.
+    live = [
+        attrs.evolve(tr, status=TaskStatus.cancelled, finished_at=now, error=note)
+        for tr in await storage.task_runs(run_id)
+        if tr.status in (TaskStatus.scheduled, TaskStatus.running)
+    ]
+    await storage.commit(Changes(dag_runs=[cancelled], task_runs=live))
+    return cancelled
 
 
 async def backfill(
@@ -346,11 +378,24 @@ def waiting_state(
 
 
 def _task_ids(info: DagInfo | None, attempts: Iterable[TaskRun]) -> list[str]:
-    """Task ids of a run: the DAG's, in definition order, then any only its attempts know."""
+    """Task ids of a run: the DAG's, in definition order, each mapped task followed by
+    its instances in index order (``process[0]``, ...), then any only its attempts know."""
+    instances: dict[str, set[int]] = {}
+    others: dict[str, None] = {}
+    for tr in attempts:
+        k = tr.map_index
+        if k is None:
+            others[tr.task_id] = None
+        else:
+            instances.setdefault(tr.task, set()).add(k)
     ids: dict[str, None] = {}
-    if info is not None:
-        ids.update(dict.fromkeys(info.definition.get("tasks", {})))
-    ids.update(dict.fromkeys(tr.task_id for tr in attempts))
+    known = list(info.definition.get("tasks", {})) if info is not None else []
+    for task_id in [*known, *others, *instances]:
+        if task_id not in ids:
+            ids[task_id] = None
+            ids.update(
+                dict.fromkeys(instance_id(task_id, k) for k in sorted(instances.get(task_id, ())))
+            )
     return list(ids)
 
 
@@ -377,6 +422,7 @@ async def get_run_detail(storage: Storage, run_id: int) -> RunDetail:
                 upstream=tuple(specs.get(task_id, {}).get("upstream", ())),
                 attempts=tuple(rows),
                 waiting=None if rows else waiting_state(task_id, info, latest, run),
+                branch=bool(specs.get(task_id, {}).get("branch", False)),
             )
         )
     return RunDetail(run=run, tasks=tuple(tasks))

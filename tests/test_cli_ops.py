@@ -422,7 +422,8 @@ def test_failed_run_exits_1_and_restart_reruns_what_failed(ops: Ops) -> None:
     again = ops.cli("restart", str(run_id))
     assert again.returncode == 2
     assert again.stderr.splitlines() == [
-        f"ppacer-async: error: run {run_id} is success; only failed runs can be restarted"
+        f"ppacer-async: error: run {run_id} is success; "
+        "only failed or cancelled runs can be restarted"
     ]
 
 
@@ -581,7 +582,9 @@ UNKNOWN_RUN = "no run with id 99999; list runs with `ppacer-async runs`"
         pytest.param(["restart", "99999"], UNKNOWN_RUN, id="restart-unknown-run"),
         pytest.param(["logs", "1", "nope"], "run 1 of hourly has no task 'nope'", id="logs-task"),
         pytest.param(
-            ["restart", "1"], "only failed runs can be restarted", id="restart-not-failed"
+            ["restart", "1"],
+            "only failed or cancelled runs can be restarted",
+            id="restart-not-failed",
         ),
         pytest.param(
             ["trigger", "chain", "--param", "size"],

@@ -294,7 +294,7 @@ def test_no_command_exits_2(tmp_path: Path) -> None:
 def test_examples_serve_and_stop_cleanly(serve: Serve, tmp_path: Path) -> None:
     served = serve("serve", str(EXAMPLES / "all.py"), "--storage", f"sqlite:///{tmp_path}/x.db")
 
-    served.wait_for_next(r"serving 2 DAGs: hello, etl")
+    served.wait_for_next(r"serving 6 DAGs: hello, etl, rules, branching, fanout, timeouts")
 
     assert served.stop() == 0
     assert STOPPING in served.output()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -188,3 +189,61 @@ def test_editing_a_tasks_code_makes_a_new_definition() -> None:
 
     assert DAG("d").add(one).definition_hash() != DAG("d").add(two).definition_hash()
     assert DAG("d").add(one).definition_hash() == DAG("d").add(one).definition_hash()
+
+
+def test_mapping_over_a_task_that_is_not_directly_upstream_is_refused() -> None:
+    @task
+    async def split(ctx: TaskContext) -> list[int]:
+        return [1, 2]
+
+    @task
+    async def process(ctx: TaskContext) -> None: ...
+
+    @task
+    async def other(ctx: TaskContext) -> None: ...
+
+    with pytest.raises(DagDefinitionError, match="maps over 'split', which is not directly"):
+        DAG("m").add(other >> process.map("split"), split)
+
+
+def test_a_mapped_task_is_one_task_wherever_it_is_used() -> None:
+    @task
+    async def split(ctx: TaskContext) -> list[int]:
+        return [1, 2]
+
+    @task
+    async def process(ctx: TaskContext) -> None: ...
+
+    @task
+    async def combine(ctx: TaskContext) -> None: ...
+
+    dag = DAG("m").add(split >> process.map("split"), process.map("split") >> combine)
+    assert dag.tasks["process"].map_over == "split"
+    assert dag.graph.map_source[dag.graph.index["process"]] == dag.graph.index["split"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"trigger_rule": "sometimes"}, "unknown trigger_rule 'sometimes'; use one of all_success"),
+        ({"retry_jitter": 1.5}, "retry_jitter must be a fraction from 0 to 1"),
+        ({"retry_on": "ValueError"}, "retry_on must be an exception class or a tuple"),
+        ({"max_map_length": -1}, "max_map_length must be a whole number >= 0"),
+    ],
+)
+def test_bad_task_options_say_what_to_write(options: dict[str, object], message: str) -> None:
+    with pytest.raises(DagDefinitionError, match=re.escape(message)):
+        task(id="t", **options)(lambda ctx: None)  # type: ignore[call-overload]
+
+
+def test_run_timeout_must_be_positive() -> None:
+    with pytest.raises(DagDefinitionError, match="run_timeout must be positive"):
+        DAG("d", run_timeout=timedelta(0))
+
+
+def test_new_options_left_at_their_defaults_keep_the_definition_hash() -> None:
+    @task
+    async def a(ctx: TaskContext) -> None: ...
+
+    found = a.fingerprint()
+    assert not {"trigger_rule", "retry_jitter", "retry_on", "branch", "map_over"} & set(found)

@@ -268,3 +268,44 @@ async def test_ready_tasks_that_never_started_run_after_a_restart(
         ("root", 1, TaskStatus.success),
         ("waiting", 1, TaskStatus.success),
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_kill_9_during_a_mapped_fan_out_reruns_only_the_unfinished_instances(
+    tmp_path: Path, spawn: Callable[..., Subprocess]
+) -> None:
+    db, side = tmp_path / "crash.db", tmp_path / "side.txt"
+    script = str(Path(__file__).parent / "scripts" / "crashy_map.py")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    doomed = Subprocess([sys.executable, script, str(db), str(side)], env=env)
+    try:
+        # Event lines are printed after their commit: the even instances' successes
+        # and the odd ones' starts are all stored when the process dies.
+        for k in range(20):
+            word = "started" if k % 2 else "success"
+            doomed.wait_for(re.escape(f"task process[{k}] attempt 1 {word}"), timeout=30)
+        doomed.kill()
+    finally:
+        doomed.close()
+    async with SQLiteStorage(path=str(db)) as storage:
+        (run,) = await storage.list_runs()
+        assert run.status is DagRunStatus.running
+
+    survivor = Subprocess([sys.executable, script, str(db), str(side)], env=env)
+    try:
+        survivor.wait_for_next(re.escape("FINISHED success"), timeout=30)
+        assert survivor.proc.wait(30) == 0
+    finally:
+        survivor.close()
+    ran = side.read_text().split()
+    for k in range(20):
+        expected = [f"process[{k}]#1", f"process[{k}]#2"] if k % 2 else [f"process[{k}]#1"]
+        assert [line for line in ran if line.startswith(f"process[{k}]#")] == expected
+    assert ran.count("split#1") == 1 and ran[-1] == "combine#1"
+    async with SQLiteStorage(path=str(db)) as storage:
+        rows = await storage.task_runs(run.id)
+    combine = next(tr for tr in rows if tr.task_id == "combine")
+    assert combine.result == [k * 10 + 1 for k in range(20)]
+    odd = sorted((tr.attempt, tr.status) for tr in rows if tr.task_id == "process[3]")
+    assert odd == [(1, TaskStatus.interrupted), (2, TaskStatus.success)]

@@ -567,13 +567,13 @@ async def test_restart_refuses_unknown_active_and_successful_runs(storage: Stora
     async with Scheduler([DAG("g").add(wait)], storage=storage) as s:
         ok = await s.trigger("g")
         assert (await s.wait_for_run(ok.id, timeout=10)).status is DagRunStatus.success
-        with pytest.raises(InvalidOperation, match="only failed runs can be restarted"):
+        with pytest.raises(InvalidOperation, match="only failed or cancelled runs can be"):
             await s.restart_run(ok.id)
         with pytest.raises(RunNotFound):
             await s.restart_run(10_000)
         busy = await s.trigger("g", {"block": True})
         await gate.wait_inside(1)
-        with pytest.raises(InvalidOperation, match="is running; only failed runs"):
+        with pytest.raises(InvalidOperation, match="is running; only failed or cancelled runs"):
             await s.restart_run(busy.id)
         gate.open()
         await s.wait_for_run(busy.id, timeout=10)

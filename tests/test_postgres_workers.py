@@ -560,3 +560,73 @@ def test_serve_as_a_worker_on_sqlite_exits_2_naming_postgresql(tmp_path: Path) -
     assert_usage_error(done, "(PostgreSQL)")
     assert done.stderr.startswith("ppacer-async: error: role='worker' needs a storage")
     assert not db.exists()
+
+
+# -- richer DAGs across processes ---------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_instances_of_a_mapped_task_are_claimed_by_every_process(
+    database: Database, serve: Serve
+) -> None:
+    url = database.url(lease=10, poll_interval=0.5)
+    procs = [serve("mapped", url, **database.task_env) for _ in range(2)]
+    for proc in procs:
+        worker_id(proc)
+
+    run_id = await trigger("mapped", url)
+
+    assert await database.wait_for_run(run_id, procs) == "success"
+    executions = await database.executions(run_id)
+    n = shared_work.MAPPED_ELEMENTS
+    assert sorted(executions) == sorted((f"double[{k}]", 1) for k in range(n))
+    assert len(set(executions.values())) == 2, "one process ran every instance"
+    total = await database.admin.fetchval(
+        "SELECT result FROM task_runs WHERE run_id = $1 AND task_id = 'total'", run_id
+    )
+    assert json.loads(total) == sum(k * 2 for k in range(n))
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_cancel_reaches_an_attempt_running_in_another_process_within_a_second(
+    database: Database, serve: Serve
+) -> None:
+    from ppacer_async import operations
+    from ppacer_async.storage.postgres import PostgresStorage
+
+    url = database.url(lease=10, poll_interval=5)  # the slow poll would be too late
+    leader = serve("hanging", url, "--role", "scheduler", **database.task_env)
+    worker = serve("hanging", url, "--role", "worker", **database.task_env)
+    procs = [leader, worker]
+    for proc in procs:
+        worker_id(proc)
+    run_id = await trigger("hanging", url)
+
+    async def started() -> bool:
+        return ("hang", 1) in await database.executions(run_id)
+
+    await poll_until(started, "the start of the attempt", timeout=30, procs=procs)
+    assert (await database.executions(run_id))[("hang", 1)] == worker.proc.pid
+
+    async def cancelled() -> bool:
+        return ("cancelled", 1) in await database.executions(run_id)
+
+    async with PostgresStorage(dsn=POSTGRES_DSN, schema=database.schema) as storage:
+        begun = time.monotonic()
+        await operations.cancel(storage, run_id, datetime.now().astimezone(), "stop it")
+        await poll_until(cancelled, "the cancellation of the attempt", timeout=10, procs=procs)
+        took = time.monotonic() - begun
+    assert took < 1.0, f"the attempt was cancelled {took:.2f} s after the run"
+    status = await database.admin.fetchval("SELECT status FROM dag_runs WHERE id = $1", run_id)
+    assert status == "cancelled"
+
+    async def recorded() -> dict[str, list[tuple[int, str, str, str | None]]] | None:
+        found = await database.attempts(run_id)
+        return found if found.get("hang", [(0, "")])[-1][1] == "cancelled" else None
+
+    attempts = await poll_until(recorded, "the cancelled attempt's row", timeout=10, procs=procs)
+    assert attempts is not None
+    assert [(n, s) for n, s, _, _ in attempts["hang"]] == [(1, "cancelled")]
+    assert "never" not in attempts

@@ -306,7 +306,7 @@ async def test_report_accepts_outcomes_only_from_the_lease_holder(make: Make) ->
     # Reporting gave the lease up: the same attempt cannot be reported again.
     assert await storage.report("w1", [ok], []) == set()
     with pytest.raises(ValueError, match="outcome of task"):
-        await storage.report("w1", [attrs.evolve(a, status=TaskStatus.up_for_retry)], [])
+        await storage.report("w1", [attrs.evolve(a, status=TaskStatus.scheduled)], [])
     # Once the leader applied them, they are no longer waiting.
     await storage.commit(Changes(task_runs=outcomes))
     assert await storage.reported_outcomes(["etl"], 10) == []

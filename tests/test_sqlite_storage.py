@@ -462,7 +462,7 @@ EXTRA = Migration(
     name=f"{SCHEMA_VERSION + 1:04d}_extra.sql",
     sql="""
     CREATE TABLE extra (id INTEGER PRIMARY KEY, run_id INTEGER REFERENCES dag_runs (id));
-    ALTER TABLE dag_runs ADD COLUMN note TEXT;
+    ALTER TABLE dag_runs ADD COLUMN extra_note TEXT;
     CREATE INDEX extra_run_id ON extra (run_id);
     """,
 )

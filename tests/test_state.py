@@ -11,6 +11,7 @@ import pytest
 
 from ppacer_async import DAG, DagRunStatus, TaskContext, TaskStatus, task
 from ppacer_async._enums import AttemptReason, RunTrigger
+from ppacer_async._scheduler import recovery
 from ppacer_async._scheduler import state as transitions
 from ppacer_async._scheduler.state import MAX_INTERRUPTIONS, Effects, RunState
 from ppacer_async._structures import DagRun, TaskRun
@@ -106,7 +107,9 @@ class Play:
             run_id=state.run.id,
             task_id=task_id,
             attempt=attempt,
-            status=TaskStatus.success if verb == "ok" else TaskStatus.failed,
+            # A worker reports a failure it may be retried for as up_for_retry; the
+            # machine decides whether the budget allows it.
+            status=TaskStatus.success if verb == "ok" else TaskStatus.up_for_retry,
             started_at=NOW,
             finished_at=NOW,
             error=None if verb == "ok" else BOOM,
@@ -149,7 +152,7 @@ class Play:
         ids = self.state.graph.ids
         return [
             f"{ids[i]}#{attempt} in {(due - NOW).total_seconds():g}s"
-            for due, _, i, attempt in self.fx.retries
+            for due, _, i, attempt, _ in self.fx.retries
         ]
 
     @property
@@ -514,7 +517,7 @@ def restore(
             started_at=T0,
         )
     fx = Effects(record_scheduled=shared)
-    state = transitions.restore(
+    state = recovery.restore(
         run, build(spec, options), [row(r) for r in rows], NOW, fx, restart=restart, shared=shared
     )
     play = Play(state, record_scheduled=shared)

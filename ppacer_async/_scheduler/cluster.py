@@ -18,6 +18,7 @@ import anyio.abc
 import attrs
 
 from .._backoff import Backoff
+from .._enums import DagRunStatus
 from .._exceptions import PpacerError, RunNotFound, StorageError
 from .._structures import DagRun, Statistics, TaskRun
 from ..abc import Clock, Leadership, SharedStorage
@@ -108,6 +109,7 @@ class ClusterEngine:
                 await tg.start(reporter.run)
                 await tg.start(consumer.run)
                 await tg.start(claimer.run)
+                await tg.start(_follow_cancels, storage, consumer)
                 task_status.started()
         finally:
             # Interrupted attempts are reported so that the leader (maybe this
@@ -140,6 +142,12 @@ class ClusterEngine:
         if leading."""
         if self.coordinator is not None:
             self.coordinator.machine.post_outcomes_due()
+
+    def _run_cancelled(self, run_id: int) -> None:
+        """The machine cancelled a run: this process's workers stop its attempts at
+        once (other processes learn it from storage)."""
+        if self.consumer is not None:
+            self.consumer.cancel_run(run_id)
 
     def _attempts_written(self) -> None:
         """The machine wrote ready attempts: this process's workers look at once."""
@@ -180,6 +188,7 @@ class ClusterEngine:
             queue=None,
             shared=True,
             on_attempts_written=self._attempts_written,
+            on_run_cancelled=self._run_cancelled,
         )
         machine, storage = coordinator.machine, self.storage
         storage.add_notice_callback("outcomes", machine.post_outcomes_due)
@@ -249,6 +258,11 @@ class ClusterEngine:
         if self.reporter is not None and self.reporter.pending:
             await self.reporter.flush()
 
+    async def cancel_run(self, run_id: int, note: str) -> None:
+        if self.coordinator is not None:
+            await self.coordinator.cancel(run_id, note)
+        # else: the leader learns of it from the notice of the cancel's commit
+
     def statistics(self) -> Statistics:
         """``queued_tasks`` adds the ready attempts left in storage at this process's
         last claim; the run and commit counters count only while it leads."""
@@ -295,6 +309,39 @@ async def reap(storage: SharedStorage, on_reaped: Callable[[], None]) -> None:
         except StorageError as exc:
             logger.warning("cannot look for abandoned attempts: %s", exc)
         await anyio.sleep(half)
+
+
+async def _follow_cancels(
+    storage: SharedStorage,
+    consumer: Consumer,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Stop the attempts this process runs for runs cancelled elsewhere: a cancelled run
+    is a finished one, so each ``finished`` notice (and the slow poll) looks at the
+    runs this process has attempts of."""
+    wake = anyio.Event()
+
+    def notice() -> None:
+        wake.set()
+
+    storage.add_notice_callback("finished", notice)
+    task_status.started()
+    try:
+        while True:
+            with anyio.move_on_after(storage.poll_interval.total_seconds()):
+                await wake.wait()
+            wake = anyio.Event()
+            for run_id in consumer.live_runs():
+                try:
+                    run = await storage.get_run(run_id)
+                except PpacerError as exc:
+                    logger.warning("cannot look for cancelled runs: %s", exc)
+                    break
+                if run is not None and run.status is DagRunStatus.cancelled:
+                    consumer.cancel_run(run_id)
+    finally:
+        storage.remove_notice_callback("finished", notice)
 
 
 def _describe(exc: BaseException) -> str:

@@ -27,7 +27,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from .._enums import TaskStatus
-from .._exceptions import describe_exception
+from .._exceptions import SkipTask, TaskTimeoutError, describe_exception
 from .._structures import LogRecord, TaskRun
 from .._task import Task, TaskContext
 from .queue import ReadyQueue
@@ -40,8 +40,8 @@ Item = tuple[RunView, int, TaskRun]
 
 # Bound once: reading an enum member costs about 0.1 µs on Python 3.11, every attempt.
 _SUCCESS = TaskStatus.success
-_FAILED = TaskStatus.failed
 _RUNNING = TaskStatus.running
+_CANCELLED = TaskStatus.cancelled
 
 
 class Sink(Protocol):
@@ -170,6 +170,28 @@ class Consumer:
         #: Called when an attempt ends (a worker is about to be free).
         self.on_attempt_end: Callable[[], None] | None = None
         self._loop_thread = threading.get_ident()
+        #: how to stop each attempt executing past its first step, by run id
+        self._live: dict[int, dict[str, Callable[[], None]]] = {}
+
+    def cancel_run(self, run_id: int) -> None:
+        """Stop the attempts of a cancelled run: async ones are cancelled, thread
+        ones see ``ctx.cancelled`` (and are no longer waited for)."""
+        for stop in list(self._live.pop(run_id, {}).values()):
+            stop()
+
+    def live_runs(self) -> list[int]:
+        """The runs of the attempts executing past their first step."""
+        return list(self._live)
+
+    def _register(self, tr: TaskRun, stop: Callable[[], None]) -> None:
+        self._live.setdefault(tr.run_id, {})[tr.task_id] = stop
+
+    def _unregister(self, tr: TaskRun) -> None:
+        live = self._live.get(tr.run_id)
+        if live is not None:
+            live.pop(tr.task_id, None)
+            if not live:
+                del self._live[tr.run_id]
 
     @property
     def free(self) -> int:
@@ -211,7 +233,7 @@ class Consumer:
 
     def _context(self, state: RunView, i: int, tr: TaskRun, task: Task) -> TaskContext:
         run = state.run
-        return TaskContext(
+        ctx = TaskContext(
             dag_id=run.dag_id,
             run_id=run.id,
             task_id=tr.task_id,
@@ -222,22 +244,35 @@ class Consumer:
             notifier=task.notifier or self.notifier,
             log_sink=self._make_log,
         )
+        if state.mapped:
+            graph = state.graph
+            task_id = graph.ids[i]
+            if graph.map_source[i] >= 0 and tr.task_id != task_id:  # an instance: process[3]
+                ctx.task_id = task_id
+                ctx.map_index = k = int(tr.task_id[len(task_id) + 1 : -1])
+                items = state.results.get(graph.map_source[i])
+                if isinstance(items, list) and k < len(items):
+                    ctx.item = items[k]
+        return ctx
 
     def _make_log(self, ctx: TaskContext) -> logging.LoggerAdapter[logging.Logger]:
         return TaskLog(ctx, self)
 
     async def _attempt(self, item: Item) -> None:
         state, i, tr = item
+        if state.cancelled:
+            return  # its run was cancelled while it waited: it never starts
         task = state.graph.tasks[i]
         ctx = self._context(state, i, tr, task)
         started = self.clock.now()
         begun = time.monotonic()
         self.running += 1
+        status = _SUCCESS
         try:
             if task.is_async:
-                value, error = await self._run_async(task, ctx, item, started, begun)
+                value, error, status = await self._run_async(task, ctx, item, started, begun)
             else:
-                value, error = await self._run_thread(task, ctx, item, started, begun)
+                value, error, status = await self._run_thread(task, ctx, item, started, begun)
         except BaseException:
             # The scheduler is stopping: the attempt is recorded interrupted and runs
             # again on the next start.
@@ -252,7 +287,7 @@ class Consumer:
             try:
                 value = encode_result(value)
             except TypeError as exc:
-                error = describe_exception(exc)
+                error, status = _failure(task, exc)
         self.sink.post_outcome(
             state,
             i,
@@ -260,25 +295,25 @@ class Consumer:
                 run_id=tr.run_id,
                 task_id=tr.task_id,
                 attempt=tr.attempt,
-                status=_SUCCESS if error is None else _FAILED,
+                status=status,
                 reason=tr.reason,
                 scheduled_at=tr.scheduled_at,
                 started_at=started,
                 finished_at=self.clock.now(),
                 error=error,
-                result=value if error is None else None,
+                result=value if status is _SUCCESS else None,
             ),
         )
 
     async def _run_async(
         self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
-    ) -> tuple[Any, str | None]:
+    ) -> tuple[Any, str | None, TaskStatus]:
         try:
             coro = task.execute(ctx)
             try:
                 yielded = coro.send(None)
             except StopIteration as stop:
-                return stop.value, None
+                return stop.value, None, _SUCCESS
             state, i, tr = item
             self.sink.post_started(state, i, _running(tr, started))
             # asyncio's timeout, not an anyio cancel scope: in its first step the task
@@ -286,37 +321,62 @@ class Consumer:
             # group), which must stay the innermost of this worker's scopes until the
             # task exits them; asyncio's timeout keeps no stack of scopes.
             timeout = asyncio.timeout_at(_deadline(task, begun))
+
+            def halt() -> None:  # the run was cancelled
+                ctx.cancelled = True
+                timeout.reschedule(asyncio.get_running_loop().time())
+
+            self._register(tr, halt)
             try:
                 async with timeout:
                     value = await _Resume(coro, yielded)
             except TimeoutError:
+                if ctx.cancelled:
+                    return None, "cancelled with its run", _CANCELLED
                 if timeout.expired():
-                    return None, _timeout_message(task)
+                    return None, *_failure(task, TaskTimeoutError(_timeout_message(task)))
                 raise  # the task's own
-            return value, None
+            finally:
+                self._unregister(tr)
+            return value, None, _SUCCESS
         except Exception as exc:
-            return None, describe_exception(exc)
+            return None, *_failure(task, exc)
 
     async def _run_thread(
         self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
-    ) -> tuple[Any, str | None]:
+    ) -> tuple[Any, str | None, TaskStatus]:
         state, i, tr = item
         self.sink.post_started(state, i, _running(tr, started))
         with anyio.CancelScope(deadline=_deadline(task, begun)) as scope:
-            async with self.threads:
-                self.running_threads += 1
-                try:
-                    value = await anyio.to_thread.run_sync(
-                        _call, task.execute, ctx, abandon_on_cancel=True, limiter=self._thread_pool
-                    )
-                finally:
-                    self.running_threads -= 1
+
+            def halt() -> None:  # the run was cancelled
+                ctx.cancelled = True
+                scope.cancel()
+
+            self._register(tr, halt)
+            try:
+                async with self.threads:
+                    self.running_threads += 1
+                    try:
+                        value = await anyio.to_thread.run_sync(
+                            _call,
+                            task,
+                            ctx,
+                            abandon_on_cancel=True,
+                            limiter=self._thread_pool,
+                        )
+                    finally:
+                        self.running_threads -= 1
+            finally:
+                self._unregister(tr)
         if scope.cancelled_caught:
+            if ctx.cancelled:
+                return None, "cancelled with its run", _CANCELLED
             ctx.cancelled = True
-            return None, _timeout_message(task)
+            return None, *_failure(task, TaskTimeoutError(_timeout_message(task)))
         if isinstance(value, _Raised):
-            return None, value.text
-        return value, None
+            return None, value.text, value.status
+        return value, None, _SUCCESS
 
 
 def _deadline(task: Task, begun: float) -> float:
@@ -338,19 +398,32 @@ def _running(tr: TaskRun, started: datetime) -> TaskRun:
 
 
 class _Raised:
-    __slots__ = ("text",)
+    __slots__ = ("status", "text")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, status: TaskStatus) -> None:
         self.text = text
+        self.status = status
 
 
-def _call(func: Callable[[TaskContext], Any], ctx: TaskContext) -> Any:
+def _call(task: Task, ctx: TaskContext) -> Any:
     """Run a sync task in its thread, turning its exception into data there, where the
     traceback is complete."""
     try:
-        return func(ctx)
+        return task.execute(ctx)
     except Exception as exc:
-        return _Raised(describe_exception(exc))
+        return _Raised(*_failure(task, exc))
+
+
+def _failure(task: Task, exc: Exception) -> tuple[str, TaskStatus]:
+    """What an exception out of a task makes of its attempt: ``skipped`` for
+    ``SkipTask``, ``up_for_retry`` when it may be retried (the state machine checks the
+    budget), else ``failed``."""
+    if isinstance(exc, SkipTask):
+        return f"skipped: {exc}" if str(exc) else "skipped", TaskStatus.skipped
+    status = TaskStatus.up_for_retry if task.retryable(exc) else TaskStatus.failed
+    if isinstance(exc, TaskTimeoutError):
+        return str(exc), status
+    return describe_exception(exc), status
 
 
 def _timeout_message(task: Task) -> str:

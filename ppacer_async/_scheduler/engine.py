@@ -20,7 +20,7 @@ import attrs
 from .._dag import DAG
 from .._enums import DagRunStatus
 from .._exceptions import RunNotFound
-from .._structures import DagRun, Statistics, TaskRun
+from .._structures import Changes, DagRun, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
 from .alerts import Alerter, alert_for
 from .machine import StateMachine
@@ -56,6 +56,8 @@ class Settings:
     queue_size: int
     role: Role
     worker_id: str
+    #: told of each commit of the state machine (the changes, the seconds it took)
+    on_commit: Callable[[Changes, float], None] | None = None
 
 
 class Engine(Protocol):
@@ -81,6 +83,10 @@ class Engine(Protocol):
     async def flush_logs(self) -> None:
         """Have the task logs written so far reach storage."""
 
+    async def cancel_run(self, run_id: int, note: str) -> None:
+        """A run was recorded cancelled here: if this process schedules it, stop it now
+        and return once its live attempts are recorded cancelled."""
+
     def statistics(self) -> Statistics:
         """A snapshot of this process's counters."""
 
@@ -101,6 +107,8 @@ class Coordinator:
     queue: ReadyQueue[Item] | None
     shared: bool = False
     on_attempts_written: Callable[[], None] | None = None
+    #: a run was cancelled: stop its attempts executing in this process
+    on_run_cancelled: Callable[[int], None] | None = None
     machine: StateMachine = attrs.field(init=False)
     watcher: Watcher = attrs.field(init=False)
     alerter: Alerter = attrs.field(init=False)
@@ -116,6 +124,7 @@ class Coordinator:
             followers=self,
             shared=self.shared,
         )
+        self.machine.on_commit = s.on_commit
         self.watcher = Watcher(
             storage=s.storage,
             clock=s.clock,
@@ -142,8 +151,17 @@ class Coordinator:
 
     # -- the machine's followers ---------------------------------------------------------
 
-    def retry_at(self, due: datetime, state: RunState, i: int, attempt: int) -> None:
-        self.watcher.add_retry(due, state, i, attempt)
+    def retry_at(
+        self, due: datetime, state: RunState, i: int, attempt: int, map_index: int
+    ) -> None:
+        self.watcher.add_retry(due, state, i, attempt, map_index)
+
+    def cancel_at(self, due: datetime, state: RunState) -> None:
+        self.watcher.add_deadline(due, state)
+
+    def run_cancelled(self, state: RunState) -> None:
+        if self.on_run_cancelled is not None:
+            self.on_run_cancelled(state.run.id)
 
     def alert(self, state: RunState, i: int, tr: TaskRun, kind: AlertKind) -> None:
         self.alerter.post(state.graph.tasks[i].notifier, alert_for(state.run, tr, kind))
@@ -179,9 +197,25 @@ class Coordinator:
         assert found is not None
         return found
 
+    async def cancel(self, run_id: int, note: str) -> None:
+        """Cancel a run this machine holds (or is about to be handed), returning once the
+        step that cancels it is committed (bounded)."""
+        machine = self.machine
+        if machine.state_of(run_id) is None:
+            machine.post_cancel(run_id, note)  # if it is handed over, it never starts
+            return
+        event = machine.watch(run_id)
+        try:
+            machine.post_cancel(run_id, note)
+            with anyio.move_on_after(SHUTDOWN_BOUND):
+                await event.wait()
+        finally:
+            machine.unwatch(run_id, event)
+
     async def _follow_storage(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        """Pick up what other processes (the command line) wrote: queued runs and
-        pauses. Event-driven where the storage can notify, polled where it cannot."""
+        """Pick up what other processes (the command line) wrote: queued and cancelled
+        runs, and pauses. Event-driven where the storage can notify, polled where it
+        cannot."""
         task_status.started()
         storage = self.settings.storage
         while True:
@@ -194,13 +228,22 @@ class Coordinator:
         for info in await storage.list_dags():
             if info.dag_id in dags:
                 watcher.set_paused(info.dag_id, info.paused, info.resume_after)
-        for run in await storage.active_runs():
+        active = await storage.active_runs()
+        for run in active:
             if (
                 run.status is DagRunStatus.queued
                 and run.dag_id in dags
                 and machine.state_of(run.id) is None
             ):
                 machine.post_run(run)
+        # A run this process holds that storage no longer lists as active was
+        # cancelled by another process (the command line, the web app).
+        listed = {run.id for run in active}
+        for run_id, state in list(machine.runs.items()):
+            if run_id not in listed and not state.finished:
+                found = await storage.get_run(run_id)
+                if found is not None and found.status is DagRunStatus.cancelled:
+                    machine.post_cancel(run_id, found.note or "cancelled", state)
 
 
 def statistics(

@@ -20,7 +20,9 @@ from .state import RunState
 
 @attrs.define(eq=False, weakref_slot=False)
 class AttemptEnded:
-    """Attempt ``tr`` of task ``i`` ended: ``tr.status`` is success or failed."""
+    """Attempt ``tr`` of task ``i`` ended: ``tr.status`` is success, skipped,
+    up_for_retry (failed, may be retried), failed (not to be retried) or cancelled; for
+    an instance of a mapped task, ``tr.task_id`` is ``process[3]``."""
 
     state: RunState
     i: int
@@ -55,12 +57,24 @@ class RunQueued:
 
 @attrs.define(eq=False, weakref_slot=False)
 class RetryDue:
-    """The retry delay of ``attempt`` of task ``i`` has passed: make the next attempt."""
+    """The retry delay of ``attempt`` of task ``i`` (of its instance ``map_index``, or
+    -1) has passed: make the next attempt."""
 
     state: RunState
     i: int
     attempt: int
+    map_index: int = -1
+
+
+@attrs.define(eq=False, weakref_slot=False)
+class RunCancelled:
+    """Cancel run ``run_id`` (``note`` says why); ``only``: unless it was restarted
+    since this state of it (a run timeout armed for an earlier start)."""
+
+    run_id: int
+    note: str
+    only: RunState | None = None
 
 
 #: Everything the inbox may hold.
-Event = AttemptEnded | AttemptStarted | AttemptInterrupted | RunQueued | RetryDue
+Event = AttemptEnded | AttemptStarted | AttemptInterrupted | RunQueued | RetryDue | RunCancelled

@@ -39,6 +39,7 @@ class LocalEngine:
             max_threads=s.max_threads,
             notifier=s.notifier,
         )
+        self.coordinator.on_run_cancelled = self.consumer.cancel_run
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         dags = self.settings.dags
@@ -62,6 +63,9 @@ class LocalEngine:
 
     async def flush_logs(self) -> None:
         self.coordinator.machine.write_logs_soon()
+
+    async def cancel_run(self, run_id: int, note: str) -> None:
+        await self.coordinator.cancel(run_id, note)
 
     def statistics(self) -> Statistics:
         return statistics(self.coordinator, self.consumer)

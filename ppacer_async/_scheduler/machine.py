@@ -22,8 +22,9 @@ read at the start of a step when ``post_outcomes_due`` says there may be some.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
@@ -32,6 +33,7 @@ import anyio
 from .._dag import DAG
 from .._enums import DagRunStatus, RunTrigger, TaskStatus
 from .._structures import Changes, DagRun, LogRecord, TaskRun
+from . import fanout, recovery
 from . import state as transitions
 from .events import (
     AttemptEnded,
@@ -39,6 +41,7 @@ from .events import (
     AttemptStarted,
     Event,
     RetryDue,
+    RunCancelled,
     RunQueued,
 )
 from .queue import ReadyQueue
@@ -61,14 +64,23 @@ OUTCOME_BATCH = 5000
 class Followers(Protocol):
     """Who acts on what a step decided, told only once the step is committed."""
 
-    def retry_at(self, due: datetime, state: RunState, i: int, attempt: int) -> None:
-        """Post ``RetryDue`` for ``attempt`` of task ``i`` at ``due``."""
+    def retry_at(
+        self, due: datetime, state: RunState, i: int, attempt: int, map_index: int
+    ) -> None:
+        """Post ``RetryDue`` for ``attempt`` of task ``i`` (of its instance
+        ``map_index``, or -1) at ``due``."""
+
+    def cancel_at(self, due: datetime, state: RunState) -> None:
+        """Post ``RunCancelled`` for a run still going at ``due`` (its run timeout)."""
+
+    def run_cancelled(self, state: RunState) -> None:
+        """``state``'s run was cancelled: stop its attempts executing here."""
 
     def alert(self, state: RunState, i: int, tr: TaskRun, kind: AlertKind) -> None:
         """Send the alert about attempt ``tr`` of task ``i``."""
 
     def run_finished(self, run: DagRun) -> None:
-        """``run`` succeeded or failed (its slot is free)."""
+        """``run`` succeeded, failed or was cancelled (its slot is free)."""
 
     def attempts_written(self) -> None:
         """Shared storage: ready attempts were written for any process to claim."""
@@ -104,12 +116,15 @@ class StateMachine:
         self.pending: dict[str, deque[RunState]] = {}
         self.incoming: dict[str, int] = {}  # posted runs not admitted yet
         self._waiters: dict[int, list[anyio.Event]] = {}
+        self._cancelled_ids: set[int] = set()  # cancelled before they were admitted
         self._backlog: deque[Iterator[Item]] = deque()
         self._held: Item | None = None  # taken from the backlog, refused by the queue
         self.backlogged = 0  # ready attempts not in the queue yet
         self._wake: anyio.Event | None = None
         self.commits = 0
         self.committed_rows = 0
+        #: Told of every commit (the changes and the seconds it took), after it is made.
+        self.on_commit: Callable[[Changes, float], None] | None = None
         self.tasks_finished = 0
         self.runs_finished = 0
 
@@ -140,8 +155,15 @@ class StateMachine:
         self.inbox.append(RunQueued(run))
         self.wake()
 
-    def post_retry(self, state: RunState, i: int, attempt: int) -> None:
-        self.inbox.append(RetryDue(state, i, attempt))
+    def post_retry(self, state: RunState, i: int, attempt: int, map_index: int = -1) -> None:
+        self.inbox.append(RetryDue(state, i, attempt, map_index))
+        self.wake()
+
+    def post_cancel(self, run_id: int, note: str, only: RunState | None = None) -> None:
+        """Cancel a run this machine holds (running, or queued behind others), or will
+        be handed (queued, not admitted yet); ``only``: unless it was restarted since
+        this state of it."""
+        self.inbox.append(RunCancelled(run_id, note, only))
         self.wake()
 
     def post_outcomes_due(self) -> None:
@@ -157,9 +179,10 @@ class StateMachine:
             state = runs.get(tr.run_id)
             if state is None:
                 continue
-            i = state.graph.index.get(tr.task_id)
-            if i is None or not state.expects(i, tr.attempt):
+            found = state.locate(tr.task_id)
+            if found is None or not state.expects(found[0], tr.attempt, found[1]):
                 continue
+            i = found[0]
             if tr.status is TaskStatus.interrupted:
                 self.inbox.append(AttemptInterrupted(state, i, tr))
             else:
@@ -228,9 +251,9 @@ class StateMachine:
                 continue
             if run.status is DagRunStatus.running:
                 rows = await self.storage.task_runs(run.id)
-                state = transitions.restore(
-                    run, dag, rows, now, fx, restart=False, shared=self.shared
-                )
+                state = recovery.restore(run, dag, rows, now, fx, restart=False, shared=self.shared)
+                if dag.run_timeout is not None and not state.finished:
+                    fx.deadlines.append(((run.started_at or now) + dag.run_timeout, state))
                 self.runs[run.id] = state
                 self.active[dag.dag_id] = self.active.get(dag.dag_id, 0) + 1
             else:
@@ -286,36 +309,55 @@ class StateMachine:
         done = 0
         # Looked up once, not per event (an enum member costs about 0.1 µs to read).
         success = TaskStatus.success
-        succeeded, failed = transitions.task_succeeded, transitions.task_failed
+        succeeded = transitions.plain_task_succeeded
         for event in events:
             if isinstance(event, AttemptEnded):  # the most frequent first
                 done += 1
                 tr = event.tr
-                if tr.status is success:
+                if tr.status is success and event.state.plain:
                     succeeded(event.state, event.i, tr, now, fx)
                 else:
-                    failed(event.state, event.i, tr, now, fx)
+                    _attempt_ended(event.state, event.i, tr, now, fx)
             elif isinstance(event, AttemptStarted):
-                fx.task_runs.append(event.tr)
+                if not event.state.cancelled:
+                    fx.task_runs.append(event.tr)
             elif isinstance(event, AttemptInterrupted):
                 # Shared: another process stopped or died; the attempt runs again at
                 # once. Here: this process is stopping; it runs on the next start.
+                tr, state, i = event.tr, event.state, event.i
+                if state.cancelled:
+                    continue
                 resume = self.shared and not stopping
-                transitions.task_interrupted(event.state, event.i, event.tr, now, fx, resume=resume)
+                graph = state.graph
+                if not graph.plain and graph.map_source[i] >= 0 and tr.task_id != graph.ids[i]:
+                    k = int(tr.task_id[len(graph.ids[i]) + 1 : -1])
+                    fanout.instance_interrupted(state, i, k, tr, now, fx, resume=resume)
+                else:
+                    transitions.task_interrupted(state, i, tr, now, fx, resume=resume)
             elif stopping:
                 continue  # runs and retries wait in storage for the next start
             elif isinstance(event, RunQueued):
                 run = event.run
                 self.incoming[run.dag_id] -= 1
                 dag = self.dags.get(run.dag_id)
-                if dag is None:
+                if run.id in self._cancelled_ids:
+                    self._cancelled_ids.discard(run.id)  # cancelled before it started
+                elif dag is None:
                     logger.warning("run %s: DAG %r is not served here", run.id, run.dag_id)
                 elif run.id not in runs:
                     await self._admit_stored(run, dag, now, fx)
             elif isinstance(event, RetryDue):
                 current = runs.get(event.state.run.id)
                 if current is not None and current is event.state:  # not restarted since
-                    transitions.retry_due(current, event.i, event.attempt, now, fx)
+                    if event.map_index < 0:
+                        transitions.retry_due(current, event.i, event.attempt, now, fx)
+                    else:
+                        fanout.instance_retry_due(
+                            current, event.i, event.map_index, event.attempt, now, fx
+                        )
+            elif isinstance(event, RunCancelled):
+                if event.only is None or runs.get(event.run_id) is event.only:
+                    self._cancel(event.run_id, event.note, now, fx)
             else:  # mypy checks that every kind of event has its branch
                 assert_never(event)
         self.tasks_finished += done
@@ -348,7 +390,7 @@ class StateMachine:
         """Admit a queued run; a restarted one is rebuilt from its stored attempts."""
         if run.trigger is RunTrigger.restart:
             rows = await self.storage.task_runs(run.id)
-            state = transitions.restore(run, dag, rows, now, fx, restart=True, shared=self.shared)
+            state = recovery.restore(run, dag, rows, now, fx, restart=True, shared=self.shared)
         else:
             state = RunState.new(run, dag)
         self._admit(state, now, fx)
@@ -359,6 +401,7 @@ class StateMachine:
         changes = Changes(task_runs=fx.task_runs, dag_runs=fx.dag_runs, logs=logs)
         if not changes:
             return
+        began = time.perf_counter()
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 # Shielded: a stop never leaves a step half-committed and half-acted on.
@@ -378,14 +421,20 @@ class StateMachine:
                 await anyio.sleep(0.05 * 2**attempt)
         self.commits += 1
         self.committed_rows += len(changes.task_runs) + len(changes.dag_runs) + len(logs)
+        if self.on_commit is not None:
+            self.on_commit(changes, time.perf_counter() - began)
 
     async def _commit_and_act(self, fx: Effects) -> None:
         await self._commit(fx)
         if events_logger.isEnabledFor(logging.INFO):
             _log_events(fx)
         followers = self.followers
-        for due, state, i, attempt in fx.retries:
-            followers.retry_at(due, state, i, attempt)
+        for due, state, i, attempt, k in fx.retries:
+            followers.retry_at(due, state, i, attempt, k)
+        for due, state in fx.deadlines:
+            followers.cancel_at(due, state)
+        for state in fx.cancelled:
+            followers.run_cancelled(state)
         for state, i, tr, kind in fx.alerts:
             followers.alert(state, i, tr, kind)
         for state in fx.finished:
@@ -422,6 +471,21 @@ class StateMachine:
                 return
             self.backlogged -= 1
 
+    def _cancel(self, run_id: int, note: str, now: Any, fx: Effects) -> None:
+        state = self.runs.get(run_id)
+        if state is None:
+            # Queued but not admitted yet (its event may come next): never start it.
+            self._cancelled_ids.add(run_id)
+            return
+        if state.finished:
+            return
+        pending = self.pending.get(state.run.dag_id)
+        if pending and state in pending:
+            # Never started: it takes no slot, but _release gives one back.
+            pending.remove(state)
+            self.active[state.run.dag_id] += 1
+        transitions.cancel_run(state, note, now, fx)
+
     def _release(self, state: RunState, now: Any, fx: Effects) -> None:
         dag_id = state.run.dag_id
         self.runs.pop(state.run.id, None)
@@ -431,6 +495,46 @@ class StateMachine:
             nxt = pending.popleft()
             self.active[dag_id] += 1
             transitions.start_run(nxt, now, fx)
+
+
+def _attempt_ended(state: RunState, i: int, tr: TaskRun, now: Any, fx: Effects) -> None:
+    """Apply any outcome but a success in a plain run (those take the fast path)."""
+    if state.cancelled:
+        return  # its row says cancelled already
+    graph = state.graph
+    status = tr.status
+    if graph.mapped and graph.map_source[i] >= 0 and tr.task_id != graph.ids[i]:
+        _instance_outcome(state, i, tr, now, fx)
+    elif status is TaskStatus.success:
+        transitions.task_succeeded(state, i, tr, now, fx)
+    elif status is TaskStatus.skipped:
+        transitions.task_skipped(state, i, tr, now, fx)
+    elif status is not TaskStatus.cancelled:
+        transitions.task_failed(state, i, tr, now, fx)
+
+
+def _instance_outcome(state: RunState, i: int, tr: TaskRun, now: Any, fx: Effects) -> None:
+    """Apply the outcome of one instance of a mapped task (``process[3]``)."""
+    k = int(tr.task_id[len(state.graph.ids[i]) + 1 : -1])
+    mapped = state.maps.get(i)
+    if mapped is None or k >= len(mapped.phase):
+        return
+    phase = mapped.phase
+    if phase[k] != transitions.LIVE or mapped.attempt[k] != tr.attempt:
+        return
+    status = tr.status
+    if status is TaskStatus.success:  # fanout.instance_succeeded, inlined: per instance
+        fx.task_runs.append(tr)
+        mapped.streak[k] = 0
+        phase[k] = transitions.SUCCESS
+        mapped.results[k] = tr.result
+        mapped.settled += 1
+        if mapped.settled == len(phase):
+            fanout.all_ended(state, i, now, fx)
+    elif status is TaskStatus.skipped:
+        fanout.instance_skipped(state, i, k, tr, now, fx)
+    elif status is not TaskStatus.cancelled:
+        fanout.instance_failed(state, i, k, tr, now, fx)
 
 
 def _log_events(fx: Effects) -> None:

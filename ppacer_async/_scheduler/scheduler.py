@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, get_args
@@ -21,7 +21,7 @@ from .. import operations
 from .._dag import DAG
 from .._enums import DagRunStatus
 from .._exceptions import DagNotFound, InvalidOperation, PpacerError, RunNotFound
-from .._structures import DagRun, LogRecord, Statistics, TaskRun
+from .._structures import Changes, DagRun, LogRecord, Statistics, TaskRun
 from ..abc import Clock, Notifier, SharedStorage, Storage
 from ..clock import SystemClock
 from ..notify import LogNotifier
@@ -100,11 +100,17 @@ class Scheduler:
         self._engine: Engine | None = None
         self._scope: anyio.CancelScope | None = None
         self._serving = False
+        self._commit_listeners: list[Callable[[Changes, float], None]] = []
         self.worker_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     @property
     def dags(self) -> Mapping[str, DAG]:
         return dict(self._dags)
+
+    @property
+    def serving(self) -> bool:
+        """Whether the scheduler is serving now (between start and stop)."""
+        return self._scope is not None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -153,6 +159,7 @@ class Scheduler:
             queue_size=self.queue_size,
             role=self.role,
             worker_id=self.worker_id,
+            on_commit=self._committed,
         )
         storage = self.storage
         engine: Engine
@@ -244,15 +251,32 @@ class Scheduler:
         return await self._engine.wait_for_run(run_id, seconds)
 
     async def restart_run(self, run_id: int) -> DagRun:
-        """Run again what did not succeed in a failed run (new attempt numbers).
+        """Run again what did not succeed in a failed or cancelled run (new attempt
+        numbers).
 
         The run is queued again before this returns.
-        :raises RunNotFound: no such run. :raises InvalidOperation: it is not failed.
+        :raises RunNotFound: no such run. :raises InvalidOperation: it is not failed or
+            cancelled.
         """
         self._require_serving()
         run = await operations.restart(self.storage, run_id)
         self._admit([run])
         return run
+
+    async def cancel_run(self, run_id: int, note: str | None = None) -> DagRun:
+        """Cancel a queued or running run: its executing attempts are cancelled (a
+        thread task sees ``ctx.cancelled``), tasks not started never start, and the
+        run ends ``cancelled`` (``note`` says why). A cancelled run can be restarted.
+
+        Returns once the run's live attempts are recorded ``cancelled`` (when this
+        process schedules it; else the scheduling process does so at once).
+        :raises RunNotFound: no such run. :raises InvalidOperation: it has finished.
+        """
+        self._require_serving()
+        run = await operations.cancel(self.storage, run_id, self.clock.now(), note)
+        assert self._engine is not None
+        await self._engine.cancel_run(run_id, run.note or "cancelled")
+        return await self.storage.get_run(run_id) or run
 
     async def pause(self, dag_id: str) -> None:
         """Stop creating scheduled runs of a DAG (manual triggers still run)."""
@@ -320,6 +344,23 @@ class Scheduler:
         if self._engine is None:
             return statistics(None, None)
         return self._engine.statistics()
+
+    def _add_commit_listener(self, listener: Callable[[Changes, float], None]) -> None:
+        """Call ``listener(changes, seconds)`` after each commit of this process's state
+        machine (on the event loop, so it must not block). The web app's live updates
+        and metrics use it."""
+        self._commit_listeners.append(listener)
+
+    def _remove_commit_listener(self, listener: Callable[[Changes, float], None]) -> None:
+        if listener in self._commit_listeners:
+            self._commit_listeners.remove(listener)
+
+    def _committed(self, changes: Changes, seconds: float) -> None:
+        for listener in self._commit_listeners:
+            try:
+                listener(changes, seconds)
+            except Exception:
+                logger.exception("a commit listener failed")
 
     def __repr__(self) -> str:
         return f"<Scheduler dags={list(self._dags)} storage={self.storage!r}>"

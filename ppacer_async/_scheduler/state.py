@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
-from .._dag import DAG
+from .._dag import DAG, Graph
 from .._enums import AttemptReason, DagRunStatus, RunTrigger, TaskStatus
-from .._structures import DagRun, TaskRun
+from .._structures import DagRun, TaskRun, instance_id, split_instance_id
+from . import rules
 from .upstream import RunView
 
 #: Consecutive interruptions after which a task fails instead of running again.
@@ -28,7 +29,17 @@ LIVE = 1  # an attempt is scheduled, running, or waiting for its retry
 SUCCESS = 2
 FAILED = 3
 UPSTREAM_FAILED = 4
-SETTLED = (SUCCESS, FAILED, UPSTREAM_FAILED)
+SKIPPED = 5
+CANCELLED = 6
+SETTLED = (SUCCESS, FAILED, UPSTREAM_FAILED, SKIPPED, CANCELLED)
+
+_PHASE_STATUS = {
+    SUCCESS: TaskStatus.success,
+    FAILED: TaskStatus.failed,
+    UPSTREAM_FAILED: TaskStatus.upstream_failed,
+    SKIPPED: TaskStatus.skipped,
+    CANCELLED: TaskStatus.cancelled,
+}
 
 # Enum members read once per attempt, bound once: reading ``TaskStatus.x`` costs about
 # 0.1 µs on Python 3.11, as much as a third of what the state machine spends per task.
@@ -41,16 +52,61 @@ AlertKind = Literal["retry", "failure"]
 
 
 @attrs.define(eq=False, kw_only=True)
+class MapState:
+    """The instances of one mapped task in one run, by map index."""
+
+    phase: bytearray
+    attempt: list[int]
+    failures: list[int]
+    streak: list[int]
+    results: list[Any]
+    settled: int = 0
+    failed: int = 0
+
+    @classmethod
+    def new(cls, n: int) -> MapState:
+        return cls(
+            phase=bytearray(n),
+            attempt=[0] * n,
+            failures=[0] * n,
+            streak=[0] * n,
+            results=[None] * n,
+        )
+
+
+@attrs.define(eq=False, kw_only=True)
 class RunState(RunView):
-    """In-memory bookkeeping of one active run (rebuildable from storage)."""
+    """In-memory bookkeeping of one active run (rebuildable from storage).
+
+    Per task: ``waiting`` counts the parents that have not ended, ``bad`` those that
+    ended failed or upstream_failed, ``skips`` those that ended skipped.
+    """
 
     phase: bytearray
     waiting: list[int]
     attempt: list[int]
     failures: list[int]
     streak: list[int]
+    bad: list[int]
+    skips: list[int]
     settled: int = 0
     failed: int = 0
+    #: the instances of mapped tasks, by task index, once expanded
+    maps: dict[int, MapState] = attrs.field(factory=dict)
+    #: stored attempts of mapped instances, by task index, until expanded (recovery)
+    stored_instances: dict[int, list[TaskRun]] = attrs.field(factory=dict)
+    #: (task index, map index or -1) of the attempts waiting for their retry delay
+    retrying: set[tuple[int, int]] = attrs.field(factory=set)
+    #: the graph is plain (see ``Graph.plain``) and the run not cancelled: successes
+    #: take the fast path
+    plain: bool = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.plain = self.graph.plain
+
+    #: rebuilt for a restart: failed mapped instances run again
+    restarting: bool = False
 
     @classmethod
     def new(cls, run: DagRun, dag: DAG) -> RunState:
@@ -65,15 +121,37 @@ class RunState(RunView):
             attempt=[0] * n,
             failures=[0] * n,
             streak=[0] * n,
+            bad=[0] * n,
+            skips=[0] * n,
         )
 
     @property
     def finished(self) -> bool:
         return self.settled == len(self.phase)
 
-    def expects(self, i: int, attempt: int) -> bool:
-        """Whether ``attempt`` of task ``i`` is the live one (its outcome is due)."""
-        return self.phase[i] == LIVE and self.attempt[i] == attempt
+    def expects(self, i: int, attempt: int, map_index: int | None = None) -> bool:
+        """Whether ``attempt`` of task ``i`` (of its instance ``map_index``) is the live
+        one (its outcome is due)."""
+        if map_index is None:
+            return self.phase[i] == LIVE and self.attempt[i] == attempt
+        found = self.maps.get(i)
+        return (
+            found is not None
+            and map_index < len(found.phase)
+            and found.phase[map_index] == LIVE
+            and found.attempt[map_index] == attempt
+        )
+
+    def locate(self, task_id: str) -> tuple[int, int | None] | None:
+        """The task index and map index of a stored task id (``process[3]``)."""
+        i = self.graph.index.get(task_id)
+        if i is not None:
+            return i, None
+        base, k = split_instance_id(task_id)
+        i = self.graph.index.get(base)
+        if i is None or k is None:
+            return None
+        return i, k
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -89,9 +167,13 @@ class Ready:
     at: datetime
     indices: list[int] = attrs.field(factory=list)
     reasons: list[AttemptReason] = attrs.field(factory=list)
+    #: instances of mapped tasks: (task index, map index, reason)
+    instances: list[tuple[int, int, AttemptReason]] = attrs.field(factory=list)
+    #: every instance of a mapped task, first attempts: (task index, how many)
+    expanded: list[tuple[int, int]] = attrs.field(factory=list)
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return len(self.indices) + len(self.instances) + sum(n for _, n in self.expanded)
 
     def items(self) -> Iterator[tuple[RunState, int, TaskRun]]:
         """Queue items, made one at a time."""
@@ -111,6 +193,34 @@ class Ready:
                     scheduled_at=at,
                 ),
             )
+        for i, k, reason in self.instances:
+            yield (
+                state,
+                i,
+                TaskRun(
+                    run_id=run_id,
+                    task_id=instance_id(ids[i], k),
+                    attempt=state.maps[i].attempt[k],
+                    status=_SCHEDULED,
+                    reason=reason,
+                    scheduled_at=at,
+                ),
+            )
+        for i, n in self.expanded:
+            prefix = ids[i] + "["
+            for k in range(n):
+                yield (
+                    state,
+                    i,
+                    TaskRun(
+                        run_id=run_id,
+                        task_id=f"{prefix}{k}]",
+                        attempt=1,
+                        status=_SCHEDULED,
+                        reason=_INITIAL,
+                        scheduled_at=at,
+                    ),
+                )
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -131,10 +241,15 @@ class Effects:
     dag_runs: list[DagRun] = attrs.field(factory=list)
     #: attempts made ready, by run id
     ready: dict[int, Ready] = attrs.field(factory=dict)
-    retries: list[tuple[datetime, RunState, int, int]] = attrs.field(factory=list)
+    #: (due, run, task index, attempt, map index or -1)
+    retries: list[tuple[datetime, RunState, int, int, int]] = attrs.field(factory=list)
     #: alerts to send once committed: the attempt and what happened to it
     alerts: list[tuple[RunState, int, TaskRun, AlertKind]] = attrs.field(factory=list)
     finished: list[RunState] = attrs.field(factory=list)
+    #: runs with a time limit that started: (when it is up, run)
+    deadlines: list[tuple[datetime, RunState]] = attrs.field(factory=list)
+    #: runs cancelled: their attempts still executing must stop
+    cancelled: list[RunState] = attrs.field(factory=list)
 
 
 def _schedule(
@@ -167,10 +282,20 @@ def _add_ready(state: RunState, i: int, reason: AttemptReason, now: datetime, fx
     ready.reasons.append(reason)
 
 
+def _run(state: RunState, i: int, now: datetime, fx: Effects) -> None:
+    """Start task ``i`` (all of its instances, if it is mapped)."""
+    if state.graph.map_source and state.graph.map_source[i] >= 0:
+        from .fanout import expand
+
+        expand(state, i, now, fx)
+    else:
+        _schedule(state, i, None, now, fx)
+
+
 def start_run(
     state: RunState, now: datetime, fx: Effects, *, trigger: RunTrigger | None = None
 ) -> None:
-    """Move a queued run to running and schedule every task whose parents all succeeded."""
+    """Move a queued run to running and schedule every task whose trigger rule is met."""
     run = state.run
     state.run = run = attrs.evolve(
         run,
@@ -178,17 +303,134 @@ def start_run(
         trigger=trigger or run.trigger,
         started_at=run.started_at or now,
         finished_at=None,
+        note=None,
     )
     fx.dag_runs.append(run)
+    if state.dag.run_timeout is not None:
+        fx.deadlines.append((now + state.dag.run_timeout, state))
     phase, waiting = state.phase, state.waiting
-    for i in range(len(phase)):
-        if phase[i] == PENDING and waiting[i] == 0:
-            _schedule(state, i, None, now, fx)
+    if state.graph.plain:
+        for i in range(len(phase)):
+            if phase[i] == PENDING and waiting[i] == 0:
+                _schedule(state, i, None, now, fx)
+    else:
+        _evaluate_pending(state, now, fx)
     _maybe_finish(state, now, fx)
 
 
-def task_succeeded(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> None:
-    """Record a successful attempt and schedule children whose last parent this was."""
+def _evaluate_pending(state: RunState, now: datetime, fx: Effects) -> None:
+    """Decide every pending task whose rule can be decided now, parents first."""
+    for i in state.graph.order:
+        if state.phase[i] == PENDING:
+            found = _evaluate(state, i, "", now, fx)
+            if found is not None:
+                settle(state, i, found, None, now, fx)
+
+
+def _evaluate(state: RunState, c: int, cause: str, now: datetime, fx: Effects) -> int | None:
+    """Apply task ``c``'s trigger rule to what its parents did so far: run it, or
+    write why it ends and return its phase (the caller settles it), or wait."""
+    graph = state.graph
+    rule = graph.tasks[c].trigger_rule
+    total = len(graph.parents[c])
+    bad, skips = state.bad[c], state.skips[c]
+    decision = rules.decide(rule, total, total - state.waiting[c] - bad - skips, bad, skips)
+    if decision == rules.RUN:
+        _run(state, c, now, fx)
+    elif decision == rules.SKIP:
+        _end_row(
+            state, c, SKIPPED, f"skipped: trigger rule {rule} can no longer be met{cause}", now, fx
+        )
+        return SKIPPED
+    elif decision == rules.UPSTREAM_FAILED:
+        failed = next(
+            graph.ids[p] for p in graph.parents[c] if state.phase[p] in (FAILED, UPSTREAM_FAILED)
+        )
+        _end_row(state, c, UPSTREAM_FAILED, f"upstream task {failed!r} failed", now, fx)
+        return UPSTREAM_FAILED
+    return None
+
+
+def _end_row(state: RunState, i: int, phase: int, error: str, now: datetime, fx: Effects) -> None:
+    """The row of a task that ends without running (skipped, upstream_failed)."""
+    state.attempt[i] += 1
+    fx.task_runs.append(
+        TaskRun(
+            run_id=state.run.id,
+            task_id=state.graph.ids[i],
+            attempt=state.attempt[i],
+            status=_PHASE_STATUS[phase],
+            reason=AttemptReason.initial,
+            scheduled_at=now,
+            finished_at=now,
+            error=error,
+        )
+    )
+
+
+def settle(
+    state: RunState,
+    i: int,
+    phase: int,
+    result: Any,
+    now: datetime,
+    fx: Effects,
+    *,
+    chosen: frozenset[int] | None = None,
+) -> None:
+    """Task ``i`` ended (its row is written): tell its children, whose trigger rules
+    may now be decided, and finish the run when every task has ended.
+
+    ``chosen``: for a branch task, the children to follow; the others are skipped.
+    Iterative: a failure at the head of a long chain settles the chain in a loop.
+    """
+    graph = state.graph
+    work = [(i, phase, result, chosen)]
+    while work:
+        i, phase, result, chosen = work.pop()
+        state.phase[i] = phase
+        state.settled += 1
+        if phase in (FAILED, UPSTREAM_FAILED):
+            state.failed += 1
+        elif phase == SUCCESS and graph.children[i]:
+            state.results[i] = result
+        for c in graph.children[i]:
+            state.waiting[c] -= 1
+            if phase in (FAILED, UPSTREAM_FAILED):
+                state.bad[c] += 1
+            elif phase != SUCCESS:
+                state.skips[c] += 1
+            if state.phase[c] != PENDING:
+                continue
+            if chosen is not None and c not in chosen:
+                why = f"skipped: branch {graph.ids[i]!r} did not choose it"
+                _end_row(state, c, SKIPPED, why, now, fx)
+                found: int | None = SKIPPED
+            else:
+                found = _evaluate(
+                    state, c, f" ({graph.ids[i]!r} ended {_PHASE_STATUS[phase]})", now, fx
+                )
+            if found is not None:
+                state.phase[c] = found  # not PENDING: decided once
+                work.append((c, found, None, None))
+    _maybe_finish(state, now, fx)
+
+
+def branch_choice(graph: Graph, i: int, result: Any) -> frozenset[int] | str:
+    """The children a branch task chose, or why its result is not a valid choice."""
+    ids = [result] if isinstance(result, str) else [] if result is None else result
+    children = {graph.ids[c]: c for c in graph.children[i]}
+    if isinstance(ids, list) and all(isinstance(x, str) and x in children for x in ids):
+        return frozenset(children[x] for x in ids)
+    return (
+        f"branch task {graph.ids[i]!r} returned {result!r}; return the id of a direct "
+        f"downstream task, a list of them, or None (valid ids: {', '.join(sorted(children))})"
+    )
+
+
+def plain_task_succeeded(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> None:
+    """``task_succeeded`` for a run whose tasks are all ``all_success``, unbranched and
+    unmapped, and which is not cancelled (``state.plain``): the hot path."""
     fx.task_runs.append(tr)
     state.phase[i] = SUCCESS
     state.streak[i] = 0
@@ -205,18 +447,46 @@ def task_succeeded(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effe
         _finish(state, now, fx)
 
 
+def task_succeeded(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> None:
+    """Record a successful attempt and schedule children whose rule it meets."""
+    graph = state.graph
+    if state.plain:
+        plain_task_succeeded(state, i, tr, now, fx)
+        return
+    state.streak[i] = 0
+    chosen = None
+    if graph.tasks[i].branch:
+        found = branch_choice(graph, i, tr.result)
+        if isinstance(found, str):
+            tr = attrs.evolve(tr, status=TaskStatus.failed, error=found, result=None)
+            fx.task_runs.append(tr)
+            _fail(state, i, tr, now, fx)
+            return
+        chosen = found
+    fx.task_runs.append(tr)
+    settle(state, i, SUCCESS, tr.result, now, fx, chosen=chosen)
+
+
+def task_skipped(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> None:
+    """Record an attempt that raised ``SkipTask``: no retry is spent."""
+    fx.task_runs.append(tr)
+    state.streak[i] = 0
+    settle(state, i, SKIPPED, None, now, fx)
+
+
 def task_failed(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> None:
-    """Record a failed attempt: retry it if the budget allows, else fail it and
-    everything downstream of it."""
+    """Record a failed attempt: retry it if the error and the budget allow (an attempt
+    reported ``failed`` rather than ``up_for_retry`` is not retried), else fail it."""
     task = state.graph.tasks[i]
     state.streak[i] = 0
     state.failures[i] += 1
     failures = state.failures[i]
-    if failures <= task.retries:
+    if failures <= task.retries and tr.status is not TaskStatus.failed:
         tr = attrs.evolve(tr, status=TaskStatus.up_for_retry)
         fx.task_runs.append(tr)
         due = now + task.retry_delay_for(failures)
-        fx.retries.append((due, state, i, tr.attempt))
+        fx.retries.append((due, state, i, tr.attempt, -1))
+        state.retrying.add((i, -1))
         if task.alert_on_retry:
             fx.alerts.append((state, i, tr, "retry"))
         return
@@ -226,35 +496,15 @@ def task_failed(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects
 
 
 def _fail(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> None:
-    state.phase[i] = FAILED
-    state.settled += 1
-    state.failed += 1
     if state.graph.tasks[i].alert_on_failure:
         fx.alerts.append((state, i, tr, "failure"))
-    ids = state.graph.ids
-    for d in state.graph.descendants(i):
-        if state.phase[d] == PENDING:
-            state.phase[d] = UPSTREAM_FAILED
-            state.settled += 1
-            state.attempt[d] += 1
-            fx.task_runs.append(
-                TaskRun(
-                    run_id=state.run.id,
-                    task_id=ids[d],
-                    attempt=state.attempt[d],
-                    status=TaskStatus.upstream_failed,
-                    reason=AttemptReason.initial,
-                    scheduled_at=now,
-                    finished_at=now,
-                    error=f"upstream task {ids[i]!r} failed",
-                )
-            )
-    _maybe_finish(state, now, fx)
+    settle(state, i, FAILED, None, now, fx)
 
 
 def retry_due(state: RunState, i: int, attempt: int, now: datetime, fx: Effects) -> None:
     """Create the next attempt of a task whose retry delay has passed."""
     if state.phase[i] == LIVE and state.attempt[i] == attempt:
+        state.retrying.discard((i, -1))
         _schedule(state, i, AttemptReason.retry, now, fx)
 
 
@@ -270,16 +520,7 @@ def task_interrupted(
     """
     state.streak[i] += 1
     if state.streak[i] >= MAX_INTERRUPTIONS:
-        tr = attrs.evolve(
-            tr,
-            status=TaskStatus.failed,
-            finished_at=tr.finished_at or now,
-            error=(
-                f"interrupted {state.streak[i]} times in a row (the scheduler stopped or "
-                "crashed while it ran); not run again to avoid a crash loop. Fix the cause "
-                "and restart the run."
-            ),
-        )
+        tr = _crash_looped(tr, state.streak[i], now)
         fx.task_runs.append(tr)
         _fail(state, i, tr, now, fx)
         return
@@ -290,130 +531,81 @@ def task_interrupted(
         _schedule(state, i, AttemptReason.interrupted, now, fx)
 
 
+def _crash_looped(tr: TaskRun, streak: int, now: datetime) -> TaskRun:
+    return attrs.evolve(
+        tr,
+        status=TaskStatus.failed,
+        finished_at=tr.finished_at or now,
+        error=(
+            f"interrupted {streak} times in a row (the scheduler stopped or "
+            "crashed while it ran); not run again to avoid a crash loop. Fix the cause "
+            "and restart the run."
+        ),
+    )
+
+
+def cancel_run(state: RunState, note: str, now: datetime, fx: Effects) -> None:
+    """End a run ``cancelled``: its live attempts are recorded ``cancelled`` (the
+    caller stops those executing) and tasks that did not start never will."""
+    if state.finished:
+        return
+    state.cancelled = True
+    state.plain = False
+    ids, run_id = state.graph.ids, state.run.id
+    for i, phase in enumerate(state.phase):
+        if phase == LIVE:
+            mapped = state.maps.get(i)
+            if mapped is None:
+                waits = (i, -1) in state.retrying
+                attempt = state.attempt[i]
+                fx.task_runs.append(_cancelled(run_id, ids[i], attempt, waits, now, note))
+            else:
+                for k, instance in enumerate(mapped.phase):
+                    if instance == LIVE:
+                        task_id = instance_id(ids[i], k)
+                        waits = (i, k) in state.retrying
+                        attempt = mapped.attempt[k]
+                        fx.task_runs.append(_cancelled(run_id, task_id, attempt, waits, now, note))
+                        mapped.phase[k] = CANCELLED
+        if phase in (LIVE, PENDING):
+            state.phase[i] = CANCELLED
+            state.settled += 1
+    fx.cancelled.append(state)
+    state.run = attrs.evolve(state.run, note=note)
+    _finish(state, now, fx)
+
+
+def _cancelled(
+    run_id: int, task_id: str, attempt: int, retrying: bool, now: datetime, note: str
+) -> TaskRun:
+    """The row of a live attempt of a cancelled run. Written over the attempt's row (its
+    start time, if it started, is not known here; its own outcome is ignored when it
+    comes); for a task waiting to be retried, the retry that never runs, keeping the
+    failed attempt's row and error."""
+    if retrying:
+        attempt += 1
+    return TaskRun(
+        run_id=run_id,
+        task_id=task_id,
+        attempt=max(attempt, 1),
+        status=TaskStatus.cancelled,
+        reason=AttemptReason.initial if attempt <= 1 else AttemptReason.retry,
+        scheduled_at=now,
+        finished_at=now,
+        error=note,
+    )
+
+
 def _maybe_finish(state: RunState, now: datetime, fx: Effects) -> None:
-    if state.settled == len(state.phase):
+    if state.settled == len(state.phase) and state.run.finished_at is None:
         _finish(state, now, fx)
 
 
 def _finish(state: RunState, now: datetime, fx: Effects) -> None:
-    status = DagRunStatus.failed if state.failed else DagRunStatus.success
+    if state.cancelled:
+        status = DagRunStatus.cancelled
+    else:
+        status = DagRunStatus.failed if state.failed else DagRunStatus.success
     state.run = attrs.evolve(state.run, status=status, finished_at=now)
     fx.dag_runs.append(state.run)
     fx.finished.append(state)
-
-
-def restore(
-    run: DagRun,
-    dag: DAG,
-    rows: list[TaskRun],
-    now: datetime,
-    fx: Effects,
-    *,
-    restart: bool,
-    shared: bool = False,
-) -> RunState:
-    """Rebuild a run's state from its stored attempts.
-
-    Recovery (``restart=False``): attempts left ``running`` by a crash become
-    ``interrupted`` and run again; ``scheduled`` ones are queued again; pending retries
-    get their timers back. Restart (``restart=True``): failed and upstream-failed tasks
-    are reset to run again with new attempt numbers and a fresh retry budget.
-
-    ``shared``: other processes may still be running the ``running`` attempts (under a
-    lease), so they stay live; their outcome, or the reaper's ``interrupted``, comes
-    later.
-    """
-    state = RunState.new(run, dag)
-    index = dag.graph.index
-    latest: dict[int, TaskRun] = {}
-    for tr in rows:
-        i = index.get(tr.task_id)
-        if i is None:
-            continue  # the task was removed from the DAG since this run started
-        prev = latest.get(i)
-        if prev is None or tr.attempt > prev.attempt:
-            latest[i] = tr
-        state.attempt[i] = max(state.attempt[i], tr.attempt)
-    # Budgets and streaks, counted back from the latest attempt.
-    by_task: dict[int, list[TaskRun]] = {}
-    for tr in rows:
-        i = index.get(tr.task_id)
-        if i is not None:
-            by_task.setdefault(i, []).append(tr)
-    for i, attempts in by_task.items():
-        attempts.sort(key=lambda t: t.attempt)
-        for k, tr in enumerate(reversed(attempts)):
-            if tr.status is TaskStatus.interrupted:
-                state.streak[i] += 1
-            elif not (k == 0 and tr.status is TaskStatus.running):  # counted when resumed
-                break
-        for tr in reversed(attempts):
-            if tr.status in (TaskStatus.up_for_retry, TaskStatus.failed):
-                state.failures[i] += 1
-            if tr.reason in (AttemptReason.initial, AttemptReason.restart):
-                break
-
-    graph = dag.graph
-    # Successes first: they release the in-degree counters of their children.
-    for i, tr in latest.items():
-        if tr.status is TaskStatus.success:
-            state.phase[i] = SUCCESS
-            state.settled += 1
-            if graph.children[i]:
-                state.results[i] = tr.result
-            for c in graph.children[i]:
-                state.waiting[c] -= 1
-    resume: list[tuple[int, TaskRun]] = []
-    phase = state.phase
-    for i in graph.order:  # parents first: upstream_failed needs its cause settled
-        found = latest.get(i)
-        if found is None:
-            continue
-        tr = found
-        status = tr.status
-        if status is TaskStatus.success:
-            continue
-        if status is TaskStatus.failed:
-            if restart:
-                state.failures[i] = 0
-                state.streak[i] = 0
-                continue  # PENDING: start_run schedules it (its parents all succeeded)
-            phase[i] = FAILED
-            state.settled += 1
-            state.failed += 1
-        elif status is TaskStatus.upstream_failed:
-            # Valid only while a parent is still failed: after a restart, the rows of
-            # tasks downstream of a retried failure belong to the previous attempt.
-            if not restart and any(phase[p] in (FAILED, UPSTREAM_FAILED) for p in graph.parents[i]):
-                phase[i] = UPSTREAM_FAILED
-                state.settled += 1
-        elif status is TaskStatus.scheduled:
-            phase[i] = LIVE
-            _add_ready(state, i, tr.reason, now, fx)
-        elif status is TaskStatus.up_for_retry:
-            phase[i] = LIVE
-            task = graph.tasks[i]
-            finished = tr.finished_at or now
-            due = finished + task.retry_delay_for(state.failures[i])
-            fx.retries.append((due, state, i, tr.attempt))
-        elif shared and status is TaskStatus.running:
-            phase[i] = LIVE  # still leased by a process, or about to be reaped
-        else:  # running or interrupted: cut short by a crash or a stop
-            phase[i] = LIVE
-            resume.append((i, tr))
-    for i, tr in resume:
-        if tr.status is TaskStatus.running:
-            task_interrupted(state, i, tr, now, fx, resume=True)
-        elif state.streak[i] >= MAX_INTERRUPTIONS:  # stopped while running, too often
-            state.streak[i] -= 1
-            task_interrupted(state, i, tr, now, fx, resume=True)
-        else:
-            _schedule(state, i, AttemptReason.interrupted, now, fx)
-    if not restart:
-        # A task whose parents all succeeded but which has no live attempt (its
-        # upstream_failed row predates a restart) is due now.
-        for i in range(len(phase)):
-            if phase[i] == PENDING and state.waiting[i] == 0:
-                _schedule(state, i, None, now, fx)
-        _maybe_finish(state, now, fx)
-    return state

@@ -21,6 +21,13 @@ class RunView:
     dag: DAG
     graph: Graph
     results: dict[int, Any] = attrs.field(factory=dict)
+    #: the run was cancelled: its attempts not started yet never start
+    cancelled: bool = False
+    #: the DAG has mapped tasks (read per attempt: one attribute, not two)
+    mapped: bool = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.mapped = self.graph.mapped
 
     def upstream_results(self, index: int) -> Upstream:
         return Upstream(self, index)

@@ -12,10 +12,12 @@ schedule event.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import logging
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -41,7 +43,7 @@ _TICK = timedelta(microseconds=1)
 
 
 class Watcher:
-    """Owns the timers of one scheduler: schedule points and retry delays."""
+    """Owns the timers of one scheduler: schedule points, retry delays and run timeouts."""
 
     def __init__(
         self,
@@ -60,7 +62,7 @@ class Watcher:
         self.next_points: dict[str, datetime | None] = {}
         self.paused: set[str] = set()
         self._resumed: dict[str, datetime | None] = {}
-        self._timers: list[tuple[datetime, int, RunState, int, int]] = []
+        self._timers: list[tuple[datetime, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._scope: anyio.CancelScope | None = None
         self._woken = False
@@ -86,8 +88,17 @@ class Watcher:
             return
         self.wake()
 
-    def add_retry(self, due: datetime, state: RunState, i: int, attempt: int) -> None:
-        heapq.heappush(self._timers, (due, next(self._seq), state, i, attempt))
+    def add_retry(self, due: datetime, state: RunState, i: int, attempt: int, k: int = -1) -> None:
+        self.add_timer(due, functools.partial(self.machine.post_retry, state, i, attempt, k))
+
+    def add_deadline(self, due: datetime, state: RunState) -> None:
+        """Cancel a run still going at ``due`` (its ``run_timeout``)."""
+        timeout = state.dag.run_timeout
+        note = f"run timed out after {timeout} (run_timeout)"
+        self.add_timer(due, functools.partial(self.machine.post_cancel, state.run.id, note, state))
+
+    def add_timer(self, due: datetime, callback: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (due, next(self._seq), callback))
         self.wake()
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
@@ -118,8 +129,7 @@ class Watcher:
                     )
             timers = self._timers
             while timers and timers[0][0] <= now:
-                _, _, state, i, attempt = heapq.heappop(timers)
-                self.machine.post_retry(state, i, attempt)
+                heapq.heappop(timers)[2]()
             deadline: datetime | None = timers[0][0] if timers else None
             for dag_id, point in list(self.next_points.items()):
                 if point is None or dag_id in self.paused:
@@ -169,15 +179,17 @@ class Watcher:
                 len(skipped),
             )
         created = self.clock.now()
-        for moment in skipped:
-            await self.storage.record_schedule_event(
+        await self.storage.record_schedule_events(
+            [
                 ScheduleEvent(
                     dag_id=dag.dag_id,
                     logical_time=moment,
                     kind=ScheduleEventKind.skipped,
                     created_at=created,
                 )
-            )
+                for moment in skipped
+            ]
+        )
         return point
 
     async def _create_due(self, dag: DAG, point: datetime, now: datetime) -> datetime | None:

@@ -21,7 +21,7 @@ import attrs
 from .._backoff import Backoff
 from .._enums import TaskStatus
 from .._exceptions import StorageError
-from .._structures import DagRun, LogRecord, TaskRun
+from .._structures import DagRun, LogRecord, TaskRun, split_instance_id
 from .upstream import RunView
 
 if TYPE_CHECKING:
@@ -135,6 +135,8 @@ class Reporter:
         for tr in outcomes:
             if tr.key in accepted:
                 taken.append(tr)
+            elif tr.status is TaskStatus.cancelled:
+                continue  # its run was cancelled, and its row says so already
             else:
                 self.dropped += 1
                 logger.warning(
@@ -233,6 +235,8 @@ class Claimer:
             dag = self.dags[run.dag_id]
             graph = dag.graph
             i = graph.index.get(tr.task_id)
+            if i is None:  # an instance of a mapped task: process[3]
+                i = graph.index.get(split_instance_id(tr.task_id)[0])
             if i is None:
                 self.reporter.post_outcome(
                     None,

@@ -3,7 +3,7 @@
 Each subcommand is one ``cmd_<name>(args) -> int`` function registered by one
 ``add_*parser`` function, in a module per command group: ``serve`` (and its signal
 handling), ``dags`` (dags, trigger, pause, unpause, backfill), ``runs`` (runs, show,
-restart), ``logs`` and ``db``. The commands only parse, call
+restart, cancel), ``logs`` and ``db``. The commands only parse, call
 :mod:`ppacer_async.operations` and format what it returns (``output``); loading DAG
 files, the storage a command works on and ``--wait`` are shared modules. Exit codes:
 0 done; 1 a run the command waited for failed; 2 bad usage, or something the command
@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from .._exceptions import StorageError
 from ..storage import DEFAULT_URL
-from . import dags, db, logs, runs, serve
+from . import dags, db, logs, runs, serve, web
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -51,10 +51,12 @@ _SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     runs.add_show_parser,
     logs.add_parser,
     runs.add_restart_parser,
+    runs.add_cancel_parser,
     dags.add_pause_parser,
     dags.add_unpause_parser,
     dags.add_backfill_parser,
     db.add_parser,
+    web.add_parser,
 )
 
 

@@ -154,6 +154,7 @@ def run_json(run: DagRun) -> dict[str, Any]:
         "started_at": iso(run.started_at),
         "finished_at": iso(run.finished_at),
         "duration_seconds": seconds(run.started_at, run.finished_at),
+        "note": run.note,
     }
 
 

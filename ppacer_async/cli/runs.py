@@ -1,4 +1,4 @@
-"""Commands on runs: ``runs``, ``show``, ``restart``."""
+"""Commands on runs: ``runs``, ``show``, ``restart``, ``cancel``."""
 
 from __future__ import annotations
 
@@ -137,6 +137,8 @@ async def _show(storage: Storage, args: argparse.Namespace) -> int:
     ]
     if run.params:
         header.append(f"params        {json.dumps(run.params, ensure_ascii=False)}")
+    if run.note:
+        header.append(f"note          {run.note}")
     output.print_lines(output.fit(line, output.WIDTH) for line in header)
     print()
     rows: list[list[str]] = []
@@ -157,9 +159,12 @@ async def _show(storage: Storage, args: argparse.Namespace) -> int:
         )
         failed = task.last_error
         if failed is not None and tr.status is not TaskStatus.success:
-            notes[len(rows)] = (
-                f"  error (attempt {failed.attempt}): {output.headline(failed.error)}"
-            )
+            what = "why" if tr.status is TaskStatus.skipped else f"error (attempt {failed.attempt})"
+            notes[len(rows)] = f"  {what}: {output.headline(failed.error)}"
+        elif task.branch and tr.status is TaskStatus.success:
+            chosen = tr.result if isinstance(tr.result, list) else [tr.result]
+            taken = ", ".join(str(c) for c in chosen if c is not None) or "none"
+            notes[len(rows)] = f"  branch taken: {taken}"
     lines = output.table(
         ["TASK", "STATUS", "ATTEMPTS", "STARTED", "DURATION"], rows, right={2}, shrink={0}
     )
@@ -209,3 +214,39 @@ async def _restart(storage: Storage, args: argparse.Namespace) -> int:
     elif not args.json:
         print(f"queued run {run.id} of {run.dag_id} again: what did not succeed runs again")
     return await wait_and_report(storage, run, args, stale) if args.wait else EXIT_OK
+
+
+# -- cancel ---------------------------------------------------------------------------------
+
+
+def add_cancel_parser(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "cancel",
+        help="cancel a queued or running run",
+        description=(
+            "Cancel a queued or running run: the scheduler serving it cancels its running "
+            "attempts (thread tasks see ctx.cancelled), tasks not started never start, "
+            "and the run ends cancelled. Restart it with `ppacer-async restart RUN_ID`."
+        ),
+    )
+    parser.add_argument("run_id", metavar="RUN_ID", type=run_id)
+    parser.add_argument(
+        "--note", metavar="TEXT", help="why, kept with the run (default: cancelled)"
+    )
+    add_storage_option(parser)
+    add_json_option(parser, "the run")
+    parser.set_defaults(handler=cmd_cancel)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel a queued or running run."""
+    return on_storage(args, lambda storage: _cancel(storage, args))
+
+
+async def _cancel(storage: Storage, args: argparse.Namespace) -> int:
+    run = await operations.cancel(storage, args.run_id, output.now(), args.note)
+    if args.json:
+        output.print_json(output.run_json(run))
+    else:
+        print(f"cancelled run {run.id} of {run.dag_id}")
+    return EXIT_OK

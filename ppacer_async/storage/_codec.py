@@ -25,7 +25,18 @@ TASK_STATUSES = frozenset(TaskStatus)
 ATTEMPT_REASONS = frozenset(AttemptReason)
 EVENT_KINDS = frozenset(ScheduleEventKind)
 #: What a worker may report as the end of an attempt.
-OUTCOMES = frozenset({TaskStatus.success, TaskStatus.failed, TaskStatus.interrupted})
+#: What a worker may report of an attempt: ``up_for_retry`` is a failure the scheduling
+#: process may retry, ``failed`` one it must not (``NonRetryableError``, ``retry_on``).
+OUTCOMES = frozenset(
+    {
+        TaskStatus.success,
+        TaskStatus.failed,
+        TaskStatus.up_for_retry,
+        TaskStatus.skipped,
+        TaskStatus.cancelled,
+        TaskStatus.interrupted,
+    }
+)
 
 
 def check_member(value: object, members: frozenset[Any], what: str) -> None:

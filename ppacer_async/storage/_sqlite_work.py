@@ -63,7 +63,7 @@ _named.check_all_taken()
 #: The columns of a run, in the order of run_from_row, for statements put together here.
 RUN_COLUMNS = (
     "id, dag_id, logical_time, status, trigger, params, dag_version, "
-    "created_at, started_at, finished_at"
+    "created_at, started_at, finished_at, note"
 )
 
 
@@ -87,6 +87,7 @@ def run_from_row(row: tuple[Any, ...]) -> DagRun:
         created_at=dt(row[7]),
         started_at=opt_dt(row[8]),
         finished_at=opt_dt(row[9]),
+        note=row[10],
     )
 
 
@@ -191,7 +192,15 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
         check_member(run.status, RUN_STATUSES, f"status of run {run.id}")
         check_member(run.trigger, RUN_TRIGGERS, f"trigger of run {run.id}")
         run_rows.append(
-            (run.status, run.trigger, opt_ts(run.started_at), opt_ts(run.finished_at), run.id)
+            (
+                run.status,
+                run.trigger,
+                opt_ts(run.started_at),
+                opt_ts(run.finished_at),
+                run.note,
+                run.id,
+                run.status,
+            )
         )
     task_rows = []
     memo: dict[datetime, str] = {}  # attempts made ready together share scheduled_at
@@ -223,7 +232,7 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
         if run_rows:
             updated = conn.executemany(UPDATE_RUN, run_rows).rowcount
             if updated != len(run_rows):
-                wanted = sorted({row[-1] for row in run_rows})
+                wanted = sorted({row[-2] for row in run_rows})
                 marks = ", ".join("?" * len(wanted))
                 found = {
                     row_id
@@ -232,9 +241,10 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
                     )
                 }
                 missing = [run_id for run_id in wanted if run_id not in found]
-                raise StorageError(
-                    f"commit updates DAG runs that do not exist: {missing}; nothing was written"
-                )
+                if missing:  # else: cancelled runs that stay so
+                    raise StorageError(
+                        f"commit updates DAG runs that do not exist: {missing}; nothing was written"
+                    )
         try:
             if task_rows:
                 conn.executemany(UPSERT_TASK_RUN, task_rows)
@@ -253,6 +263,12 @@ def fetch(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tup
 def fetch_one(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
     row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
     return row
+
+
+def run_many(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run one statement for each row, all in one transaction."""
+    with write_transaction(conn):
+        conn.executemany(sql, rows)
 
 
 def run_statement(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:

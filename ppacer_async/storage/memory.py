@@ -30,6 +30,10 @@ from ._migrations import schema_version
 SCHEMA_VERSION = schema_version("sqlite")
 
 
+#: The statuses that may replace ``cancelled``: a restart queues the run again.
+_REOPENING = (DagRunStatus.cancelled, DagRunStatus.queued)
+
+
 @attrs.define(eq=False, kw_only=True)
 class MemoryStorage(Storage):
     """Keeps everything in dictionaries; behaves like the SQL back ends but for durability."""
@@ -165,12 +169,15 @@ class MemoryStorage(Storage):
             )
         for run in changes.dag_runs:
             old = self._runs[run.id]
+            if old.status is DagRunStatus.cancelled and run.status not in _REOPENING:
+                continue  # cancelled until queued again (a restart)
             self._runs[run.id] = attrs.evolve(
                 old,
                 status=run.status,
                 trigger=run.trigger,
                 started_at=_utc_or_none(run.started_at),
                 finished_at=_utc_or_none(run.finished_at),
+                note=run.note,
             )
         task_runs = self._task_runs
         for tr in changes.task_runs:

@@ -133,3 +133,60 @@ async def tick(ctx: TaskContext) -> None:
 ticking = DAG(
     "ticking", schedule=Interval(TICK, min_every=TICK), start=datetime(2026, 1, 1, tzinfo=UTC)
 ).add(task(tick))
+
+
+# -- mapped: one task mapped over 200 elements ------------------------------------------------
+
+MAPPED_ELEMENTS = 200
+
+
+async def elements(ctx: TaskContext) -> list[int]:
+    return list(range(MAPPED_ELEMENTS))
+
+
+async def instance(ctx: TaskContext) -> int:
+    await anyio.sleep(0.01)
+    pool = await _executions()
+    await pool.execute(
+        "INSERT INTO executions (run_id, task_id, attempt, pid) VALUES ($1, $2, $3, $4)",
+        ctx.run_id,
+        f"{ctx.task_id}[{ctx.map_index}]",
+        ctx.attempt,
+        os.getpid(),
+    )
+    return int(ctx.item) * 2
+
+
+async def total(ctx: TaskContext) -> int:
+    results = ctx.upstream["double"]
+    assert results == [k * 2 for k in range(MAPPED_ELEMENTS)], results
+    return sum(results)
+
+
+mapped = DAG("mapped").add(
+    task(elements, id="elements")
+    >> task(instance, id="double").map("elements")
+    >> task(total, id="total")
+)
+
+
+# -- hanging: a task that runs until cancelled, and records when it was -----------------------
+
+
+async def hang(ctx: TaskContext) -> None:
+    await record(ctx)
+    try:
+        await anyio.sleep_forever()
+    finally:
+        with anyio.CancelScope(shield=True):
+            pool = await _executions()
+            await pool.execute(
+                "INSERT INTO executions (run_id, task_id, attempt, pid) VALUES ($1, $2, $3, $4)",
+                ctx.run_id,
+                "cancelled",
+                ctx.attempt,
+                os.getpid(),
+            )
+
+
+hanging = DAG("hanging").add(task(hang, id="hang") >> task(step, id="never"))

@@ -42,6 +42,7 @@ CREATE TABLE dag_runs (
     created_at timestamptz NOT NULL,
     started_at timestamptz,
     finished_at timestamptz,
+    note text,
     PRIMARY KEY (id)
 );
 

@@ -32,7 +32,8 @@ CREATE TABLE dag_runs (
     dag_version INTEGER NOT NULL,
     created_at TEXT NOT NULL,
     started_at TEXT,
-    finished_at TEXT
+    finished_at TEXT,
+    note TEXT
 );
 
 CREATE UNIQUE INDEX dag_runs_schedule_point ON dag_runs (dag_id, logical_time)

@@ -50,7 +50,7 @@ _named.check_all_taken()
 
 _RUN_COLUMNS = (
     "id, dag_id, logical_time, status, trigger, params, dag_version, "
-    "created_at, started_at, finished_at"
+    "created_at, started_at, finished_at, note"
 )
 
 _TASK_RUN_COLUMNS = (
@@ -72,11 +72,14 @@ _COMMIT_GUARD = """guard AS (
 _COMMIT_RUNS = """updated_runs AS (
     UPDATE dag_runs AS d
     SET status = u.status, trigger = u.trigger,
-        started_at = u.started_at, finished_at = u.finished_at
+        started_at = u.started_at, finished_at = u.finished_at, note = u.note
     FROM unnest(
-        $1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]
-    ) AS u (id, status, trigger, started_at, finished_at)
+        $1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+        $6::text[]
+    ) AS u (id, status, trigger, started_at, finished_at, note)
     WHERE d.id = u.id {guarded}
+        -- a cancelled run stays cancelled until it is queued again (a restart)
+        AND (d.status <> 'cancelled' OR u.status IN ('cancelled', 'queued'))
 )"""
 
 _COMMIT_TASK_RUNS = f"""upserted_task_runs AS (
@@ -115,11 +118,11 @@ _COMMIT_LOGS = """inserted_logs AS (
 
 def _commit_statement(runs: bool, task_runs: bool, logs: bool) -> str:
     """The COMMIT statement for one shape; its parameters are the arrays of the parts
-    present, in the order runs (5), task runs (10), logs (6), then the channels to
+    present, in the order runs (6), task runs (10), logs (6), then the channels to
     notify (sent only if the transaction commits) and the notices' payload."""
     guarded = "AND (SELECT ok FROM guard)" if runs else ""
     parts = [_COMMIT_GUARD, _COMMIT_RUNS.format(guarded=guarded)] if runs else []
-    first = 6 if runs else 1
+    first = 7 if runs else 1
     if task_runs:
         numbers = range(first, first + 10)
         parts.append(_COMMIT_TASK_RUNS.format(*numbers, guarded=guarded))

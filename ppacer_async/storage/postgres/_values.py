@@ -64,6 +64,7 @@ def dag_run(row: Row, prefix: str = "") -> DagRun:
         created_at=row["created_at"],
         started_at=row[prefix + "started_at"],
         finished_at=row[prefix + "finished_at"],
+        note=row["note"],
     )
 
 

@@ -60,7 +60,8 @@ class Notices:
         self, runs: Collection[DagRun], task_runs: Collection[TaskRun]
     ) -> tuple[str, ...]:
         """The channels a commit notifies: new ready attempts wake the workers, queued
-        runs the leader, finished runs whoever waits for them."""
+        and cancelled runs the leader, finished runs whoever waits for them (and the
+        processes running attempts of a cancelled one)."""
         kinds: set[Notice] = set()
         for tr in task_runs:
             if tr.status is TaskStatus.scheduled:
@@ -71,6 +72,8 @@ class Notices:
                 kinds.add("changes")
             elif run.status.finished:
                 kinds.add("finished")
+                if run.status is DagRunStatus.cancelled:
+                    kinds.add("changes")  # the leader cancels what still runs
         return tuple(self.channels[kind] for kind in kinds)
 
     def _on_notification(self, conn: object, pid: int, channel: str, payload: str) -> None:

@@ -7,7 +7,7 @@ lock of the process that schedules) and :mod:`.claims` (leases on attempts, reap
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -261,6 +261,16 @@ class PostgresStorage(SharedStorage):
                 event.run_id,
             )
 
+    async def record_schedule_events(self, events: Sequence[ScheduleEvent]) -> None:
+        for event in events:
+            check_member(event.kind, EVENT_KINDS, "kind of the schedule event")
+        rows = [
+            (e.dag_id, to_utc(e.logical_time), e.kind, to_utc(e.created_at), e.run_id)
+            for e in events
+        ]
+        with self._db.errors("write to"):
+            await self._db.connections.executemany(q.INSERT_SCHEDULE_EVENT, rows)
+
     async def last_schedule_point(self, dag_id: str) -> datetime | None:
         with self._db.errors("read from"):
             point: datetime | None = await self._db.connections.fetchval(
@@ -449,7 +459,7 @@ def _commit_arguments(
             check_member(run.status, RUN_STATUSES, f"status of run {run.id}")
             check_member(run.trigger, RUN_TRIGGERS, f"trigger of run {run.id}")
         args += zip(
-            *[(r.id, r.status, r.trigger, r.started_at, r.finished_at) for r in runs],
+            *[(r.id, r.status, r.trigger, r.started_at, r.finished_at, r.note) for r in runs],
             strict=True,
         )
     if task_runs:

@@ -70,14 +70,14 @@ WITH run AS (
     )
     ON CONFLICT (dag_id, logical_time) WHERE scheduled DO NOTHING
     RETURNING id, dag_id, logical_time, status, trigger, params, dag_version,
-        created_at, started_at, finished_at
+        created_at, started_at, finished_at, note
 ), event AS (
     INSERT INTO schedule_events (dag_id, logical_time, kind, created_at, run_id)
     SELECT dag_id, logical_time, $8::text, created_at, id FROM run
     WHERE $8::text IS NOT NULL
 )
 SELECT id, dag_id, logical_time, status, trigger, params, dag_version,
-    created_at, started_at, finished_at, pg_notify($9, $10)
+    created_at, started_at, finished_at, note, pg_notify($9, $10)
 FROM run
 
 -- insert_schedule_event --
@@ -101,12 +101,12 @@ SELECT id FROM dag_runs WHERE id = ANY($1::bigint[])
 
 -- get_run --
 SELECT id, dag_id, logical_time, status, trigger, params, dag_version,
-    created_at, started_at, finished_at
+    created_at, started_at, finished_at, note
 FROM dag_runs WHERE id = $1
 
 -- active_runs --
 SELECT id, dag_id, logical_time, status, trigger, params, dag_version,
-    created_at, started_at, finished_at
+    created_at, started_at, finished_at, note
 FROM dag_runs WHERE status IN ('queued', 'running') ORDER BY id
 
 -- task_runs --
@@ -163,7 +163,7 @@ WHERE t.run_id = p.run_id AND t.task_id = p.task_id AND t.attempt = p.attempt
     AND d.id = t.run_id
 RETURNING d.id, d.dag_id, d.logical_time, d.status AS run_status, d.trigger, d.params,
     d.dag_version, d.created_at, d.started_at AS run_started_at,
-    d.finished_at AS run_finished_at, t.run_id, t.task_id, t.attempt, t.status, t.reason,
+    d.finished_at AS run_finished_at, d.note, t.run_id, t.task_id, t.attempt, t.status, t.reason,
     t.scheduled_at, t.started_at, t.finished_at, t.error, t.result,
     NULL::bigint AS scheduled_before
 
@@ -188,7 +188,7 @@ WHERE t.run_id = p.run_id AND t.task_id = p.task_id AND t.attempt = p.attempt
     AND d.id = t.run_id
 RETURNING d.id, d.dag_id, d.logical_time, d.status AS run_status, d.trigger, d.params,
     d.dag_version, d.created_at, d.started_at AS run_started_at,
-    d.finished_at AS run_finished_at, t.run_id, t.task_id, t.attempt, t.status, t.reason,
+    d.finished_at AS run_finished_at, d.note, t.run_id, t.task_id, t.attempt, t.status, t.reason,
     t.scheduled_at, t.started_at, t.finished_at, t.error, t.result,
     (SELECT count(*) FROM task_runs WHERE status = 'scheduled') AS scheduled_before
 

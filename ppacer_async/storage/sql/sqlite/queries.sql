@@ -56,7 +56,10 @@ SELECT dag_id, logical_time, kind, created_at, run_id FROM schedule_events
 WHERE dag_id = ? ORDER BY logical_time DESC, id DESC LIMIT ?
 
 -- update_run --
-UPDATE dag_runs SET status = ?, trigger = ?, started_at = ?, finished_at = ? WHERE id = ?
+-- A cancelled run stays cancelled until it is queued again (a restart): the scheduler
+-- may still write that it started or ended before it learns of the cancel.
+UPDATE dag_runs SET status = ?, trigger = ?, started_at = ?, finished_at = ?, note = ?
+WHERE id = ? AND (status != 'cancelled' OR ? IN ('cancelled', 'queued'))
 
 -- upsert_task_run --
 INSERT INTO task_runs (
@@ -74,13 +77,13 @@ VALUES (?, ?, ?, ?, ?, ?)
 
 -- get_run --
 SELECT id, dag_id, logical_time, status, trigger, params, dag_version,
-    created_at, started_at, finished_at
+    created_at, started_at, finished_at, note
 FROM dag_runs WHERE id = ?
 
 -- active_runs --
 -- The two statuses: queued and running.
 SELECT id, dag_id, logical_time, status, trigger, params, dag_version,
-    created_at, started_at, finished_at
+    created_at, started_at, finished_at, note
 FROM dag_runs WHERE status IN (?, ?) ORDER BY id
 
 -- task_runs --
