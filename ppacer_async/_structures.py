@@ -174,6 +174,24 @@ class StorageCounts:
 
 
 @attrs.frozen(kw_only=True)
+class PruneCounts:
+    """What pruning deleted (or, in a dry run, would delete)."""
+
+    dag_runs: int = 0
+    task_runs: int = 0
+    task_logs: int = 0
+    schedule_events: int = 0
+
+    def __add__(self, other: PruneCounts) -> PruneCounts:
+        return PruneCounts(
+            dag_runs=self.dag_runs + other.dag_runs,
+            task_runs=self.task_runs + other.task_runs,
+            task_logs=self.task_logs + other.task_logs,
+            schedule_events=self.schedule_events + other.schedule_events,
+        )
+
+
+@attrs.frozen(kw_only=True)
 class WorkerInfo:
     """A process serving a shared storage, as it last renewed its leases."""
 

@@ -19,6 +19,7 @@ from ._structures import (
     DagInfo,
     DagRun,
     LogRecord,
+    PruneCounts,
     ScheduleEvent,
     StorageCounts,
     TaskRun,
@@ -239,6 +240,35 @@ class Storage(ABC):
     async def counts(self) -> StorageCounts:
         """Schema version and row counts."""
 
+    @abstractmethod
+    async def prune(
+        self,
+        before: datetime,
+        *,
+        dag_id: str | None = None,
+        keep_failed: bool = False,
+        limit: int = 100,
+    ) -> PruneCounts:
+        """Delete, in one transaction, up to ``limit`` runs that finished before
+        ``before`` (oldest first) with their attempts, logs and schedule events, and up
+        to ``limit`` schedule events without a run created before ``before``.
+
+        Never deletes an active run, nor a DAG's last schedule point and what follows
+        it (the watcher continues from there). Call again until it deletes no run and
+        no event.
+        """
+
+    @abstractmethod
+    async def prunable(
+        self, before: datetime, *, dag_id: str | None = None, keep_failed: bool = False
+    ) -> PruneCounts:
+        """What pruning with these arguments would delete, in every batch together."""
+
+    async def reclaim_space(self) -> bool:
+        """Give some pages of deleted rows back to the file system where the storage
+        needs to be asked (SQLite's incremental vacuum); return whether more are left."""
+        return False
+
 
 #: What a shared storage tells every serving process about: new ready attempts
 #: (``work``), attempt outcomes to apply (``outcomes``), runs queued or DAGs paused by
@@ -309,6 +339,11 @@ class SharedStorage(Storage):
     @abstractmethod
     async def workers(self) -> list[WorkerInfo]:
         """The processes serving this storage (registered and not expired), by id."""
+
+    def renew_leases_from_thread(self, worker_id: str) -> None:
+        """Renew this process's ``workers`` row and leases like ``renew_leases``, but
+        blocking, over a connection of its own: called from a thread while the event
+        loop is blocked (by a task that does not give control back)."""
 
     @abstractmethod
     async def renew_leases(self, worker_id: str) -> None:

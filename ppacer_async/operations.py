@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import anyio
 import attrs
 
 from ._enums import DagRunStatus, RunTrigger, ScheduleEventKind, TaskStatus
@@ -34,6 +35,7 @@ from ._structures import (
     DagSummary,
     DbInfo,
     LogPage,
+    PruneCounts,
     RunDetail,
     TaskDefinition,
     TaskDetail,
@@ -50,6 +52,7 @@ __all__ = [
     "DagSummary",
     "DbInfo",
     "LogPage",
+    "PruneCounts",
     "RunDetail",
     "TaskDefinition",
     "TaskDetail",
@@ -64,6 +67,7 @@ __all__ = [
     "logs",
     "next_due",
     "pause",
+    "prune",
     "queue_manual_run",
     "recorded_dag",
     "restart",
@@ -480,3 +484,56 @@ async def schema_version_on_disk(storage: Storage) -> int | None:
     migrates it): ``None`` when there is no database yet, ``-1`` when it cannot be told
     without opening it. Call it on a storage that is not open."""
     return await storage.schema_version_on_disk()
+
+
+#: Runs deleted per transaction when pruning: small, so a scheduler committing to the
+#: same database waits for one batch at most.
+PRUNE_BATCH = 100
+
+
+async def prune(
+    storage: Storage,
+    *,
+    older_than: timedelta,
+    now: datetime,
+    dag_id: str | None = None,
+    keep_failed: bool = False,
+    dry_run: bool = False,
+    batch: int = PRUNE_BATCH,
+    pause: float = 0.0,
+) -> PruneCounts:
+    """Delete runs that finished more than ``older_than`` before ``now``, with their
+    attempts, logs and schedule events, in batches of ``batch`` runs; then give the
+    space back (SQLite's incremental vacuum).
+
+    Active runs and what the schedule continues from (each DAG's last schedule point)
+    are kept. ``pause`` seconds pass between two batches.
+
+    :param dry_run: delete nothing; count what would be deleted.
+    :raises ValueError: ``older_than`` is not positive.
+    :raises DagNotFound: ``dag_id`` is not in the storage.
+    """
+    if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
+        raise ValueError(
+            f"older_than must be a positive timedelta (e.g. timedelta(days=30)), got {older_than!r}"
+        )
+    if dag_id is not None and await storage.get_dag(dag_id) is None:
+        raise DagNotFound(f"no DAG {dag_id!r} in the storage; see `ppacer-async dags`")
+    before = to_utc(now) - older_than
+    if dry_run:
+        return await storage.prunable(before, dag_id=dag_id, keep_failed=keep_failed)
+    total = PruneCounts()
+    while True:
+        done = await storage.prune(before, dag_id=dag_id, keep_failed=keep_failed, limit=batch)
+        total += done
+        if done.dag_runs:
+            await storage.reclaim_space()
+        if done.dag_runs < batch and done.schedule_events < batch:
+            break
+        await anyio.sleep(pause)
+    more = True
+    while more:
+        more = await storage.reclaim_space()
+        if more:
+            await anyio.sleep(pause)
+    return total

@@ -26,6 +26,7 @@ from .consumer import Consumer, Item
 from .engine import SHUTDOWN_BOUND, Coordinator, Settings, statistics
 from .queue import ReadyQueue
 from .upstream import RunView
+from .watchdog import LoopWatchdog
 from .worker import Claimer, Reporter
 
 logger = logging.getLogger("ppacer_async.scheduler")
@@ -47,8 +48,24 @@ class ClusterEngine:
     claimer: Claimer | None = attrs.field(init=False, default=None)
     #: Set once this process's workers reported their last outcomes (or it has none).
     _executed: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+    _watchdog: LoopWatchdog | None = attrs.field(init=False, default=None)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        s, storage = self.settings, self.storage
+        if s.loop_block_warning is None:
+            await self._run(task_status=task_status)
+            return
+        worker_id = s.worker_id
+        self._watchdog = LoopWatchdog(
+            threshold=s.loop_block_warning,
+            consumer=None,  # set once the workers start
+            renew=lambda: storage.renew_leases_from_thread(worker_id),
+            renew_every=storage.lease.total_seconds() / 3,
+        )
+        with self._watchdog:
+            await self._run(task_status=task_status)
+
+    async def _run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         s, storage = self.settings, self.storage
         executes = s.role in ("all", "worker")
         if not executes:
@@ -94,6 +111,8 @@ class ClusterEngine:
             max_threads=s.max_threads,
             notifier=s.notifier,
         )
+        if self._watchdog is not None:
+            self._watchdog.consumer = consumer
         claimer = self.claimer = Claimer(
             storage=storage,
             worker_id=s.worker_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import anyio
@@ -24,6 +24,7 @@ from .._structures import Changes, DagRun, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
 from .alerts import Alerter, alert_for
 from .machine import StateMachine
+from .retention import Retention
 from .watcher import Watcher
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ class Settings:
     queue_size: int
     role: Role
     worker_id: str
+    retention: timedelta | None = None
+    #: Seconds without a turn of the event loop before it is reported (None: never).
+    loop_block_warning: float | None = 1.0
     #: told of each commit of the state machine (the changes, the seconds it took)
     on_commit: Callable[[Changes, float], None] | None = None
 
@@ -112,6 +116,7 @@ class Coordinator:
     machine: StateMachine = attrs.field(init=False)
     watcher: Watcher = attrs.field(init=False)
     alerter: Alerter = attrs.field(init=False)
+    retention: Retention | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         s = self.settings
@@ -132,6 +137,8 @@ class Coordinator:
             versions=s.versions,
             machine=self.machine,
         )
+        if s.retention is not None:
+            self.retention = Retention(storage=s.storage, clock=s.clock, keep=s.retention)
 
     async def start(self, tg: anyio.abc.TaskGroup, consumer: Consumer | None = None) -> None:
         """Start the parts in ``tg``, in order: the machine recovers the runs left
@@ -143,6 +150,8 @@ class Coordinator:
         await tg.start(self.alerter.run)
         await tg.start(self.watcher.run)
         await tg.start(self._follow_storage)
+        if self.retention is not None:
+            tg.start_soon(self.retention.run)
 
     async def flush(self) -> None:
         """Commit what is left and send the alerts (on shutdown, under a bound)."""

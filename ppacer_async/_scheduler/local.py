@@ -3,6 +3,7 @@ workers through a queue in memory, and their outcomes come back to its inbox."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime
@@ -15,6 +16,7 @@ from .._structures import DagRun, Statistics
 from .consumer import Consumer, Item
 from .engine import SHUTDOWN_BOUND, Coordinator, Settings, statistics
 from .queue import ReadyQueue
+from .watchdog import LoopWatchdog
 
 logger = logging.getLogger("ppacer_async.scheduler")
 
@@ -43,11 +45,18 @@ class LocalEngine:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         dags = self.settings.dags
+        threshold = self.settings.loop_block_warning
+        watchdog = (
+            LoopWatchdog(threshold=threshold, consumer=self.consumer)
+            if threshold is not None
+            else contextlib.nullcontext()
+        )
         try:
-            async with anyio.create_task_group() as tg:
-                await self.coordinator.start(tg, self.consumer)
-                logger.info("serving %d DAGs: %s", len(dags), ", ".join(dags) or "-")
-                task_status.started()
+            with watchdog:
+                async with anyio.create_task_group() as tg:
+                    await self.coordinator.start(tg, self.consumer)
+                    logger.info("serving %d DAGs: %s", len(dags), ", ".join(dags) or "-")
+                    task_status.started()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_BOUND):
                 await self.coordinator.flush()

@@ -32,6 +32,9 @@ from .local import LocalEngine
 
 logger = logging.getLogger("ppacer_async.scheduler")
 
+#: The shortest ``retention``: runs are kept at least this long after they finish.
+MIN_RETENTION = timedelta(seconds=1)
+
 
 class Scheduler:
     """Runs DAGs on their schedules and on demand, persisting every state change.
@@ -47,6 +50,13 @@ class Scheduler:
     :param role: on a storage several processes share (PostgreSQL): ``"all"`` both
         schedules and runs tasks, ``"scheduler"`` only schedules, ``"worker"`` only runs
         tasks. One process at a time schedules; the others stand by.
+    :param retention: delete runs that finished longer ago than this, with their
+        attempts, logs and schedule events, in small batches while serving (the
+        process that schedules does it). ``None`` (the default) keeps everything.
+    :param loop_block_warning: report a task that keeps the event loop from turning
+        for longer than this (a blocking call in an ``async def``): a warning naming
+        it, a log record on its attempt, and on PostgreSQL its leases kept alive
+        meanwhile. ``None`` turns the watchdog thread off.
     """
 
     def __init__(
@@ -60,6 +70,8 @@ class Scheduler:
         notifier: Notifier | None = None,
         clock: Clock | None = None,
         role: Role = "all",
+        retention: timedelta | None = None,
+        loop_block_warning: timedelta | None = timedelta(seconds=1),
     ) -> None:
         if isinstance(dags, DAG):
             dags = [dags]
@@ -91,6 +103,23 @@ class Scheduler:
                 "both schedules and runs tasks (role='all')"
             )
         self.role: Role = role
+        if retention is not None and (
+            not isinstance(retention, timedelta) or retention < MIN_RETENTION
+        ):
+            raise ValueError(
+                f"retention must be a timedelta of at least {MIN_RETENTION} (e.g. "
+                f"timedelta(days=30)), or None to keep every run; got {retention!r}"
+            )
+        self.retention = retention
+        if loop_block_warning is not None and (
+            not isinstance(loop_block_warning, timedelta)
+            or loop_block_warning < timedelta(milliseconds=10)
+        ):
+            raise ValueError(
+                "loop_block_warning must be a timedelta of at least 10 ms (e.g. "
+                f"timedelta(seconds=1)), or None to turn it off; got {loop_block_warning!r}"
+            )
+        self.loop_block_warning = loop_block_warning
         self.max_concurrent_tasks = max_concurrent_tasks
         self.max_threads = max_threads
         self.queue_size = queue_size
@@ -159,6 +188,10 @@ class Scheduler:
             queue_size=self.queue_size,
             role=self.role,
             worker_id=self.worker_id,
+            retention=self.retention,
+            loop_block_warning=(
+                None if self.loop_block_warning is None else self.loop_block_warning.total_seconds()
+            ),
             on_commit=self._committed,
         )
         storage = self.storage

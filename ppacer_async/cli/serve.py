@@ -27,6 +27,7 @@ from .common import (
     CliError,
     Subparsers,
     add_storage_option,
+    duration,
     load_storage,
     positive_int,
     storage_url,
@@ -149,6 +150,15 @@ def add_parser(subparsers: Subparsers) -> None:
         ),
     )
     parser.add_argument(
+        "--retention",
+        type=duration,
+        metavar="AGE",
+        help=(
+            "delete runs that finished longer ago than AGE (30d, 12h), with their "
+            "attempts and logs, while serving (default: keep everything)"
+        ),
+    )
+    parser.add_argument(
         "--web",
         type=parse_bind,
         default=None,
@@ -192,6 +202,7 @@ def _serve(
             max_concurrent_tasks=args.max_concurrent_tasks,
             max_threads=args.max_threads,
             role=args.role,
+            retention=args.retention,
         )
     except (PpacerError, ValueError) as exc:
         raise CliError(str(exc)) from None

@@ -25,6 +25,7 @@ from .._enums import (
     DagRunStatus,
     RunTrigger,
     ScheduleEventKind,
+    prunable_statuses,
 )
 from .._exceptions import (
     DagNotFound,
@@ -36,11 +37,13 @@ from .._structures import (
     DagInfo,
     DagRun,
     LogRecord,
+    PruneCounts,
     ScheduleEvent,
     StorageCounts,
     TaskRun,
 )
 from ..abc import Storage
+from . import _sqlite_prune
 from . import _sqlite_work as q
 from ._codec import (
     EVENT_KINDS,
@@ -192,6 +195,10 @@ def _inspect_existing_file(path: str) -> None:
 
 def _prepare(conn: sqlite3.Connection, label: str) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+    if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+        # A new file: pages freed by pruning go back to the file system (incremental
+        # vacuum). Only possible before the first table; older files need one VACUUM.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     conn.execute("PRAGMA journal_mode = WAL")
     # In WAL mode NORMAL loses no integrity on power loss, only the last commits.
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -574,3 +581,43 @@ class SQLiteStorage(Storage):
             task_logs=row[4],
             schedule_events=row[5],
         )
+
+    async def prune(
+        self,
+        before: datetime,
+        *,
+        dag_id: str | None = None,
+        keep_failed: bool = False,
+        limit: int = 100,
+    ) -> PruneCounts:
+        statuses = [str(s) for s in prunable_statuses(keep_failed=keep_failed)]
+        return await self._call(
+            "prune",
+            _sqlite_prune.prune,
+            ts(before),
+            dag_id,
+            statuses,
+            [str(k) for k in SCHEDULE_KINDS],
+            limit,
+        )
+
+    async def prunable(
+        self, before: datetime, *, dag_id: str | None = None, keep_failed: bool = False
+    ) -> PruneCounts:
+        statuses = [str(s) for s in prunable_statuses(keep_failed=keep_failed)]
+        return await self._call(
+            "count what pruning would delete",
+            _sqlite_prune.prunable,
+            ts(before),
+            dag_id,
+            statuses,
+            [str(k) for k in SCHEDULE_KINDS],
+        )
+
+    async def reclaim_space(self) -> bool:
+        return await self._call("reclaim free pages", _sqlite_prune.reclaim_space)
+
+    async def vacuum(self) -> None:
+        """Switch the file to incremental vacuum and compact it: rewrites the whole
+        file, holding the write lock meanwhile (run it while no scheduler serves)."""
+        await self._call("vacuum", _sqlite_prune.vacuum)

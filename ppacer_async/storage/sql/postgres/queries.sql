@@ -280,3 +280,65 @@ INSERT INTO {schema}.schema_version (version) VALUES ($1)
 
 -- current_version --
 SELECT max(version) FROM {schema}.schema_version
+
+-- renew_worker --
+-- A process's workers row, renewed from its watchdog thread while its loop is blocked.
+UPDATE workers SET renewed_at = now(), expires_at = now() + $2::interval WHERE id = $1
+
+-- prune_select_runs --
+-- Up to $4 runs that finished before $1 with a status in $2 (of DAG $3, or any),
+-- oldest first, locked for deleting; a run locked elsewhere is left for later.
+SELECT id FROM dag_runs
+WHERE finished_at < $1 AND status = ANY($2::text[]) AND ($3::text IS NULL OR dag_id = $3)
+ORDER BY finished_at LIMIT $4 FOR UPDATE SKIP LOCKED
+
+-- prune_run_events --
+-- The schedule events of the runs $1, but a DAG's last schedule point (kinds $2) and
+-- what follows it, where the watcher continues from; other events may always go.
+DELETE FROM schedule_events AS e
+WHERE e.run_id = ANY($1::bigint[])
+  AND (e.kind <> ALL($2::text[]) OR EXISTS (
+      SELECT 1 FROM schedule_events AS later
+      WHERE later.dag_id = e.dag_id AND later.kind = ANY($2::text[])
+        AND later.logical_time > e.logical_time))
+
+-- prune_logs --
+DELETE FROM task_logs WHERE run_id = ANY($1::bigint[])
+
+-- prune_task_runs --
+DELETE FROM task_runs WHERE run_id = ANY($1::bigint[])
+
+-- prune_runs --
+DELETE FROM dag_runs WHERE id = ANY($1::bigint[])
+
+-- prune_orphan_events --
+-- Up to $4 schedule events without a run (skipped points, runs pruned earlier) made
+-- before $1 (of DAG $2, or any), but a DAG's last schedule point (kinds $3).
+DELETE FROM schedule_events WHERE id IN (
+    SELECT e.id FROM schedule_events AS e
+    WHERE e.run_id IS NULL AND e.created_at < $1 AND ($2::text IS NULL OR e.dag_id = $2)
+      AND (e.kind <> ALL($3::text[]) OR EXISTS (
+          SELECT 1 FROM schedule_events AS later
+          WHERE later.dag_id = e.dag_id AND later.kind = ANY($3::text[])
+            AND later.logical_time > e.logical_time))
+    LIMIT $4)
+
+-- prunable --
+-- What pruning with these arguments ($1 to $3 as in prune_select_runs, kinds $4)
+-- would delete, in every batch together.
+WITH doomed AS (
+    SELECT id FROM dag_runs
+    WHERE finished_at < $1 AND status = ANY($2::text[]) AND ($3::text IS NULL OR dag_id = $3)
+)
+SELECT
+    (SELECT count(*) FROM doomed) AS dag_runs,
+    (SELECT count(*) FROM task_runs WHERE run_id IN (SELECT id FROM doomed)) AS task_runs,
+    (SELECT count(*) FROM task_logs WHERE run_id IN (SELECT id FROM doomed)) AS task_logs,
+    (SELECT count(*) FROM schedule_events AS e
+     WHERE (e.run_id IN (SELECT id FROM doomed)
+            OR (e.run_id IS NULL AND e.created_at < $1
+                AND ($3::text IS NULL OR e.dag_id = $3)))
+       AND (e.kind <> ALL($4::text[]) OR EXISTS (
+           SELECT 1 FROM schedule_events AS later
+           WHERE later.dag_id = e.dag_id AND later.kind = ANY($4::text[])
+             AND later.logical_time > e.logical_time))) AS schedule_events
