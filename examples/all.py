@@ -11,6 +11,15 @@ import etl
 import fanout
 import hello
 import rules
+import stock_tasks
 import timeouts
 
-dags = [*hello.dags, *etl.dags, *rules.dags, *branching.dags, *fanout.dags, *timeouts.dags]
+dags = [
+    *hello.dags,
+    *etl.dags,
+    *rules.dags,
+    *branching.dags,
+    *fanout.dags,
+    *timeouts.dags,
+    *stock_tasks.dags,
+]

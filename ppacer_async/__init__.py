@@ -9,8 +9,10 @@ from ._enums import RunTrigger as RunTrigger
 from ._enums import ScheduleEventKind as ScheduleEventKind
 from ._enums import TaskStatus as TaskStatus
 from ._enums import TriggerRule as TriggerRule
+from ._exceptions import CommandError as CommandError
 from ._exceptions import DagDefinitionError as DagDefinitionError
 from ._exceptions import DagNotFound as DagNotFound
+from ._exceptions import HttpStatusError as HttpStatusError
 from ._exceptions import InvalidOperation as InvalidOperation
 from ._exceptions import NonRetryableError as NonRetryableError
 from ._exceptions import PpacerError as PpacerError
@@ -43,6 +45,7 @@ from .testing import FakeClock as FakeClock
 __all__ = [
     "DAG",
     "Alert",
+    "CommandError",
     "DagDefinitionError",
     "DagNotFound",
     "DagRun",
@@ -50,6 +53,7 @@ __all__ = [
     "EmailNotifier",
     "FakeClock",
     "Flow",
+    "HttpStatusError",
     "InvalidOperation",
     "LogNotifier",
     "LogRecord",

@@ -8,7 +8,7 @@ import inspect
 import logging
 import random
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, overload
 
@@ -62,6 +62,7 @@ class TaskContext:
 
     __slots__ = (
         "_log",
+        "_log_drain",
         "_log_sink",
         "attempt",
         "cancelled",
@@ -88,6 +89,7 @@ class TaskContext:
         upstream: Mapping[str, Any],
         notifier: Notifier | None,
         log_sink: Callable[[TaskContext], logging.LoggerAdapter[logging.Logger]] | None = None,
+        log_drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.dag_id = dag_id
         self.run_id = run_id
@@ -102,6 +104,7 @@ class TaskContext:
         self.item: Any = None
         self._log: logging.LoggerAdapter[logging.Logger] | None = None
         self._log_sink = log_sink
+        self._log_drain = log_drain
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -114,6 +117,16 @@ class TaskContext:
             else:
                 self._log = self._log_sink(self)
         return self._log
+
+    async def drain_log(self) -> None:
+        """Wait while many log records wait to be stored, until storage has taken them.
+
+        Returns at once unless storage is behind. An async task that logs in bulk (say,
+        a line per record of a large file) calls it now and then, so that its records
+        cannot pile up in memory faster than they are stored; ``ShellTask`` does.
+        """
+        if self._log_drain is not None:
+            await self._log_drain()
 
     def __repr__(self) -> str:
         return (

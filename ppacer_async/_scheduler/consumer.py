@@ -15,7 +15,6 @@ import logging
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,6 +30,7 @@ from .._enums import TaskStatus
 from .._exceptions import SkipTask, TaskTimeoutError, describe_exception
 from .._structures import LogRecord, TaskRun
 from .._task import Task, TaskContext
+from .logbuffer import LogBuffer
 from .queue import ReadyQueue
 from .upstream import RunView
 
@@ -50,7 +50,7 @@ _CANCELLED = TaskStatus.cancelled
 class Sink(Protocol):
     """Where the consumer sends what attempts do (the state machine, or a reporter)."""
 
-    logs: deque[LogRecord]
+    logs: LogBuffer
 
     def wake(self) -> None: ...
     def post_started(self, state: Any, i: int, tr: TaskRun) -> None: ...
@@ -193,6 +193,8 @@ class Consumer:
         #: Called when an attempt ends (a worker is about to be free).
         self.on_attempt_end: Callable[[], None] | None = None
         self._loop_thread = threading.get_ident()
+        #: What ``ctx.drain_log()`` awaits: the sink's buffer of log records.
+        self._log_drain = sink.logs.wait_below
         #: how to stop each attempt executing past its first step, by run id
         self._live: dict[int, dict[str, Callable[[], None]]] = {}
         #: Set once the workers are being cancelled (the scheduler stops).
@@ -285,6 +287,7 @@ class Consumer:
             upstream=state.upstream_results(i),
             notifier=task.notifier or self.notifier,
             log_sink=self._make_log,
+            log_drain=self._log_drain,
         )
         if state.mapped:
             graph = state.graph

@@ -34,7 +34,7 @@ import attrs
 from .._dag import DAG
 from .._enums import DagRunStatus, RunTrigger, TaskStatus
 from .._exceptions import StorageError
-from .._structures import Changes, DagRun, LogRecord, TaskRun
+from .._structures import Changes, DagRun, TaskRun
 from . import fanout, recovery
 from . import state as transitions
 from .events import (
@@ -46,6 +46,7 @@ from .events import (
     RunCancelled,
     RunQueued,
 )
+from .logbuffer import LogBuffer
 from .queue import ReadyQueue
 from .salvage import Salvage
 from .state import AlertKind, Effects, RunState
@@ -113,7 +114,7 @@ class StateMachine:
         self.queue = queue
         self.followers = followers
         self.inbox: deque[Event] = deque()
-        self.logs: deque[LogRecord] = deque()
+        self.logs = LogBuffer()
         self.runs: dict[int, RunState] = {}
         self.active: dict[str, int] = {}
         self.pending: dict[str, deque[RunState]] = {}

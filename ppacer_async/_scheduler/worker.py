@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,6 +21,7 @@ from .._backoff import Backoff
 from .._enums import TaskStatus
 from .._exceptions import StorageError
 from .._structures import Changes, DagRun, LogRecord, TaskRun, split_instance_id
+from .logbuffer import LogBuffer
 from .salvage import Salvage
 from .upstream import RunView
 
@@ -67,7 +67,7 @@ class Reporter:
     ) -> None:
         self.storage = storage
         self.worker_id = worker_id
-        self.logs: deque[LogRecord] = deque()
+        self.logs = LogBuffer()
         self._outcomes: list[TaskRun] = []
         self._engine = engine
         self._wake = anyio.Event()
