@@ -350,14 +350,18 @@ class SharedStorage(Storage):
         the right is still held. ``on_standby`` is called each time the right is found
         taken (or out of reach) and waiting begins."""
 
-    def renew_leases_from_thread(self, worker_id: str) -> None:
+    def renew_leases_from_thread(
+        self, worker_id: str, keys: Collection[tuple[int, str, int]]
+    ) -> None:
         """Renew this process's ``workers`` row and leases like ``renew_leases``, but
         blocking, over a connection of its own: called from a thread while the event
         loop is blocked (by a task that does not give control back)."""
 
     @abstractmethod
-    async def renew_leases(self, worker_id: str) -> None:
-        """Extend the lease of every attempt ``worker_id`` runs by :attr:`lease`."""
+    async def renew_leases(self, worker_id: str, keys: Collection[tuple[int, str, int]]) -> None:
+        """Extend by :attr:`lease` the leases of the attempts ``worker_id`` holds, by
+        their keys ``(run_id, task_id, attempt)``; a row claimed for it but not among
+        ``keys`` (the reply to the claim was lost) is left to expire and be reaped."""
 
     @abstractmethod
     async def claim(

@@ -343,13 +343,32 @@ async def test_renew_leases_extends_only_the_callers_attempts(make: Make) -> Non
     ((_, kept),), _ = await short.claim("keeper", ["etl"], 1, T0)
     ((_, dropped),), _ = await short.claim("leaver", ["etl"], 1, T0)
 
-    await long.renew_leases("keeper")
+    await long.renew_leases("keeper", [kept.key])
 
     reaped = await reap_until_some(short)
     assert [tr.key for tr in reaped] == [dropped.key]
     assert await short.reap() == [], "the renewed lease expired anyway"
     ok = attrs.evolve(kept, status=TaskStatus.success, finished_at=T0)
     assert await short.report("keeper", [ok], []) == {kept.key}
+
+
+@pytest.mark.postgres
+async def test_an_attempt_claimed_but_not_held_is_not_renewed_and_is_reaped(make: Make) -> None:
+    # The reply to a claim can be lost with the connection: the row is the process's,
+    # but the process never learnt so. Renewing by owner alone would keep it forever.
+    storage = make(lease=timedelta(milliseconds=500))
+    await storage.open()
+    await scheduled_attempts(storage, "etl", 2)
+    ((_, held),), _ = await storage.claim("worker", ["etl"], 1, T0)
+    ((_, lost),), _ = await storage.claim("worker", ["etl"], 1, T0)
+
+    reaped: list[TaskRun] = []
+    with anyio.fail_after(10):
+        while not reaped:
+            await storage.renew_leases("worker", [held.key])
+            reaped = await storage.reap()
+
+    assert [tr.key for tr in reaped] == [lost.key]
 
 
 # -- schedulers sharing a schema ---------------------------------------------------------

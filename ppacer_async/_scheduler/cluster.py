@@ -60,7 +60,7 @@ class ClusterEngine:
         self._watchdog = LoopWatchdog(
             threshold=s.loop_block_warning,
             consumer=None,  # set once the workers start
-            renew=lambda: storage.renew_leases_from_thread(worker_id),
+            renew=lambda: storage.renew_leases_from_thread(worker_id, self._held()),
             renew_every=storage.lease.total_seconds() / 3,
         )
         with self._watchdog:
@@ -75,7 +75,9 @@ class ClusterEngine:
             async with anyio.create_task_group() as tg:
                 await tg.start(storage.listen)
                 await storage.register_worker(s.worker_id, s.role, s.clock.now(), s.dags)
-                tg.start_soon(keep_leases, storage, s.worker_id, s.role, s.clock, s.dags)
+                tg.start_soon(
+                    keep_leases, storage, s.worker_id, s.role, s.clock, s.dags, self._held
+                )
                 tg.start_soon(reap, storage, self._reaped)
                 if executes:
                     await tg.start(self._execute)
@@ -97,6 +99,18 @@ class ClusterEngine:
                     logger.warning("could not unregister %s: %s", s.worker_id, exc)
 
     # -- running attempts ----------------------------------------------------------------
+
+    def _held(self) -> tuple[tuple[int, str, int], ...]:
+        """The attempts this process claimed and has not reported (safe to call from the
+        watchdog's thread while the event loop is blocked, so it cannot change)."""
+        reporter = self.reporter
+        if reporter is None:
+            return ()
+        while True:
+            try:
+                return tuple(reporter.held)
+            except RuntimeError:  # changed while copied: the loop ran meanwhile
+                continue
 
     async def _execute(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         """Claim and run attempts; report what they did."""
@@ -291,7 +305,12 @@ class ClusterEngine:
 
 
 async def keep_leases(
-    storage: SharedStorage, worker_id: str, role: str, clock: Clock, dag_ids: Collection[str]
+    storage: SharedStorage,
+    worker_id: str,
+    role: str,
+    clock: Clock,
+    dag_ids: Collection[str],
+    held: Callable[[], Collection[tuple[int, str, int]]],
 ) -> None:
     """Renew, every half lease, this process's ``workers`` row (registered when it
     started) and the leases of the attempts it runs."""
@@ -302,7 +321,7 @@ async def keep_leases(
         while True:
             try:
                 await storage.register_worker(worker_id, role, clock.now(), dag_ids)
-                await storage.renew_leases(worker_id)
+                await storage.renew_leases(worker_id, held())
                 break
             except StorageError as exc:
                 logger.warning("cannot renew leases: %s; retrying in %.1f s", exc, retry.delay)

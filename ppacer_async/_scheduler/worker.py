@@ -70,6 +70,9 @@ class Reporter:
         self.worker_id = worker_id
         self.logs = LogBuffer()
         self._outcomes: list[TaskRun] = []
+        #: The attempts this process claimed and has not yet reported: the only ones
+        #: whose leases it renews.
+        self.held: set[tuple[int, str, int]] = set()
         self._engine = engine
         self._wake = anyio.Event()
         self._sending = anyio.Lock()
@@ -136,7 +139,11 @@ class Reporter:
                 return False
             except Exception:  # not the database: what some row holds
                 logger.warning("reporting failed; looking for rows that cannot be stored")
-                return await self._salvage(outcomes, logs, notify)
+                if not await self._salvage(outcomes, logs, notify):
+                    return False
+                self.held.difference_update(tr.key for tr in outcomes)
+                return True
+        self.held.difference_update(tr.key for tr in outcomes)
         taken = []
         for tr in outcomes:
             if tr.key in accepted:
@@ -270,6 +277,7 @@ class Claimer:
         views: dict[int, RunView] = {}
         items: list[tuple[RunView, int, TaskRun]] = []
         wanted: set[tuple[int, str]] = set()
+        self.reporter.held.update(tr.key for _, tr in claimed)
         for run, tr in claimed:
             dag = self.dags[run.dag_id]
             graph = dag.graph

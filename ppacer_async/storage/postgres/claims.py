@@ -69,9 +69,11 @@ class Claims:
         with self.db.errors("write to"):
             await self.db.connections.execute(q.UNREGISTER_WORKER, worker_id)
 
-    async def renew_leases(self, worker_id: str) -> None:
+    async def renew_leases(self, worker_id: str, keys: Collection[tuple[int, str, int]]) -> None:
         with self.db.errors("write to"):
-            await self.db.connections.execute(q.RENEW_LEASES, worker_id, self.lease)
+            await self.db.connections.execute(
+                q.RENEW_LEASES, worker_id, self.lease, *lease_key_arrays(keys)
+            )
 
     async def claim(
         self, worker_id: str, dag_ids: Collection[str], limit: int, now: datetime
@@ -192,3 +194,10 @@ class Claims:
         with self.db.errors("read from"):
             rows = await self.db.connections.fetch(q.WORKERS)
         return [WorkerInfo(**row) for row in rows]
+
+
+def lease_key_arrays(
+    keys: Collection[tuple[int, str, int]],
+) -> tuple[list[int], list[str], list[int]]:
+    """The run ids, task ids and attempts of ``keys`` as three arrays."""
+    return [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]

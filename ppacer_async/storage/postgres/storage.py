@@ -56,7 +56,7 @@ from ._values import (
     text,
     to_json,
 )
-from .claims import Claims
+from .claims import Claims, lease_key_arrays
 from .leadership import Election
 from .notices import Notices, channels
 from .schema import migrate
@@ -467,10 +467,12 @@ class PostgresStorage(SharedStorage):
     async def unregister_worker(self, worker_id: str) -> None:
         await self._claims.unregister_worker(worker_id)
 
-    async def renew_leases(self, worker_id: str) -> None:
-        await self._claims.renew_leases(worker_id)
+    async def renew_leases(self, worker_id: str, keys: Collection[tuple[int, str, int]]) -> None:
+        await self._claims.renew_leases(worker_id, keys)
 
-    def renew_leases_from_thread(self, worker_id: str) -> None:
+    def renew_leases_from_thread(
+        self, worker_id: str, keys: Collection[tuple[int, str, int]]
+    ) -> None:
         async def renew() -> None:
             conn = await asyncpg.connect(
                 self.dsn,
@@ -479,7 +481,7 @@ class PostgresStorage(SharedStorage):
             )
             try:
                 await conn.execute(q.RENEW_WORKER, worker_id, self.lease)
-                await conn.execute(q.RENEW_LEASES, worker_id, self.lease)
+                await conn.execute(q.RENEW_LEASES, worker_id, self.lease, *lease_key_arrays(keys))
             finally:
                 await conn.close()
 

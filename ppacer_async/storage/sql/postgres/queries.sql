@@ -137,8 +137,13 @@ SET renewed_at = now(), expires_at = EXCLUDED.expires_at, dag_ids = EXCLUDED.dag
 DELETE FROM workers WHERE id = $1
 
 -- renew_leases --
-UPDATE task_runs SET lease_expires_at = now() + $2::interval
-WHERE lease_owner = $1 AND status = 'running' AND outcome IS NULL
+-- Only the attempts the process holds ($3-$5: run ids, task ids, attempts): a row it
+-- claimed without learning so (the connection dropped before the reply) is left to
+-- expire and be reaped, rather than kept alive by a process that will never end it.
+UPDATE task_runs AS t SET lease_expires_at = now() + $2::interval
+FROM unnest($3::bigint[], $4::text[], $5::int[]) AS h(run_id, task_id, attempt)
+WHERE t.run_id = h.run_id AND t.task_id = h.task_id AND t.attempt = h.attempt
+    AND t.lease_owner = $1 AND t.status = 'running' AND t.outcome IS NULL
 
 -- claim --
 -- Claims read the ready index (task_runs_ready) in its order and stop at the limit:
