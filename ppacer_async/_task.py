@@ -158,6 +158,9 @@ class Task:
         list fails it.
     :param branch: the task returns the id (or ids, or ``None``) of the direct
         downstream tasks to follow; the others are skipped (see ``task.branch``).
+    :param pool: the name of a pool (``Scheduler(pools={"name": slots})``) whose slots
+        an attempt holds while it is queued or running; ``None``: no pool.
+    :param pool_slots: how many of the pool's slots an attempt holds.
     """
 
     #: for a mapped copy (``task.map("split")``): the upstream task whose list it maps
@@ -181,8 +184,21 @@ class Task:
         retry_on: type[Exception] | tuple[type[Exception], ...] = (),
         max_map_length: int = DEFAULT_MAX_MAP_LENGTH,
         branch: bool = False,
+        pool: str | None = None,
+        pool_slots: int = 1,
     ) -> None:
         self.id = _check_id("task", type(self).__name__ if id is None else id)
+        if pool is not None and (not isinstance(pool, str) or not pool):
+            raise DagDefinitionError(
+                f"task {self.id!r}: pool must be a pool's name (a non-empty str) or None, "
+                f"got {pool!r}"
+            )
+        self.pool = pool
+        if not isinstance(pool_slots, int) or isinstance(pool_slots, bool) or pool_slots < 1:
+            raise DagDefinitionError(
+                f"task {self.id!r}: pool_slots must be a whole number >= 1, got {pool_slots!r}"
+            )
+        self.pool_slots = pool_slots
         try:
             self.trigger_rule = TriggerRule(trigger_rule)
         except ValueError:
@@ -311,6 +327,9 @@ class Task:
             found["max_map_length"] = self.max_map_length
         if self.branch:
             found["branch"] = True
+        if self.pool is not None:
+            found["pool"] = self.pool
+            found["pool_slots"] = self.pool_slots
         if self.map_over is not None:
             found["map_over"] = self.map_over
         return found
@@ -406,6 +425,8 @@ class _TaskDecorator:
         retry_jitter: float = 0.0,
         retry_on: type[Exception] | tuple[type[Exception], ...] = (),
         max_map_length: int = DEFAULT_MAX_MAP_LENGTH,
+        pool: str | None = None,
+        pool_slots: int = 1,
     ) -> Callable[[Callable[[TaskContext], Any]], FunctionTask]: ...
 
     def __call__(

@@ -24,6 +24,7 @@ from .._structures import DagRun, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
 from .alerts import Alerter, alert_for
 from .machine import StateMachine
+from .pools import Pools
 from .watcher import Watcher
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ class Settings:
     queue_size: int
     role: Role
     worker_id: str
+    #: the named pools and their slots
+    pools: dict[str, int] = attrs.field(factory=dict)
 
 
 class Engine(Protocol):
@@ -114,7 +117,13 @@ class Coordinator:
     def __attrs_post_init__(self) -> None:
         s = self.settings
         self.alerter = Alerter(s.notifier)
+        pools = None
+        if s.pools or any(
+            dag.max_active_tasks is not None or dag.graph.pooled for dag in s.dags.values()
+        ):
+            pools = Pools(s.dags, s.pools)
         self.machine = StateMachine(
+            pools=pools,
             storage=s.storage,
             clock=s.clock,
             dags=s.dags,
@@ -264,4 +273,5 @@ def statistics(
         runs_finished=machine.runs_finished if machine else 0,
         commits=machine.commits if machine else 0,
         committed_rows=machine.committed_rows if machine else 0,
+        pools=machine.pools.usage() if machine and machine.pools else (),
     )

@@ -43,6 +43,7 @@ from .events import (
     RunCancelled,
     RunQueued,
 )
+from .pools import Pools
 from .queue import ReadyQueue
 from .state import AlertKind, Effects, RunState
 
@@ -100,8 +101,10 @@ class StateMachine:
         queue: ReadyQueue[Item] | None,
         followers: Followers,
         shared: bool = False,
+        pools: Pools | None = None,
     ) -> None:
         self.storage = storage
+        self.pools = pools
         self.shared = shared
         self._outcomes_due = shared
         self.clock = clock
@@ -235,7 +238,7 @@ class StateMachine:
     async def recover(self) -> None:
         """Rebuild the state of the runs left active by the previous process."""
         now = self.clock.now()
-        fx = Effects(record_scheduled=self.shared)
+        fx = Effects(record_scheduled=self.shared, pools=self.pools)
         for run in await self.storage.active_runs():
             dag = self.dags.get(run.dag_id)
             if dag is None:
@@ -265,7 +268,7 @@ class StateMachine:
         """Drain the inbox, commit the transitions, then act on them."""
         if self._outcomes_due:
             await self._read_outcomes()
-        fx = Effects(record_scheduled=self.shared)
+        fx = Effects(record_scheduled=self.shared, pools=self.pools)
         await self._apply(fx, stopping=False)
         await self._commit_and_act(fx)
 
@@ -273,7 +276,7 @@ class StateMachine:
         """Commit what is left in the inbox without starting anything (on shutdown)."""
         if self.shared:
             await self._read_outcomes()
-        fx = Effects(record_scheduled=self.shared)
+        fx = Effects(record_scheduled=self.shared, pools=self.pools)
         await self._apply(fx, stopping=True)
         await self._commit(fx)
         if events_logger.isEnabledFor(logging.INFO):
@@ -314,6 +317,8 @@ class StateMachine:
                 if tr.status is success and event.state.plain:
                     succeeded(event.state, event.i, tr, now, fx)
                 else:
+                    if event.state.gated and self.pools is not None:
+                        self.pools.release(event.state, tr.task_id, tr.attempt, now, fx)
                     _attempt_ended(event.state, event.i, tr, now, fx)
             elif isinstance(event, AttemptStarted):
                 if not event.state.cancelled:
@@ -322,6 +327,8 @@ class StateMachine:
                 # Shared: another process stopped or died; the attempt runs again at
                 # once. Here: this process is stopping; it runs on the next start.
                 tr, state, i = event.tr, event.state, event.i
+                if state.gated and self.pools is not None:
+                    self.pools.release(state, tr.task_id, tr.attempt, now, fx)
                 if state.cancelled:
                     continue
                 resume = self.shared and not stopping
@@ -479,6 +486,8 @@ class StateMachine:
             pending.remove(state)
             self.active[state.run.dag_id] += 1
         transitions.cancel_run(state, note, now, fx)
+        if state.gated and self.pools is not None:
+            self.pools.release_run(state, now, fx)
 
     def _release(self, state: RunState, now: Any, fx: Effects) -> None:
         dag_id = state.run.dag_id

@@ -162,6 +162,8 @@ def restore(
             _mark(state, i, FAILED)
         elif status is TaskStatus.scheduled:
             phase[i] = LIVE
+            if state.gated and fx.pools is not None:
+                fx.pools.hold(state, i, tr.task_id, tr.attempt)
             _add_ready(state, i, tr.reason, now, fx)
         elif status is TaskStatus.up_for_retry:
             phase[i] = LIVE
@@ -172,6 +174,8 @@ def restore(
             state.retrying.add((i, -1))
         elif shared and status is TaskStatus.running:
             phase[i] = LIVE  # still leased by a process, or about to be reaped
+            if state.gated and fx.pools is not None:
+                fx.pools.hold(state, i, tr.task_id, tr.attempt)
         else:  # running or interrupted: cut short by a crash or a stop
             phase[i] = LIVE
             resume.append((i, tr))

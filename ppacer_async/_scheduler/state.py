@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -19,6 +19,9 @@ from .._enums import AttemptReason, DagRunStatus, RunTrigger, TaskStatus
 from .._structures import DagRun, TaskRun, instance_id, split_instance_id
 from . import rules
 from .upstream import RunView
+
+if TYPE_CHECKING:
+    from .pools import Pools
 
 #: Consecutive interruptions after which a task fails instead of running again.
 MAX_INTERRUPTIONS = 3
@@ -100,10 +103,14 @@ class RunState(RunView):
     #: the graph is plain (see ``Graph.plain``) and the run not cancelled: successes
     #: take the fast path
     plain: bool = attrs.field(init=False)
+    #: some task takes slots (a pool, the DAG's ``max_active_tasks``): ready attempts
+    #: go through the ``Pools``
+    gated: bool = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        self.plain = self.graph.plain
+        self.gated = self.graph.pooled or self.dag.max_active_tasks is not None
+        self.plain = self.graph.plain and not self.gated
 
     #: rebuilt for a restart: failed mapped instances run again
     restarting: bool = False
@@ -236,6 +243,8 @@ class Effects:
     """
 
     record_scheduled: bool = False
+    #: the slot counters, when some DAG served uses pools or ``max_active_tasks``
+    pools: Pools | None = None
 
     task_runs: list[TaskRun] = attrs.field(factory=list)
     dag_runs: list[DagRun] = attrs.field(factory=list)
@@ -260,6 +269,16 @@ def _schedule(
     if reason is None:
         reason = _INITIAL if attempt == 1 else _RESTART
     state.attempt[i] = attempt
+    if state.gated and fx.pools is not None and not fx.pools.take(state, i, -1, attempt, reason):
+        return  # waits for slots: the pools make it ready once it has them
+    make_ready(state, i, attempt, reason, now, fx)
+
+
+def make_ready(
+    state: RunState, i: int, attempt: int, reason: AttemptReason, now: datetime, fx: Effects
+) -> None:
+    """Hand attempt ``attempt`` of task ``i`` to the workers (write its scheduled row
+    on a shared storage)."""
     if fx.record_scheduled:
         fx.task_runs.append(
             TaskRun(
