@@ -26,6 +26,7 @@ from .common import (
     Subparsers,
     add_storage_option,
     load_storage,
+    pool_option,
     positive_int,
     storage_url,
 )
@@ -134,6 +135,17 @@ def add_parser(subparsers: Subparsers) -> None:
             "runs tasks, 'all' does both (default: %(default)s)"
         ),
     )
+    parser.add_argument(
+        "--pool",
+        action="append",
+        type=pool_option,
+        default=[],
+        metavar="NAME=SLOTS",
+        help=(
+            "a pool of SLOTS slots that tasks with pool=NAME share (on PostgreSQL, "
+            "across every process); repeat for more pools"
+        ),
+    )
     _add_log_level_option(parser)
     parser.set_defaults(handler=cmd_serve)
 
@@ -151,6 +163,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_concurrent_tasks=args.max_concurrent_tasks,
             max_threads=args.max_threads,
             role=args.role,
+            pools=dict(args.pool),
         )
     except (PpacerError, ValueError) as exc:
         raise CliError(str(exc)) from None
