@@ -111,7 +111,10 @@ class Graph:
                 )
             map_source.append(source)
         plain = all(
-            t.trigger_rule is TriggerRule.all_success and not t.branch and t.map_over is None
+            t.trigger_rule is TriggerRule.all_success
+            and not t.branch
+            and t.map_over is None
+            and t.sensor is None
             for t in tasks.values()
         )
         return cls(

@@ -42,6 +42,7 @@ Item = tuple[RunView, int, TaskRun]
 _SUCCESS = TaskStatus.success
 _RUNNING = TaskStatus.running
 _CANCELLED = TaskStatus.cancelled
+_RESCHEDULE = TaskStatus.up_for_reschedule
 
 
 class Sink(Protocol):
@@ -284,6 +285,8 @@ class Consumer:
             if self.on_attempt_end is not None:
                 self.on_attempt_end()
         if error is None:
+            if not value and task.sensor is not None and status is _SUCCESS:
+                status = _RESCHEDULE  # its condition does not hold yet: poke again later
             try:
                 value = encode_result(value)
             except TypeError as exc:

@@ -322,11 +322,16 @@ class StateMachine:
                     _attempt_ended(event.state, event.i, tr, now, fx)
             elif isinstance(event, AttemptStarted):
                 if not event.state.cancelled:
-                    fx.task_runs.append(event.tr)
+                    tr = event.tr
+                    if event.state.sensing:
+                        tr = transitions.sensor_ended(event.state, event.i, tr, keep=True)
+                    fx.task_runs.append(tr)
             elif isinstance(event, AttemptInterrupted):
                 # Shared: another process stopped or died; the attempt runs again at
                 # once. Here: this process is stopping; it runs on the next start.
                 tr, state, i = event.tr, event.state, event.i
+                if state.sensing:  # its row keeps the first poke (recovery reads it)
+                    tr = transitions.sensor_ended(state, i, tr, keep=True)
                 if state.gated and self.pools is not None:
                     self.pools.release(state, tr.task_id, tr.attempt, now, fx)
                 if state.cancelled:
@@ -506,6 +511,11 @@ def _attempt_ended(state: RunState, i: int, tr: TaskRun, now: Any, fx: Effects) 
         return  # its row says cancelled already
     graph = state.graph
     status = tr.status
+    if state.sensing or status is TaskStatus.up_for_reschedule:
+        if status is TaskStatus.up_for_reschedule:
+            transitions.sensor_waits(state, i, tr, now, fx)
+            return
+        tr = transitions.sensor_ended(state, i, tr)
     if graph.mapped and graph.map_source[i] >= 0 and tr.task_id != graph.ids[i]:
         _instance_outcome(state, i, tr, now, fx)
     elif status is TaskStatus.success:
@@ -581,6 +591,13 @@ def _log_events(fx: Effects) -> None:
             log("run %s task %s attempt %d started", tr.run_id, tr.task_id, tr.attempt)
         elif status is TaskStatus.interrupted:
             log("run %s task %s attempt %d interrupted", tr.run_id, tr.task_id, tr.attempt)
+        elif status is TaskStatus.up_for_reschedule:
+            log(
+                "run %s task %s attempt %d waits for its next poke",
+                tr.run_id,
+                tr.task_id,
+                tr.attempt,
+            )
     for state in fx.finished:
         run = state.run
         took = (

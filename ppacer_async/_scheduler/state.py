@@ -100,6 +100,8 @@ class RunState(RunView):
     stored_instances: dict[int, list[TaskRun]] = attrs.field(factory=dict)
     #: (task index, map index or -1) of the attempts waiting for their retry delay
     retrying: set[tuple[int, int]] = attrs.field(factory=set)
+    #: sensors between pokes or poking: task index -> (first poke, the attempt's reason)
+    sensing: dict[int, tuple[datetime, AttemptReason]] = attrs.field(factory=dict)
     #: the graph is plain (see ``Graph.plain``) and the run not cancelled: successes
     #: take the fast path
     plain: bool = attrs.field(init=False)
@@ -521,10 +523,60 @@ def _fail(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> N
 
 
 def retry_due(state: RunState, i: int, attempt: int, now: datetime, fx: Effects) -> None:
-    """Create the next attempt of a task whose retry delay has passed."""
+    """Create the next attempt of a task whose retry delay has passed, or poke a
+    sensor again (the same attempt)."""
     if state.phase[i] == LIVE and state.attempt[i] == attempt:
         state.retrying.discard((i, -1))
+        sensing = state.sensing.get(i)
+        if sensing is not None:
+            reason = sensing[1]
+            pools = fx.pools if state.gated else None
+            if pools is not None and not pools.take(state, i, -1, attempt, reason):
+                return  # waits for slots: the pools make it ready once it has them
+            make_ready(state, i, attempt, reason, now, fx)
+            return
         _schedule(state, i, AttemptReason.retry, now, fx)
+
+
+def sensor_waits(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> None:
+    """A sensor's poke found its condition not holding: its attempt waits for the
+    next poke (a timer; no worker, no slot), or fails once past its timeout.
+
+    The row keeps the first poke as ``started_at``: the poke schedule and the
+    deadline follow from it, so a restart resumes the wait (see ``recovery``)."""
+    poking = state.graph.tasks[i].sensor
+    assert poking is not None
+    first, reason = state.sensing.get(i) or (tr.started_at or now, tr.reason)
+    deadline = first + poking.timeout
+    if now >= deadline:
+        state.sensing.pop(i, None)
+        tr = attrs.evolve(
+            tr,
+            status=TaskStatus.failed,
+            started_at=first,
+            error=(
+                f"SensorTimeout: sensor {tr.task_id!r} found its condition still not "
+                f"holding {poking.timeout} after its first poke (timeout); raise the "
+                "sensor's timeout or check what it waits for"
+            ),
+        )
+        fx.task_runs.append(tr)
+        _fail(state, i, tr, now, fx)
+        return
+    state.sensing[i] = (first, reason)
+    fx.task_runs.append(
+        attrs.evolve(tr, status=TaskStatus.up_for_reschedule, started_at=first, result=None)
+    )
+    due = min(poking.next_poke(first, now), deadline)
+    fx.retries.append((due, state, i, tr.attempt, -1))
+    state.retrying.add((i, -1))
+
+
+def sensor_ended(state: RunState, i: int, tr: TaskRun, *, keep: bool = False) -> TaskRun:
+    """A sensor's attempt ended otherwise (its condition held, or it failed): its row
+    spans the whole wait, from the first poke. ``keep``: it only started a poke."""
+    found = state.sensing.get(i) if keep else state.sensing.pop(i, None)
+    return tr if found is None else attrs.evolve(tr, started_at=found[0])
 
 
 def task_interrupted(
@@ -575,7 +627,7 @@ def cancel_run(state: RunState, note: str, now: datetime, fx: Effects) -> None:
         if phase == LIVE:
             mapped = state.maps.get(i)
             if mapped is None:
-                waits = (i, -1) in state.retrying
+                waits = (i, -1) in state.retrying and i not in state.sensing
                 attempt = state.attempt[i]
                 fx.task_runs.append(_cancelled(run_id, ids[i], attempt, waits, now, note))
             else:

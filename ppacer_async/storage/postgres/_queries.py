@@ -102,7 +102,10 @@ _COMMIT_TASK_RUNS = f"""upserted_task_runs AS (
         started_at = EXCLUDED.started_at,
         finished_at = EXCLUDED.finished_at,
         error = EXCLUDED.error,
-        result = EXCLUDED.result
+        result = EXCLUDED.result,
+        -- a sensor's attempt is scheduled again for its next poke: its last poke's
+        -- outcome was applied
+        outcome = CASE WHEN EXCLUDED.status = 'scheduled' THEN NULL ELSE task_runs.outcome END
 )"""
 
 _COMMIT_LOGS = """inserted_logs AS (
