@@ -93,6 +93,7 @@ class ClusterEngine:
             workers=workers,
             max_threads=s.max_threads,
             notifier=s.notifier,
+            storage=s.storage,
         )
         claimer = self.claimer = Claimer(
             storage=storage,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import sys
@@ -34,9 +35,14 @@ from .queue import ReadyQueue
 from .upstream import RunView
 
 if TYPE_CHECKING:
-    from ..abc import Clock, Notifier
+    from ..abc import Clock, Notifier, Storage
 
 Item = tuple[RunView, int, TaskRun]
+
+#: The storage of the scheduler whose worker runs the current task.
+CURRENT_STORAGE: contextvars.ContextVar[Storage | None] = contextvars.ContextVar(
+    "ppacer_async_storage", default=None
+)
 
 # Bound once: reading an enum member costs about 0.1 µs on Python 3.11, every attempt.
 _SUCCESS = TaskStatus.success
@@ -157,8 +163,10 @@ class Consumer:
         workers: int,
         max_threads: int,
         notifier: Notifier,
+        storage: Storage | None = None,
     ) -> None:
         self.sink = sink
+        self.storage = storage
         self.queue = queue
         self.clock = clock
         self.workers = workers
@@ -207,6 +215,9 @@ class Consumer:
             task_status.started()
 
     async def _work(self) -> None:
+        # Set once per worker, not per attempt: what tasks that read the storage (the
+        # stock RunSensor) find through ``current_storage()``.
+        CURRENT_STORAGE.set(self.storage)
         queue = self.queue
         streak = 0
         while True:
