@@ -10,7 +10,19 @@ import branching
 import etl
 import fanout
 import hello
+import pools as pooled
 import rules
+import sensors
 import timeouts
 
-dags = [*hello.dags, *etl.dags, *rules.dags, *branching.dags, *fanout.dags, *timeouts.dags]
+dags = [
+    *hello.dags,
+    *etl.dags,
+    *rules.dags,
+    *branching.dags,
+    *fanout.dags,
+    *timeouts.dags,
+    *pooled.dags,
+    *sensors.dags,
+]
+pools = dict(pooled.pools)

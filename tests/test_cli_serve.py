@@ -294,7 +294,10 @@ def test_no_command_exits_2(tmp_path: Path) -> None:
 def test_examples_serve_and_stop_cleanly(serve: Serve, tmp_path: Path) -> None:
     served = serve("serve", str(EXAMPLES / "all.py"), "--storage", f"sqlite:///{tmp_path}/x.db")
 
-    served.wait_for_next(r"serving 6 DAGs: hello, etl, rules, branching, fanout, timeouts")
+    served.wait_for_next(
+        r"serving 9 DAGs: hello, etl, rules, branching, fanout, timeouts, warehouse, extract, "
+        r"report"
+    )
 
     assert served.stop() == 0
     assert STOPPING in served.output()

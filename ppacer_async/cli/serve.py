@@ -30,7 +30,7 @@ from .common import (
     positive_int,
     storage_url,
 )
-from .loading import load_dags
+from .loading import load_dags_and_pools
 
 #: Seconds that threads of blocking tasks get to return after a stop before the
 #: process exits without them.
@@ -143,7 +143,8 @@ def add_parser(subparsers: Subparsers) -> None:
         metavar="NAME=SLOTS",
         help=(
             "a pool of SLOTS slots that tasks with pool=NAME share (on PostgreSQL, "
-            "across every process); repeat for more pools"
+            "across every process); repeat for more pools. Added to, and overriding, "
+            "the 'pools' dict of the DAGs' module"
         ),
     )
     _add_log_level_option(parser)
@@ -153,7 +154,8 @@ def add_parser(subparsers: Subparsers) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the DAGs of ``args.target`` until SIGINT or SIGTERM."""
     configure_logging(args.log_level)
-    dags = load_dags(args.target)
+    dags, pools = load_dags_and_pools(args.target)
+    pools.update(args.pool)
     url = storage_url(args.storage)
     storage = load_storage(url)
     try:
@@ -163,7 +165,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_concurrent_tasks=args.max_concurrent_tasks,
             max_threads=args.max_threads,
             role=args.role,
-            pools=dict(args.pool),
+            pools=pools,
         )
     except (PpacerError, ValueError) as exc:
         raise CliError(str(exc)) from None
