@@ -172,6 +172,9 @@ class PoolUsage:
     slots: int
     used: int
     waiting: int
+    #: when the scheduling process recorded it (``ppacer-async pools``); ``None`` in
+    #: ``statistics()``, which counts now
+    updated_at: datetime | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -34,6 +34,7 @@ from ._structures import (
     DagSummary,
     DbInfo,
     LogPage,
+    PoolUsage,
     RunDetail,
     TaskDefinition,
     TaskDetail,
@@ -473,6 +474,12 @@ async def db_info(storage: Storage) -> DbInfo:
     counts = await storage.counts()
     workers = await storage.workers() if isinstance(storage, SharedStorage) else None
     return DbInfo(counts=counts, workers=workers)
+
+
+async def pools(storage: Storage) -> list[PoolUsage]:
+    """Each pool's slots, the attempts holding them and those waiting for one, as the
+    scheduling process last recorded them (``updated_at``)."""
+    return await storage.pools()
 
 
 async def schema_version_on_disk(storage: Storage) -> int | None:

@@ -3,8 +3,12 @@ attempts storage keeps."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from contextlib import AsyncExitStack
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import anyio
 import pytest
@@ -12,6 +16,7 @@ import pytest
 from ppacer_async import (
     DAG,
     DagRunStatus,
+    PoolUsage,
     PpacerError,
     Scheduler,
     TaskContext,
@@ -211,3 +216,56 @@ def test_pool_options_are_checked() -> None:
     dag = DAG("big").add(task(id="t", pool="p", pool_slots=3)(lambda ctx: None))
     with pytest.raises(ValueError, match="wants 3 slots of pool 'p', which has 2"):
         Scheduler([dag], storage="memory://", pools={"p": 2})
+
+
+async def test_storage_records_the_pools_counts_replacing_the_last(storage: Storage) -> None:
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    first = [
+        PoolUsage(name="warehouse", slots=4, used=4, waiting=7),
+        PoolUsage(name="api", slots=2, used=0, waiting=0),
+    ]
+    await storage.save_pools(first, now)
+    await storage.save_pools([PoolUsage(name="warehouse", slots=4, used=3, waiting=6)], now)
+    (found,) = await storage.pools()
+    assert (found.name, found.slots, found.used, found.waiting) == ("warehouse", 4, 3, 6)
+    assert found.updated_at == now
+
+
+async def test_the_pools_command_shows_slots_used_and_waiting(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'pools.db'}"
+    gate, started = anyio.Event(), anyio.Event()
+    dag = DAG("held")
+
+    @task(pool="one")
+    async def holder(ctx: TaskContext) -> None:
+        started.set()
+        await gate.wait()
+
+    dag.add(holder, *[task(id=f"w{k}", pool="one")(holder.func) for k in range(3)])
+    async with Scheduler([dag], storage=url, pools={"one": 1, "idle": 5}) as scheduler:
+        run = await scheduler.trigger("held")
+        await started.wait()
+        with anyio.fail_after(10):  # recorded at each change, at most twice a second
+            while True:
+                recorded = await scheduler.storage.pools()
+                if [(p.used, p.waiting) for p in recorded] == [(0, 0), (1, 3)]:
+                    break
+                await anyio.sleep(0.05)  # another coroutine writes it, on its own time
+        done = await anyio.run_process(
+            [sys.executable, "-m", "ppacer_async", "pools", "--storage", url, "--json"],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+        )
+        text = await anyio.run_process(
+            [sys.executable, "-m", "ppacer_async", "pools", "--storage", url],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+        )
+        gate.set()
+        await scheduler.wait_for_run(run.id, timeout=10)
+    shown = json.loads(done.stdout)
+    assert [(p["name"], p["slots"], p["used"], p["waiting"]) for p in shown] == [
+        ("idle", 5, 0, 0),
+        ("one", 1, 1, 3),
+    ]
+    lines = text.stdout.decode().splitlines()
+    assert lines[0].split() == ["POOL", "SLOTS", "USED", "WAITING", "UPDATED"]
+    assert lines[2].split()[:4] == ["one", "1", "1", "3"]

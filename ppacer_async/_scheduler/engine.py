@@ -19,8 +19,8 @@ import attrs
 
 from .._dag import DAG
 from .._enums import DagRunStatus
-from .._exceptions import RunNotFound
-from .._structures import DagRun, Statistics, TaskRun
+from .._exceptions import PpacerError, RunNotFound
+from .._structures import DagRun, PoolUsage, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
 from .alerts import Alerter, alert_for
 from .machine import StateMachine
@@ -36,6 +36,9 @@ logger = logging.getLogger("ppacer_async.scheduler")
 
 #: How long a stopping scheduler may spend saving in-flight outcomes.
 SHUTDOWN_BOUND = 10.0
+
+#: The most often the pools' counts are recorded in storage (seconds).
+RECORD_POOLS_EVERY = 0.5
 
 #: What a serving process does on a shared storage: ``all`` schedules (when it holds
 #: the leadership) and runs tasks, ``scheduler`` only schedules, ``worker`` only runs.
@@ -149,6 +152,8 @@ class Coordinator:
         await tg.start(self.alerter.run)
         await tg.start(self.watcher.run)
         await tg.start(self._follow_storage)
+        if self.machine.pools is not None:
+            tg.start_soon(self._record_pools, self.machine.pools)
 
     async def flush(self) -> None:
         """Commit what is left and send the alerts (on shutdown, under a bound)."""
@@ -227,6 +232,22 @@ class Coordinator:
         while True:
             await storage.wait_for_external_change()
             await self._sync_with_storage()
+
+    async def _record_pools(self, pools: Pools) -> None:
+        """Keep the pools' counts in storage for ``ppacer-async pools``: at each
+        change, at most every ``RECORD_POOLS_EVERY`` seconds."""
+        storage, clock = self.settings.storage, self.settings.clock
+        recorded: tuple[PoolUsage, ...] | None = None
+        while True:
+            usage = pools.usage()
+            if usage != recorded:
+                try:
+                    await storage.save_pools(usage, clock.now())
+                    recorded = usage
+                except PpacerError as exc:
+                    logger.warning("cannot record the pools' counts: %s", exc)
+            await pools.wait_for_change()
+            await anyio.sleep(RECORD_POOLS_EVERY)  # a rate limit: changes come in bursts
 
     async def _sync_with_storage(self) -> None:
         storage, dags = self.settings.storage, self.settings.dags

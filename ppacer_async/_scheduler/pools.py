@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import anyio
+
 from .._dag import DAG
 from .._enums import AttemptReason
 from .._exceptions import UnknownPool
@@ -85,6 +87,18 @@ class Pools:
         self._waiting: dict[Key, list[_Entry]] = {}
         self._held: dict[int, dict[tuple[str, int], Gate]] = {}
         self._arrivals = itertools.count()
+        self._changed: anyio.Event | None = None
+
+    async def wait_for_change(self) -> None:
+        """Wait until a slot is taken or given back, or an attempt starts waiting."""
+        if self._changed is None:
+            self._changed = anyio.Event()
+        await self._changed.wait()
+
+    def _touch(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
 
     def usage(self) -> tuple[PoolUsage, ...]:
         """The named pools, by name."""
@@ -127,6 +141,7 @@ class Pools:
             del self._held[state.run.id]
         for key, slots in gate:
             self.used[key] -= slots
+        self._touch()
         for key, _ in gate:
             self._admit_waiting(key, now, fx)
 
@@ -144,6 +159,7 @@ class Pools:
             if len(kept) != len(waiting):
                 heapq.heapify(kept)
                 self._waiting[key] = kept
+        self._touch()
         for key in sorted(freed):
             self._admit_waiting(key, now, fx)
 
@@ -161,6 +177,7 @@ class Pools:
     def _acquire(self, run_id: int, task_id: str, attempt: int, gate: Gate) -> None:
         for key, slots in gate:
             self.used[key] += slots
+        self._touch()
         self._held.setdefault(run_id, {})[(task_id, attempt)] = gate
 
     def _admit_waiting(self, key: Key, now: datetime, fx: Effects) -> None:
@@ -205,4 +222,5 @@ class Pools:
         for key, slots in gate:
             if self.used[key] + slots > self.limits[key]:
                 heapq.heappush(self._waiting.setdefault(key, []), entry)
+                self._touch()
                 return

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from .._exceptions import StorageError
 from ..storage import DEFAULT_URL
-from . import dags, db, logs, runs, serve
+from . import dags, db, logs, pools, runs, serve
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -55,6 +55,7 @@ _SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     dags.add_pause_parser,
     dags.add_unpause_parser,
     dags.add_backfill_parser,
+    pools.add_parser,
     db.add_parser,
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 from bisect import insort
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from .._structures import (
     DagInfo,
     DagRun,
     LogRecord,
+    PoolUsage,
     ScheduleEvent,
     StorageCounts,
     TaskRun,
@@ -253,6 +255,12 @@ class MemoryStorage(Storage):
             and (attempt is None or r.attempt == attempt)
         ]
         return found[offset:] if limit is None else found[offset : offset + limit]
+
+    async def save_pools(self, pools: Collection[PoolUsage], now: datetime) -> None:
+        self._pools = [attrs.evolve(pool, updated_at=to_utc(now)) for pool in pools]
+
+    async def pools(self) -> list[PoolUsage]:
+        return sorted(getattr(self, "_pools", []), key=lambda pool: pool.name)
 
     async def counts(self) -> StorageCounts:
         return StorageCounts(

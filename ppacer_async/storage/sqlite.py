@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
@@ -36,6 +36,7 @@ from .._structures import (
     DagInfo,
     DagRun,
     LogRecord,
+    PoolUsage,
     ScheduleEvent,
     StorageCounts,
     TaskRun,
@@ -547,6 +548,17 @@ class SQLiteStorage(Storage):
         params.extend((-1 if limit is None else limit, offset))
         rows = await self._call("read logs", q.fetch, sql + " ORDER BY id LIMIT ? OFFSET ?", params)
         return [q.log_from_row(row) for row in rows]
+
+    async def save_pools(self, pools: Collection[PoolUsage], now: datetime) -> None:
+        rows = [(p.name, p.slots, p.used, p.waiting, ts(now)) for p in pools]
+        await self._call("record pools", q.save_pools, rows)
+
+    async def pools(self) -> list[PoolUsage]:
+        rows = await self._call("read pools", q.fetch, q.POOLS, ())
+        return [
+            PoolUsage(name=r[0], slots=r[1], used=r[2], waiting=r[3], updated_at=dt(r[4]))
+            for r in rows
+        ]
 
     async def counts(self) -> StorageCounts:
         row = await self._call(

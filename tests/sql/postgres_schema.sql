@@ -123,3 +123,13 @@ CREATE TABLE workers (
     expires_at timestamptz NOT NULL,
     PRIMARY KEY (id)
 );
+
+-- The pools as the scheduling process last counted them.
+CREATE TABLE pools (
+    name text COLLATE "C" NOT NULL,
+    slots integer NOT NULL,
+    used integer NOT NULL,
+    waiting integer NOT NULL,
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (name)
+);

@@ -80,3 +80,11 @@ CREATE TABLE schedule_events (
 );
 
 CREATE INDEX schedule_events_dag_id ON schedule_events (dag_id, logical_time);
+
+CREATE TABLE pools (
+    name TEXT PRIMARY KEY,
+    slots INTEGER NOT NULL,
+    used INTEGER NOT NULL,
+    waiting INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);

@@ -253,6 +253,22 @@ WITH reaped AS (
 )
 SELECT reaped.*, pg_notify($1, $2) FROM reaped
 
+-- save_pools --
+-- The scheduling process replaces its pools' counts as a whole; $1-$4: the pools'
+-- columns, $5: now.
+WITH gone AS (
+    DELETE FROM pools WHERE NOT (name = ANY($1::text[]))
+)
+INSERT INTO pools (name, slots, used, waiting, updated_at)
+SELECT name, slots, used, waiting, $5
+FROM unnest($1::text[], $2::integer[], $3::integer[], $4::integer[])
+    AS u (name, slots, used, waiting)
+ON CONFLICT (name) DO UPDATE SET slots = EXCLUDED.slots, used = EXCLUDED.used,
+    waiting = EXCLUDED.waiting, updated_at = EXCLUDED.updated_at
+
+-- pools --
+SELECT name, slots, used, waiting, updated_at FROM pools ORDER BY name
+
 -- workers --
 SELECT id, host, pid, role, started_at, renewed_at, expires_at FROM workers
 WHERE expires_at >= now() ORDER BY id
