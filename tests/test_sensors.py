@@ -266,3 +266,44 @@ def test_time_sensor_waits_for_a_time_of_day_on_the_logical_date_or_a_delay() ->
     assert later == datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
     with pytest.raises(DagDefinitionError, match=r"at must be a datetime\.time"):
         TimeSensor("bad", "18:00")  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_a_sensor_past_its_timeout_fails_without_retry_and_a_cancel_ends_its_wait() -> None:
+    clock = FakeClock(START)
+    waits = Recorder()
+    handler = EventLines("waits for its next poke", waits)
+    events = logging.getLogger("ppacer_async.events")
+    events.addHandler(handler)
+    events.setLevel(logging.INFO)
+
+    @task.sensor(poke_interval=MINUTE, timeout=3 * MINUTE, retries=2)
+    async def never(ctx: TaskContext) -> bool:
+        return False
+
+    @task.sensor(poke_interval=timedelta(hours=1))
+    async def patient(ctx: TaskContext) -> bool:
+        return False
+
+    timing_out, cancelled = DAG("timing_out").add(never), DAG("cancelled").add(patient)
+    try:
+        async with Scheduler([timing_out, cancelled], storage="memory://", clock=clock) as s:
+            run = await s.trigger("timing_out")
+            for k in range(1, 4):  # pokes at 0, 1 and 2 minutes
+                await waits.wait_for(k)
+                clock.advance(MINUTE)
+            done = await s.wait_for_run(run.id, timeout=10)
+            (row,) = await s.task_runs(run.id)
+            other = await s.trigger("cancelled")
+            await waits.wait_for(4)
+            await s.cancel_run(other.id)
+            stopped = await s.wait_for_run(other.id, timeout=10)
+            (waited,) = await s.task_runs(other.id)
+    finally:
+        events.removeHandler(handler)
+        events.setLevel(logging.NOTSET)
+    assert done.status is DagRunStatus.failed
+    assert (row.status, row.attempt, row.started_at) == (TaskStatus.failed, 1, START)
+    assert "SensorTimeout" in (row.error or "") and "0:03:00" in (row.error or "")
+    assert stopped.status is DagRunStatus.cancelled
+    assert (waited.status, waited.attempt) == (TaskStatus.cancelled, 1)
