@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -170,6 +170,14 @@ class Storage(ABC):
     @abstractmethod
     async def record_schedule_event(self, event: ScheduleEvent) -> None:
         """Append a schedule event that created no run (e.g. a skipped point)."""
+
+    async def record_schedule_events(self, events: Sequence[ScheduleEvent]) -> None:
+        """Append several schedule events that created no run, in order.
+
+        Storages that reach a server override this to write them in one round trip.
+        """
+        for event in events:
+            await self.record_schedule_event(event)
 
     @abstractmethod
     async def last_schedule_point(self, dag_id: str) -> datetime | None:

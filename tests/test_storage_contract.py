@@ -467,6 +467,24 @@ async def test_record_schedule_event_keeps_a_run_id(storage: Storage) -> None:
     assert await storage.schedule_events("etl") == [event]
 
 
+async def test_schedule_events_recorded_together_keep_their_order(storage: Storage) -> None:
+    events = [
+        ScheduleEvent(
+            dag_id="etl",
+            logical_time=T0 + timedelta(minutes=k),
+            kind=ScheduleEventKind.skipped,
+            created_at=at(1),
+        )
+        for k in range(3)
+    ]
+
+    await storage.record_schedule_events(events)
+    await storage.record_schedule_events([])
+
+    assert await storage.schedule_events("etl") == list(reversed(events))
+    assert await storage.last_schedule_point("etl") == T0 + timedelta(minutes=2)
+
+
 # -- commits -------------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ import attrs
 from .._dag import DAG
 from .._enums import DagRunStatus
 from .._exceptions import PpacerError, RunNotFound
-from .._structures import DagRun, PoolUsage, Statistics, TaskRun
+from .._structures import Changes, DagRun, PoolUsage, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
 from .alerts import Alerter, alert_for
 from .machine import StateMachine
@@ -62,6 +62,8 @@ class Settings:
     worker_id: str
     #: the named pools and their slots
     pools: dict[str, int] = attrs.field(factory=dict)
+    #: told of each commit of the state machine (the changes, the seconds it took)
+    on_commit: Callable[[Changes, float], None] | None = None
 
 
 class Engine(Protocol):
@@ -134,6 +136,7 @@ class Coordinator:
             followers=self,
             shared=self.shared,
         )
+        self.machine.on_commit = s.on_commit
         self.watcher = Watcher(
             storage=s.storage,
             clock=s.clock,

@@ -22,8 +22,9 @@ read at the start of a step when ``post_outcomes_due`` says there may be some.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
@@ -125,6 +126,8 @@ class StateMachine:
         self._wake: anyio.Event | None = None
         self.commits = 0
         self.committed_rows = 0
+        #: Told of every commit (the changes and the seconds it took), after it is made.
+        self.on_commit: Callable[[Changes, float], None] | None = None
         self.tasks_finished = 0
         self.runs_finished = 0
 
@@ -410,6 +413,7 @@ class StateMachine:
         changes = Changes(task_runs=fx.task_runs, dag_runs=fx.dag_runs, logs=logs)
         if not changes:
             return
+        began = time.perf_counter()
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 # Shielded: a stop never leaves a step half-committed and half-acted on.
@@ -429,6 +433,8 @@ class StateMachine:
                 await anyio.sleep(0.05 * 2**attempt)
         self.commits += 1
         self.committed_rows += len(changes.task_runs) + len(changes.dag_runs) + len(logs)
+        if self.on_commit is not None:
+            self.on_commit(changes, time.perf_counter() - began)
 
     async def _commit_and_act(self, fx: Effects) -> None:
         await self._commit(fx)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, get_args
@@ -21,7 +21,7 @@ from .. import operations
 from .._dag import DAG
 from .._enums import DagRunStatus
 from .._exceptions import DagNotFound, InvalidOperation, PpacerError, RunNotFound
-from .._structures import DagRun, LogRecord, Statistics, TaskRun
+from .._structures import Changes, DagRun, LogRecord, Statistics, TaskRun
 from ..abc import Clock, Notifier, SharedStorage, Storage
 from ..clock import SystemClock
 from ..notify import LogNotifier
@@ -116,11 +116,17 @@ class Scheduler:
         self._engine: Engine | None = None
         self._scope: anyio.CancelScope | None = None
         self._serving = False
+        self._commit_listeners: list[Callable[[Changes, float], None]] = []
         self.worker_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     @property
     def dags(self) -> Mapping[str, DAG]:
         return dict(self._dags)
+
+    @property
+    def serving(self) -> bool:
+        """Whether the scheduler is serving now (between start and stop)."""
+        return self._scope is not None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -171,6 +177,7 @@ class Scheduler:
             role=self.role,
             worker_id=self.worker_id,
             pools=self.pools,
+            on_commit=self._committed,
         )
         storage = self.storage
         engine: Engine
@@ -355,6 +362,23 @@ class Scheduler:
         if self._engine is None:
             return statistics(None, None)
         return self._engine.statistics()
+
+    def _add_commit_listener(self, listener: Callable[[Changes, float], None]) -> None:
+        """Call ``listener(changes, seconds)`` after each commit of this process's state
+        machine (on the event loop, so it must not block). The web app's live updates
+        and metrics use it."""
+        self._commit_listeners.append(listener)
+
+    def _remove_commit_listener(self, listener: Callable[[Changes, float], None]) -> None:
+        if listener in self._commit_listeners:
+            self._commit_listeners.remove(listener)
+
+    def _committed(self, changes: Changes, seconds: float) -> None:
+        for listener in self._commit_listeners:
+            try:
+                listener(changes, seconds)
+            except Exception:
+                logger.exception("a commit listener failed")
 
     def __repr__(self) -> str:
         return f"<Scheduler dags={list(self._dags)} storage={self.storage!r}>"

@@ -179,15 +179,17 @@ class Watcher:
                 len(skipped),
             )
         created = self.clock.now()
-        for moment in skipped:
-            await self.storage.record_schedule_event(
+        await self.storage.record_schedule_events(
+            [
                 ScheduleEvent(
                     dag_id=dag.dag_id,
                     logical_time=moment,
                     kind=ScheduleEventKind.skipped,
                     created_at=created,
                 )
-            )
+                for moment in skipped
+            ]
+        )
         return point
 
     async def _create_due(self, dag: DAG, point: datetime, now: datetime) -> datetime | None:

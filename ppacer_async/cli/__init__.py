@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from .._exceptions import StorageError
 from ..storage import DEFAULT_URL
-from . import dags, db, logs, pools, runs, serve
+from . import dags, db, logs, pools, runs, serve, web
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -57,6 +57,7 @@ _SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     dags.add_backfill_parser,
     pools.add_parser,
     db.add_parser,
+    web.add_parser,
 )
 
 

@@ -8,10 +8,12 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -31,6 +33,18 @@ from .common import (
     storage_url,
 )
 from .loading import load_dags_and_pools
+from .web import (
+    WebSettings,
+    add_web_options,
+    bind,
+    build_app,
+    parse_bind,
+    serve_app,
+    web_settings,
+)
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 #: Seconds that threads of blocking tasks get to return after a stop before the
 #: process exits without them.
@@ -147,6 +161,17 @@ def add_parser(subparsers: Subparsers) -> None:
             "the 'pools' dict of the DAGs' module"
         ),
     )
+    parser.add_argument(
+        "--web",
+        type=parse_bind,
+        default=None,
+        metavar="[HOST:]PORT",
+        help=(
+            "also serve the web pages, the JSON API and /metrics on this port (host "
+            "127.0.0.1 unless given; another address needs a token or --web-insecure)"
+        ),
+    )
+    add_web_options(parser, prefix="--web-")
     _add_log_level_option(parser)
     parser.set_defaults(handler=cmd_serve)
 
@@ -154,6 +179,22 @@ def add_parser(subparsers: Subparsers) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the DAGs of ``args.target`` until SIGINT or SIGTERM."""
     configure_logging(args.log_level)
+    settings, sock = None, None
+    if args.web is not None:
+        settings = web_settings(args, *args.web)
+        sock = bind(settings)  # a taken port fails before anything starts
+    elif args.web_token_file or args.web_insecure or args.web_read_only:
+        raise CliError("--web-token-file, --web-insecure and --web-read-only need --web PORT")
+    try:
+        return _serve(args, settings, sock)
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+def _serve(
+    args: argparse.Namespace, settings: WebSettings | None, sock: socket.socket | None
+) -> int:
     dags, pools = load_dags_and_pools(args.target)
     pools.update(args.pool)
     url = storage_url(args.storage)
@@ -176,13 +217,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.target,
         redact_url(url),
     )
+    web: tuple[Starlette, socket.socket] | None = None
+    if settings is not None and sock is not None:
+        web = (build_app(scheduler, None, settings), sock)
     threads_before = set(threading.enumerate())
     # The DAGs just loaded live as long as this process: move them out of the cyclic
     # collector's reach, or every full collection rescans them (measurable with
     # DAGs of 100,000 tasks; see benchmarks/README.md, W6).
     gc.collect()
     gc.freeze()
-    anyio.run(_serve_until_signal, scheduler)
+    anyio.run(_serve_until_signal, scheduler, web)
     logger.info("stopped")
     _exit_past_blocked_threads(threads_before)
     return EXIT_OK
@@ -220,7 +264,9 @@ def _exit_past_blocked_threads(before: set[threading.Thread]) -> None:
         os._exit(EXIT_OK)
 
 
-async def _serve_until_signal(scheduler: Scheduler) -> None:
+async def _serve_until_signal(
+    scheduler: Scheduler, web: tuple[Starlette, socket.socket] | None = None
+) -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(_stop_on_signal, scheduler)
         try:
@@ -228,6 +274,8 @@ async def _serve_until_signal(scheduler: Scheduler) -> None:
         except PpacerError as exc:
             # Could not start: the storage is locked, unreachable, or not ours.
             raise CliError(str(exc)) from None
+        if web is not None:  # on the scheduler's loop, stopped with it
+            await tg.start(serve_app, *web)
 
 
 async def _serve_then_cancel(

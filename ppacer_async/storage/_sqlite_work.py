@@ -274,6 +274,12 @@ def fetch_one(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> tupl
     return row
 
 
+def run_many(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run one statement for each row, all in one transaction."""
+    with write_transaction(conn):
+        conn.executemany(sql, rows)
+
+
 def run_statement(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
     """Run one statement (its own transaction) and return the number of changed rows."""
     return conn.execute(sql, params).rowcount

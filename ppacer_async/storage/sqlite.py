@@ -447,6 +447,16 @@ class SQLiteStorage(Storage):
             ),
         )
 
+    async def record_schedule_events(self, events: Sequence[ScheduleEvent]) -> None:
+        for event in events:
+            check_member(event.kind, EVENT_KINDS, "kind of the schedule event")
+        await self._call(
+            "record schedule events",
+            q.run_many,
+            q.INSERT_SCHEDULE_EVENT,
+            [(e.dag_id, ts(e.logical_time), e.kind, ts(e.created_at), e.run_id) for e in events],
+        )
+
     async def last_schedule_point(self, dag_id: str) -> datetime | None:
         row = await self._call(
             "read the last schedule point",

@@ -7,7 +7,7 @@ lock of the process that schedules) and :mod:`.claims` (leases on attempts, reap
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -261,6 +261,16 @@ class PostgresStorage(SharedStorage):
                 to_utc(event.created_at),
                 event.run_id,
             )
+
+    async def record_schedule_events(self, events: Sequence[ScheduleEvent]) -> None:
+        for event in events:
+            check_member(event.kind, EVENT_KINDS, "kind of the schedule event")
+        rows = [
+            (e.dag_id, to_utc(e.logical_time), e.kind, to_utc(e.created_at), e.run_id)
+            for e in events
+        ]
+        with self._db.errors("write to"):
+            await self._db.connections.executemany(q.INSERT_SCHEDULE_EVENT, rows)
 
     async def last_schedule_point(self, dag_id: str) -> datetime | None:
         with self._db.errors("read from"):
