@@ -307,3 +307,38 @@ async def test_a_sensor_past_its_timeout_fails_without_retry_and_a_cancel_ends_i
     assert "SensorTimeout" in (row.error or "") and "0:03:00" in (row.error or "")
     assert stopped.status is DagRunStatus.cancelled
     assert (waited.status, waited.attempt) == (TaskStatus.cancelled, 1)
+
+
+@pytest.mark.parametrize("status", [TaskStatus.scheduled, TaskStatus.running])
+def test_a_new_leader_keeps_a_sensors_first_poke_from_its_shared_row(status: TaskStatus) -> None:
+    from ppacer_async import DagRun, RunTrigger
+    from ppacer_async._enums import AttemptReason
+    from ppacer_async._scheduler import recovery
+    from ppacer_async._scheduler.state import Effects
+
+    @task.sensor(poke_interval=MINUTE, timeout=timedelta(hours=1))
+    async def waiting(ctx: TaskContext) -> bool:
+        return False
+
+    dag = DAG("shared_sensing").add(waiting)
+    run = DagRun(
+        id=1,
+        dag_id=dag.dag_id,
+        logical_time=START,
+        status=DagRunStatus.running,
+        trigger=RunTrigger.manual,
+        created_at=START,
+        started_at=START,
+    )
+    row = TaskRun(
+        run_id=1,
+        task_id="waiting",
+        attempt=1,
+        status=status,
+        reason=AttemptReason.initial,
+        scheduled_at=START + 10 * MINUTE,
+        started_at=START,  # the first poke, kept across pokes
+    )
+    fx = Effects(record_scheduled=True)
+    state = recovery.restore(run, dag, [row], START + 10 * MINUTE, fx, restart=False, shared=True)
+    assert state.sensing == {0: (START, AttemptReason.initial)}

@@ -167,6 +167,8 @@ def restore(
             phase[i] = LIVE
             if state.gated and fx.pools is not None:
                 fx.pools.hold(state, i, tr.task_id, tr.attempt)
+            if graph.tasks[i].sensor is not None and tr.started_at is not None:
+                state.sensing[i] = (tr.started_at, tr.reason)  # poked again: see make_ready
             _add_ready(state, i, tr.reason, now, fx)
         elif status is TaskStatus.up_for_retry:
             phase[i] = LIVE
@@ -179,6 +181,8 @@ def restore(
             phase[i] = LIVE  # still leased by a process, or about to be reaped
             if state.gated and fx.pools is not None:
                 fx.pools.hold(state, i, tr.task_id, tr.attempt)
+            if graph.tasks[i].sensor is not None and tr.started_at is not None:
+                state.sensing[i] = (tr.started_at, tr.reason)  # the first poke (claim)
         elif graph.tasks[i].sensor is not None and status in _SENSING:
             # Waiting for its next poke, or cut short while poking: the wait goes on
             # from its first poke (started_at), with the same deadline.

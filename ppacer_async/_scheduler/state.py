@@ -282,6 +282,8 @@ def make_ready(
     """Hand attempt ``attempt`` of task ``i`` to the workers (write its scheduled row
     on a shared storage)."""
     if fx.record_scheduled:
+        # A sensor poked again keeps its first poke in its row, for a new leader.
+        sensing = state.sensing.get(i) if state.sensing else None
         fx.task_runs.append(
             TaskRun(
                 run_id=state.run.id,
@@ -290,6 +292,7 @@ def make_ready(
                 status=TaskStatus.scheduled,
                 reason=reason,
                 scheduled_at=now,
+                started_at=None if sensing is None else sensing[0],
             )
         )
     _add_ready(state, i, reason, now, fx)

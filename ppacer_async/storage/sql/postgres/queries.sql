@@ -145,7 +145,8 @@ WHERE lease_owner = $1 AND status = 'running' AND outcome IS NULL
 -- of every ready row, would read every entry of the index each time, including those of
 -- rows claimed since the last vacuum, so a claim would cost more the more rows were made
 -- ready at once; read in order, such entries are marked dead and skipped.
--- $1: the worker, $2: its DAG ids, $3: the most to claim, $4: now, $5: the lease.
+-- $1: the worker, $2: its DAG ids, $3: the most to claim, $4: now, $5: the lease. A
+-- sensor poked again keeps its first poke as started_at (its deadline counts from it).
 WITH picked AS (
     SELECT t.run_id, t.task_id, t.attempt
     FROM task_runs AS t
@@ -156,7 +157,7 @@ WITH picked AS (
     FOR UPDATE OF t SKIP LOCKED
 )
 UPDATE task_runs AS t
-SET status = 'running', started_at = $4, lease_owner = $1,
+SET status = 'running', started_at = coalesce(t.started_at, $4), lease_owner = $1,
     lease_expires_at = now() + $5::interval
 FROM picked AS p, dag_runs AS d
 WHERE t.run_id = p.run_id AND t.task_id = p.task_id AND t.attempt = p.attempt
@@ -181,7 +182,7 @@ WITH picked AS (
     FOR UPDATE OF t SKIP LOCKED
 )
 UPDATE task_runs AS t
-SET status = 'running', started_at = $4, lease_owner = $1,
+SET status = 'running', started_at = coalesce(t.started_at, $4), lease_owner = $1,
     lease_expires_at = now() + $5::interval
 FROM picked AS p, dag_runs AS d
 WHERE t.run_id = p.run_id AND t.task_id = p.task_id AND t.attempt = p.attempt
