@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cProfile
 import gc
 import logging
 import os
@@ -12,8 +13,8 @@ import tempfile
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, ClassVar
 
 import attrs
@@ -83,9 +84,16 @@ class Workload(ABC):
     title: ClassVar[str]
     #: The storages it runs on; the others chosen are skipped for it.
     storages: ClassVar[tuple[str, ...]] = STORAGE_KINDS
+    #: Whether it runs in the full suite only (skipped with ``--quick``).
+    full_only: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    def repetitions(self) -> int:
+        """How many times each storage is measured (``--repeat`` unless a workload is too
+        long to repeat)."""
+        return self.settings.repeat
 
     @abstractmethod
     def metrics(self) -> Sequence[Metric]:
@@ -185,16 +193,34 @@ def open_scheduler(dag: DAG, storage: Storage) -> Scheduler:
     )
 
 
+#: Set by ``python -m benchmarks.profile``: the timed part of each repetition runs under it.
+PROFILER: cProfile.Profile | None = None
+
+
+@contextmanager
+def profiled() -> Iterator[None]:
+    """Profile what runs inside, if a profiler is set (see :data:`PROFILER`)."""
+    if PROFILER is None:
+        yield
+        return
+    PROFILER.enable()
+    try:
+        yield
+    finally:
+        PROFILER.disable()
+
+
 async def timed_run(scheduler: Scheduler, dag_id: str) -> float:
     """Trigger one run and wait for it; return the seconds in between.
 
     :raises RuntimeError: the run did not succeed (the measurement would be meaningless).
     """
     settle()
-    start = time.perf_counter()
-    run = await scheduler.trigger(dag_id)
-    done = await scheduler.wait_for_run(run.id)
-    elapsed = time.perf_counter() - start
+    with profiled():
+        start = time.perf_counter()
+        run = await scheduler.trigger(dag_id)
+        done = await scheduler.wait_for_run(run.id)
+        elapsed = time.perf_counter() - start
     check_success(done.status, f"run {run.id} of {dag_id}")
     return elapsed
 

@@ -17,6 +17,7 @@ from .w5_schedule import SchedulePrecision
 from .w6_scale import Scale
 from .w7_scale_out import ScaleOut
 from .w8_map import MappedFanOut
+from .w9_million import Million
 
 #: Every workload, by the key ``--only`` takes.
 WORKLOADS: dict[str, type[Workload]] = {
@@ -30,6 +31,7 @@ WORKLOADS: dict[str, type[Workload]] = {
         Scale,
         ScaleOut,
         MappedFanOut,
+        Million,
     )
 }
 
@@ -51,7 +53,7 @@ async def run_workload(
     base: dict[str, list[float]] = defaultdict(list)
     samples: dict[str, dict[str, list[float]]] = {s: defaultdict(list) for s in storages}
     errors: dict[str, str] = {}
-    repeat = workload.settings.repeat
+    repeat = workload.repetitions()
     for rep in range(1, repeat + 1):
         found = await workload.baseline()
         if found is not None:
@@ -139,6 +141,10 @@ async def run_suite(
     for key in keys:
         cls = WORKLOADS[key]
         chosen = [s for s in storages if s in cls.storages]
+        if cls.full_only and settings.quick:
+            described[key] = {"title": cls.title, "skipped": "skipped: full run only"}
+            progress(f"{key} {cls.title}: {described[key]['skipped']}")
+            continue
         if not chosen:
             described[key] = {"title": cls.title, "skipped": skip_reason(cls, settings)}
             progress(f"{key} {cls.title}: {described[key]['skipped']}")

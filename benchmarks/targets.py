@@ -8,6 +8,8 @@ import attrs
 
 from .w6_scale import COST_GROWTH_KEY, growth_key
 from .w7_scale_out import SPEEDUP_KEY
+from .w9_million import COST_GROWTH_KEY as W9_COST_GROWTH_KEY
+from .w9_million import PEAK_PER_TASK_KEY
 
 #: Any storage.
 ANY = "*"
@@ -57,6 +59,8 @@ TARGETS: dict[tuple[str, str, str], Target] = {
     ("W7", SPEEDUP_KEY, "postgres"): Target(on="value", op=">=", bound=2, unit="x"),
     ("W8", "tasks_per_s", "memory"): Target(on="ratio", op=">=", bound=0.8),
     ("W8", "tasks_per_s", "sqlite"): Target(on="ratio", op=">=", bound=0.4),
+    ("W9", PEAK_PER_TASK_KEY, ANY): Target(on="value", op="<=", bound=1024, unit="B/task"),
+    ("W9", W9_COST_GROWTH_KEY, ANY): Target(on="value", op="<=", bound=1.25, unit="x"),
 }
 
 #: RSS growth per task, at every W6 size.

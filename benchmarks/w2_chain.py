@@ -21,6 +21,7 @@ from ._common import (
     noop,
     open_scheduler,
     percentile,
+    profiled,
     settle,
 )
 
@@ -96,8 +97,9 @@ class Chain(Workload):
     async def measure(self, storage: Storage) -> dict[str, float]:
         async with open_scheduler(self.dag, storage) as scheduler:
             settle()
-            run = await scheduler.trigger(DAG_ID)
-            done = await scheduler.wait_for_run(run.id)
+            with profiled():
+                run = await scheduler.trigger(DAG_ID)
+                done = await scheduler.wait_for_run(run.id)
             check_success(done.status, f"run {run.id} of {DAG_ID}")
             task_runs = await scheduler.task_runs(run.id)
         return _summary(hand_off_delays(task_runs, self.length))

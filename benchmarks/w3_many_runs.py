@@ -16,7 +16,7 @@ from ppacer_async import DAG, Scheduler, task
 from ppacer_async.abc import Storage
 
 from . import baseline
-from ._common import Metric, Workload, check_success, noop, open_scheduler, settle
+from ._common import Metric, Workload, check_success, noop, open_scheduler, profiled, settle
 
 DAG_ID = "w3_many_runs"
 RUNS = 1_000
@@ -61,12 +61,13 @@ class ManyRuns(Workload):
     async def measure(self, storage: Storage) -> dict[str, float]:
         async with open_scheduler(self.dag, storage) as scheduler:
             settle()
-            start = time.perf_counter()
-            async with anyio.create_task_group() as tg:
-                for _ in range(self.runs):
-                    run = await scheduler.trigger(DAG_ID)
-                    tg.start_soon(_wait, scheduler, run.id)
-            elapsed = time.perf_counter() - start
+            with profiled():
+                start = time.perf_counter()
+                async with anyio.create_task_group() as tg:
+                    for _ in range(self.runs):
+                        run = await scheduler.trigger(DAG_ID)
+                        tg.start_soon(_wait, scheduler, run.id)
+                elapsed = time.perf_counter() - start
         return {"runs_per_s": self.runs / elapsed}
 
     def describe(self) -> dict[str, Any]:

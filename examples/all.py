@@ -13,6 +13,7 @@ import hello
 import pools as pooled
 import rules
 import sensors
+import stock_tasks
 import timeouts
 
 dags = [
@@ -22,6 +23,7 @@ dags = [
     *branching.dags,
     *fanout.dags,
     *timeouts.dags,
+    *stock_tasks.dags,
     *pooled.dags,
     *sensors.dags,
 ]

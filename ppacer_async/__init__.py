@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from ._dag import DAG as DAG
 from ._dag import Flow as Flow
 from ._enums import DagRunStatus as DagRunStatus
@@ -9,8 +12,10 @@ from ._enums import RunTrigger as RunTrigger
 from ._enums import ScheduleEventKind as ScheduleEventKind
 from ._enums import TaskStatus as TaskStatus
 from ._enums import TriggerRule as TriggerRule
+from ._exceptions import CommandError as CommandError
 from ._exceptions import DagDefinitionError as DagDefinitionError
 from ._exceptions import DagNotFound as DagNotFound
+from ._exceptions import HttpStatusError as HttpStatusError
 from ._exceptions import InvalidOperation as InvalidOperation
 from ._exceptions import NonRetryableError as NonRetryableError
 from ._exceptions import PpacerError as PpacerError
@@ -42,9 +47,15 @@ from .notify import NotifierError as NotifierError
 from .notify import WebhookNotifier as WebhookNotifier
 from .testing import FakeClock as FakeClock
 
+try:
+    __version__: str = _version("ppacer-async")
+except _PackageNotFoundError:  # pragma: no cover - running from a source tree not installed
+    __version__ = "0+unknown"
+
 __all__ = [
     "DAG",
     "Alert",
+    "CommandError",
     "DagDefinitionError",
     "DagNotFound",
     "DagRun",
@@ -52,6 +63,7 @@ __all__ = [
     "EmailNotifier",
     "FakeClock",
     "Flow",
+    "HttpStatusError",
     "InvalidOperation",
     "LogNotifier",
     "LogRecord",

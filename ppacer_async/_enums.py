@@ -19,6 +19,14 @@ class DagRunStatus(StrEnum):
         return self in (DagRunStatus.success, DagRunStatus.failed, DagRunStatus.cancelled)
 
 
+def prunable_statuses(*, keep_failed: bool) -> list[DagRunStatus]:
+    """The statuses of runs that pruning may delete: finished ones (not failed ones
+    with ``keep_failed``)."""
+    return [
+        s for s in DagRunStatus if s.finished and not (keep_failed and s is DagRunStatus.failed)
+    ]
+
+
 class TaskStatus(StrEnum):
     """Status of one task attempt (one ``TaskRun`` row)."""
 

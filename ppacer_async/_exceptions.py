@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterable
 
 
 class PpacerError(Exception):
@@ -65,6 +66,32 @@ class UnknownPool(PpacerError, LookupError):
 
 class TaskNotFound(PpacerError, LookupError):
     """A DAG or run has no task with the given id."""
+
+
+class CommandError(PpacerError, RuntimeError):
+    """A command run by a ``ShellTask`` exited with a code it does not accept.
+
+    :ivar exit_code: the exit code; negative when a signal ended the command (``-9``).
+    :ivar last_lines: the last lines the command printed (stdout and stderr interleaved).
+    """
+
+    def __init__(self, message: str, *, exit_code: int, last_lines: Iterable[str]) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.last_lines = list(last_lines)
+
+
+class HttpStatusError(PpacerError, RuntimeError):
+    """An ``HttpTask``'s request was answered with a status of 400 or more.
+
+    :ivar status_code: the response's status code.
+    :ivar body_start: the first characters of the response's body.
+    """
+
+    def __init__(self, message: str, *, status_code: int, body_start: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body_start = body_start
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -189,9 +190,35 @@ class StorageCounts:
     schedule_events: int
 
 
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+@attrs.frozen(kw_only=True)
+class PruneCounts:
+    """What pruning deleted (or, in a dry run, would delete)."""
+
+    dag_runs: int = 0
+    task_runs: int = 0
+    task_logs: int = 0
+    schedule_events: int = 0
+
+    def __add__(self, other: PruneCounts) -> PruneCounts:
+        return PruneCounts(
+            dag_runs=self.dag_runs + other.dag_runs,
+            task_runs=self.task_runs + other.task_runs,
+            task_logs=self.task_logs + other.task_logs,
+            schedule_events=self.schedule_events + other.schedule_events,
+        )
+
+
 @attrs.frozen(kw_only=True)
 class WorkerInfo:
-    """A process serving a shared storage, as it last renewed its leases."""
+    """A process serving a storage, as it last renewed its record.
+
+    :ivar dag_ids: the DAGs it serves.
+    :ivar expires_at: it counts as live until then (a process renews it while it serves).
+    """
 
     id: str
     host: str
@@ -200,6 +227,7 @@ class WorkerInfo:
     started_at: datetime
     renewed_at: datetime
     expires_at: datetime
+    dag_ids: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
 
 
 @attrs.frozen(kw_only=True)
@@ -232,6 +260,8 @@ class DagSummary:
     :ivar last_run: the newest run, whatever created it.
     :ivar tasks: how many tasks the DAG has.
     :ivar version: the number of the latest recorded definition.
+    :ivar served_by: the live processes serving the DAG (none: nothing will start its
+        runs until a scheduler serving it starts).
     """
 
     dag_id: str
@@ -243,6 +273,12 @@ class DagSummary:
     version: int
     description: str = ""
     tags: tuple[str, ...] = ()
+    served_by: tuple[WorkerInfo, ...] = ()
+
+    @property
+    def served(self) -> bool:
+        """Whether a live process serves this DAG (schedules it and runs its tasks)."""
+        return bool(self.served_by)
 
 
 @attrs.frozen(kw_only=True)
@@ -344,8 +380,8 @@ class LogPage:
 class DbInfo:
     """A storage's schema version and row counts, and the processes serving it.
 
-    :ivar workers: the serving processes of a shared storage (PostgreSQL); ``None`` for a
-        storage that does not record them.
+    :ivar workers: the live processes serving the storage; ``None`` for a storage that
+        does not record them.
     """
 
     counts: StorageCounts

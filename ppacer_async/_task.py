@@ -8,7 +8,7 @@ import inspect
 import logging
 import random
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, overload
 
@@ -62,6 +62,7 @@ class TaskContext:
 
     __slots__ = (
         "_log",
+        "_log_drain",
         "_log_sink",
         "attempt",
         "cancelled",
@@ -88,6 +89,7 @@ class TaskContext:
         upstream: Mapping[str, Any],
         notifier: Notifier | None,
         log_sink: Callable[[TaskContext], logging.LoggerAdapter[logging.Logger]] | None = None,
+        log_drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.dag_id = dag_id
         self.run_id = run_id
@@ -102,6 +104,7 @@ class TaskContext:
         self.item: Any = None
         self._log: logging.LoggerAdapter[logging.Logger] | None = None
         self._log_sink = log_sink
+        self._log_drain = log_drain
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -114,6 +117,16 @@ class TaskContext:
             else:
                 self._log = self._log_sink(self)
         return self._log
+
+    async def drain_log(self) -> None:
+        """Wait while many log records wait to be stored, until storage has taken them.
+
+        Returns at once unless storage is behind. An async task that logs in bulk (say,
+        a line per record of a large file) calls it now and then, so that its records
+        cannot pile up in memory faster than they are stored; ``ShellTask`` does.
+        """
+        if self._log_drain is not None:
+            await self._log_drain()
 
     def __repr__(self) -> str:
         return (
@@ -428,6 +441,7 @@ class FunctionTask(Task):
         self.func = func
         options.setdefault("id", getattr(func, "__name__", None))
         super().__init__(**options)
+        _check_takes_context(func, self.id)
         self.is_async = inspect.iscoroutinefunction(func)
         self.__doc__ = func.__doc__
 
@@ -441,6 +455,26 @@ class FunctionTask(Task):
 
     def _code(self) -> Callable[..., Any]:
         return self.func
+
+
+def _check_takes_context(func: Callable[..., Any], task_id: str) -> None:
+    """Refuse, when the task is made, a function that cannot be called with the task's
+    context (it would otherwise fail only when it runs)."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # a builtin without a signature: let it run
+        return
+    try:
+        signature.bind(None)
+    except TypeError:
+        name = getattr(func, "__name__", "<lambda>")
+        name = task_id if name == "<lambda>" else name
+        signature = signature.replace(return_annotation=inspect.Signature.empty)
+        raise DagDefinitionError(
+            f"task {task_id!r}: {name}{signature} must take the task context as its one "
+            f"argument, e.g. def {name}(ctx: TaskContext) -> ...; read params, upstream "
+            "results and the logger from it"
+        ) from None
 
 
 #: Code identities by code object: tasks made in a loop share one code object.

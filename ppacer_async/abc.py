@@ -20,6 +20,7 @@ from ._structures import (
     DagRun,
     LogRecord,
     PoolUsage,
+    PruneCounts,
     ScheduleEvent,
     StorageCounts,
     TaskRun,
@@ -74,6 +75,11 @@ class Storage(ABC):
 
     Times passed in are tz-aware; times returned are tz-aware UTC.
     """
+
+    #: How long a serving process counts as live after it last renewed its record
+    #: (:meth:`register_worker`); on a shared storage, also how long a claimed attempt
+    #: stays its worker's without a renewal.
+    lease: timedelta = timedelta(seconds=30)
 
     async def __aenter__(self) -> Storage:
         await self.open()
@@ -236,6 +242,24 @@ class Storage(ABC):
         """Task logs of a run in the order written, skipping the first ``offset`` matches;
         at most ``limit`` of them (all when ``None``)."""
 
+    # -- serving processes -------------------------------------------------------------
+
+    @abstractmethod
+    async def register_worker(
+        self, worker_id: str, role: str, now: datetime, dag_ids: Collection[str] = ()
+    ) -> None:
+        """Record a serving process and the DAGs it serves, or renew its record for
+        :attr:`lease` more (it counts as live, in ``ppacer-async dags`` and ``db info``,
+        until that passes without a renewal)."""
+
+    @abstractmethod
+    async def unregister_worker(self, worker_id: str) -> None:
+        """Forget a process that stops cleanly."""
+
+    @abstractmethod
+    async def workers(self) -> list[WorkerInfo]:
+        """The live processes serving this storage (registered and not expired), by id."""
+
     @abstractmethod
     async def counts(self) -> StorageCounts:
         """Schema version and row counts."""
@@ -247,6 +271,35 @@ class Storage(ABC):
     async def pools(self) -> list[PoolUsage]:
         """The pools as last recorded by ``save_pools``, by name."""
         return []
+
+    @abstractmethod
+    async def prune(
+        self,
+        before: datetime,
+        *,
+        dag_id: str | None = None,
+        keep_failed: bool = False,
+        limit: int = 100,
+    ) -> PruneCounts:
+        """Delete, in one transaction, up to ``limit`` runs that finished before
+        ``before`` (oldest first) with their attempts, logs and schedule events, and up
+        to ``limit`` schedule events without a run created before ``before``.
+
+        Never deletes an active run, nor a DAG's last schedule point and what follows
+        it (the watcher continues from there). Call again until it deletes no run and
+        no event.
+        """
+
+    @abstractmethod
+    async def prunable(
+        self, before: datetime, *, dag_id: str | None = None, keep_failed: bool = False
+    ) -> PruneCounts:
+        """What pruning with these arguments would delete, in every batch together."""
+
+    async def reclaim_space(self) -> bool:
+        """Give some pages of deleted rows back to the file system where the storage
+        needs to be asked (SQLite's incremental vacuum); return whether more are left."""
+        return False
 
 
 #: What a shared storage tells every serving process about: new ready attempts
@@ -306,18 +359,10 @@ class SharedStorage(Storage):
         the right is still held. ``on_standby`` is called each time the right is found
         taken (or out of reach) and waiting begins."""
 
-    @abstractmethod
-    async def register_worker(self, worker_id: str, role: str, now: datetime) -> None:
-        """Record a serving process, or renew its record for :attr:`lease` more (shown
-        by ``ppacer-async db info`` until it expires)."""
-
-    @abstractmethod
-    async def unregister_worker(self, worker_id: str) -> None:
-        """Forget a process that stops cleanly."""
-
-    @abstractmethod
-    async def workers(self) -> list[WorkerInfo]:
-        """The processes serving this storage (registered and not expired), by id."""
+    def renew_leases_from_thread(self, worker_id: str) -> None:
+        """Renew this process's ``workers`` row and leases like ``renew_leases``, but
+        blocking, over a connection of its own: called from a thread while the event
+        loop is blocked (by a task that does not give control back)."""
 
     @abstractmethod
     async def renew_leases(self, worker_id: str) -> None:

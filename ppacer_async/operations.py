@@ -11,10 +11,11 @@ the clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import anyio
 import attrs
 
 from ._enums import DagRunStatus, RunTrigger, ScheduleEventKind, TaskStatus
@@ -35,14 +36,17 @@ from ._structures import (
     DbInfo,
     LogPage,
     PoolUsage,
+    PruneCounts,
     RunDetail,
+    ScheduleEvent,
     TaskDefinition,
     TaskDetail,
     TaskRun,
+    WorkerInfo,
     instance_id,
 )
 from ._time import to_utc
-from .abc import Schedule, SharedStorage, Storage
+from .abc import Schedule, Storage
 from .schedules import schedule_from_spec, schedule_points
 
 __all__ = [
@@ -51,6 +55,7 @@ __all__ = [
     "DagSummary",
     "DbInfo",
     "LogPage",
+    "PruneCounts",
     "RunDetail",
     "TaskDefinition",
     "TaskDetail",
@@ -65,10 +70,13 @@ __all__ = [
     "logs",
     "next_due",
     "pause",
+    "prune",
     "queue_manual_run",
     "recorded_dag",
     "restart",
+    "schedule_events",
     "schema_version_on_disk",
+    "serving",
     "stored_schedule",
     "trigger",
     "unpause",
@@ -77,6 +85,8 @@ __all__ = [
 
 #: Backfilling more points than this at once is refused (split the range).
 MAX_BACKFILL_RUNS = 10_000
+#: A refused backfill range's points are counted up to this many.
+COUNT_POINTS_UP_TO = 100_000
 
 
 # -- DAGs --------------------------------------------------------------------------------
@@ -125,7 +135,9 @@ def next_due(info: DagInfo, last_point: datetime | None, now: datetime) -> datet
         return None
 
 
-async def _summary(storage: Storage, info: DagInfo, now: datetime) -> DagSummary:
+async def _summary(
+    storage: Storage, info: DagInfo, now: datetime, workers: list[WorkerInfo]
+) -> DagSummary:
     newest = await storage.list_runs(dag_id=info.dag_id, limit=1)
     due = next_due(info, await storage.last_schedule_point(info.dag_id), now)
     definition = info.definition
@@ -139,13 +151,15 @@ async def _summary(storage: Storage, info: DagInfo, now: datetime) -> DagSummary
         version=info.version,
         description=definition.get("description", ""),
         tags=tuple(definition.get("tags", ())),
+        served_by=tuple(w for w in workers if info.dag_id in w.dag_ids),
     )
 
 
 async def list_dags(storage: Storage, now: datetime) -> list[DagSummary]:
     """Every recorded DAG, sorted by id (a DAG is recorded when a scheduler serving it
     starts)."""
-    return [await _summary(storage, info, now) for info in await storage.list_dags()]
+    workers = await storage.workers()
+    return [await _summary(storage, info, now, workers) for info in await storage.list_dags()]
 
 
 async def get_dag(storage: Storage, dag_id: str, now: datetime) -> DagDetail:
@@ -162,7 +176,7 @@ async def get_dag(storage: Storage, dag_id: str, now: datetime) -> DagDetail:
     )
     start = definition.get("start")
     return DagDetail(
-        summary=await _summary(storage, info, now),
+        summary=await _summary(storage, info, now, await storage.workers()),
         tasks=tasks,
         start=None if start is None else to_utc(datetime.fromisoformat(start)),
         catchup=bool(definition.get("catchup", False)),
@@ -301,13 +315,11 @@ async def backfill(
         raise InvalidOperation(f"backfill end {end} is before its start {start}")
     schedule = schedule or stored_schedule(info)
     points = []
-    for point in schedule_points(schedule, start - timedelta(microseconds=1), end):
+    found = schedule_points(schedule, start - timedelta(microseconds=1), end)
+    for point in found:
         points.append(point)
         if len(points) > MAX_BACKFILL_RUNS:
-            raise InvalidOperation(
-                f"the range has more than {MAX_BACKFILL_RUNS} schedule points; "
-                "backfill it in smaller ranges"
-            )
+            raise InvalidOperation(_too_many_points(points, found))
     created = []
     for point in points:
         run = await storage.create_run(
@@ -325,6 +337,42 @@ async def backfill(
 
 
 # -- reading runs ----------------------------------------------------------------------------
+
+
+def _too_many_points(points: list[datetime], rest: Iterator[datetime]) -> str:
+    """Why a backfill range is refused: how many points it has (counted up to
+    ``COUNT_POINTS_UP_TO``) and where a range the size allowed would end."""
+    total = len(points)
+    for _ in rest:
+        total += 1
+        if total >= COUNT_POINTS_UP_TO:
+            break
+    counted = f"at least {total:,}" if total >= COUNT_POINTS_UP_TO else f"{total:,}"
+    return (
+        f"the range has {counted} schedule points, more than the {MAX_BACKFILL_RUNS:,} a "
+        f"backfill queues at once; backfill it in smaller ranges, the first ending at "
+        f"{points[MAX_BACKFILL_RUNS - 1].isoformat()}"
+    )
+
+
+async def schedule_events(
+    storage: Storage, dag_id: str | None = None, limit: int = 50
+) -> list[ScheduleEvent]:
+    """The schedule's decisions (a run on time, a missed point caught up or skipped, a
+    manual run, a backfill), newest point first: of one DAG, or of every DAG.
+
+    :raises DagNotFound: no such DAG. :raises ValueError: ``limit`` is below 1.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    if dag_id is not None:
+        await recorded_dag(storage, dag_id)
+        return await storage.schedule_events(dag_id, limit)
+    found: list[ScheduleEvent] = []
+    for info in await storage.list_dags():
+        found.extend(await storage.schedule_events(info.dag_id, limit))
+    found.sort(key=lambda event: (event.logical_time, event.created_at), reverse=True)
+    return found[:limit]
 
 
 async def get_run(storage: Storage, run_id: int) -> DagRun:
@@ -470,10 +518,16 @@ async def logs(
 
 
 async def db_info(storage: Storage) -> DbInfo:
-    """Schema version, row counts, and the processes serving a shared storage."""
+    """Schema version, row counts, and the live processes serving the storage."""
     counts = await storage.counts()
-    workers = await storage.workers() if isinstance(storage, SharedStorage) else None
-    return DbInfo(counts=counts, workers=workers)
+    return DbInfo(counts=counts, workers=await storage.workers())
+
+
+async def serving(storage: Storage, dag_id: str) -> list[WorkerInfo]:
+    """The live processes serving a DAG: registered with it and renewed within the
+    storage's lease. Empty: a run queued now waits until a scheduler serving the DAG
+    starts."""
+    return [worker for worker in await storage.workers() if dag_id in worker.dag_ids]
 
 
 async def pools(storage: Storage) -> list[PoolUsage]:
@@ -487,3 +541,56 @@ async def schema_version_on_disk(storage: Storage) -> int | None:
     migrates it): ``None`` when there is no database yet, ``-1`` when it cannot be told
     without opening it. Call it on a storage that is not open."""
     return await storage.schema_version_on_disk()
+
+
+#: Runs deleted per transaction when pruning: small, so a scheduler committing to the
+#: same database waits for one batch at most.
+PRUNE_BATCH = 100
+
+
+async def prune(
+    storage: Storage,
+    *,
+    older_than: timedelta,
+    now: datetime,
+    dag_id: str | None = None,
+    keep_failed: bool = False,
+    dry_run: bool = False,
+    batch: int = PRUNE_BATCH,
+    pause: float = 0.0,
+) -> PruneCounts:
+    """Delete runs that finished more than ``older_than`` before ``now``, with their
+    attempts, logs and schedule events, in batches of ``batch`` runs; then give the
+    space back (SQLite's incremental vacuum).
+
+    Active runs and what the schedule continues from (each DAG's last schedule point)
+    are kept. ``pause`` seconds pass between two batches.
+
+    :param dry_run: delete nothing; count what would be deleted.
+    :raises ValueError: ``older_than`` is not positive.
+    :raises DagNotFound: ``dag_id`` is not in the storage.
+    """
+    if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
+        raise ValueError(
+            f"older_than must be a positive timedelta (e.g. timedelta(days=30)), got {older_than!r}"
+        )
+    if dag_id is not None and await storage.get_dag(dag_id) is None:
+        raise DagNotFound(f"no DAG {dag_id!r} in the storage; see `ppacer-async dags`")
+    before = to_utc(now) - older_than
+    if dry_run:
+        return await storage.prunable(before, dag_id=dag_id, keep_failed=keep_failed)
+    total = PruneCounts()
+    while True:
+        done = await storage.prune(before, dag_id=dag_id, keep_failed=keep_failed, limit=batch)
+        total += done
+        if done.dag_runs:
+            await storage.reclaim_space()
+        if done.dag_runs < batch and done.schedule_events < batch:
+            break
+        await anyio.sleep(pause)
+    more = True
+    while more:
+        more = await storage.reclaim_space()
+        if more:
+            await anyio.sleep(pause)
+    return total

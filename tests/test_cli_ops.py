@@ -213,7 +213,14 @@ def test_dags_lists_schedule_paused_next_due_and_last_run(ops: Ops) -> None:
     table = ops.ok("dags").stdout
     lines = table.splitlines()
 
-    assert re.split(r"\s{2,}", lines[0]) == ["DAG", "SCHEDULE", "PAUSED", "NEXT DUE", "LAST RUN"]
+    assert re.split(r"\s{2,}", lines[0]) == [
+        "DAG",
+        "SCHEDULE",
+        "PAUSED",
+        "SERVED",
+        "NEXT DUE",
+        "LAST RUN",
+    ]
     assert [line.split()[0] for line in lines[1:]] == ["chain", "flaky", "gated", "hourly"]
     hourly = lines[-1]
     assert "every 1:00:00" in hourly
@@ -412,7 +419,8 @@ def test_failed_run_exits_1_and_restart_reruns_what_failed(ops: Ops) -> None:
     ]
 
     first = ops.ok("logs", str(run_id), "flaky", "--attempt", "1").stdout
-    assert _messages(first) == ["flaky#1 flaky on attempt 1"]
+    assert _messages(first)[:2] == ["flaky#1 flaky on attempt 1", "flaky#1 attempt 1 failed:"]
+    assert first.splitlines()[-1] == "    RuntimeError: fails the first time only"
     second = ops.ok("logs", str(run_id), "--attempt", "2").stdout
     assert _messages(second) == [
         "flaky#2 flaky on attempt 2",
@@ -469,7 +477,7 @@ def test_pause_then_unpause_from_now_creates_no_flood_of_missed_runs(ops: Ops) -
     listed = {dag["dag_id"]: dag for dag in ops.json("dags")}
     assert listed["hourly"]["paused"] is True
     assert listed["hourly"]["next_due"] is None
-    assert re.search(r"^hourly\s+every 1:00:00\s+yes\s+-\s", ops.ok("dags").stdout, re.M)
+    assert re.search(r"^hourly\s+every 1:00:00\s+yes\s+yes\s+-\s", ops.ok("dags").stdout, re.M)
 
     # Manual runs still run while paused; once one has, the scheduler has seen the pause.
     ops.ok("trigger", "hourly", "--wait")

@@ -94,7 +94,7 @@ def test_cancel_from_the_command_line_reaches_the_serving_process(tmp_path: Path
         [*COMMAND, "serve", "stuck.py", "--storage", url], cwd=tmp_path, env=command_env()
     )
     try:
-        served.wait_for(r"serving 1 DAGs")
+        served.wait_for(r"serving 1 DAG")
         triggered = cli(url, "trigger", "stuck", "--json")
         run_id = json.loads(triggered.stdout)["id"]
         served.wait_for(r"task forever attempt 1 started")

@@ -124,7 +124,7 @@ def test_serve_runs_scheduled_dag_and_stops_cleanly_on_signal(
     db = tmp_path / "x.db"
     served = serve("serve", str(tiny_dag), "--storage", f"sqlite:///{db}")
 
-    served.wait_for_next(r"serving 1 DAGs: tiny")
+    served.wait_for_next(r"serving 1 DAG: tiny")
     run_id = served.wait_for_next(r"run (\d+) of tiny started \(schedule").group(1)
     served.wait_for_next(rf"run {run_id} task ping: ping on attempt 1$")
     served.wait_for_next(rf"run {run_id} task pong attempt 1 success in [\d.]+ ms")
@@ -155,8 +155,8 @@ def test_serve_log_lines_show_local_time_level_and_message(
     serve: Serve, tiny_dag: Path, tmp_path: Path
 ) -> None:
     served = serve("serve", str(tiny_dag), "--storage", "memory://")
-    line = served.wait_for_next(r"serving 1 DAGs").string
-    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d INFO    serving 1 DAGs: tiny", line)
+    line = served.wait_for_next(r"serving 1 DAG").string
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d INFO    serving 1 DAG: tiny", line)
     assert served.stop() == 0
 
 
@@ -178,7 +178,7 @@ def test_second_scheduler_on_one_sqlite_file_exits_2_with_one_line(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     first = serve("serve", str(tiny_dag), "--storage", url)
-    first.wait_for_next(r"serving 1 DAGs")
+    first.wait_for_next(r"serving 1 DAG")
 
     second = run_cli("serve", str(tiny_dag), "--storage", url, cwd=tmp_path)
 
@@ -238,7 +238,7 @@ def test_second_scheduler_on_one_sqlite_file_exits_2_with_one_line(
         pytest.param(
             {"needs.py": "import not_installed_anywhere\n"},
             "needs",
-            "importing module 'needs' failed: ModuleNotFoundError: "
+            "importing module 'needs' failed at needs.py:1: ModuleNotFoundError: "
             "No module named 'not_installed_anywhere'",
             id="module-import-raises",
         ),
@@ -295,8 +295,8 @@ def test_examples_serve_and_stop_cleanly(serve: Serve, tmp_path: Path) -> None:
     served = serve("serve", str(EXAMPLES / "all.py"), "--storage", f"sqlite:///{tmp_path}/x.db")
 
     served.wait_for_next(
-        r"serving 9 DAGs: hello, etl, rules, branching, fanout, timeouts, warehouse, extract, "
-        r"report"
+        r"serving 11 DAGs: hello, etl, rules, branching, fanout, timeouts, shell, http_check, "
+        r"warehouse, extract, report"
     )
 
     assert served.stop() == 0

@@ -118,7 +118,7 @@ def test_web_command_serves_a_storage_that_another_process_schedules(
     serve: Serve, tiny_dag: Path, tmp_path: Path
 ) -> None:
     scheduler = serve("serve", str(tiny_dag), "--storage", "sqlite:///shared.db")
-    scheduler.wait_for("serving 1 DAGs")
+    scheduler.wait_for("serving 1 DAG")
     web = serve("web", "--storage", "sqlite:///shared.db", "--bind", "127.0.0.1:0")
     with httpx.Client(base_url=base_url(web), timeout=10) as http:
         health = http.get("/api/v1/health").json()
@@ -141,7 +141,7 @@ def test_web_command_with_token_from_environment(
     serve: Serve, tiny_dag: Path, tmp_path: Path
 ) -> None:
     scheduler = serve("serve", str(tiny_dag), "--storage", "sqlite:///env.db")
-    scheduler.wait_for("serving 1 DAGs")
+    scheduler.wait_for("serving 1 DAG")
     web = serve(
         "web",
         "--storage",

@@ -25,7 +25,7 @@ from ppacer_async import (
     operations,
     task,
 )
-from ppacer_async.abc import SharedStorage, Storage
+from ppacer_async.abc import Storage
 from ppacer_async.schedules import Interval
 from ppacer_async.storage import MemoryStorage
 from ppacer_async.storage.sqlite import SQLiteStorage
@@ -339,20 +339,33 @@ async def test_runs_are_listed_newest_first_with_filters_and_a_cursor(storage: S
 async def test_logs_filter_by_task_and_attempt_and_page_with_a_cursor(storage: Storage) -> None:
     run_id = await failed_etl_run(storage)
     everything = await operations.logs(storage, run_id)
-    assert [(r.task_id, r.attempt, r.level, r.message) for r in everything.records] == [
+    # each failed attempt ends with its traceback
+    assert [
+        (r.task_id, r.attempt, r.level, r.message.splitlines()[0]) for r in everything.records
+    ] == [
         ("extract", 1, "INFO", "extracting"),
         ("extract", 1, "WARNING", "slow source"),
         ("load", 1, "INFO", "loading, attempt 1"),
+        ("load", 1, "ERROR", "attempt 1 failed:"),
         ("load", 2, "INFO", "loading, attempt 2"),
+        ("load", 2, "ERROR", "attempt 2 failed:"),
     ]
+    assert everything.records[-1].message.endswith("RuntimeError: the warehouse is down")
     assert everything.run.status is DagRunStatus.failed
     second = await operations.logs(storage, run_id, task_id="load", attempt=2)
-    assert [r.message for r in second.records] == ["loading, attempt 2"]
+    assert [r.message.splitlines()[0] for r in second.records] == [
+        "loading, attempt 2",
+        "attempt 2 failed:",
+    ]
     page = await operations.logs(storage, run_id, limit=3)
     assert (len(page.records), page.next_after) == (3, 3)
     after = await operations.logs(storage, run_id, after=page.next_after)
-    assert [r.message for r in after.records] == ["loading, attempt 2"]
-    assert after.next_after == 4
+    assert [r.message.splitlines()[0] for r in after.records] == [
+        "attempt 1 failed:",
+        "loading, attempt 2",
+        "attempt 2 failed:",
+    ]
+    assert after.next_after == 6
     with pytest.raises(TaskNotFound, match=r"has no task .nope. \(tasks: "):
         await operations.logs(storage, run_id, task_id="nope")
 
@@ -361,9 +374,9 @@ async def test_db_info_counts_rows(storage: Storage) -> None:
     await failed_etl_run(storage)
     info = await operations.db_info(storage)
     assert (info.counts.dags, info.counts.dag_runs, info.counts.task_runs) == (1, 1, 4)
-    assert info.counts.task_logs == 4
+    assert info.counts.task_logs == 6  # 4 by ctx.log, 2 tracebacks of failed attempts
     assert info.counts.schema_version >= 1
-    assert (info.workers is None) == (not isinstance(storage, SharedStorage))
+    assert info.workers == []  # nothing serves it
 
 
 async def test_schema_version_on_disk_is_read_without_creating_a_database(

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 
 SCRIPT = Path(shared_work.__file__).resolve()
 COMMAND = [sys.executable, "-m", "ppacer_async"]
-SERVING = r"serving 1 DAGs as (\S+) \(role (\w+)\)"
+SERVING = r"serving 1 DAG as (\S+) \(role (\w+)\)"
 LEADS = r"(\S+) now schedules"
 #: Between two looks at the database while waiting for something to happen there.
 POLL = 0.05

@@ -327,8 +327,13 @@ async def test_logs_filter_by_task_and_attempt_and_page_by_cursor(
         other_attempt = (await http.get(url, params={"attempt": 2})).json()
         unknown_task = await http.get(url, params={"task_id": "nope"})
         bad_attempt = await http.get(url, params={"attempt": 0})
-    assert [r["message"] for r in everything["records"]] == ["about to break"]
-    assert everything["records"][0]["level"] == "WARNING"
+    # the ctx.log record, then the failed attempt's traceback
+    assert [r["message"].splitlines()[0] for r in everything["records"]] == [
+        "about to break",
+        "attempt 1 failed:",
+    ]
+    assert [r["level"] for r in everything["records"]] == ["WARNING", "ERROR"]
+    assert everything["records"][1]["message"].endswith("RuntimeError: broken on purpose")
     assert by_task["records"] == everything["records"]
     assert rest["records"] == []
     assert rest["next_after"] == everything["next_after"]

@@ -270,7 +270,9 @@ async def test_a_failed_task_shows_its_traceback_and_logs(served, page):
     await _expect(error).to_contain_text('raise RuntimeError("row 7 is malformed")')
     logs = flaky_task.locator(".logs")
     await _expect(logs).to_contain_text("checking row 7 of file.csv", timeout=WAIT_MS)
-    await _expect(logs.locator(".lvl")).to_have_text(["WARNING"])
+    await _expect(logs.locator(".lvl")).to_have_text(
+        ["WARNING", "ERROR"]
+    )  # ctx.log, then the traceback
     await _expect(_task_status(page, "report")).to_have_text("upstream failed")
     await shot(page, "run-failed")
     # Only the failed tasks, at a URL of their own.

@@ -10,7 +10,7 @@ of processes that stopped renewing theirs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 
 import anyio
@@ -21,11 +21,13 @@ from .._backoff import Backoff
 from .._enums import DagRunStatus
 from .._exceptions import PpacerError, RunNotFound, StorageError
 from .._structures import DagRun, Statistics, TaskRun
+from .._text import plural
 from ..abc import Clock, Leadership, SharedStorage
 from .consumer import Consumer, Item
 from .engine import SHUTDOWN_BOUND, Coordinator, Settings, statistics
 from .queue import ReadyQueue
 from .upstream import RunView
+from .watchdog import LoopWatchdog
 from .worker import Claimer, Reporter
 
 logger = logging.getLogger("ppacer_async.scheduler")
@@ -47,8 +49,24 @@ class ClusterEngine:
     claimer: Claimer | None = attrs.field(init=False, default=None)
     #: Set once this process's workers reported their last outcomes (or it has none).
     _executed: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+    _watchdog: LoopWatchdog | None = attrs.field(init=False, default=None)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        s, storage = self.settings, self.storage
+        if s.loop_block_warning is None:
+            await self._run(task_status=task_status)
+            return
+        worker_id = s.worker_id
+        self._watchdog = LoopWatchdog(
+            threshold=s.loop_block_warning,
+            consumer=None,  # set once the workers start
+            renew=lambda: storage.renew_leases_from_thread(worker_id),
+            renew_every=storage.lease.total_seconds() / 3,
+        )
+        with self._watchdog:
+            await self._run(task_status=task_status)
+
+    async def _run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         s, storage = self.settings, self.storage
         executes = s.role in ("all", "worker")
         if not executes:
@@ -56,16 +74,16 @@ class ClusterEngine:
         try:
             async with anyio.create_task_group() as tg:
                 await tg.start(storage.listen)
-                await storage.register_worker(s.worker_id, s.role, s.clock.now())
-                tg.start_soon(keep_leases, storage, s.worker_id, s.role, s.clock)
+                await storage.register_worker(s.worker_id, s.role, s.clock.now(), s.dags)
+                tg.start_soon(keep_leases, storage, s.worker_id, s.role, s.clock, s.dags)
                 tg.start_soon(reap, storage, self._reaped)
                 if executes:
                     await tg.start(self._execute)
                 if s.role in ("all", "scheduler"):
                     await tg.start(self._lead)
                 logger.info(
-                    "serving %d DAGs as %s (role %s): %s",
-                    len(s.dags),
+                    "serving %s as %s (role %s): %s",
+                    plural(len(s.dags), "DAG"),
                     s.worker_id,
                     s.role,
                     ", ".join(s.dags) or "-",
@@ -95,6 +113,8 @@ class ClusterEngine:
             notifier=s.notifier,
             storage=s.storage,
         )
+        if self._watchdog is not None:
+            self._watchdog.consumer = consumer
         claimer = self.claimer = Claimer(
             storage=storage,
             worker_id=s.worker_id,
@@ -271,7 +291,9 @@ class ClusterEngine:
         return statistics(self.coordinator, self.consumer, claimable)
 
 
-async def keep_leases(storage: SharedStorage, worker_id: str, role: str, clock: Clock) -> None:
+async def keep_leases(
+    storage: SharedStorage, worker_id: str, role: str, clock: Clock, dag_ids: Collection[str]
+) -> None:
     """Renew, every half lease, this process's ``workers`` row (registered when it
     started) and the leases of the attempts it runs."""
     half = storage.lease.total_seconds() / 2
@@ -280,7 +302,7 @@ async def keep_leases(storage: SharedStorage, worker_id: str, role: str, clock: 
         await anyio.sleep(half)
         while True:
             try:
-                await storage.register_worker(worker_id, role, clock.now())
+                await storage.register_worker(worker_id, role, clock.now(), dag_ids)
                 await storage.renew_leases(worker_id)
                 break
             except StorageError as exc:

@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import json
 import logging
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,11 +24,15 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
+import attrs
 
+from .. import _storable
 from .._enums import TaskStatus
 from .._exceptions import SkipTask, TaskTimeoutError, describe_exception
 from .._structures import LogRecord, TaskRun
 from .._task import Task, TaskContext
+from . import capture
+from .logbuffer import LogBuffer
 from .queue import ReadyQueue
 from .upstream import RunView
 
@@ -43,18 +45,21 @@ Item = tuple[RunView, int, TaskRun]
 CURRENT_STORAGE: contextvars.ContextVar[Storage | None] = contextvars.ContextVar(
     "ppacer_async_storage", default=None
 )
+logger = logging.getLogger("ppacer_async.scheduler")
 
 # Bound once: reading an enum member costs about 0.1 µs on Python 3.11, every attempt.
 _SUCCESS = TaskStatus.success
 _RUNNING = TaskStatus.running
 _CANCELLED = TaskStatus.cancelled
 _RESCHEDULE = TaskStatus.up_for_reschedule
+#: Outcomes whose error is a failure of the task itself, stored in its log.
+_FAILED = frozenset({TaskStatus.failed, TaskStatus.up_for_retry})
 
 
 class Sink(Protocol):
     """Where the consumer sends what attempts do (the state machine, or a reporter)."""
 
-    logs: deque[LogRecord]
+    logs: LogBuffer
 
     def wake(self) -> None: ...
     def post_started(self, state: Any, i: int, tr: TaskRun) -> None: ...
@@ -65,7 +70,9 @@ class Sink(Protocol):
 #: How many attempts a worker may run back to back without yielding to the loop.
 _YIELD_EVERY = 32
 
-_JSON_SCALARS = (type(None), bool, int, str)
+#: Seconds an async task gets to stop once cancelled (its timeout, a stop, or its run
+#: cancelled) before it is given up on and its worker takes other work.
+CANCEL_GRACE = 2.0
 
 
 class _Resume:
@@ -75,20 +82,43 @@ class _Resume:
     tasks finish there, with no cancel scope or timer. A task that suspends is driven
     from where it stopped by this awaitable, under a timeout: values and exceptions
     (cancellation included) are forwarded unchanged.
+
+    A task that swallows cancellation is given up on (``_Abandoned`` is raised here
+    instead of the cancellation reaching it again): when ``hard`` (a timeout armed
+    ``CANCEL_GRACE`` after the task's own) expires, or when the scheduler stops and a
+    cancellation arrives ``CANCEL_GRACE`` or more after the first one forwarded.
     """
 
-    __slots__ = ("_coro", "_yielded")
+    __slots__ = ("_coro", "_hard", "_stopping", "_yielded")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        yielded: Any,
+        hard: asyncio.Timeout,
+        stopping: Callable[[], bool],
+    ) -> None:
         self._coro = coro
         self._yielded = yielded
+        self._hard = hard
+        self._stopping = stopping
 
     def __await__(self) -> Generator[Any, Any, Any]:
         coro, yielded = self._coro, self._yielded
+        stop_at: float | None = None  # when a cancellation by a stop was first forwarded
         while True:
             try:
                 sent = yield yielded
             except BaseException as exc:  # forwarded: the coroutine decides what to do
+                if isinstance(exc, asyncio.CancelledError):
+                    if self._hard.expired():
+                        raise _Abandoned(coro) from None
+                    if self._stopping():
+                        now = anyio.current_time()
+                        if stop_at is None:
+                            stop_at = now
+                        elif now - stop_at >= CANCEL_GRACE:
+                            raise _Abandoned(coro) from None
                 try:
                     yielded = coro.throw(exc)
                 except StopIteration as stop:
@@ -98,6 +128,14 @@ class _Resume:
                     yielded = coro.send(sent)
                 except StopIteration as stop:
                     return stop.value
+
+
+class _Abandoned(Exception):
+    """A task went on after being cancelled: its coroutine is no longer driven."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        super().__init__()
+        self.coro = coro
 
 
 class TaskLog(logging.LoggerAdapter[logging.Logger]):
@@ -138,19 +176,6 @@ class TaskLog(logging.LoggerAdapter[logging.Logger]):
         super().log(level, msg, *args, **kwargs)
 
 
-def encode_result(value: Any) -> Any:
-    """Check that a result can be stored as JSON; return it as storage will give it back."""
-    if type(value) in _JSON_SCALARS:
-        return value
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"the task returned a value that cannot be stored as JSON ({exc}); "
-            "return JSON-compatible data: dict, list, str, int, float, bool or None"
-        ) from exc
-
-
 class Consumer:
     """Runs ready task attempts from the queue with ``workers`` coroutines."""
 
@@ -179,8 +204,15 @@ class Consumer:
         #: Called when an attempt ends (a worker is about to be free).
         self.on_attempt_end: Callable[[], None] | None = None
         self._loop_thread = threading.get_ident()
+        #: What ``ctx.drain_log()`` awaits: the sink's buffer of log records.
+        self._log_drain = sink.logs.wait_below
+        self._teller: capture.Teller = (self.add_log, clock)
         #: how to stop each attempt executing past its first step, by run id
         self._live: dict[int, dict[str, Callable[[], None]]] = {}
+        #: Set once the workers are being cancelled (the scheduler stops).
+        self.stopping = False
+        #: Coroutines of tasks given up on that refused to close; kept, never driven.
+        self.abandoned: list[Coroutine[Any, Any, Any]] = []
 
     def cancel_run(self, run_id: int) -> None:
         """Stop the attempts of a cancelled run: async ones are cancelled, thread
@@ -209,10 +241,21 @@ class Consumer:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         self._loop_thread = threading.get_ident()
-        async with anyio.create_task_group() as tg:
-            for _ in range(self.workers):
-                tg.start_soon(self._work)
-            task_status.started()
+        with capture.capturing():
+            async with anyio.create_task_group() as tg:
+                for _ in range(self.workers):
+                    tg.start_soon(self._work)
+                tg.start_soon(self._note_stop)
+                task_status.started()
+
+    async def _note_stop(self) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self.stopping = True
+
+    def _is_stopping(self) -> bool:
+        return self.stopping
 
     async def _work(self) -> None:
         # Set once per worker, not per attempt: what tasks that read the storage (the
@@ -231,10 +274,15 @@ class Consumer:
                     streak = 0
                     await anyio.lowlevel.checkpoint()
             await self._attempt(item)
+            if self.stopping:  # an attempt given up on at a stop returned here
+                await anyio.lowlevel.checkpoint()
 
     def add_log(self, record: LogRecord) -> None:
         """Queue a task log record for the next commit (safe from worker threads)."""
         sink = self.sink
+        message = _storable.text(record.message)
+        if message is not record.message:
+            record = attrs.evolve(record, message=message)
         sink.logs.append(record)
         if threading.get_ident() == self._loop_thread:
             sink.wake()
@@ -255,6 +303,7 @@ class Consumer:
             upstream=state.upstream_results(i),
             notifier=task.notifier or self.notifier,
             log_sink=self._make_log,
+            log_drain=self._log_drain,
         )
         if state.mapped:
             graph = state.graph
@@ -266,6 +315,19 @@ class Consumer:
                 if isinstance(items, list) and k < len(items):
                     ctx.item = items[k]
         return ctx
+
+    def _storable_result(
+        self, task: Task, ctx: TaskContext, value: Any
+    ) -> tuple[Any, str | None, TaskStatus]:
+        """The result as it will be stored, or why it cannot be (the attempt fails);
+        replaced characters are noted in a log record of the attempt."""
+        try:
+            value, replaced = _storable.result(value)
+        except _storable.Unstorable as exc:
+            return None, *_failure(task, exc)
+        if replaced:
+            ctx.log.warning("the result was stored with %s", _storable.note(replaced))
+        return value, None, _SUCCESS
 
     def _make_log(self, ctx: TaskContext) -> logging.LoggerAdapter[logging.Logger]:
         return TaskLog(ctx, self)
@@ -280,6 +342,8 @@ class Consumer:
         begun = time.monotonic()
         self.running += 1
         status = _SUCCESS
+        attempt = (tr, self._teller)
+        token = capture.current.set(attempt)
         try:
             if task.is_async:
                 value, error, status = await self._run_async(task, ctx, item, started, begun)
@@ -289,6 +353,8 @@ class Consumer:
             # The scheduler is stopping: the attempt is recorded interrupted and runs
             # again on the next start.
             ctx.cancelled = True
+            capture.current.reset(token)
+            capture.finish(attempt)
             self.sink.post_interrupted(state, i, _running(tr, started))
             raise
         finally:
@@ -296,12 +362,17 @@ class Consumer:
             if self.on_attempt_end is not None:
                 self.on_attempt_end()
         if error is None:
-            if not value and task.sensor is not None and status is _SUCCESS:
-                status = _RESCHEDULE  # its condition does not hold yet: poke again later
-            try:
-                value = encode_result(value)
-            except TypeError as exc:
-                error, status = _failure(task, exc)
+            # A sensor whose condition does not hold yet is poked again later.
+            reschedule = not value and task.sensor is not None and status is _SUCCESS
+            value, error, status = self._storable_result(task, ctx, value)
+            if reschedule and error is None:
+                status = _RESCHEDULE
+        else:
+            error = _storable.text(error)
+        capture.current.reset(token)
+        capture.finish(attempt)
+        if error is not None and status in _FAILED:
+            capture.record(attempt, "ERROR", f"attempt {tr.attempt} failed:\n{error}")
         self.sink.post_outcome(
             state,
             i,
@@ -327,6 +398,8 @@ class Consumer:
             try:
                 yielded = coro.send(None)
             except StopIteration as stop:
+                if time.monotonic() - begun > task.timeout_seconds:
+                    return None, *_failure(task, _blocked(task, time.monotonic() - begun))
                 return stop.value, None, _SUCCESS
             state, i, tr = item
             self.sink.post_started(state, i, _running(tr, started))
@@ -334,27 +407,57 @@ class Consumer:
             # may have entered cancel scopes of its own (anyio.fail_after, a lock, a task
             # group), which must stay the innermost of this worker's scopes until the
             # task exits them; asyncio's timeout keeps no stack of scopes.
-            timeout = asyncio.timeout_at(_deadline(task, begun))
+            deadline = _deadline(task, begun)
+            timeout = asyncio.timeout_at(deadline)
+            # Cancels once more after the grace period: a task that swallowed the first
+            # cancellation is given up on then.
+            hard = asyncio.timeout_at(deadline + CANCEL_GRACE)
 
             def halt() -> None:  # the run was cancelled
                 ctx.cancelled = True
-                timeout.reschedule(asyncio.get_running_loop().time())
+                now = asyncio.get_running_loop().time()
+                timeout.reschedule(now)
+                hard.reschedule(now + CANCEL_GRACE)
 
             self._register(tr, halt)
             try:
-                async with timeout:
-                    value = await _Resume(coro, yielded)
+                async with hard, timeout:
+                    value = await _Resume(coro, yielded, hard, self._is_stopping)
             except TimeoutError:
                 if ctx.cancelled:
                     return None, "cancelled with its run", _CANCELLED
                 if timeout.expired():
                     return None, *_failure(task, TaskTimeoutError(_timeout_message(task)))
                 raise  # the task's own
+            except _Abandoned as gone:
+                self._abandon(gone.coro)
+                if ctx.cancelled:
+                    return None, _abandoned_message(task, "was cancelled with its run"), _CANCELLED
+                why = _timed_out(task) if timeout.expired() else "was stopped"
+                return None, *_failure(task, TaskTimeoutError(_abandoned_message(task, why)))
             finally:
                 self._unregister(tr)
+            if timeout.expired():  # it swallowed the cancellation, then returned
+                if ctx.cancelled:
+                    return None, "cancelled with its run", _CANCELLED
+                message = _abandoned_message(task, _timed_out(task), returned=True)
+                return None, *_failure(task, TaskTimeoutError(message))
+            if anyio.current_time() > deadline:  # the loop was blocked past it
+                return None, *_failure(task, _blocked(task, time.monotonic() - begun))
             return value, None, _SUCCESS
         except Exception as exc:
             return None, *_failure(task, exc)
+        except SystemExit as exc:  # sys.exit() in a task ends the attempt, not the process
+            return None, describe_exception(exc), TaskStatus.failed
+
+    def _abandon(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Close a coroutine given up on; keep one that refuses (catching
+        ``GeneratorExit``), so that it is not closed again when collected."""
+        try:
+            coro.close()
+        except Exception:
+            self.abandoned.append(coro)
+            logger.warning("an abandoned task coroutine refused to close", exc_info=True)
 
     async def _run_thread(
         self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
@@ -426,6 +529,8 @@ def _call(task: Task, ctx: TaskContext) -> Any:
         return task.execute(ctx)
     except Exception as exc:
         return _Raised(*_failure(task, exc))
+    except SystemExit as exc:  # sys.exit() in a task ends the attempt, not the process
+        return _Raised(describe_exception(exc), TaskStatus.failed)
 
 
 def _failure(task: Task, exc: Exception) -> tuple[str, TaskStatus]:
@@ -437,7 +542,36 @@ def _failure(task: Task, exc: Exception) -> tuple[str, TaskStatus]:
     status = TaskStatus.up_for_retry if task.retryable(exc) else TaskStatus.failed
     if isinstance(exc, TaskTimeoutError):
         return str(exc), status
-    return describe_exception(exc), status
+    return capture.user_traceback(exc), status
+
+
+def _timed_out(task: Task) -> str:
+    return f"timed out after {task.timeout.total_seconds():g}s"
+
+
+def _blocked(task: Task, took: float) -> TaskTimeoutError:
+    return TaskTimeoutError(
+        f"TaskTimeoutError: task {task.id!r} {_timed_out(task)} (it took {took:.1f}s): the "
+        "event loop was blocked past its deadline, so it could not be cancelled. A "
+        "blocking call in an async def (time.sleep, file or network I/O without await) "
+        "blocks every task: make it a plain def, which runs in a thread, or call the "
+        "blocking code with anyio.to_thread.run_sync"
+    )
+
+
+def _abandoned_message(task: Task, why: str, *, returned: bool = False) -> str:
+    if returned:
+        what = "went on and returned later; its result is not used"
+    else:
+        what = (
+            f"did not stop within {CANCEL_GRACE:g}s: it is abandoned (no longer run) and "
+            "its worker takes other work"
+        )
+    return (
+        f"TaskTimeoutError: task {task.id!r} {why} and did not stop when cancelled: it "
+        f"caught the cancellation (CancelledError) and {what}. Let CancelledError "
+        "propagate (re-raise it after cleaning up)"
+    )
 
 
 def _timeout_message(task: Task) -> str:

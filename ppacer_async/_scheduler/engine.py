@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import anyio
@@ -19,12 +19,13 @@ import attrs
 
 from .._dag import DAG
 from .._enums import DagRunStatus
-from .._exceptions import PpacerError, RunNotFound
+from .._exceptions import PpacerError, RunNotFound, StorageError
 from .._structures import Changes, DagRun, PoolUsage, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
 from .alerts import Alerter, alert_for
 from .machine import StateMachine
 from .pools import Pools
+from .retention import Retention
 from .watcher import Watcher
 
 if TYPE_CHECKING:
@@ -62,6 +63,11 @@ class Settings:
     worker_id: str
     #: the named pools and their slots
     pools: dict[str, int] = attrs.field(factory=dict)
+    retention: timedelta | None = None
+    #: Seconds without a turn of the event loop before it is reported (None: never).
+    loop_block_warning: float | None = 1.0
+    #: False: the watcher creates no scheduled runs (``Scheduler.run_once``).
+    schedules: bool = True
     #: told of each commit of the state machine (the changes, the seconds it took)
     on_commit: Callable[[Changes, float], None] | None = None
 
@@ -118,6 +124,7 @@ class Coordinator:
     machine: StateMachine = attrs.field(init=False)
     watcher: Watcher = attrs.field(init=False)
     alerter: Alerter = attrs.field(init=False)
+    retention: Retention | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         s = self.settings
@@ -143,7 +150,10 @@ class Coordinator:
             dags=s.dags,
             versions=s.versions,
             machine=self.machine,
+            schedules=s.schedules,
         )
+        if s.retention is not None:
+            self.retention = Retention(storage=s.storage, clock=s.clock, keep=s.retention)
 
     async def start(self, tg: anyio.abc.TaskGroup, consumer: Consumer | None = None) -> None:
         """Start the parts in ``tg``, in order: the machine recovers the runs left
@@ -157,6 +167,8 @@ class Coordinator:
         await tg.start(self._follow_storage)
         if self.machine.pools is not None:
             tg.start_soon(self._record_pools, self.machine.pools)
+        if self.retention is not None:
+            tg.start_soon(self.retention.run)
 
     async def flush(self) -> None:
         """Commit what is left and send the alerts (on shutdown, under a bound)."""
@@ -274,6 +286,28 @@ class Coordinator:
                 found = await storage.get_run(run_id)
                 if found is not None and found.status is DagRunStatus.cancelled:
                     machine.post_cancel(run_id, found.note or "cancelled", state)
+
+
+async def keep_registered(settings: Settings) -> None:
+    """Renew this process's record (the DAGs it serves) every third of the storage's
+    lease, so that it counts as live while it serves and not long after it dies."""
+    storage, every = settings.storage, settings.storage.lease.total_seconds() / 3
+    while True:
+        await anyio.sleep(every)
+        try:
+            await storage.register_worker(
+                settings.worker_id, settings.role, settings.clock.now(), settings.dags
+            )
+        except StorageError as exc:
+            logger.warning("cannot renew this process's record: %s", exc)
+
+
+async def unregister(settings: Settings) -> None:
+    """Forget this process's record as it stops (the caller shields and bounds this)."""
+    try:
+        await settings.storage.unregister_worker(settings.worker_id)
+    except PpacerError as exc:
+        logger.warning("could not unregister %s: %s", settings.worker_id, exc)
 
 
 def statistics(

@@ -3,6 +3,7 @@ workers through a queue in memory, and their outcomes come back to its inbox."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime
@@ -12,9 +13,11 @@ import anyio.abc
 import attrs
 
 from .._structures import DagRun, Statistics
+from .._text import plural
 from .consumer import Consumer, Item
-from .engine import SHUTDOWN_BOUND, Coordinator, Settings, statistics
+from .engine import SHUTDOWN_BOUND, Coordinator, Settings, keep_registered, statistics, unregister
 from .queue import ReadyQueue
+from .watchdog import LoopWatchdog
 
 logger = logging.getLogger("ppacer_async.scheduler")
 
@@ -43,15 +46,27 @@ class LocalEngine:
         self.coordinator.on_run_cancelled = self.consumer.cancel_run
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        dags = self.settings.dags
+        s = self.settings
+        threshold = s.loop_block_warning
+        watchdog = (
+            LoopWatchdog(threshold=threshold, consumer=self.consumer)
+            if threshold is not None
+            else contextlib.nullcontext()
+        )
         try:
-            async with anyio.create_task_group() as tg:
-                await self.coordinator.start(tg, self.consumer)
-                logger.info("serving %d DAGs: %s", len(dags), ", ".join(dags) or "-")
-                task_status.started()
+            with watchdog:
+                async with anyio.create_task_group() as tg:
+                    await s.storage.register_worker(s.worker_id, s.role, s.clock.now(), s.dags)
+                    tg.start_soon(keep_registered, s)
+                    await self.coordinator.start(tg, self.consumer)
+                    logger.info(
+                        "serving %s: %s", plural(len(s.dags), "DAG"), ", ".join(s.dags) or "-"
+                    )
+                    task_status.started()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_BOUND):
                 await self.coordinator.flush()
+                await unregister(s)
 
     def admit(self, runs: Iterable[DagRun]) -> None:
         self.coordinator.admit(runs)

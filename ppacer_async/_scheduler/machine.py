@@ -29,10 +29,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 import anyio
+import attrs
 
 from .._dag import DAG
 from .._enums import DagRunStatus, RunTrigger, TaskStatus
-from .._structures import Changes, DagRun, LogRecord, TaskRun
+from .._exceptions import StorageError
+from .._structures import Changes, DagRun, TaskRun
+from .._text import plural
 from . import fanout, recovery
 from . import state as transitions
 from .events import (
@@ -44,8 +47,10 @@ from .events import (
     RunCancelled,
     RunQueued,
 )
+from .logbuffer import LogBuffer
 from .pools import Pools
 from .queue import ReadyQueue
+from .salvage import Salvage
 from .state import AlertKind, Effects, RunState
 
 if TYPE_CHECKING:
@@ -113,7 +118,7 @@ class StateMachine:
         self.queue = queue
         self.followers = followers
         self.inbox: deque[Event] = deque()
-        self.logs: deque[LogRecord] = deque()
+        self.logs = LogBuffer()
         self.runs: dict[int, RunState] = {}
         self.active: dict[str, int] = {}
         self.pending: dict[str, deque[RunState]] = {}
@@ -264,7 +269,7 @@ class StateMachine:
         self._release_finished(now, fx)
         self.runs_finished += len(fx.finished)
         if self.runs:
-            logger.info("recovered %d active runs", len(self.runs))
+            logger.info("recovered %s", plural(len(self.runs), "active run"))
         await self._commit_and_act(fx)
 
     async def step(self) -> None:
@@ -413,14 +418,18 @@ class StateMachine:
         changes = Changes(task_runs=fx.task_runs, dag_runs=fx.dag_runs, logs=logs)
         if not changes:
             return
+        salvage: Salvage | None = None
         began = time.perf_counter()
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 # Shielded: a stop never leaves a step half-committed and half-acted on.
                 with anyio.CancelScope(shield=True):
-                    await self.storage.commit(changes)
+                    if salvage is None:
+                        await self.storage.commit(changes)
+                    else:
+                        await salvage.commit(self.storage.commit)
                 break
-            except Exception:
+            except Exception as exc:
                 if attempt == COMMIT_ATTEMPTS:
                     raise
                 logger.warning(
@@ -430,11 +439,39 @@ class StateMachine:
                     COMMIT_ATTEMPTS,
                     exc_info=True,
                 )
+                # Not the database (that raises StorageError), or not only: look for
+                # the rows that cannot be stored.
+                if salvage is None and (not isinstance(exc, StorageError) or attempt >= 2):
+                    salvage = Salvage.of(changes)
                 await anyio.sleep(0.05 * 2**attempt)
+        if salvage is not None and salvage.replaced:
+            await self._replaced(salvage, fx)
         self.commits += 1
         self.committed_rows += len(changes.task_runs) + len(changes.dag_runs) + len(logs)
         if self.on_commit is not None:
             self.on_commit(changes, time.perf_counter() - began)
+
+    async def _replaced(self, salvage: Salvage, fx: Effects) -> None:
+        """Follow attempts stored failed in place of an outcome that could not be: the
+        run fails; one already written finished is written again, failed."""
+        rewrite: dict[int, DagRun] = {}
+        finished = {state.run.id: state for state in fx.finished}
+        for row, _ in salvage.replaced:
+            if not isinstance(row, TaskRun) or row.status is not TaskStatus.success:
+                continue
+            state = self.runs.get(row.run_id) or finished.get(row.run_id)
+            i = None if state is None else state.graph.index.get(row.task_id)
+            if state is None or i is None:
+                continue
+            state.phase[i] = transitions.FAILED
+            state.failed += 1
+            state.results.pop(i, None)
+            if state.run.status is DagRunStatus.success:
+                state.run = attrs.evolve(state.run, status=DagRunStatus.failed)
+                rewrite[state.run.id] = state.run
+        if rewrite:
+            with anyio.CancelScope(shield=True):
+                await self.storage.commit(Changes(dag_runs=list(rewrite.values())))
 
     async def _commit_and_act(self, fx: Effects) -> None:
         await self._commit(fx)

@@ -6,10 +6,11 @@ Its public methods write through the operations layer and tell the engine.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, get_args
@@ -33,6 +34,30 @@ from .pools import check_pools
 
 logger = logging.getLogger("ppacer_async.scheduler")
 
+#: The shortest ``retention``: runs are kept at least this long after they finish.
+MIN_RETENTION = timedelta(seconds=1)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _sole_error(
+    group: BaseExceptionGroup[BaseException], prefer: BaseException | None = None
+) -> BaseException | None:
+    """The one exception a task group's error stands for, so that callers catch it as
+    itself: ``prefer`` (what the body of ``async with scheduler:`` raised) when the group
+    holds it, else the group's only exception besides cancellations; ``None`` when it
+    holds several."""
+    leaves = _leaves(group)
+    if prefer is not None and any(leaf is prefer for leaf in leaves):
+        return prefer
+    cancelled = anyio.get_cancelled_exc_class()
+    errors = [leaf for leaf in leaves if not isinstance(leaf, cancelled)]
+    return errors[0] if len(errors) == 1 else None
+
 
 class Scheduler:
     """Runs DAGs on their schedules and on demand, persisting every state change.
@@ -52,6 +77,13 @@ class Scheduler:
         ``pool="warehouse"`` runs only while it holds ``pool_slots`` of them (on a
         shared storage, across every process together). A task naming a pool not
         given here is refused with ``UnknownPool``.
+    :param retention: delete runs that finished longer ago than this, with their
+        attempts, logs and schedule events, in small batches while serving (the
+        process that schedules does it). ``None`` (the default) keeps everything.
+    :param loop_block_warning: report a task that keeps the event loop from turning
+        for longer than this (a blocking call in an ``async def``): a warning naming
+        it, a log record on its attempt, and on PostgreSQL its leases kept alive
+        meanwhile. ``None`` turns the watchdog thread off.
     """
 
     def __init__(
@@ -66,6 +98,8 @@ class Scheduler:
         clock: Clock | None = None,
         role: Role = "all",
         pools: Mapping[str, int] | None = None,
+        retention: timedelta | None = None,
+        loop_block_warning: timedelta | None = timedelta(seconds=1),
     ) -> None:
         if isinstance(dags, DAG):
             dags = [dags]
@@ -107,6 +141,23 @@ class Scheduler:
                 )
             self.pools[name] = slots
         check_pools(self._dags, self.pools)
+        if retention is not None and (
+            not isinstance(retention, timedelta) or retention < MIN_RETENTION
+        ):
+            raise ValueError(
+                f"retention must be a timedelta of at least {MIN_RETENTION} (e.g. "
+                f"timedelta(days=30)), or None to keep every run; got {retention!r}"
+            )
+        self.retention = retention
+        if loop_block_warning is not None and (
+            not isinstance(loop_block_warning, timedelta)
+            or loop_block_warning < timedelta(milliseconds=10)
+        ):
+            raise ValueError(
+                "loop_block_warning must be a timedelta of at least 10 ms (e.g. "
+                f"timedelta(seconds=1)), or None to turn it off; got {loop_block_warning!r}"
+            )
+        self.loop_block_warning = loop_block_warning
         self.max_concurrent_tasks = max_concurrent_tasks
         self.max_threads = max_threads
         self.queue_size = queue_size
@@ -116,6 +167,7 @@ class Scheduler:
         self._engine: Engine | None = None
         self._scope: anyio.CancelScope | None = None
         self._serving = False
+        self._schedules = True
         self._commit_listeners: list[Callable[[Changes, float], None]] = []
         self.worker_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -149,7 +201,15 @@ class Scheduler:
             try:
                 await storage.acquire_scheduler_lock()
                 await self._sync_dags()
-                await self._run(task_status)
+                sole: BaseException | None = None
+                try:
+                    await self._run(task_status)
+                except BaseExceptionGroup as group:
+                    sole = _sole_error(group)
+                    if sole is None:
+                        raise
+                if sole is not None:
+                    raise sole  # outside the handler: no group as its context
             finally:
                 with anyio.CancelScope(shield=True):
                     await storage.close()
@@ -177,6 +237,11 @@ class Scheduler:
             role=self.role,
             worker_id=self.worker_id,
             pools=self.pools,
+            retention=self.retention,
+            loop_block_warning=(
+                None if self.loop_block_warning is None else self.loop_block_warning.total_seconds()
+            ),
+            schedules=self._schedules,
             on_commit=self._committed,
         )
         storage = self.storage
@@ -205,7 +270,7 @@ class Scheduler:
         try:
             await tg.start(self.serve)
         except BaseException as exc:
-            await self._background_cm.__aexit__(type(exc), exc, exc.__traceback__)
+            await self._close_background(exc)
             raise
         return self
 
@@ -216,7 +281,21 @@ class Scheduler:
         tb: TracebackType | None,
     ) -> bool | None:
         self.stop()
-        return await self._background_cm.__aexit__(exc_type, exc, tb)
+        return await self._close_background(exc)
+
+    async def _close_background(self, exc: BaseException | None) -> bool | None:
+        """Leave the background task group, raising the library's errors and the body's
+        own exception as themselves rather than in an ``ExceptionGroup``."""
+        sole: BaseException | None = None
+        try:
+            return await self._background_cm.__aexit__(
+                None if exc is None else type(exc), exc, None if exc is None else exc.__traceback__
+            )
+        except BaseExceptionGroup as group:
+            sole = _sole_error(group, exc)
+            if sole is None:
+                raise
+        raise sole  # outside the handler: no group as its context
 
     # -- the public API ----------------------------------------------------------------
 
@@ -267,6 +346,42 @@ class Scheduler:
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         assert self._engine is not None
         return await self._engine.wait_for_run(run_id, seconds)
+
+    async def run_once(
+        self,
+        dag_id: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | timedelta | None = None,
+    ) -> DagRun:
+        """Run a DAG once, now, in this process, and return the finished run: for tests
+        and trying a DAG out (``ppacer-async test``).
+
+        A scheduler that is not serving serves for this run only and creates no
+        scheduled runs meanwhile; use ``storage="memory://"`` to leave nothing behind.
+        A serving one triggers the run and waits for it.
+
+        :raises DagNotFound: no such DAG is served.
+        :raises TimeoutError: ``timeout`` passed first.
+        """
+        self._dag(dag_id)
+        if self._scope is not None:
+            run = await self.trigger(dag_id, params)
+            return await self.wait_for_run(run.id, timeout)
+        async with self._serving_one_run():
+            run = await self.trigger(dag_id, params)
+            return await self.wait_for_run(run.id, timeout)
+
+    @contextlib.asynccontextmanager
+    async def _serving_one_run(self) -> AsyncIterator[Scheduler]:
+        """Serve for the body, creating no scheduled runs (what :meth:`run_once` does
+        around its one run)."""
+        self._schedules = False
+        try:
+            async with self:
+                yield self
+        finally:
+            self._schedules = True
 
     async def restart_run(self, run_id: int) -> DagRun:
         """Run again what did not succeed in a failed or cancelled run (new attempt

@@ -26,6 +26,7 @@ import anyio
 from .._dag import DAG
 from .._enums import RunTrigger, ScheduleEventKind
 from .._structures import ScheduleEvent
+from .._text import plural
 from ..schedules import Interval
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ logger = logging.getLogger("ppacer_async.scheduler")
 MAX_RECORDED_SKIPS = 1000
 
 _TICK = timedelta(microseconds=1)
+#: Why points are skipped after an unpause "from now".
+_UNPAUSED = "unpaused from now"
 
 
 class Watcher:
@@ -53,7 +56,11 @@ class Watcher:
         dags: dict[str, DAG],
         versions: dict[str, int],
         machine: StateMachine,
+        schedules: bool = True,
     ) -> None:
+        #: False: create no scheduled runs (a single run in this process), only
+        #: keep the retry timers.
+        self.schedules = schedules
         self.storage = storage
         self.clock = clock
         self.dags = dags
@@ -103,15 +110,18 @@ class Watcher:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         now = self.clock.now()
-        for dag in self.dags.values():
+        for dag in self.dags.values() if self.schedules else ():
             info = await self.storage.get_dag(dag.dag_id)
             if info is not None and info.paused:
                 self.paused.add(dag.dag_id)
             if dag.schedule is not None:
                 point = await self._first_point(dag, now)
                 if info is not None and info.resume_after is not None:
-                    point = await self._skip(dag, point, info.resume_after, keep_latest=False)
+                    point = await self._skip(
+                        dag, point, info.resume_after, keep_latest=False, why=_UNPAUSED
+                    )
                 self.next_points[dag.dag_id] = point
+            self._log_next_due(dag)
         task_status.started()
         while True:
             self._woken = False
@@ -125,7 +135,11 @@ class Watcher:
                     self.next_points[dag_id] = await self._first_point(dag, now)
                 else:  # from now: the points missed while paused are skipped
                     self.next_points[dag_id] = await self._skip(
-                        dag, self.next_points[dag_id], resume_after, keep_latest=False
+                        dag,
+                        self.next_points[dag_id],
+                        resume_after,
+                        keep_latest=False,
+                        why=_UNPAUSED,
                     )
             timers = self._timers
             while timers and timers[0][0] <= now:
@@ -147,6 +161,17 @@ class Watcher:
                 await self.clock.sleep_until(deadline)
             self._scope = None
 
+    def _log_next_due(self, dag: DAG) -> None:
+        point = self.next_points.get(dag.dag_id)
+        if dag.schedule is None:
+            logger.info("DAG %r has no schedule: it runs when triggered", dag.dag_id)
+        elif dag.dag_id in self.paused:
+            logger.info("DAG %r is paused (ppacer-async unpause %s)", dag.dag_id, dag.dag_id)
+        elif point is None:
+            logger.info("DAG %r: its schedule has no point left", dag.dag_id)
+        else:
+            logger.info("DAG %r next due %s", dag.dag_id, _shown(point))
+
     async def _first_point(self, dag: DAG, now: datetime) -> datetime | None:
         schedule = dag.schedule
         assert schedule is not None
@@ -163,20 +188,38 @@ class Watcher:
         return await self._skip(dag, point, now, keep_latest=False)
 
     async def _skip(
-        self, dag: DAG, point: datetime | None, now: datetime, *, keep_latest: bool
+        self,
+        dag: DAG,
+        point: datetime | None,
+        now: datetime,
+        *,
+        keep_latest: bool,
+        why: str = "catchup=False",
     ) -> datetime | None:
         """Record points up to ``now`` as skipped (all, or all but the latest due one);
         return the first point not skipped."""
         schedule = dag.schedule
         assert schedule is not None
+        first_skipped = point
         total, skipped, point = _passed_points(schedule, point, now, keep_latest=keep_latest)
         if total > len(skipped):
             logger.warning(
-                "DAG %r: %d schedule points passed while nothing ran; the latest %d are "
-                "recorded as skipped",
+                "DAG %r: skipped %d schedule points that passed while nothing ran, from %s "
+                "to %s (%s); the latest %d are recorded as skipped events",
                 dag.dag_id,
                 total,
+                _shown(first_skipped or skipped[0]),
+                _shown(skipped[-1]),
+                why,
                 len(skipped),
+            )
+        elif total:
+            logger.info(
+                "DAG %r: skipped %s that passed while nothing ran, %s (%s)",
+                dag.dag_id,
+                plural(total, "schedule point"),
+                _span(skipped[0], skipped[-1]),
+                why,
             )
         created = self.clock.now()
         await self.storage.record_schedule_events(
@@ -202,6 +245,7 @@ class Watcher:
                 return skipped
             point = skipped
         current: datetime | None = point
+        caught_up: list[datetime] = []
         cap = dag.max_catchup_runs
         while current is not None and current <= now and self.machine.free_slots(dag) > 0:
             following = schedule.next(current)
@@ -214,10 +258,13 @@ class Watcher:
                     dag.dag_id,
                     cap,
                 )
-                current = await self._skip(dag, current, now, keep_latest=True)
+                current = await self._skip(
+                    dag, current, now, keep_latest=True, why=f"max_catchup_runs={cap}"
+                )
                 continue
             if late:
                 self._caught_up[dag.dag_id] = self._caught_up.get(dag.dag_id, 0) + 1
+                caught_up.append(current)
             run = await self.storage.create_run(
                 dag_id=dag.dag_id,
                 logical_time=current,
@@ -230,7 +277,24 @@ class Watcher:
             if run is not None:
                 self.machine.post_run(run)
             current = following
+        if caught_up:
+            waiting = current is not None and current <= now
+            logger.info(
+                "DAG %r: catching up %s, %s%s",
+                dag.dag_id,
+                plural(len(caught_up), "missed schedule point"),
+                _span(caught_up[0], caught_up[-1]),
+                "; more follow as runs finish (max_active_runs)" if waiting else "",
+            )
         return current
+
+
+def _shown(moment: datetime) -> str:
+    return moment.isoformat(sep=" ", timespec="seconds")
+
+
+def _span(first: datetime, last: datetime) -> str:
+    return f"at {_shown(first)}" if first == last else f"from {_shown(first)} to {_shown(last)}"
 
 
 def _passed_points(

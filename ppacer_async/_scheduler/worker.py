@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,7 +20,10 @@ import attrs
 from .._backoff import Backoff
 from .._enums import TaskStatus
 from .._exceptions import StorageError
-from .._structures import DagRun, LogRecord, TaskRun, split_instance_id
+from .._structures import Changes, DagRun, LogRecord, TaskRun, split_instance_id
+from .._text import plural
+from .logbuffer import LogBuffer
+from .salvage import Salvage
 from .upstream import RunView
 
 if TYPE_CHECKING:
@@ -66,7 +68,7 @@ class Reporter:
     ) -> None:
         self.storage = storage
         self.worker_id = worker_id
-        self.logs: deque[LogRecord] = deque()
+        self.logs = LogBuffer()
         self._outcomes: list[TaskRun] = []
         self._engine = engine
         self._wake = anyio.Event()
@@ -121,16 +123,20 @@ class Reporter:
             self.logs.clear()
             if not outcomes and not logs:
                 return True
+            notify = not self._engine.leading
             try:
                 with anyio.CancelScope(shield=True):
                     accepted = await self.storage.report(
-                        self.worker_id, outcomes, logs, notify=not self._engine.leading
+                        self.worker_id, outcomes, logs, notify=notify
                     )
             except StorageError as exc:
                 self._outcomes[:0] = outcomes
                 self.logs.extendleft(reversed(logs))
-                logger.warning("cannot report %d outcomes yet: %s", len(outcomes), exc)
+                logger.warning("cannot report %s yet: %s", plural(len(outcomes), "outcome"), exc)
                 return False
+            except Exception:  # not the database: what some row holds
+                logger.warning("reporting failed; looking for rows that cannot be stored")
+                return await self._salvage(outcomes, logs, notify)
         taken = []
         for tr in outcomes:
             if tr.key in accepted:
@@ -147,6 +153,39 @@ class Reporter:
                     tr.attempt,
                     tr.status,
                 )
+        if taken:
+            self._engine.reported(taken)
+        return True
+
+    async def _salvage(self, outcomes: list[TaskRun], logs: list[LogRecord], notify: bool) -> bool:
+        """Report in parts around the rows that cannot be stored (called holding
+        ``_sending``); their attempts are stored failed with the reason."""
+        salvage = Salvage([*outcomes, *logs])
+        accepted: set[tuple[int, str, int]] = set()
+
+        async def write(changes: Changes) -> None:
+            found = await self.storage.report(
+                self.worker_id, changes.task_runs, changes.logs, notify=notify
+            )
+            accepted.update(found)
+
+        try:
+            with anyio.CancelScope(shield=True):
+                await salvage.commit(write)
+        except StorageError as exc:
+            for row in reversed(salvage.rows[salvage.done :]):
+                if isinstance(row, TaskRun):
+                    self._outcomes.insert(0, row)
+                elif isinstance(row, LogRecord):
+                    self.logs.appendleft(row)
+            logger.warning("cannot report outcomes yet: %s", exc)
+            return False
+        instead = {
+            row.key: new
+            for row, new in salvage.replaced
+            if isinstance(row, TaskRun) and isinstance(new, TaskRun)
+        }
+        taken = [instead.get(tr.key, tr) for tr in outcomes if tr.key in accepted]
         if taken:
             self._engine.reported(taken)
         return True

@@ -16,9 +16,10 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from .. import __version__
 from .._exceptions import StorageError
 from ..storage import DEFAULT_URL
-from . import dags, db, logs, pools, runs, serve, web
+from . import completion, dags, db, events, logs, pools, runs, serve, trial, web
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -56,6 +57,8 @@ _SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     dags.add_unpause_parser,
     dags.add_backfill_parser,
     pools.add_parser,
+    events.add_parser,
+    trial.add_parser,
     db.add_parser,
     web.add_parser,
 )
@@ -75,9 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
             "wait timed out); 2 bad usage, or an unknown DAG or run, explained in one line."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"ppacer-async {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in _SUBCOMMANDS:
         add(subparsers)
+    completion.add_parser(subparsers, build_parser)
     return parser
 
 

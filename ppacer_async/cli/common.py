@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,23 @@ def positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([wdhms])\s*")
+_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def duration(text: str) -> timedelta:
+    """A positive duration: a number and a unit, ``30d``, ``12h``, ``90m``, ``2w``."""
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a number and a unit (w, d, h, m or s), e.g. 30d or 12h; got {text!r}"
+        )
+    value = timedelta(**{_UNITS[match[2]]: float(match[1])})
+    if value <= timedelta(0):
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
     return value
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import operations
+from .._text import plural
 from ..abc import Storage
 from . import output
 from .common import (
@@ -25,7 +26,7 @@ from .common import (
     on_storage,
     parse_time,
 )
-from .waiting import add_wait_options, check_timeout, wait_and_report
+from .waiting import add_wait_options, check_timeout, wait_and_report, wait_for_runs
 
 # -- dags ----------------------------------------------------------------------------------
 
@@ -43,6 +44,81 @@ def add_dags_parser(subparsers: Subparsers) -> None:
     add_storage_option(parser)
     add_json_option(parser, "the DAGs")
     parser.set_defaults(handler=cmd_dags)
+    commands = parser.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    show = commands.add_parser(
+        "show",
+        help="print a DAG's graph of tasks: as text, or as Graphviz dot or Mermaid",
+        description=(
+            "Print the tasks of a recorded DAG and what each waits for: as text, or as a "
+            "Graphviz dot or Mermaid graph to render elsewhere."
+        ),
+    )
+    show.add_argument("dag_id", metavar="DAG_ID")
+    show.add_argument(
+        "--format",
+        choices=("text", "dot", "mermaid"),
+        default="text",
+        help="text (default), dot (Graphviz) or mermaid",
+    )
+    add_storage_option(show)
+    show.set_defaults(handler=cmd_dags_show)
+
+
+def cmd_dags_show(args: argparse.Namespace) -> int:
+    """Print one DAG's graph."""
+    return on_storage(args, lambda storage: _dags_show(storage, args))
+
+
+async def _dags_show(storage: Storage, args: argparse.Namespace) -> int:
+    detail = await operations.get_dag(storage, args.dag_id, output.now())
+    graph = {task.task_id: task.upstream for task in detail.tasks}
+    render = {"text": graph_text, "dot": graph_dot, "mermaid": graph_mermaid}[args.format]
+    output.print_lines(render(detail.summary.dag_id, graph))
+    return EXIT_OK
+
+
+def _downstream(graph: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {task_id: [] for task_id in graph}
+    for task_id, upstream in graph.items():
+        for parent in upstream:
+            found.setdefault(parent, []).append(task_id)
+    return found
+
+
+def graph_text(dag_id: str, graph: dict[str, tuple[str, ...]]) -> list[str]:
+    """Each task (in definition order) and the tasks that wait for it."""
+    children = _downstream(graph)
+    edges = sum(len(upstream) for upstream in graph.values())
+    lines = [f"{dag_id}: {plural(len(graph), 'task')}, {plural(edges, 'edge')}"]
+    for task_id in graph:
+        lines.append(f"  {task_id}")
+        after = children.get(task_id, [])
+        for index, child in enumerate(after):
+            lines.append(f"  {'└' if index == len(after) - 1 else '├'}─> {child}")
+    return lines
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def graph_dot(dag_id: str, graph: dict[str, tuple[str, ...]]) -> list[str]:
+    lines = [f"digraph {_quoted(dag_id)} {{", "  rankdir=LR;"]
+    lines.extend(f"  {_quoted(task_id)};" for task_id in graph)
+    for task_id, upstream in graph.items():
+        lines.extend(f"  {_quoted(parent)} -> {_quoted(task_id)};" for parent in upstream)
+    lines.append("}")
+    return lines
+
+
+def graph_mermaid(dag_id: str, graph: dict[str, tuple[str, ...]]) -> list[str]:
+    # Mermaid node ids are plain words: number the tasks and show their ids as labels.
+    number = {task_id: f"t{index}" for index, task_id in enumerate(graph)}
+    lines = [f"%% {dag_id}", "flowchart LR"]
+    lines.extend(f'  {number[task_id]}["{task_id}"]' for task_id in graph)
+    for task_id, upstream in graph.items():
+        lines.extend(f"  {number[parent]} --> {number[task_id]}" for parent in upstream)
+    return lines
 
 
 def cmd_dags(args: argparse.Namespace) -> int:
@@ -65,6 +141,7 @@ async def _dags(storage: Storage, args: argparse.Namespace) -> int:
                     else {"id": dag.last_run.id, "status": str(dag.last_run.status)},
                     "tasks": dag.tasks,
                     "version": dag.version,
+                    "served_by": [output.worker_json(w) for w in dag.served_by],
                 }
                 for dag in listed
             ]
@@ -81,14 +158,26 @@ async def _dags(storage: Storage, args: argparse.Namespace) -> int:
             dag.dag_id,
             dag.schedule or "-",
             "yes" if dag.paused else "no",
+            "yes" if dag.served else "no",
             output.local(dag.next_due),
             "-" if dag.last_run is None else f"{dag.last_run.status} (run {dag.last_run.id})",
         ]
         for dag in listed
     ]
     output.print_lines(
-        output.table(["DAG", "SCHEDULE", "PAUSED", "NEXT DUE", "LAST RUN"], rows, shrink={0, 1})
+        output.table(
+            ["DAG", "SCHEDULE", "PAUSED", "SERVED", "NEXT DUE", "LAST RUN"],
+            rows,
+            shrink={0, 5, 1},
+        )
     )
+    unserved = [dag.dag_id for dag in listed if not dag.served]
+    if unserved:
+        whose = "its" if len(unserved) == 1 else "their"
+        output.note(
+            f"no live scheduler serves {', '.join(unserved)}: {whose} runs wait until one "
+            "does (ppacer-async serve FILE)"
+        )
     return EXIT_OK
 
 
@@ -154,7 +243,29 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     return on_storage(args, lambda storage: _trigger(storage, args, params))
 
 
+def not_served(dag_id: str) -> str:
+    return (
+        f"no live scheduler serves DAG {dag_id!r} on this storage, so its runs wait in the "
+        "queue until one does; start one with: ppacer-async serve FILE --storage URL"
+    )
+
+
+async def check_served(storage: Storage, dag_id: str, waiting: bool) -> None:
+    """Say when nothing serves a DAG: a warning, or with ``--wait`` an error (before
+    anything is queued), since the wait would never end.
+
+    :raises CliError: ``waiting`` and nothing serves it.
+    """
+    await operations.recorded_dag(storage, dag_id)
+    if await operations.serving(storage, dag_id):
+        return
+    if waiting:
+        raise CliError(f"{not_served(dag_id)}; or queue it without --wait")
+    output.note(f"warning: {not_served(dag_id)}")
+
+
 async def _trigger(storage: Storage, args: argparse.Namespace, params: dict[str, Any]) -> int:
+    await check_served(storage, args.dag_id, args.wait)
     run = await operations.trigger(storage, args.dag_id, params, output.now())
     if args.json and not args.wait:
         output.print_json(output.run_json(run))
@@ -187,6 +298,11 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 
 async def _pause(storage: Storage, args: argparse.Namespace) -> int:
+    if (await operations.recorded_dag(storage, args.dag_id)).paused:
+        print(
+            f"{args.dag_id} is already paused; unpause it with ppacer-async unpause {args.dag_id}"
+        )
+        return EXIT_OK
     await operations.pause(storage, args.dag_id)
     print(f"paused {args.dag_id}: its schedule creates no runs until it is unpaused")
     return EXIT_OK
@@ -221,6 +337,10 @@ def cmd_unpause(args: argparse.Namespace) -> int:
 
 async def _unpause(storage: Storage, args: argparse.Namespace) -> int:
     now = output.now()
+    if not (await operations.recorded_dag(storage, args.dag_id)).paused:
+        due = (await operations.get_dag(storage, args.dag_id, now)).summary.next_due
+        print(f"{args.dag_id} is not paused; next due {output.local(due)}")
+        return EXIT_OK
     await operations.unpause(storage, args.dag_id, args.from_, now)
     due = (await operations.get_dag(storage, args.dag_id, now)).summary.next_due
     if args.from_ == "now":
@@ -252,6 +372,7 @@ def add_backfill_parser(subparsers: Subparsers) -> None:
             metavar="TIME",
             help=("ISO-8601, e.g. 2026-01-31T06:00+00:00; a time without an offset is local time"),
         )
+    add_wait_options(parser, "every run it queues")
     add_storage_option(parser)
     add_json_option(parser, "the created runs")
     parser.set_defaults(handler=cmd_backfill)
@@ -261,21 +382,37 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     """Queue runs for the schedule points of a range."""
     start = parse_time(args.start, "--start")
     end = parse_time(args.end, "--end")
+    check_timeout(args, "--wait")
     return on_storage(args, lambda storage: _backfill(storage, args, start, end))
 
 
 async def _backfill(
     storage: Storage, args: argparse.Namespace, start: datetime, end: datetime
 ) -> int:
-    runs = await operations.backfill(storage, args.dag_id, start, end, output.now())
-    if args.json:
+    now = output.now()
+    detail = await operations.get_dag(storage, args.dag_id, now)
+    if args.wait:
+        await check_served(storage, args.dag_id, waiting=True)
+    runs = await operations.backfill(storage, args.dag_id, start, end, now)
+    early = sum(1 for run in runs if detail.start is not None and run.logical_time < detail.start)
+    if early:
+        output.note(
+            f"warning: {plural(early, 'run')} of the backfill {'is' if early == 1 else 'are'} "
+            f"for points before the DAG's start, {output.local(detail.start)}"
+        )
+    if args.json and not args.wait:
         output.print_json([output.run_json(run) for run in runs])
         return EXIT_OK
     if not runs:
-        print(f"nothing to backfill: every schedule point of {args.dag_id} in the range")
-        print(f"{output.local(start)} to {output.local(end)} already has a run")
+        if not args.json:
+            print(f"nothing to backfill: every schedule point of {args.dag_id} in the range")
+            print(f"{output.local(start)} to {output.local(end)} already has a run")
+        else:
+            output.print_json([])
         return EXIT_OK
-    plural = "" if len(runs) == 1 else "s"
-    print(f"queued {len(runs)} run{plural} of {args.dag_id}, started oldest first:")
-    output.print_lines(output.runs_table(runs, output.now()))
-    return EXIT_OK
+    if not args.json:
+        print(f"queued {plural(len(runs), 'run')} of {args.dag_id}, started oldest first:")
+        output.print_lines(output.runs_table(runs, output.now()))
+    if not args.wait:
+        return EXIT_OK
+    return await wait_for_runs(storage, runs, args)

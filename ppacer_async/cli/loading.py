@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import os
 import re
 import sys
@@ -17,6 +18,8 @@ from typing import NoReturn
 from .._dag import DAG
 from .._exceptions import DagDefinitionError
 from .common import CliError
+
+logger = logging.getLogger("ppacer_async.cli")
 
 
 def _split_target(target: str) -> tuple[str, str | None]:
@@ -88,15 +91,40 @@ def _raise_import_failure(exc: BaseException, what: str, path: Path | None) -> N
         raise exc  # KeyboardInterrupt, SystemExit: not ours to explain
     if isinstance(exc, DagDefinitionError):
         raise CliError(f"invalid DAG in {what}: {exc}") from None
+    logger.debug("importing %s failed", what, exc_info=exc)
     where = ""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if path is not None:
-        own = [f for f in frames if f.filename and Path(f.filename).resolve() == path]
-        if own and own[-1].lineno is not None:
-            where = f" at line {own[-1].lineno}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _is_import_machinery(f)]
+    own = [] if path is None else [f for f in frames if _same_file(f.filename, path)]
+    raised = frames[-1] if frames else None
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        raised = traceback.FrameSummary(exc.filename, exc.lineno, "<module>")
+    if own and raised is own[-1] and own[-1].lineno is not None:
+        where = f" at line {own[-1].lineno}"
+    elif raised is not None:
+        where = f" at {_shown(raised.filename)}:{raised.lineno}"
+        if own:
+            where += f" (imported at line {own[-1].lineno} of {_shown(own[-1].filename)})"
     message = str(exc)
     detail = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    raise CliError(f"importing {what} failed{where}: {detail}") from None
+    hint = "" if logger.isEnabledFor(logging.DEBUG) else "; --log-level DEBUG shows the traceback"
+    raise CliError(f"importing {what} failed{where}: {detail}{hint}") from None
+
+
+def _is_import_machinery(frame: traceback.FrameSummary) -> bool:
+    name = frame.filename or ""
+    return name.startswith("<frozen ") or name == __file__
+
+
+def _same_file(filename: str | None, path: Path) -> bool:
+    return filename is not None and filename != "" and Path(filename).resolve() == path
+
+
+def _shown(filename: str) -> str:
+    """A file name as the user knows it: relative to the current directory if inside."""
+    try:
+        return str(Path(filename).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return filename
 
 
 def _as_dags(value: object, label: str) -> list[DAG]:

@@ -32,7 +32,9 @@ def add_parser(subparsers: Subparsers) -> None:
         "logs",
         help="print the stored task logs of a run (--follow to stream them)",
         description=(
-            "Print the log records that the tasks of a run wrote through ctx.log, in the "
+            "Print the log records of a run's task attempts: what "
+            "each wrote through ctx.log or standard logging, printed to stdout (STDOUT) or "
+            "stderr (STDERR), and the traceback of a failed attempt (ERROR), in the "
             "order written. With --follow, keep printing new records until the run ends, "
             "then exit 0 if it succeeded and 1 if it failed."
         ),
@@ -70,9 +72,12 @@ def _print_log(record: LogRecord, as_json: bool) -> None:
     if as_json:
         print(json.dumps(output.log_json(record), ensure_ascii=False), flush=True)
     else:
+        # Lines after a record's first (a traceback) are indented, so that every line
+        # that starts at the margin starts a record.
+        message = record.message.replace("\n", "\n    ")
         print(
             f"{output.local(record.time)} {record.level:<7} {record.task_id}#{record.attempt} "
-            f"{record.message}",
+            f"{message}",
             flush=True,
         )
 

@@ -4,8 +4,11 @@ and JSON with times in ISO-8601 UTC."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import sys
+import textwrap
 from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +17,58 @@ from .._structures import DagRun, LogRecord, TaskRun, WorkerInfo
 
 #: Tables and summary lines fit a terminal this wide.
 WIDTH = 80
+
+
+def terminal_width() -> int:
+    """The width of the terminal on stdout; ``WIDTH`` when stdout is not a terminal
+    (a pipe, a file), so that what scripts read does not depend on a window."""
+    if not sys.stdout.isatty():
+        return WIDTH
+    return max(shutil.get_terminal_size((WIDTH, 24)).columns, 40)
+
+
+#: ANSI colours of statuses, as the web pages colour them.
+_COLOURS = {
+    "success": "32",
+    "failed": "31",
+    "running": "34",
+    "up_for_retry": "33",
+    "upstream_failed": "38;5;208",
+    "queued": "90",
+    "scheduled": "90",
+    "pending": "90",
+    "interrupted": "90",
+    "cancelled": "90",
+    "skipped": "35",
+}
+
+
+def use_colour() -> bool:
+    """Colour statuses only on a terminal, and never when ``$NO_COLOR`` is set
+    (https://no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def paint(text: str) -> str:
+    """``text`` with its first word coloured when that word is a status (see
+    :func:`use_colour`); padding and the rest are left as they are."""
+    word = text.strip().split(" ", 1)[0] if text.strip() else ""
+    code = _COLOURS.get(word)
+    if code is None or not use_colour():
+        return text
+    return text.replace(word, f"\x1b[{code}m{word}\x1b[0m", 1)
+
+
+def wrapped(text: str, indent: str = "    ") -> list[str]:
+    """``text`` in whole, its lines wrapped at the terminal's width, continuation lines
+    indented: for messages that must not be cut."""
+    width = terminal_width()
+    lines: list[str] = []
+    for line in text.splitlines() or [""]:
+        lines.extend(
+            textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
+        )
+    return lines
 
 
 def now() -> datetime:
@@ -88,13 +143,13 @@ def table(
     right: Collection[int] = (),
     shrink: Collection[int] = (),
 ) -> list[str]:
-    """Lines of a table that fits ``WIDTH`` columns.
+    """Lines of a table that fits the terminal (``WIDTH`` columns when not on one).
 
     Columns in ``shrink`` (free text such as ids) give way first when the table is too
     wide; a cut cell ends with an ellipsis. Columns in ``right`` are right-aligned.
     """
     widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
-    budget = WIDTH - 2 * (len(headers) - 1)
+    budget = terminal_width() - 2 * (len(headers) - 1)
     while sum(widths) > budget:
         candidates = [i for i in shrink if widths[i] > max(len(headers[i]), 4)]
         if not candidates:
@@ -103,11 +158,13 @@ def table(
             break
         widths[max(candidates, key=lambda i: widths[i])] -= 1
     lines = []
-    for cells in [headers, *rows]:
+    colour = use_colour()
+    for index, cells in enumerate([headers, *rows]):
         parts = []
         for i, cell in enumerate(cells):
             text = fit(cell, widths[i])
-            parts.append(text.rjust(widths[i]) if i in right else text.ljust(widths[i]))
+            text = text.rjust(widths[i]) if i in right else text.ljust(widths[i])
+            parts.append(paint(text) if colour and index else text)
         lines.append("  ".join(parts).rstrip())
     return lines
 
@@ -193,6 +250,7 @@ def worker_json(worker: WorkerInfo) -> dict[str, Any]:
         "started_at": iso(worker.started_at),
         "renewed_at": iso(worker.renewed_at),
         "expires_at": iso(worker.expires_at),
+        "dag_ids": list(worker.dag_ids),
     }
 
 

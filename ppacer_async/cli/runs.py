@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+from datetime import datetime, timedelta
 
 from .. import operations
-from .._enums import DagRunStatus, TaskStatus
-from .._structures import DagInfo, DagRun, TaskRun
+from .._enums import AttemptReason, DagRunStatus, TaskStatus
+from .._exceptions import TaskNotFound
+from .._structures import DagInfo, DagRun, RunDetail, TaskDetail, TaskRun
 from ..abc import Storage
 from . import output
 from .common import (
@@ -16,6 +19,7 @@ from .common import (
     add_json_option,
     add_storage_option,
     on_storage,
+    parse_time,
     positive_int,
     run_id,
 )
@@ -37,6 +41,14 @@ def add_runs_parser(subparsers: Subparsers) -> None:
         help="only runs with this status",
     )
     parser.add_argument(
+        "--since",
+        metavar="TIME",
+        help=(
+            "only runs whose logical time is at or after TIME: ISO-8601 (a time without "
+            "an offset is local time), or a duration back from now: 30m, 6h, 2d"
+        ),
+    )
+    parser.add_argument(
         "--limit",
         type=positive_int,
         default=20,
@@ -48,14 +60,29 @@ def add_runs_parser(subparsers: Subparsers) -> None:
     parser.set_defaults(handler=cmd_runs)
 
 
+_AGO = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d|w)")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """``--since``: an ISO-8601 time, or a duration back from ``now`` (``6h``)."""
+    found = _AGO.fullmatch(text.strip())
+    if found is not None:
+        return now - timedelta(seconds=float(found[1]) * _UNITS[found[2]])
+    return parse_time(text, "--since")
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     """List runs, newest first."""
-    return on_storage(args, lambda storage: _runs(storage, args))
+    since = None if args.since is None else parse_since(args.since, output.now())
+    return on_storage(args, lambda storage: _runs(storage, args, since))
 
 
-async def _runs(storage: Storage, args: argparse.Namespace) -> int:
+async def _runs(storage: Storage, args: argparse.Namespace, since: datetime | None) -> int:
     status = None if args.status is None else DagRunStatus(args.status)
-    runs = await operations.list_runs(storage, dag_id=args.dag, status=status, limit=args.limit)
+    runs = await operations.list_runs(
+        storage, dag_id=args.dag, status=status, since=since, limit=args.limit
+    )
     if args.json:
         output.print_json([output.run_json(run) for run in runs])
     elif runs:
@@ -74,10 +101,17 @@ def add_show_parser(subparsers: Subparsers) -> None:
         help="show a run: each task's status, attempts, start, duration, last error",
         description=(
             "Show one run and each of its tasks: status, attempts, when the latest attempt "
-            "started, how long it took, and the first line of the task's last error."
+            "started, how long it took, and the exception of the task's last error. With "
+            "TASK_ID, show that task's attempts, each with its whole error and traceback."
         ),
     )
     parser.add_argument("run_id", metavar="RUN_ID", type=run_id)
+    parser.add_argument(
+        "task_id",
+        metavar="TASK_ID",
+        nargs="?",
+        help="show only this task: every attempt, with its full error and traceback",
+    )
     add_storage_option(parser)
     add_json_option(parser, "the run, its tasks and every attempt (with full errors)")
     parser.set_defaults(handler=cmd_show)
@@ -100,11 +134,14 @@ async def _show(storage: Storage, args: argparse.Namespace) -> int:
     now = output.now()
     detail = await operations.get_run_detail(storage, args.run_id)
     run = detail.run
+    if args.task_id is not None:
+        return _show_task(detail, args.task_id, args.json, now)
     if args.json:
         tasks = []
         for task in detail.tasks:
             tr = task.latest
-            failed = task.last_error
+            # A task that succeeded in the end has no error; its failed attempts keep theirs.
+            failed = None if tr is None or tr.status is TaskStatus.success else task.last_error
             tasks.append(
                 {
                     "task_id": task.task_id,
@@ -139,7 +176,10 @@ async def _show(storage: Storage, args: argparse.Namespace) -> int:
         header.append(f"params        {json.dumps(run.params, ensure_ascii=False)}")
     if run.note:
         header.append(f"note          {run.note}")
-    output.print_lines(output.fit(line, output.WIDTH) for line in header)
+    lines = [output.fit(line, output.WIDTH) for line in header]
+    if lines[0] == header[0]:  # not cut: colour the status at its end
+        lines[0] = f"run {run.id} of {run.dag_id}: {output.paint(str(run.status))}"
+    output.print_lines(lines)
     print()
     rows: list[list[str]] = []
     notes: dict[int, str] = {}
@@ -171,8 +211,78 @@ async def _show(storage: Storage, args: argparse.Namespace) -> int:
     for index, line in enumerate(lines):
         print(line)
         if index in notes:
-            print(output.fit(notes[index], output.WIDTH))
+            output.print_lines(output.wrapped(notes[index]))
+    if any(" error (attempt " in note for note in notes.values()):
+        print()
+        print(f"the whole error of a task: ppacer-async show {run.id} TASK_ID")
     return EXIT_OK
+
+
+def _show_task(detail: RunDetail, task_id: str, as_json: bool, now: datetime) -> int:
+    """Every attempt of one task, each with its whole error."""
+    run = detail.run
+    found = [task for task in detail.tasks if task.task_id == task_id]
+    if not found:  # a mapped task: each of its instances
+        found = [task for task in detail.tasks if task.task_id.startswith(f"{task_id}[")]
+    if not found:
+        known = ", ".join(task.task_id for task in detail.tasks) or "none"
+        raise TaskNotFound(f"run {run.id} of {run.dag_id} has no task {task_id!r} (tasks: {known})")
+    if len(found) > 1:
+        if as_json:
+            output.print_json(
+                {
+                    "run": output.run_json(run),
+                    "task_id": task_id,
+                    "instances": [
+                        {
+                            "task_id": task.task_id,
+                            "attempts": [output.attempt_json(a) for a in task.attempts],
+                        }
+                        for task in found
+                    ],
+                }
+            )
+            return EXIT_OK
+        for task in found:
+            _print_task(detail, task, now)
+            print()
+        return EXIT_OK
+    (task,) = found
+    if as_json:
+        output.print_json(
+            {
+                "run": output.run_json(run),
+                "task_id": task.task_id,
+                "upstream": list(task.upstream),
+                "attempts": [output.attempt_json(attempt) for attempt in task.attempts],
+            }
+        )
+        return EXIT_OK
+    _print_task(detail, task, now)
+    print()
+    print(f"its logs: ppacer-async logs {run.id} {task.task_id}")
+    return EXIT_OK
+
+
+def _print_task(detail: RunDetail, task: TaskDetail, now: datetime) -> None:
+    run = detail.run
+    status = task.status or task.waiting or "-"
+    print(f"task {task.task_id} of run {run.id} ({run.dag_id}): {output.paint(str(status))}")
+    if task.upstream:
+        print(f"upstream      {', '.join(task.upstream)}")
+    if not task.attempts:
+        print("no attempt yet")
+    for tr in task.attempts:
+        took = output.duration(output.took(tr.started_at, tr.finished_at, now))
+        print()
+        why = "" if tr.reason is AttemptReason.initial else f" ({tr.reason})"
+        print(f"attempt {tr.attempt}: {output.paint(str(tr.status))}{why}")
+        print(f"  started     {output.local(tr.started_at)}")
+        print(f"  finished    {output.local(tr.finished_at)} (took {took})")
+        if tr.error:
+            print("  error:")
+            for line in tr.error.splitlines():
+                print(f"    {line}")
 
 
 # -- restart --------------------------------------------------------------------------------

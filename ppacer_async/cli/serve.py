@@ -27,6 +27,7 @@ from .common import (
     CliError,
     Subparsers,
     add_storage_option,
+    duration,
     load_storage,
     pool_option,
     positive_int,
@@ -162,6 +163,15 @@ def add_parser(subparsers: Subparsers) -> None:
         ),
     )
     parser.add_argument(
+        "--retention",
+        type=duration,
+        metavar="AGE",
+        help=(
+            "delete runs that finished longer ago than AGE (30d, 12h), with their "
+            "attempts and logs, while serving (default: keep everything)"
+        ),
+    )
+    parser.add_argument(
         "--web",
         type=parse_bind,
         default=None,
@@ -172,7 +182,7 @@ def add_parser(subparsers: Subparsers) -> None:
         ),
     )
     add_web_options(parser, prefix="--web-")
-    _add_log_level_option(parser)
+    add_log_level_option(parser)
     parser.set_defaults(handler=cmd_serve)
 
 
@@ -207,6 +217,7 @@ def _serve(
             max_threads=args.max_threads,
             role=args.role,
             pools=pools,
+            retention=args.retention,
         )
     except (PpacerError, ValueError) as exc:
         raise CliError(str(exc)) from None
@@ -309,12 +320,12 @@ async def _stop_on_signal(
                 os._exit(EXIT_INTERRUPTED)
 
 
-def _add_log_level_option(parser: argparse.ArgumentParser) -> None:
+def add_log_level_option(parser: argparse.ArgumentParser, default: str = "INFO") -> None:
     parser.add_argument(
         "--log-level",
         type=str.upper,
         choices=LOG_LEVELS,
-        default="INFO",
+        default=default,
         metavar="LEVEL",
         help=f"show log lines at this level and above: {', '.join(LOG_LEVELS)} "
         "(default: %(default)s)",

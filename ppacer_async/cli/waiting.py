@@ -37,6 +37,7 @@ class Progress:
         self._tty = stream.isatty()
         self._drawn = 0
         self._last: tuple[int, int, DagRunStatus] | None = None
+        self._counted: tuple[int, int] | None = None
 
     def update(self, run: DagRun, done: int, total: int) -> None:
         key = (done, total, run.status)
@@ -54,6 +55,17 @@ class Progress:
             self._drawn = len(line)
         else:
             self._stream.write(f"{done}/{total} tasks done (run {run.id} {run.status})\n")
+        self._stream.flush()
+
+    def count(self, done: int, total: int) -> None:
+        """How many of several runs have finished."""
+        if (done, total) == self._counted:
+            return
+        self._counted = (done, total)
+        end = "\r" if self._tty else "\n"
+        if self._tty:
+            self._drawn = 1
+        self._stream.write(f"{done}/{total} runs finished{end}")
         self._stream.flush()
 
     def say(self, message: str) -> None:
@@ -113,9 +125,15 @@ async def wait_for_run(
                 and waited >= QUEUED_HINT_SECONDS
             ):
                 hinted = True
+                if await operations.serving(storage, run.dag_id):
+                    why = "a free slot (max_active_runs of its DAG)"
+                else:
+                    why = (
+                        f"a scheduler: no live one serves DAG {run.dag_id!r} (it stopped); "
+                        "start one with ppacer-async serve FILE"
+                    )
                 progress.say(
-                    f"run {run.id} is still queued after {waited:.0f} s: it waits for a "
-                    "free slot (max_active_runs) or for a scheduler serving this storage"
+                    f"run {run.id} is still queued after {waited:.0f} s: it waits for {why}"
                 )
             await anyio.sleep(POLL_SECONDS)
     finally:
@@ -148,18 +166,26 @@ async def wait_and_report(
         output.print_json(output.run_json(finished))
         return EXIT_OK if ok else EXIT_RUN_FAILED
     took = output.duration(output.took(finished.started_at, finished.finished_at, output.now()))
-    print(f"run {finished.id} of {finished.dag_id} {finished.status} in {took}")
+    print(f"run {finished.id} of {finished.dag_id} {output.paint(str(finished.status))} in {took}")
     if not ok:
+        failed = []
         for task in sorted(detail.tasks, key=lambda task: task.task_id):
             tr = task.latest
             if tr is not None and tr.status is TaskStatus.failed:
-                print(
-                    output.fit(
-                        f"  {tr.task_id} (attempt {tr.attempt}): {output.headline(tr.error)}",
-                        output.WIDTH,
+                failed.append(tr.task_id)
+                output.print_lines(
+                    output.wrapped(
+                        f"  {tr.task_id} (attempt {tr.attempt}): {output.headline(tr.error)}"
                     )
                 )
-        print(f"see ppacer-async show {run.id}; re-run it with ppacer-async restart {run.id}")
+        shown = f"ppacer-async show {run.id}" + (f" {failed[0]}" if len(failed) == 1 else "")
+        output.print_lines(
+            output.wrapped(
+                f"see the traceback with {shown}, the logs with ppacer-async logs {run.id}; "
+                f"re-run it with ppacer-async restart {run.id}",
+                indent="",
+            )
+        )
     return EXIT_OK if ok else EXIT_RUN_FAILED
 
 
@@ -183,3 +209,46 @@ def add_wait_options(parser: argparse.ArgumentParser, what: str) -> None:
         metavar="SECONDS",
         help="with --wait, stop waiting after this long and exit 1 (default: no limit)",
     )
+
+
+async def wait_for_runs(storage: Storage, runs: list[DagRun], args: argparse.Namespace) -> int:
+    """Wait for several runs (a backfill) with a count of those finished on stderr, then
+    list how they ended.
+
+    :return: 0 when every run succeeded, 1 when one failed or the wait timed out.
+    """
+    started = anyio.current_time()
+    progress = Progress(sys.stderr)
+    pending = {run.id for run in runs}
+    ended: dict[int, DagRun] = {}
+    try:
+        while pending:
+            for run_id in sorted(pending):
+                current = await operations.get_run(storage, run_id)
+                if current.status.finished:
+                    ended[run_id] = current
+            pending -= set(ended)
+            progress.count(len(ended), len(runs))
+            if not pending:
+                break
+            if args.timeout is not None and anyio.current_time() - started >= args.timeout:
+                progress.close()
+                print_error(
+                    f"{len(pending)} of {len(runs)} runs did not finish within "
+                    f"{args.timeout:g} s; they go on in the scheduler"
+                )
+                return EXIT_RUN_FAILED
+            await anyio.sleep(POLL_SECONDS)
+    finally:
+        progress.close()
+    finished = [ended[run.id] for run in runs]
+    failed = [run for run in finished if run.status is not DagRunStatus.success]
+    if args.json:
+        output.print_json([output.run_json(run) for run in finished])
+    else:
+        print(f"{len(finished) - len(failed)} of {len(finished)} runs succeeded")
+        for run in failed:
+            print(f"  run {run.id} ({output.local(run.logical_time)}): {run.status}")
+        if failed:
+            print("see why with ppacer-async show RUN_ID")
+    return EXIT_RUN_FAILED if failed else EXIT_OK

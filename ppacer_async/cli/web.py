@@ -245,9 +245,9 @@ def add_parser(subparsers: Subparsers) -> None:
         help=f"where to listen (default: {DEFAULT_HOST}:{DEFAULT_PORT})",
     )
     add_web_options(parser, prefix="--")
-    from .serve import _add_log_level_option
+    from .serve import add_log_level_option
 
-    _add_log_level_option(parser)
+    add_log_level_option(parser)
     parser.set_defaults(handler=cmd_web)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._enums import AttemptReason, DagRunStatus, RunTrigger, ScheduleEventKind, TaskStatus
 from .._exceptions import StorageError
-from .._structures import Changes, DagInfo, DagRun, LogRecord, ScheduleEvent, TaskRun
+from .._structures import Changes, DagInfo, DagRun, LogRecord, ScheduleEvent, TaskRun, WorkerInfo
 from ._codec import (
     ATTEMPT_REASONS,
     RUN_STATUSES,
@@ -60,6 +60,10 @@ HAS_SCHEMA_VERSION = _named.take("has_schema_version")
 CURRENT_VERSION = _named.take("current_version")
 RECORD_VERSION = _named.take("record_version")
 TABLE_NAMES = _named.take("table_names")
+PURGE_WORKERS = _named.take("purge_workers")
+REGISTER_WORKER = _named.take("register_worker")
+UNREGISTER_WORKER = _named.take("unregister_worker")
+WORKERS = _named.take("workers")
 
 _named.check_all_taken()
 
@@ -263,6 +267,26 @@ def save_pools(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> Non
     with write_transaction(conn):
         conn.execute(CLEAR_POOLS)
         conn.executemany(INSERT_POOL, rows)
+
+
+def register_worker(conn: sqlite3.Connection, params: Sequence[Any], now: str) -> None:
+    """Record or renew a serving process, forgetting those whose record expired."""
+    with write_transaction(conn):
+        conn.execute(PURGE_WORKERS, (now,))
+        conn.execute(REGISTER_WORKER, params)
+
+
+def worker_from_row(row: tuple[Any, ...]) -> WorkerInfo:
+    return WorkerInfo(
+        id=row[0],
+        host=row[1],
+        pid=row[2],
+        role=row[3],
+        started_at=dt(row[4]),
+        renewed_at=dt(row[5]),
+        expires_at=dt(row[6]),
+        dag_ids=json.loads(row[7]),
+    )
 
 
 def fetch(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

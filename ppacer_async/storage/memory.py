@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 from bisect import insort
 from collections.abc import Collection
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from .._enums import DagRunStatus, RunTrigger, ScheduleEventKind
+from .._enums import DagRunStatus, RunTrigger, ScheduleEventKind, prunable_statuses
 from .._exceptions import DagNotFound, StorageError
 from .._structures import (
     Changes,
@@ -19,9 +20,11 @@ from .._structures import (
     DagRun,
     LogRecord,
     PoolUsage,
+    PruneCounts,
     ScheduleEvent,
     StorageCounts,
     TaskRun,
+    WorkerInfo,
 )
 from .._time import to_utc
 from ..abc import Storage
@@ -48,6 +51,7 @@ class MemoryStorage(Storage):
     _logs: dict[int, list[LogRecord]] = attrs.field(init=False, factory=dict)
     _events: dict[str, list[ScheduleEvent]] = attrs.field(init=False, factory=dict)
     _ids: itertools.count[int] = attrs.field(init=False, factory=lambda: itertools.count(1))
+    _workers: dict[str, WorkerInfo] = attrs.field(init=False, factory=dict)
 
     async def open(self) -> None:
         pass
@@ -262,6 +266,29 @@ class MemoryStorage(Storage):
     async def pools(self) -> list[PoolUsage]:
         return sorted(getattr(self, "_pools", []), key=lambda pool: pool.name)
 
+    async def register_worker(
+        self, worker_id: str, role: str, now: datetime, dag_ids: Collection[str] = ()
+    ) -> None:
+        renewed = datetime.now(UTC)
+        known = self._workers.get(worker_id)
+        self._workers[worker_id] = WorkerInfo(
+            id=worker_id,
+            host=os.uname().nodename,
+            pid=os.getpid(),
+            role=role,
+            started_at=to_utc(now) if known is None else known.started_at,
+            renewed_at=renewed,
+            expires_at=renewed + self.lease,
+            dag_ids=tuple(dag_ids),
+        )
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        self._workers.pop(worker_id, None)
+
+    async def workers(self) -> list[WorkerInfo]:
+        now = datetime.now(UTC)
+        return [w for _, w in sorted(self._workers.items()) if w.expires_at >= now]
+
     async def counts(self) -> StorageCounts:
         return StorageCounts(
             schema_version=SCHEMA_VERSION,
@@ -272,6 +299,91 @@ class MemoryStorage(Storage):
             schedule_events=sum(len(rows) for rows in self._events.values()),
         )
 
+    async def prune(
+        self,
+        before: datetime,
+        *,
+        dag_id: str | None = None,
+        keep_failed: bool = False,
+        limit: int = 100,
+    ) -> PruneCounts:
+        doomed = self._prunable_runs(before, dag_id, keep_failed)[:limit]
+        gone = set()
+        task_runs = task_logs = 0
+        for run in doomed:
+            gone.add(run.id)
+            del self._runs[run.id]
+            self._scheduled_keys.discard((run.dag_id, run.logical_time))
+            task_runs += len(self._task_runs.pop(run.id, {}))
+            task_logs += len(self._logs.pop(run.id, []))
+        events = 0
+        orphans = 0
+        for key, rows in self._events.items():
+            last = _last_point(rows)
+            kept: list[ScheduleEvent] = []
+            for event in rows:
+                old = _may_go(event, last)
+                if old and event.run_id in gone:
+                    events += 1
+                    continue
+                if (
+                    old
+                    and orphans < limit
+                    and event.run_id is None
+                    and event.created_at < before
+                    and (dag_id is None or key == dag_id)
+                ):
+                    orphans += 1
+                    continue
+                if event.run_id in gone:
+                    event = attrs.evolve(event, run_id=None)
+                kept.append(event)
+            rows[:] = kept
+        return PruneCounts(
+            dag_runs=len(doomed),
+            task_runs=task_runs,
+            task_logs=task_logs,
+            schedule_events=events + orphans,
+        )
+
+    async def prunable(
+        self, before: datetime, *, dag_id: str | None = None, keep_failed: bool = False
+    ) -> PruneCounts:
+        doomed = {run.id for run in self._prunable_runs(before, dag_id, keep_failed)}
+        events = 0
+        for key, rows in self._events.items():
+            last = _last_point(rows)
+            for event in rows:
+                if not _may_go(event, last):
+                    continue
+                if event.run_id in doomed or (
+                    event.run_id is None
+                    and event.created_at < before
+                    and (dag_id is None or key == dag_id)
+                ):
+                    events += 1
+        return PruneCounts(
+            dag_runs=len(doomed),
+            task_runs=sum(len(self._task_runs.get(i, ())) for i in doomed),
+            task_logs=sum(len(self._logs.get(i, ())) for i in doomed),
+            schedule_events=events,
+        )
+
+    def _prunable_runs(
+        self, before: datetime, dag_id: str | None, keep_failed: bool
+    ) -> list[DagRun]:
+        statuses = prunable_statuses(keep_failed=keep_failed)
+        found = [
+            run
+            for run in self._runs.values()
+            if run.status in statuses
+            and run.finished_at is not None
+            and run.finished_at < before
+            and (dag_id is None or run.dag_id == dag_id)
+        ]
+        found.sort(key=lambda run: (run.finished_at, run.id))
+        return found
+
 
 def _is_utc(moment: datetime | None) -> bool:
     return moment is None or moment.tzinfo is UTC
@@ -279,3 +391,19 @@ def _is_utc(moment: datetime | None) -> bool:
 
 def _utc_or_none(moment: datetime | None) -> datetime | None:
     return None if moment is None else to_utc(moment)
+
+
+def _may_go(event: ScheduleEvent, last: datetime | None) -> bool:
+    """Whether pruning may delete a schedule event: not a DAG's last schedule point or
+    anything after it (the watcher continues from there); other events always."""
+    if event.kind not in SCHEDULE_KINDS:
+        return True
+    return last is not None and event.logical_time < last
+
+
+def _last_point(events: list[ScheduleEvent]) -> datetime | None:
+    """The logical time of a DAG's last schedule point (events sorted by time)."""
+    for event in reversed(events):
+        if event.kind in SCHEDULE_KINDS:
+            return event.logical_time
+    return None

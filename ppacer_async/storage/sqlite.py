@@ -25,6 +25,7 @@ from .._enums import (
     DagRunStatus,
     RunTrigger,
     ScheduleEventKind,
+    prunable_statuses,
 )
 from .._exceptions import (
     DagNotFound,
@@ -37,11 +38,14 @@ from .._structures import (
     DagRun,
     LogRecord,
     PoolUsage,
+    PruneCounts,
     ScheduleEvent,
     StorageCounts,
     TaskRun,
+    WorkerInfo,
 )
 from ..abc import Storage
+from . import _sqlite_prune
 from . import _sqlite_work as q
 from ._codec import (
     EVENT_KINDS,
@@ -193,6 +197,10 @@ def _inspect_existing_file(path: str) -> None:
 
 def _prepare(conn: sqlite3.Connection, label: str) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+    if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+        # A new file: pages freed by pruning go back to the file system (incremental
+        # vacuum). Only possible before the first table; older files need one VACUUM.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     conn.execute("PRAGMA journal_mode = WAL")
     # In WAL mode NORMAL loses no integrity on power loss, only the last commits.
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -570,6 +578,33 @@ class SQLiteStorage(Storage):
             for r in rows
         ]
 
+    # -- serving processes -----------------------------------------------------------
+
+    async def register_worker(
+        self, worker_id: str, role: str, now: datetime, dag_ids: Collection[str] = ()
+    ) -> None:
+        renewed = ts(datetime.now(UTC))
+        params = (
+            worker_id,
+            os.uname().nodename,
+            os.getpid(),
+            role,
+            q.json_text(list(dag_ids), "the DAG ids"),
+            ts(now),
+            renewed,
+            ts(datetime.now(UTC) + self.lease),
+        )
+        await self._call("record this process", q.register_worker, params, renewed)
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        await self._call("forget this process", q.run_statement, q.UNREGISTER_WORKER, (worker_id,))
+
+    async def workers(self) -> list[WorkerInfo]:
+        rows = await self._call(
+            "list the serving processes", q.fetch, q.WORKERS, (ts(datetime.now(UTC)),)
+        )
+        return [q.worker_from_row(row) for row in rows]
+
     async def counts(self) -> StorageCounts:
         row = await self._call(
             "count rows",
@@ -586,3 +621,43 @@ class SQLiteStorage(Storage):
             task_logs=row[4],
             schedule_events=row[5],
         )
+
+    async def prune(
+        self,
+        before: datetime,
+        *,
+        dag_id: str | None = None,
+        keep_failed: bool = False,
+        limit: int = 100,
+    ) -> PruneCounts:
+        statuses = [str(s) for s in prunable_statuses(keep_failed=keep_failed)]
+        return await self._call(
+            "prune",
+            _sqlite_prune.prune,
+            ts(before),
+            dag_id,
+            statuses,
+            [str(k) for k in SCHEDULE_KINDS],
+            limit,
+        )
+
+    async def prunable(
+        self, before: datetime, *, dag_id: str | None = None, keep_failed: bool = False
+    ) -> PruneCounts:
+        statuses = [str(s) for s in prunable_statuses(keep_failed=keep_failed)]
+        return await self._call(
+            "count what pruning would delete",
+            _sqlite_prune.prunable,
+            ts(before),
+            dag_id,
+            statuses,
+            [str(k) for k in SCHEDULE_KINDS],
+        )
+
+    async def reclaim_space(self) -> bool:
+        return await self._call("reclaim free pages", _sqlite_prune.reclaim_space)
+
+    async def vacuum(self) -> None:
+        """Switch the file to incremental vacuum and compact it: rewrites the whole
+        file, holding the write lock meanwhile (run it while no scheduler serves)."""
+        await self._call("vacuum", _sqlite_prune.vacuum)

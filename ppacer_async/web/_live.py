@@ -1,4 +1,4 @@
-"""Which scheduler processes serve the storage, for ``/health``, ``/dags`` and metrics."""
+"""Which scheduler processes serve the storage, for ``/health`` and metrics."""
 
 from __future__ import annotations
 
@@ -36,14 +36,13 @@ def _sqlite_lock_holder(path: str) -> int | None:
 
 
 async def live_processes(context: WebContext, now: datetime) -> list[dict[str, Any]]:
-    """The scheduler processes serving the storage, each with when it was last seen.
-
-    A shared storage (PostgreSQL) records them; a SQLite file is served by the one
-    process holding its lock; otherwise only the scheduler embedded in this process
-    is known.
-    """
-    storage, scheduler = context.storage, context.scheduler
-    if isinstance(storage, SharedStorage):
+    """The scheduler processes serving the storage, each with when it was last seen:
+    every storage records them (``Storage.workers``), each renewing its record while it
+    serves. A SQLite file served by a process that keeps no record (an older version)
+    is recognised by its scheduler lock."""
+    storage = context.storage
+    workers = await storage.workers()
+    if workers:
         return [
             {
                 "id": w.id,
@@ -52,24 +51,12 @@ async def live_processes(context: WebContext, now: datetime) -> list[dict[str, A
                 "role": w.role,
                 "started_at": iso(w.started_at),
                 "last_seen": iso(w.renewed_at),
+                "dag_ids": list(w.dag_ids),
             }
-            for w in await storage.workers()
-        ]
-    if scheduler is not None:
-        if not scheduler.serving:
-            return []
-        return [
-            {
-                "id": scheduler.worker_id,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "role": scheduler.role,
-                "started_at": None,
-                "last_seen": iso(now),
-            }
+            for w in workers
         ]
     path = getattr(storage, "path", None)
-    if isinstance(path, str):
+    if isinstance(path, str) and not isinstance(storage, SharedStorage):
         pid = _sqlite_lock_holder(path)
         if pid is not None:
             return [
@@ -80,6 +67,7 @@ async def live_processes(context: WebContext, now: datetime) -> list[dict[str, A
                     "role": "all",
                     "started_at": None,
                     "last_seen": iso(now),
+                    "dag_ids": None,
                 }
             ]
     return []

@@ -86,6 +86,8 @@ def _schemas() -> dict[str, Schema]:
         "role": {"type": "string"},
         "started_at": _TIME_OR_NULL,
         "last_seen": _TIME_OR_NULL,
+        # the DAGs it serves; null when only its lock says it serves (no record)
+        "dag_ids": _nullable({"type": "array", "items": {"type": "string"}}),
     }
     return {
         "Error": _object({"error": {"type": "string"}}),

@@ -195,10 +195,11 @@ def _dag_id(request: Request) -> str:
 # -- JSON forms of the operations' records -------------------------------------------------
 
 
-def _served(context: WebContext, dag_id: str, live: bool) -> bool:
-    if context.scheduler is not None and dag_id in context.scheduler.dags:
-        return context.scheduler.serving
-    return live
+def _served(summary: DagSummary, live: list[dict[str, Any]]) -> bool:
+    """Whether a live process serves the DAG, by the storage's record of the processes
+    serving it (``DagSummary.served_by``); ``live`` (see ``live_processes``) answers for
+    a SQLite file served by a process that keeps no record, known only by its lock."""
+    return summary.served or any(process["dag_ids"] is None for process in live)
 
 
 def dag_summary_json(summary: DagSummary, served: bool) -> dict[str, Any]:
@@ -268,11 +269,9 @@ async def health(request: Request) -> Response:
 async def list_dags(request: Request) -> Response:
     context = web_context(request)
     now = now_utc(context)
-    live = bool(await live_processes(context, now))
+    live = await live_processes(context, now)
     summaries = await operations.list_dags(context.storage, now)
-    return JSONResponse(
-        {"dags": [dag_summary_json(s, _served(context, s.dag_id, live)) for s in summaries]}
-    )
+    return JSONResponse({"dags": [dag_summary_json(s, _served(s, live)) for s in summaries]})
 
 
 @_endpoint()
@@ -280,8 +279,8 @@ async def get_dag(request: Request) -> Response:
     context = web_context(request)
     now = now_utc(context)
     detail = await operations.get_dag(context.storage, _dag_id(request), now)
-    live = bool(await live_processes(context, now))
-    return JSONResponse(dag_detail_json(detail, _served(context, detail.summary.dag_id, live)))
+    live = await live_processes(context, now)
+    return JSONResponse(dag_detail_json(detail, _served(detail.summary, live)))
 
 
 def _serves(context: WebContext, dag_id: str) -> bool:
@@ -308,8 +307,8 @@ async def trigger(request: Request) -> Response:
 async def _dag_state(request: Request, context: WebContext, dag_id: str) -> Response:
     now = now_utc(context)
     detail = await operations.get_dag(context.storage, dag_id, now)
-    live = bool(await live_processes(context, now))
-    return JSONResponse(dag_summary_json(detail.summary, _served(context, dag_id, live)))
+    live = await live_processes(context, now)
+    return JSONResponse(dag_summary_json(detail.summary, _served(detail.summary, live)))
 
 
 @_endpoint(write=True)

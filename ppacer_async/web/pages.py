@@ -185,9 +185,9 @@ class DagRow:
 async def dags(request: Request) -> Response:
     context = web_context(request)
     now = now_utc(context)
-    live = bool(await live_processes(context, now))
+    live = await live_processes(context, now)
     summaries = await ops.list_dags(context.storage, now)
-    rows = [DagRow(summary=s, served=served(context, s.dag_id, live)) for s in summaries]
+    rows = [DagRow(summary=s, served=served(s, live)) for s in summaries]
     return render(request, "dags.html", {"section": "dags", "dags": rows})
 
 
@@ -249,9 +249,9 @@ async def _dag_live_values(context: WebContext, detail: DagDetail, now: datetime
         graph = layout_graph({t.task_id: t.upstream for t in detail.tasks}, statuses, mapped)
     except ValueError as exc:
         graph_error = str(exc)
-    live = bool(await live_processes(context, now))
+    live = await live_processes(context, now)
     return {
-        "d": DagRow(summary=detail.summary, served=served(context, dag_id, live), detail=detail),
+        "d": DagRow(summary=detail.summary, served=served(detail.summary, live), detail=detail),
         "graph": graph,
         "graph_error": graph_error,
         "mapped": mapped,

@@ -54,6 +54,8 @@ CREATE INDEX dag_runs_by_dag ON dag_runs (dag_id, id);
 CREATE INDEX dag_runs_active ON dag_runs (id) WHERE status IN ('queued', 'running');
 CREATE INDEX dag_runs_by_status ON dag_runs (status, id);
 CREATE INDEX dag_runs_by_logical_time ON dag_runs (logical_time);
+-- Pruning finds old finished runs by when they finished.
+CREATE INDEX dag_runs_by_finished_at ON dag_runs (finished_at);
 
 CREATE TABLE task_runs (
     run_id bigint NOT NULL,
@@ -111,6 +113,8 @@ CREATE TABLE schedule_events (
 ALTER SEQUENCE schedule_events_id_seq OWNED BY schedule_events.id;
 
 CREATE INDEX schedule_events_by_dag ON schedule_events (dag_id, logical_time, id);
+-- Deleting a run finds its schedule events (the foreign key's SET NULL).
+CREATE INDEX schedule_events_by_run ON schedule_events (run_id);
 
 -- Serving processes, renewed with their leases.
 CREATE TABLE workers (
@@ -121,6 +125,7 @@ CREATE TABLE workers (
     started_at timestamptz NOT NULL,
     renewed_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL,
+    dag_ids text[] NOT NULL DEFAULT '{}',
     PRIMARY KEY (id)
 );
 

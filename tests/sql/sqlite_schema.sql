@@ -40,6 +40,8 @@ CREATE UNIQUE INDEX dag_runs_schedule_point ON dag_runs (dag_id, logical_time)
     WHERE scheduled = 1;
 CREATE INDEX dag_runs_status ON dag_runs (status);
 CREATE INDEX dag_runs_dag_id ON dag_runs (dag_id);
+-- Pruning finds old finished runs by when they finished.
+CREATE INDEX dag_runs_finished_at ON dag_runs (finished_at);
 
 CREATE TABLE task_runs (
     run_id INTEGER NOT NULL,
@@ -80,6 +82,19 @@ CREATE TABLE schedule_events (
 );
 
 CREATE INDEX schedule_events_dag_id ON schedule_events (dag_id, logical_time);
+-- Deleting a run finds its schedule events (the foreign key's SET NULL).
+CREATE INDEX schedule_events_run_id ON schedule_events (run_id);
+
+CREATE TABLE workers (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    dag_ids TEXT NOT NULL DEFAULT '[]',
+    started_at TEXT NOT NULL,
+    renewed_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
 
 CREATE TABLE pools (
     name TEXT PRIMARY KEY,

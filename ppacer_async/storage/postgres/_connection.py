@@ -37,6 +37,10 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,
     asyncpg.InterfaceError,
     asyncpg.TooManyConnectionsError,
+    # A connection the server dropped in the middle of an operation can be left in a
+    # state where the next one fails with this ("another operation is in progress"):
+    # it is dropped and replaced like a broken one.
+    asyncpg.InternalClientError,
 )
 
 

@@ -48,6 +48,15 @@ SCHEMA_RELATIONS = _named.take("schema_relations")
 RECORD_VERSION = _named.take("record_version")
 CURRENT_VERSION = _named.take("current_version")
 
+RENEW_WORKER = _named.take("renew_worker")
+PRUNE_SELECT_RUNS = _named.take("prune_select_runs")
+PRUNE_RUN_EVENTS = _named.take("prune_run_events")
+PRUNE_LOGS = _named.take("prune_logs")
+PRUNE_TASK_RUNS = _named.take("prune_task_runs")
+PRUNE_RUNS = _named.take("prune_runs")
+PRUNE_ORPHAN_EVENTS = _named.take("prune_orphan_events")
+PRUNABLE = _named.take("prunable")
+
 _named.check_all_taken()
 
 _RUN_COLUMNS = (

@@ -49,11 +49,20 @@ class Claims:
         if claiming is not None:
             await close_quietly(claiming)
 
-    async def register_worker(self, worker_id: str, role: str, now: datetime) -> None:
+    async def register_worker(
+        self, worker_id: str, role: str, now: datetime, dag_ids: Collection[str] = ()
+    ) -> None:
         host = os.uname().nodename
         with self.db.errors("write to"):
             await self.db.connections.execute(
-                q.REGISTER_WORKER, worker_id, host, os.getpid(), role, to_utc(now), self.lease
+                q.REGISTER_WORKER,
+                worker_id,
+                host,
+                os.getpid(),
+                role,
+                to_utc(now),
+                self.lease,
+                list(dag_ids),
             )
 
     async def unregister_worker(self, worker_id: str) -> None:

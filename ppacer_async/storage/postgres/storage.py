@@ -7,6 +7,7 @@ lock of the process that schedules) and :mod:`.claims` (leases on attempts, reap
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ import anyio.abc
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
 
-from ..._enums import DagRunStatus, RunTrigger, ScheduleEventKind
+from ..._enums import DagRunStatus, RunTrigger, ScheduleEventKind, prunable_statuses
 from ..._exceptions import DagNotFound, StorageError
 from ..._structures import (
     Changes,
@@ -25,6 +26,7 @@ from ..._structures import (
     DagRun,
     LogRecord,
     PoolUsage,
+    PruneCounts,
     ScheduleEvent,
     StorageCounts,
     TaskRun,
@@ -38,6 +40,7 @@ from .._codec import (
     EVENT_KINDS,
     RUN_STATUSES,
     RUN_TRIGGERS,
+    SCHEDULE_KINDS,
     SCHEDULED_TRIGGERS,
     TASK_STATUSES,
     check_member,
@@ -392,6 +395,54 @@ class PostgresStorage(SharedStorage):
             schedule_events=row["schedule_events"],
         )
 
+    async def prune(
+        self,
+        before: datetime,
+        *,
+        dag_id: str | None = None,
+        keep_failed: bool = False,
+        limit: int = 100,
+    ) -> PruneCounts:
+        statuses = [str(s) for s in prunable_statuses(keep_failed=keep_failed)]
+        kinds = sorted(str(k) for k in SCHEDULE_KINDS)
+        before = to_utc(before)
+        with self._db.errors("prune"):
+            async with self._db.connections.acquire() as conn, conn.transaction():
+                ids = [
+                    row["id"]
+                    for row in await conn.fetch(
+                        q.PRUNE_SELECT_RUNS, before, statuses, dag_id, limit
+                    )
+                ]
+                events = logs = task_runs = 0
+                if ids:
+                    events = _count(await conn.execute(q.PRUNE_RUN_EVENTS, ids, kinds))
+                    logs = _count(await conn.execute(q.PRUNE_LOGS, ids))
+                    task_runs = _count(await conn.execute(q.PRUNE_TASK_RUNS, ids))
+                    await conn.execute(q.PRUNE_RUNS, ids)
+                events += _count(
+                    await conn.execute(q.PRUNE_ORPHAN_EVENTS, before, dag_id, kinds, limit)
+                )
+        return PruneCounts(
+            dag_runs=len(ids), task_runs=task_runs, task_logs=logs, schedule_events=events
+        )
+
+    async def prunable(
+        self, before: datetime, *, dag_id: str | None = None, keep_failed: bool = False
+    ) -> PruneCounts:
+        statuses = [str(s) for s in prunable_statuses(keep_failed=keep_failed)]
+        kinds = sorted(str(k) for k in SCHEDULE_KINDS)
+        with self._db.errors("read from"):
+            row = await self._db.connections.fetchrow(
+                q.PRUNABLE, to_utc(before), statuses, dag_id, kinds
+            )
+        return PruneCounts(
+            dag_runs=row["dag_runs"],
+            task_runs=row["task_runs"],
+            task_logs=row["task_logs"],
+            schedule_events=row["schedule_events"],
+        )
+
     # -- shared work: telling (notices.py) -------------------------------------------
 
     def add_notice_callback(self, kind: Notice, callback: Callable[[], None]) -> None:
@@ -420,14 +471,32 @@ class PostgresStorage(SharedStorage):
 
     # -- shared work: claims and leases (claims.py) ----------------------------------
 
-    async def register_worker(self, worker_id: str, role: str, now: datetime) -> None:
-        await self._claims.register_worker(worker_id, role, now)
+    async def register_worker(
+        self, worker_id: str, role: str, now: datetime, dag_ids: Collection[str] = ()
+    ) -> None:
+        await self._claims.register_worker(worker_id, role, now, dag_ids)
 
     async def unregister_worker(self, worker_id: str) -> None:
         await self._claims.unregister_worker(worker_id)
 
     async def renew_leases(self, worker_id: str) -> None:
         await self._claims.renew_leases(worker_id)
+
+    def renew_leases_from_thread(self, worker_id: str) -> None:
+        async def renew() -> None:
+            conn = await asyncpg.connect(
+                self.dsn,
+                timeout=self.connect_timeout.total_seconds(),
+                server_settings=self._db.server_settings(),
+            )
+            try:
+                await conn.execute(q.RENEW_WORKER, worker_id, self.lease)
+                await conn.execute(q.RENEW_LEASES, worker_id, self.lease)
+            finally:
+                await conn.close()
+
+        with self._db.errors("renew leases in"):
+            asyncio.run(renew())
 
     async def claim(
         self, worker_id: str, dag_ids: Collection[str], limit: int, now: datetime
@@ -457,6 +526,11 @@ class PostgresStorage(SharedStorage):
 
     async def workers(self) -> list[WorkerInfo]:
         return await self._claims.workers()
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as ``DELETE 12``."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 def _commit_arguments(

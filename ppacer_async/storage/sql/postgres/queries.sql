@@ -126,10 +126,12 @@ SELECT
 -- -- shared work: see 0003_shared_work.sql for the life of an attempt across processes.
 
 -- register_worker --
--- Records a serving process, or renews its record; $6: the lease.
-INSERT INTO workers (id, host, pid, role, started_at, renewed_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, now(), now() + $6::interval)
-ON CONFLICT (id) DO UPDATE SET renewed_at = now(), expires_at = EXCLUDED.expires_at
+-- Records a serving process and the DAGs it serves ($7), or renews its record; $6:
+-- the lease.
+INSERT INTO workers (id, host, pid, role, started_at, renewed_at, expires_at, dag_ids)
+VALUES ($1, $2, $3, $4, $5, now(), now() + $6::interval, $7)
+ON CONFLICT (id) DO UPDATE
+SET renewed_at = now(), expires_at = EXCLUDED.expires_at, dag_ids = EXCLUDED.dag_ids
 
 -- unregister_worker --
 DELETE FROM workers WHERE id = $1
@@ -271,7 +273,7 @@ ON CONFLICT (name) DO UPDATE SET slots = EXCLUDED.slots, used = EXCLUDED.used,
 SELECT name, slots, used, waiting, updated_at FROM pools ORDER BY name
 
 -- workers --
-SELECT id, host, pid, role, started_at, renewed_at, expires_at FROM workers
+SELECT id, host, pid, role, started_at, renewed_at, expires_at, dag_ids FROM workers
 WHERE expires_at >= now() ORDER BY id
 
 -- try_leader_lock --
@@ -297,3 +299,65 @@ INSERT INTO {schema}.schema_version (version) VALUES ($1)
 
 -- current_version --
 SELECT max(version) FROM {schema}.schema_version
+
+-- renew_worker --
+-- A process's workers row, renewed from its watchdog thread while its loop is blocked.
+UPDATE workers SET renewed_at = now(), expires_at = now() + $2::interval WHERE id = $1
+
+-- prune_select_runs --
+-- Up to $4 runs that finished before $1 with a status in $2 (of DAG $3, or any),
+-- oldest first, locked for deleting; a run locked elsewhere is left for later.
+SELECT id FROM dag_runs
+WHERE finished_at < $1 AND status = ANY($2::text[]) AND ($3::text IS NULL OR dag_id = $3)
+ORDER BY finished_at LIMIT $4 FOR UPDATE SKIP LOCKED
+
+-- prune_run_events --
+-- The schedule events of the runs $1, but a DAG's last schedule point (kinds $2) and
+-- what follows it, where the watcher continues from; other events may always go.
+DELETE FROM schedule_events AS e
+WHERE e.run_id = ANY($1::bigint[])
+  AND (e.kind <> ALL($2::text[]) OR EXISTS (
+      SELECT 1 FROM schedule_events AS later
+      WHERE later.dag_id = e.dag_id AND later.kind = ANY($2::text[])
+        AND later.logical_time > e.logical_time))
+
+-- prune_logs --
+DELETE FROM task_logs WHERE run_id = ANY($1::bigint[])
+
+-- prune_task_runs --
+DELETE FROM task_runs WHERE run_id = ANY($1::bigint[])
+
+-- prune_runs --
+DELETE FROM dag_runs WHERE id = ANY($1::bigint[])
+
+-- prune_orphan_events --
+-- Up to $4 schedule events without a run (skipped points, runs pruned earlier) made
+-- before $1 (of DAG $2, or any), but a DAG's last schedule point (kinds $3).
+DELETE FROM schedule_events WHERE id IN (
+    SELECT e.id FROM schedule_events AS e
+    WHERE e.run_id IS NULL AND e.created_at < $1 AND ($2::text IS NULL OR e.dag_id = $2)
+      AND (e.kind <> ALL($3::text[]) OR EXISTS (
+          SELECT 1 FROM schedule_events AS later
+          WHERE later.dag_id = e.dag_id AND later.kind = ANY($3::text[])
+            AND later.logical_time > e.logical_time))
+    LIMIT $4)
+
+-- prunable --
+-- What pruning with these arguments ($1 to $3 as in prune_select_runs, kinds $4)
+-- would delete, in every batch together.
+WITH doomed AS (
+    SELECT id FROM dag_runs
+    WHERE finished_at < $1 AND status = ANY($2::text[]) AND ($3::text IS NULL OR dag_id = $3)
+)
+SELECT
+    (SELECT count(*) FROM doomed) AS dag_runs,
+    (SELECT count(*) FROM task_runs WHERE run_id IN (SELECT id FROM doomed)) AS task_runs,
+    (SELECT count(*) FROM task_logs WHERE run_id IN (SELECT id FROM doomed)) AS task_logs,
+    (SELECT count(*) FROM schedule_events AS e
+     WHERE (e.run_id IN (SELECT id FROM doomed)
+            OR (e.run_id IS NULL AND e.created_at < $1
+                AND ($3::text IS NULL OR e.dag_id = $3)))
+       AND (e.kind <> ALL($4::text[]) OR EXISTS (
+           SELECT 1 FROM schedule_events AS later
+           WHERE later.dag_id = e.dag_id AND later.kind = ANY($4::text[])
+             AND later.logical_time > e.logical_time))) AS schedule_events

@@ -125,3 +125,22 @@ INSERT INTO schema_version (version, applied_at) VALUES (?, ?)
 -- table_names --
 -- Every table, index and view but SQLite's own.
 SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite\_%' ESCAPE '\'
+
+-- purge_workers --
+-- Forgets the processes whose record expired (they stopped without saying so).
+DELETE FROM workers WHERE expires_at < ?
+
+-- register_worker --
+-- Records a serving process and the DAGs it serves, or renews its record.
+INSERT INTO workers (id, host, pid, role, dag_ids, started_at, renewed_at, expires_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET renewed_at = excluded.renewed_at,
+    expires_at = excluded.expires_at, dag_ids = excluded.dag_ids
+
+-- unregister_worker --
+DELETE FROM workers WHERE id = ?
+
+-- workers --
+-- The live serving processes: those whose record has not expired.
+SELECT id, host, pid, role, started_at, renewed_at, expires_at, dag_ids FROM workers
+WHERE expires_at >= ? ORDER BY id
