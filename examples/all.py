@@ -10,7 +10,9 @@ import branching
 import etl
 import fanout
 import hello
+import pools as pooled
 import rules
+import sensors
 import stock_tasks
 import timeouts
 
@@ -22,4 +24,7 @@ dags = [
     *fanout.dags,
     *timeouts.dags,
     *stock_tasks.dags,
+    *pooled.dags,
+    *sensors.dags,
 ]
+pools = dict(pooled.pools)

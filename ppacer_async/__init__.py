@@ -28,10 +28,12 @@ from ._exceptions import StorageError as StorageError
 from ._exceptions import StorageLockedError as StorageLockedError
 from ._exceptions import TaskNotFound as TaskNotFound
 from ._exceptions import TaskTimeoutError as TaskTimeoutError
+from ._exceptions import UnknownPool as UnknownPool
 from ._scheduler.scheduler import Scheduler as Scheduler
 from ._structures import Alert as Alert
 from ._structures import DagRun as DagRun
 from ._structures import LogRecord as LogRecord
+from ._structures import PoolUsage as PoolUsage
 from ._structures import ScheduleEvent as ScheduleEvent
 from ._structures import Statistics as Statistics
 from ._structures import TaskRun as TaskRun
@@ -67,6 +69,7 @@ __all__ = [
     "LogRecord",
     "NonRetryableError",
     "NotifierError",
+    "PoolUsage",
     "PpacerError",
     "ResultNotStorable",
     "RunNotFound",
@@ -88,6 +91,7 @@ __all__ = [
     "TaskStatus",
     "TaskTimeoutError",
     "TriggerRule",
+    "UnknownPool",
     "WebhookNotifier",
     "task",
 ]

@@ -83,6 +83,8 @@ class Graph:
     plain: bool = True
     #: some task is mapped
     mapped: bool = False
+    #: some task names a pool
+    pooled: bool = False
 
     @classmethod
     def build(cls, dag_id: str, tasks: dict[str, Task], edges: set[tuple[str, str]]) -> Graph:
@@ -109,13 +111,17 @@ class Graph:
                 )
             map_source.append(source)
         plain = all(
-            t.trigger_rule is TriggerRule.all_success and not t.branch and t.map_over is None
+            t.trigger_rule is TriggerRule.all_success
+            and not t.branch
+            and t.map_over is None
+            and t.sensor is None
             for t in tasks.values()
         )
         return cls(
             map_source=tuple(map_source),
             plain=plain,
             mapped=any(source >= 0 for source in map_source),
+            pooled=any(t.pool is not None for t in tasks.values()),
             order=_topological_order(children, parents),
             ids=ids,
             tasks=tuple(tasks.values()),
@@ -195,6 +201,8 @@ class DAG:
         purpose. ``None``: no cap.
     :param run_timeout: a run still going this long after it started is cancelled
         (its note says so); ``None``: no limit.
+    :param max_active_tasks: attempts of this DAG's tasks (all its runs together) that
+        may be queued or running at once; ``None``: no limit but the scheduler's.
     """
 
     def __init__(
@@ -210,8 +218,19 @@ class DAG:
         params: Mapping[str, Any] | None = None,
         max_catchup_runs: int | None = DEFAULT_MAX_CATCHUP_RUNS,
         run_timeout: timedelta | None = None,
+        max_active_tasks: int | None = None,
     ) -> None:
         self.dag_id = _check_id("DAG", dag_id)
+        if max_active_tasks is not None and (
+            not isinstance(max_active_tasks, int)
+            or isinstance(max_active_tasks, bool)
+            or max_active_tasks < 1
+        ):
+            raise DagDefinitionError(
+                f"DAG {dag_id!r}: max_active_tasks must be a whole number >= 1 or None "
+                f"(no limit), got {max_active_tasks!r}"
+            )
+        self.max_active_tasks = max_active_tasks
         self.run_timeout = (
             None
             if run_timeout is None
@@ -314,6 +333,8 @@ class DAG:
         }
         if self.run_timeout is not None:  # only when set: other DAGs keep their hash
             found["run_timeout"] = self.run_timeout.total_seconds()
+        if self.max_active_tasks is not None:
+            found["max_active_tasks"] = self.max_active_tasks
         return found
 
     def definition_hash(self, definition: dict[str, Any] | None = None) -> str:

@@ -39,11 +39,14 @@ class TaskStatus(StrEnum):
     interrupted = "interrupted"
     skipped = "skipped"
     cancelled = "cancelled"
+    #: a sensor whose condition did not hold yet, waiting for its next poke (it holds
+    #: no worker and no slot meanwhile)
+    up_for_reschedule = "up_for_reschedule"
 
     @property
     def finished(self) -> bool:
         """True when this attempt will not change any more."""
-        return self not in (TaskStatus.scheduled, TaskStatus.running)
+        return self not in (TaskStatus.scheduled, TaskStatus.running, TaskStatus.up_for_reschedule)
 
 
 class TriggerRule(StrEnum):

@@ -60,6 +60,10 @@ class NonRetryableError(PpacerError):
     ``retries`` allow."""
 
 
+class UnknownPool(PpacerError, LookupError):
+    """A task names a pool the scheduler was not given (``Scheduler(pools=...)``)."""
+
+
 class TaskNotFound(PpacerError, LookupError):
     """A DAG or run has no task with the given id."""
 

@@ -160,6 +160,22 @@ class Statistics:
     runs_finished: int
     commits: int
     committed_rows: int
+    #: the named pools (``Scheduler(pools=...)``) as the scheduling process sees them
+    pools: tuple[PoolUsage, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class PoolUsage:
+    """A pool's slots: how many attempts hold (``used``) and how many attempts wait
+    for one (``waiting``), as the scheduling process counts them."""
+
+    name: str
+    slots: int
+    used: int
+    waiting: int
+    #: when the scheduling process recorded it (``ppacer-async pools``); ``None`` in
+    #: ``statistics()``, which counts now
+    updated_at: datetime | None = None
 
 
 @attrs.frozen(kw_only=True)

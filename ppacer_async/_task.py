@@ -147,6 +147,61 @@ def _check_exception_types(task_id: str, value: object) -> tuple[type[BaseExcept
     return tuple(found)
 
 
+DEFAULT_POKE_INTERVAL = timedelta(seconds=60)
+DEFAULT_SENSOR_TIMEOUT = timedelta(days=7)
+
+
+class Poking:
+    """How a sensor pokes: every ``interval`` (doubling after each poke with
+    ``exponential_backoff``, up to ``max_wait``), for at most ``timeout`` after its
+    first poke."""
+
+    __slots__ = ("exponential_backoff", "interval", "max_wait", "timeout")
+
+    def __init__(
+        self,
+        *,
+        interval: timedelta,
+        timeout: timedelta,
+        exponential_backoff: bool = False,
+        max_wait: timedelta | None = None,
+    ) -> None:
+        self.interval = _check_duration("sensor poke_interval", interval, allow_zero=False)
+        self.timeout = _check_duration("sensor timeout", timeout, allow_zero=False)
+        self.exponential_backoff = bool(exponential_backoff)
+        self.max_wait = (
+            None
+            if max_wait is None
+            else _check_duration("sensor max_wait", max_wait, allow_zero=False)
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "poke_interval": self.interval.total_seconds(),
+            "timeout": self.timeout.total_seconds(),
+            "exponential_backoff": self.exponential_backoff,
+            "max_wait": None if self.max_wait is None else self.max_wait.total_seconds(),
+        }
+
+    def next_poke(self, first: datetime, after: datetime) -> datetime:
+        """The first poke time later than ``after``: pokes are due at ``first``, then
+        after each wait of the sequence (fixed, or doubling up to ``max_wait``), so
+        the schedule depends only on the first poke and survives a restart."""
+        if after < first:
+            return first
+        step, t = self.interval, first
+        if self.exponential_backoff:
+            cap = self.max_wait or self.timeout
+            while step < cap:
+                t += step
+                if t > after:
+                    return t
+                step *= 2
+            step = cap
+        n = (after - t) // step + 1
+        return t + n * step
+
+
 class Task:
     """A unit of work in a DAG. Subclass it and define ``execute(self, ctx)``,
     as a coroutine (runs on the event loop) or a plain function (runs in a worker thread).
@@ -171,6 +226,11 @@ class Task:
         list fails it.
     :param branch: the task returns the id (or ids, or ``None``) of the direct
         downstream tasks to follow; the others are skipped (see ``task.branch``).
+    :param pool: the name of a pool (``Scheduler(pools={"name": slots})``) whose slots
+        an attempt holds while it is queued or running; ``None``: no pool.
+    :param pool_slots: how many of the pool's slots an attempt holds.
+    :param sensor: make the task a sensor (see ``task.sensor``): a ``Poking`` saying
+        how often it pokes and for how long.
     """
 
     #: for a mapped copy (``task.map("split")``): the upstream task whose list it maps
@@ -194,8 +254,27 @@ class Task:
         retry_on: type[Exception] | tuple[type[Exception], ...] = (),
         max_map_length: int = DEFAULT_MAX_MAP_LENGTH,
         branch: bool = False,
+        pool: str | None = None,
+        pool_slots: int = 1,
+        sensor: Poking | None = None,
     ) -> None:
         self.id = _check_id("task", type(self).__name__ if id is None else id)
+        if sensor is not None and not isinstance(sensor, Poking):
+            raise DagDefinitionError(
+                f"task {self.id!r}: sensor must be a Poking(...) or None, got {sensor!r}"
+            )
+        self.sensor = sensor
+        if pool is not None and (not isinstance(pool, str) or not pool):
+            raise DagDefinitionError(
+                f"task {self.id!r}: pool must be a pool's name (a non-empty str) or None, "
+                f"got {pool!r}"
+            )
+        self.pool = pool
+        if not isinstance(pool_slots, int) or isinstance(pool_slots, bool) or pool_slots < 1:
+            raise DagDefinitionError(
+                f"task {self.id!r}: pool_slots must be a whole number >= 1, got {pool_slots!r}"
+            )
+        self.pool_slots = pool_slots
         try:
             self.trigger_rule = TriggerRule(trigger_rule)
         except ValueError:
@@ -292,6 +371,8 @@ class Task:
         _check_id("mapped-over task", source)
         if self.branch:
             raise DagDefinitionError(f"task {self.id!r}: a branch task cannot be mapped")
+        if self.sensor is not None:
+            raise DagDefinitionError(f"task {self.id!r}: a sensor cannot be mapped")
         cache: dict[str, Task] = self.__dict__.setdefault("_mapped", {})
         mapped = cache.get(source)
         if mapped is None:  # one copy per source: each use is the same task
@@ -324,6 +405,11 @@ class Task:
             found["max_map_length"] = self.max_map_length
         if self.branch:
             found["branch"] = True
+        if self.sensor is not None:
+            found["sensor"] = self.sensor.describe()
+        if self.pool is not None:
+            found["pool"] = self.pool
+            found["pool_slots"] = self.pool_slots
         if self.map_over is not None:
             found["map_over"] = self.map_over
         return found
@@ -440,6 +526,8 @@ class _TaskDecorator:
         retry_jitter: float = 0.0,
         retry_on: type[Exception] | tuple[type[Exception], ...] = (),
         max_map_length: int = DEFAULT_MAX_MAP_LENGTH,
+        pool: str | None = None,
+        pool_slots: int = 1,
     ) -> Callable[[Callable[[TaskContext], Any]], FunctionTask]: ...
 
     def __call__(
@@ -468,6 +556,49 @@ class _TaskDecorator:
         list of ids, or ``None`` (follow none); the other direct downstream tasks end
         ``skipped`` and trigger rules decide what follows them."""
         options["branch"] = True
+        return self(func, **options) if func is not None else self(**options)
+
+    @overload
+    def sensor(self, func: Callable[[TaskContext], Any], /, **options: Any) -> FunctionTask: ...
+
+    @overload
+    def sensor(
+        self,
+        /,
+        *,
+        poke_interval: timedelta = ...,
+        timeout: timedelta = ...,
+        exponential_backoff: bool = ...,
+        max_wait: timedelta | None = ...,
+        **options: Any,
+    ) -> Callable[[Callable[[TaskContext], Any]], FunctionTask]: ...
+
+    def sensor(
+        self,
+        func: Callable[[TaskContext], Any] | None = None,
+        /,
+        *,
+        poke_interval: timedelta = DEFAULT_POKE_INTERVAL,
+        timeout: timedelta = DEFAULT_SENSOR_TIMEOUT,
+        exponential_backoff: bool = False,
+        max_wait: timedelta | None = None,
+        **options: Any,
+    ) -> FunctionTask | Callable[[Callable[[TaskContext], Any]], FunctionTask]:
+        """A sensor: the function is poked until it returns a truthy value (the
+        task's result). Between pokes it holds no worker and no pool slot: the wait is
+        a timer of the scheduler, and stored, so a restart resumes it. Past
+        ``timeout`` after its first poke it fails (no retry). ``exponential_backoff``
+        doubles the wait after each poke (up to ``max_wait``); each poke has the
+        task's own ``poke_timeout`` (default 10 minutes)."""
+        poking = Poking(
+            interval=poke_interval,
+            timeout=timeout,
+            exponential_backoff=exponential_backoff,
+            max_wait=max_wait,
+        )
+        if "poke_timeout" in options:
+            options["timeout"] = options.pop("poke_timeout")
+        options["sensor"] = poking
         return self(func, **options) if func is not None else self(**options)
 
     def __repr__(self) -> str:

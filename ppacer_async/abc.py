@@ -19,6 +19,7 @@ from ._structures import (
     DagInfo,
     DagRun,
     LogRecord,
+    PoolUsage,
     PruneCounts,
     ScheduleEvent,
     StorageCounts,
@@ -262,6 +263,14 @@ class Storage(ABC):
     @abstractmethod
     async def counts(self) -> StorageCounts:
         """Schema version and row counts."""
+
+    async def save_pools(self, pools: Collection[PoolUsage], now: datetime) -> None:  # noqa: B027
+        """Record the pools as the scheduling process counts them, replacing what was
+        recorded (for ``ppacer-async pools``). A storage that cannot is left out."""
+
+    async def pools(self) -> list[PoolUsage]:
+        """The pools as last recorded by ``save_pools``, by name."""
+        return []
 
     @abstractmethod
     async def prune(

@@ -35,6 +35,7 @@ from ._structures import (
     DagSummary,
     DbInfo,
     LogPage,
+    PoolUsage,
     PruneCounts,
     RunDetail,
     ScheduleEvent,
@@ -527,6 +528,12 @@ async def serving(storage: Storage, dag_id: str) -> list[WorkerInfo]:
     storage's lease. Empty: a run queued now waits until a scheduler serving the DAG
     starts."""
     return [worker for worker in await storage.workers() if dag_id in worker.dag_ids]
+
+
+async def pools(storage: Storage) -> list[PoolUsage]:
+    """Each pool's slots, the attempts holding them and those waiting for one, as the
+    scheduling process last recorded them (``updated_at``)."""
+    return await storage.pools()
 
 
 async def schema_version_on_disk(storage: Storage) -> int | None:

@@ -295,7 +295,8 @@ def test_examples_serve_and_stop_cleanly(serve: Serve, tmp_path: Path) -> None:
     served = serve("serve", str(EXAMPLES / "all.py"), "--storage", f"sqlite:///{tmp_path}/x.db")
 
     served.wait_for_next(
-        r"serving 8 DAGs: hello, etl, rules, branching, fanout, timeouts, shell, http_check"
+        r"serving 11 DAGs: hello, etl, rules, branching, fanout, timeouts, shell, http_check, "
+        r"warehouse, extract, report"
     )
 
     assert served.stop() == 0

@@ -107,3 +107,41 @@ async def test_timeouts_example_ends_cancelled_with_a_note(example: Any) -> None
     assert done.status is DagRunStatus.cancelled
     assert "timed out" in (done.note or "")
     assert latest(rows) == {"crawl": TaskStatus.cancelled}
+
+
+async def test_pools_example_keeps_two_loads_in_the_warehouse_at_once(example: Any) -> None:
+    module = example("pools")
+    done, rows = await run(module, {}, pools=module.pools)
+    assert done.status is DagRunStatus.success
+    edges = sorted(
+        [(tr.started_at, 1) for tr in rows] + [(tr.finished_at, -1) for tr in rows],
+        key=lambda edge: (edge[0], edge[1]),
+    )
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    assert most == 2
+    started = {tr.task_id: tr.started_at for tr in rows}
+    waited = [t for task_id, t in started.items() if task_id not in {"start", "load_00", "load_01"}]
+    assert started["load_urgent"] == min(waited)  # the first of those that waited for a slot
+
+
+async def test_sensors_example_reports_once_its_file_and_the_other_run_are_there(
+    example: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PPACER_EXAMPLE_DIR", str(tmp_path))
+    sys.modules.pop("sensors", None)
+    module = example("sensors")
+    clock = FakeClock(datetime(2026, 3, 1, 6, 0, tzinfo=UTC))
+    (tmp_path / "2026-03-01.csv").write_text("")
+    async with Scheduler(module.dags, storage="memory://", clock=clock) as scheduler:
+        first = await scheduler.trigger("extract")
+        assert (await scheduler.wait_for_run(first.id, timeout=10)).status is DagRunStatus.success
+        report = await scheduler.trigger("report")  # the same logical time: the clock stood
+        done = await scheduler.wait_for_run(report.id, timeout=20)
+        rows = {tr.task_id: tr for tr in await scheduler.task_runs(report.id)}
+    sys.modules.pop("sensors", None)
+    assert done.status is DagRunStatus.success
+    assert rows["extracted"].result == first.id
+    assert rows["report"].result.startswith(f"report on {tmp_path}")

@@ -151,6 +151,7 @@ async def test_opening_creates_the_tables_in_the_given_schema(admin: Any, schema
         "dag_runs",
         "dag_versions",
         "dags",
+        "pools",
         "schedule_events",
         "schema_version",
         "task_logs",

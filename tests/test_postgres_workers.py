@@ -630,3 +630,100 @@ async def test_cancel_reaches_an_attempt_running_in_another_process_within_a_sec
     assert attempts is not None
     assert [(n, s) for n, s, _, _ in attempts["hang"]] == [(1, "cancelled")]
     assert "never" not in attempts
+
+
+# -- pools across processes -------------------------------------------------------------------
+
+
+def serving(proc: Subprocess) -> None:
+    """Wait for a process serving the two pooled DAGs to serve."""
+    proc.wait_for(r"serving 2 DAGs as (\S+)", timeout=30)
+
+
+async def most_running_at_once(database: Database, run_ids: list[int]) -> int:
+    """The most attempts of these runs whose stored [started_at, finished_at)
+    intervals overlap (an interrupted attempt counts until it was reaped)."""
+    rows = await database.admin.fetch(
+        "SELECT started_at, finished_at FROM task_runs WHERE run_id = ANY($1::bigint[]) "
+        "AND started_at IS NOT NULL",
+        run_ids,
+    )
+    edges = sorted(
+        [(row["started_at"], 1) for row in rows] + [(row["finished_at"], -1) for row in rows]
+    )
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_a_pool_of_four_holds_across_three_processes(
+    database: Database, serve: Serve
+) -> None:
+    url = database.url(lease=10, poll_interval=0.5)
+    slots = f"warehouse={shared_work.POOL_SLOTS}"
+    procs = [serve("pooled", url, "--pool", slots, **database.task_env) for _ in range(3)]
+    for proc in procs:
+        serving(proc)
+
+    run_ids = [await trigger("pooled_north", url), await trigger("pooled_south", url)]
+
+    for run_id in run_ids:
+        assert await database.wait_for_run(run_id, procs) == "success", tails(procs)
+    done = await database.admin.fetchval(
+        "SELECT count(*) FROM task_runs WHERE run_id = ANY($1::bigint[]) AND status = 'success'",
+        run_ids,
+    )
+    assert done == 2 * shared_work.POOLED_TASKS
+    assert await most_running_at_once(database, run_ids) == shared_work.POOL_SLOTS
+    pids = await database.admin.fetch(
+        "SELECT DISTINCT pid FROM executions WHERE run_id = ANY($1::bigint[])", run_ids
+    )
+    assert len(pids) >= 2, "one process ran every task"
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_a_process_killed_while_holding_slots_gives_them_back_within_a_lease(
+    database: Database, serve: Serve
+) -> None:
+    lease = 1.5
+    url = database.url(lease=lease, poll_interval=0.3)
+    slots = f"warehouse={shared_work.POOL_SLOTS}"
+    leader = serve("pooled", url, "--pool", slots, **database.task_env)
+    serving(leader)
+    assert leader.matches(LEADS), tails([leader])
+    doomed = serve("pooled", url, "--pool", slots, "--role", "worker", **database.task_env)
+    serving(doomed)
+    survivor = serve("pooled", url, "--pool", slots, "--role", "worker", **database.task_env)
+    serving(survivor)
+    procs = [leader, doomed, survivor]
+
+    out = await cli("trigger", "pooled_north", "--param", "hold=1", "--storage", url, "--json")
+    run_id = int(json.loads(out)["id"])
+    await poll_until(
+        lambda: database.admin.fetchval(
+            "SELECT count(*) FROM executions WHERE run_id = $1 AND pid = $2",
+            run_id,
+            doomed.proc.pid,
+        ),
+        "an attempt started by the doomed worker",
+        timeout=30,
+        procs=procs,
+    )
+    doomed.kill()
+    killed_at = await database.admin.fetchval("SELECT now()")
+
+    assert await database.wait_for_run(run_id, [leader, survivor], timeout=90) == "success"
+    reaped = await database.admin.fetch(
+        "SELECT finished_at FROM task_runs WHERE run_id = $1 AND status = 'interrupted'",
+        run_id,
+    )
+    assert reaped, "no attempt of the killed worker was interrupted"
+    # Its lease had at most one lease left; the reaper looks every half lease.
+    for row in reaped:
+        assert (row["finished_at"] - killed_at).total_seconds() <= 1.5 * lease + 0.5
+    assert await most_running_at_once(database, [run_id]) == shared_work.POOL_SLOTS

@@ -462,6 +462,32 @@ async def test_standalone_app_triggers_runs_that_the_other_scheduler_runs(
     assert "storage only" in statistics.json()["error"]
 
 
+async def test_pools_show_slots_used_and_waiting_in_both_modes(
+    shared_factory: StorageFactory,
+) -> None:
+    scheduler = Scheduler(dags(), storage=shared_factory(), pools={"warehouse": 3})
+    app = create_app(storage=shared_factory())
+    embedded_app = create_app(scheduler)
+    async with scheduler, app.router.lifespan_context(app), client(app) as http:
+        with anyio.fail_after(10):  # the scheduler records its pools as it starts
+            while True:
+                listed = (await http.get("/api/v1/pools")).json()["pools"]
+                if listed:
+                    break
+                await anyio.sleep(0.05)  # written by the scheduler's own coroutine
+        async with (
+            embedded_app.router.lifespan_context(embedded_app),
+            client(embedded_app) as embedded_http,
+        ):
+            stats = (await embedded_http.get("/api/v1/statistics")).json()
+    (pool,) = listed
+    assert (pool["name"], pool["slots"], pool["used"], pool["waiting"]) == ("warehouse", 3, 0, 0)
+    assert pool["updated_at"] is not None
+    assert stats["pools"] == [
+        {"name": "warehouse", "slots": 3, "used": 0, "waiting": 0, "updated_at": None}
+    ]
+
+
 async def test_standalone_app_sees_no_live_process_when_none_serves(
     shared_factory: StorageFactory,
 ) -> None:

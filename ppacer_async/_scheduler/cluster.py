@@ -125,6 +125,7 @@ class ClusterEngine:
             workers=workers,
             max_threads=s.max_threads,
             notifier=s.notifier,
+            storage=s.storage,
         )
         if self._watchdog is not None:
             self._watchdog.consumer = consumer

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import sys
 import threading
@@ -36,16 +37,21 @@ from .queue import ReadyQueue
 from .upstream import RunView
 
 if TYPE_CHECKING:
-    from ..abc import Clock, Notifier
+    from ..abc import Clock, Notifier, Storage
 
 Item = tuple[RunView, int, TaskRun]
 
+#: The storage of the scheduler whose worker runs the current task.
+CURRENT_STORAGE: contextvars.ContextVar[Storage | None] = contextvars.ContextVar(
+    "ppacer_async_storage", default=None
+)
 logger = logging.getLogger("ppacer_async.scheduler")
 
 # Bound once: reading an enum member costs about 0.1 µs on Python 3.11, every attempt.
 _SUCCESS = TaskStatus.success
 _RUNNING = TaskStatus.running
 _CANCELLED = TaskStatus.cancelled
+_RESCHEDULE = TaskStatus.up_for_reschedule
 #: Outcomes whose error is a failure of the task itself, stored in its log.
 _FAILED = frozenset({TaskStatus.failed, TaskStatus.up_for_retry})
 
@@ -182,8 +188,10 @@ class Consumer:
         workers: int,
         max_threads: int,
         notifier: Notifier,
+        storage: Storage | None = None,
     ) -> None:
         self.sink = sink
+        self.storage = storage
         self.queue = queue
         self.clock = clock
         self.workers = workers
@@ -250,6 +258,9 @@ class Consumer:
         return self.stopping
 
     async def _work(self) -> None:
+        # Set once per worker, not per attempt: what tasks that read the storage (the
+        # stock RunSensor) find through ``current_storage()``.
+        CURRENT_STORAGE.set(self.storage)
         queue = self.queue
         streak = 0
         while True:
@@ -351,7 +362,11 @@ class Consumer:
             if self.on_attempt_end is not None:
                 self.on_attempt_end()
         if error is None:
+            # A sensor whose condition does not hold yet is poked again later.
+            reschedule = not value and task.sensor is not None and status is _SUCCESS
             value, error, status = self._storable_result(task, ctx, value)
+            if reschedule and error is None:
+                status = _RESCHEDULE
         else:
             error = _storable.text(error)
         capture.current.reset(token)

@@ -20,10 +20,11 @@ import attrs
 from .._dag import DAG
 from .._enums import DagRunStatus
 from .._exceptions import PpacerError, RunNotFound, StorageError
-from .._structures import Changes, DagRun, Statistics, TaskRun
+from .._structures import Changes, DagRun, PoolUsage, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
 from .alerts import Alerter, alert_for
 from .machine import StateMachine
+from .pools import Pools
 from .retention import Retention
 from .watcher import Watcher
 
@@ -36,6 +37,9 @@ logger = logging.getLogger("ppacer_async.scheduler")
 
 #: How long a stopping scheduler may spend saving in-flight outcomes.
 SHUTDOWN_BOUND = 10.0
+
+#: The most often the pools' counts are recorded in storage (seconds).
+RECORD_POOLS_EVERY = 0.5
 
 #: What a serving process does on a shared storage: ``all`` schedules (when it holds
 #: the leadership) and runs tasks, ``scheduler`` only schedules, ``worker`` only runs.
@@ -57,6 +61,8 @@ class Settings:
     queue_size: int
     role: Role
     worker_id: str
+    #: the named pools and their slots
+    pools: dict[str, int] = attrs.field(factory=dict)
     retention: timedelta | None = None
     #: Seconds without a turn of the event loop before it is reported (None: never).
     loop_block_warning: float | None = 1.0
@@ -123,7 +129,13 @@ class Coordinator:
     def __attrs_post_init__(self) -> None:
         s = self.settings
         self.alerter = Alerter(s.notifier)
+        pools = None
+        if s.pools or any(
+            dag.max_active_tasks is not None or dag.graph.pooled for dag in s.dags.values()
+        ):
+            pools = Pools(s.dags, s.pools)
         self.machine = StateMachine(
+            pools=pools,
             storage=s.storage,
             clock=s.clock,
             dags=s.dags,
@@ -153,6 +165,8 @@ class Coordinator:
         await tg.start(self.alerter.run)
         await tg.start(self.watcher.run)
         await tg.start(self._follow_storage)
+        if self.machine.pools is not None:
+            tg.start_soon(self._record_pools, self.machine.pools)
         if self.retention is not None:
             tg.start_soon(self.retention.run)
 
@@ -234,6 +248,22 @@ class Coordinator:
             await storage.wait_for_external_change()
             await self._sync_with_storage()
 
+    async def _record_pools(self, pools: Pools) -> None:
+        """Keep the pools' counts in storage for ``ppacer-async pools``: at each
+        change, at most every ``RECORD_POOLS_EVERY`` seconds."""
+        storage, clock = self.settings.storage, self.settings.clock
+        recorded: tuple[PoolUsage, ...] | None = None
+        while True:
+            usage = pools.usage()
+            if usage != recorded:
+                try:
+                    await storage.save_pools(usage, clock.now())
+                    recorded = usage
+                except PpacerError as exc:
+                    logger.warning("cannot record the pools' counts: %s", exc)
+            await pools.wait_for_change()
+            await anyio.sleep(RECORD_POOLS_EVERY)  # a rate limit: changes come in bursts
+
     async def _sync_with_storage(self) -> None:
         storage, dags = self.settings.storage, self.settings.dags
         machine, watcher = self.machine, self.watcher
@@ -301,4 +331,5 @@ def statistics(
         runs_finished=machine.runs_finished if machine else 0,
         commits=machine.commits if machine else 0,
         committed_rows=machine.committed_rows if machine else 0,
+        pools=machine.pools.usage() if machine and machine.pools else (),
     )

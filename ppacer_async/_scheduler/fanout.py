@@ -73,7 +73,7 @@ def expand(state: RunState, i: int, now: datetime, fx: Effects) -> None:
     n = len(items)
     mapped = state.maps[i] = MapState.new(n)
     state.phase[i] = LIVE
-    if not stored and not fx.record_scheduled:
+    if not stored and not fx.record_scheduled and not state.gated:
         # Every instance makes its first attempt: one entry, not one per instance.
         mapped.phase[:] = bytes([LIVE]) * n
         mapped.attempt[:] = [1] * n
@@ -106,6 +106,8 @@ def expand(state: RunState, i: int, now: datetime, fx: Effects) -> None:
             _schedule_instance(state, i, k, AttemptReason.restart, now, fx)
         elif status is TaskStatus.scheduled:
             mapped.phase[k] = LIVE
+            if state.gated and fx.pools is not None:
+                fx.pools.hold(state, i, tr.task_id, tr.attempt)
             _ready(state, now, fx).instances.append((i, k, tr.reason))
         elif status is TaskStatus.up_for_retry:
             mapped.phase[k] = LIVE
@@ -114,6 +116,8 @@ def expand(state: RunState, i: int, now: datetime, fx: Effects) -> None:
             state.retrying.add((i, k))
         elif fx.record_scheduled and status is TaskStatus.running:
             mapped.phase[k] = LIVE  # leased by a process, or about to be reaped
+            if state.gated and fx.pools is not None:
+                fx.pools.hold(state, i, tr.task_id, tr.attempt)
         else:  # running or interrupted: cut short by a crash or a stop
             mapped.phase[k] = LIVE
             resume.append((k, tr))
@@ -145,6 +149,21 @@ def _schedule_instance(
     if reason is None:
         reason = AttemptReason.initial if attempt == 1 else AttemptReason.restart
     mapped.attempt[k] = attempt
+    if state.gated and fx.pools is not None and not fx.pools.take(state, i, k, attempt, reason):
+        return  # waits for slots: the pools make it ready once it has them
+    make_instance_ready(state, i, k, attempt, reason, now, fx)
+
+
+def make_instance_ready(
+    state: RunState,
+    i: int,
+    k: int,
+    attempt: int,
+    reason: AttemptReason,
+    now: datetime,
+    fx: Effects,
+) -> None:
+    """Hand an attempt of instance ``k`` of mapped task ``i`` to the workers."""
     if fx.record_scheduled:
         fx.task_runs.append(
             TaskRun(

@@ -41,6 +41,7 @@ class LocalEngine:
             workers=s.max_concurrent_tasks,
             max_threads=s.max_threads,
             notifier=s.notifier,
+            storage=s.storage,
         )
         self.coordinator.on_run_cancelled = self.consumer.cancel_run
 

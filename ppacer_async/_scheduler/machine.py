@@ -48,6 +48,7 @@ from .events import (
     RunQueued,
 )
 from .logbuffer import LogBuffer
+from .pools import Pools
 from .queue import ReadyQueue
 from .salvage import Salvage
 from .state import AlertKind, Effects, RunState
@@ -106,8 +107,10 @@ class StateMachine:
         queue: ReadyQueue[Item] | None,
         followers: Followers,
         shared: bool = False,
+        pools: Pools | None = None,
     ) -> None:
         self.storage = storage
+        self.pools = pools
         self.shared = shared
         self._outcomes_due = shared
         self.clock = clock
@@ -243,7 +246,7 @@ class StateMachine:
     async def recover(self) -> None:
         """Rebuild the state of the runs left active by the previous process."""
         now = self.clock.now()
-        fx = Effects(record_scheduled=self.shared)
+        fx = Effects(record_scheduled=self.shared, pools=self.pools)
         for run in await self.storage.active_runs():
             dag = self.dags.get(run.dag_id)
             if dag is None:
@@ -273,7 +276,7 @@ class StateMachine:
         """Drain the inbox, commit the transitions, then act on them."""
         if self._outcomes_due:
             await self._read_outcomes()
-        fx = Effects(record_scheduled=self.shared)
+        fx = Effects(record_scheduled=self.shared, pools=self.pools)
         await self._apply(fx, stopping=False)
         await self._commit_and_act(fx)
 
@@ -281,7 +284,7 @@ class StateMachine:
         """Commit what is left in the inbox without starting anything (on shutdown)."""
         if self.shared:
             await self._read_outcomes()
-        fx = Effects(record_scheduled=self.shared)
+        fx = Effects(record_scheduled=self.shared, pools=self.pools)
         await self._apply(fx, stopping=True)
         await self._commit(fx)
         if events_logger.isEnabledFor(logging.INFO):
@@ -322,14 +325,23 @@ class StateMachine:
                 if tr.status is success and event.state.plain:
                     succeeded(event.state, event.i, tr, now, fx)
                 else:
+                    if event.state.gated and self.pools is not None:
+                        self.pools.release(event.state, tr.task_id, tr.attempt, now, fx)
                     _attempt_ended(event.state, event.i, tr, now, fx)
             elif isinstance(event, AttemptStarted):
                 if not event.state.cancelled:
-                    fx.task_runs.append(event.tr)
+                    tr = event.tr
+                    if event.state.sensing:
+                        tr = transitions.sensor_ended(event.state, event.i, tr, keep=True)
+                    fx.task_runs.append(tr)
             elif isinstance(event, AttemptInterrupted):
                 # Shared: another process stopped or died; the attempt runs again at
                 # once. Here: this process is stopping; it runs on the next start.
                 tr, state, i = event.tr, event.state, event.i
+                if state.sensing:  # its row keeps the first poke (recovery reads it)
+                    tr = transitions.sensor_ended(state, i, tr, keep=True)
+                if state.gated and self.pools is not None:
+                    self.pools.release(state, tr.task_id, tr.attempt, now, fx)
                 if state.cancelled:
                     continue
                 resume = self.shared and not stopping
@@ -522,6 +534,8 @@ class StateMachine:
             pending.remove(state)
             self.active[state.run.dag_id] += 1
         transitions.cancel_run(state, note, now, fx)
+        if state.gated and self.pools is not None:
+            self.pools.release_run(state, now, fx)
 
     def _release(self, state: RunState, now: Any, fx: Effects) -> None:
         dag_id = state.run.dag_id
@@ -540,6 +554,11 @@ def _attempt_ended(state: RunState, i: int, tr: TaskRun, now: Any, fx: Effects) 
         return  # its row says cancelled already
     graph = state.graph
     status = tr.status
+    if state.sensing or status is TaskStatus.up_for_reschedule:
+        if status is TaskStatus.up_for_reschedule:
+            transitions.sensor_waits(state, i, tr, now, fx)
+            return
+        tr = transitions.sensor_ended(state, i, tr)
     if graph.mapped and graph.map_source[i] >= 0 and tr.task_id != graph.ids[i]:
         _instance_outcome(state, i, tr, now, fx)
     elif status is TaskStatus.success:
@@ -615,6 +634,13 @@ def _log_events(fx: Effects) -> None:
             log("run %s task %s attempt %d started", tr.run_id, tr.task_id, tr.attempt)
         elif status is TaskStatus.interrupted:
             log("run %s task %s attempt %d interrupted", tr.run_id, tr.task_id, tr.attempt)
+        elif status is TaskStatus.up_for_reschedule:
+            log(
+                "run %s task %s attempt %d waits for its next poke",
+                tr.run_id,
+                tr.task_id,
+                tr.attempt,
+            )
     for state in fx.finished:
         run = state.run
         took = (

@@ -29,6 +29,9 @@ from .state import (
 _DERIVED = {TaskStatus.skipped: SKIPPED, TaskStatus.upstream_failed: UPSTREAM_FAILED}
 
 
+_SENSING = (TaskStatus.up_for_reschedule, TaskStatus.running, TaskStatus.interrupted)
+
+
 def count_budget(attempts: list[TaskRun]) -> tuple[int, int]:
     """Failures since the last fresh start and interruptions in a row, counted back
     from the latest of one task's attempts (sorted by attempt)."""
@@ -162,6 +165,10 @@ def restore(
             _mark(state, i, FAILED)
         elif status is TaskStatus.scheduled:
             phase[i] = LIVE
+            if state.gated and fx.pools is not None:
+                fx.pools.hold(state, i, tr.task_id, tr.attempt)
+            if graph.tasks[i].sensor is not None and tr.started_at is not None:
+                state.sensing[i] = (tr.started_at, tr.reason)  # poked again: see make_ready
             _add_ready(state, i, tr.reason, now, fx)
         elif status is TaskStatus.up_for_retry:
             phase[i] = LIVE
@@ -172,6 +179,23 @@ def restore(
             state.retrying.add((i, -1))
         elif shared and status is TaskStatus.running:
             phase[i] = LIVE  # still leased by a process, or about to be reaped
+            if state.gated and fx.pools is not None:
+                fx.pools.hold(state, i, tr.task_id, tr.attempt)
+            if graph.tasks[i].sensor is not None and tr.started_at is not None:
+                state.sensing[i] = (tr.started_at, tr.reason)  # the first poke (claim)
+        elif graph.tasks[i].sensor is not None and status in _SENSING:
+            # Waiting for its next poke, or cut short while poking: the wait goes on
+            # from its first poke (started_at), with the same deadline.
+            phase[i] = LIVE
+            first = tr.started_at or now
+            state.sensing[i] = (first, tr.reason)
+            due = now
+            if status is TaskStatus.up_for_reschedule:
+                poking = graph.tasks[i].sensor
+                assert poking is not None
+                due = min(poking.next_poke(first, tr.finished_at or now), first + poking.timeout)
+            fx.retries.append((due, state, i, tr.attempt, -1))
+            state.retrying.add((i, -1))
         else:  # running or interrupted: cut short by a crash or a stop
             phase[i] = LIVE
             resume.append((i, tr))

@@ -30,6 +30,7 @@ from ..storage import DEFAULT_URL, from_url
 from .cluster import ClusterEngine
 from .engine import Engine, Role, Settings, statistics
 from .local import LocalEngine
+from .pools import check_pools
 
 logger = logging.getLogger("ppacer_async.scheduler")
 
@@ -72,6 +73,10 @@ class Scheduler:
     :param role: on a storage several processes share (PostgreSQL): ``"all"`` both
         schedules and runs tasks, ``"scheduler"`` only schedules, ``"worker"`` only runs
         tasks. One process at a time schedules; the others stand by.
+    :param pools: named pools and their slots, e.g. ``{"warehouse": 4}``: a task with
+        ``pool="warehouse"`` runs only while it holds ``pool_slots`` of them (on a
+        shared storage, across every process together). A task naming a pool not
+        given here is refused with ``UnknownPool``.
     :param retention: delete runs that finished longer ago than this, with their
         attempts, logs and schedule events, in small batches while serving (the
         process that schedules does it). ``None`` (the default) keeps everything.
@@ -92,6 +97,7 @@ class Scheduler:
         notifier: Notifier | None = None,
         clock: Clock | None = None,
         role: Role = "all",
+        pools: Mapping[str, int] | None = None,
         retention: timedelta | None = None,
         loop_block_warning: timedelta | None = timedelta(seconds=1),
     ) -> None:
@@ -125,6 +131,16 @@ class Scheduler:
                 "both schedules and runs tasks (role='all')"
             )
         self.role: Role = role
+        self.pools: dict[str, int] = {}
+        for name, slots in (pools or {}).items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"pool names must be non-empty strings, got {name!r}")
+            if not isinstance(slots, int) or isinstance(slots, bool) or slots < 1:
+                raise ValueError(
+                    f"pool {name!r} must have a whole number >= 1 of slots, got {slots!r}"
+                )
+            self.pools[name] = slots
+        check_pools(self._dags, self.pools)
         if retention is not None and (
             not isinstance(retention, timedelta) or retention < MIN_RETENTION
         ):
@@ -180,6 +196,7 @@ class Scheduler:
         self._serving = True
         storage = self.storage
         try:
+            check_pools(self._dags, self.pools)  # tasks may have been added since
             await storage.open()
             try:
                 await storage.acquire_scheduler_lock()
@@ -219,6 +236,7 @@ class Scheduler:
             queue_size=self.queue_size,
             role=self.role,
             worker_id=self.worker_id,
+            pools=self.pools,
             retention=self.retention,
             loop_block_warning=(
                 None if self.loop_block_warning is None else self.loop_block_warning.total_seconds()

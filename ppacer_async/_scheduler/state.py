@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -19,6 +19,9 @@ from .._enums import AttemptReason, DagRunStatus, RunTrigger, TaskStatus
 from .._structures import DagRun, TaskRun, instance_id, split_instance_id
 from . import rules
 from .upstream import RunView
+
+if TYPE_CHECKING:
+    from .pools import Pools
 
 #: Consecutive interruptions after which a task fails instead of running again.
 MAX_INTERRUPTIONS = 3
@@ -97,13 +100,19 @@ class RunState(RunView):
     stored_instances: dict[int, list[TaskRun]] = attrs.field(factory=dict)
     #: (task index, map index or -1) of the attempts waiting for their retry delay
     retrying: set[tuple[int, int]] = attrs.field(factory=set)
+    #: sensors between pokes or poking: task index -> (first poke, the attempt's reason)
+    sensing: dict[int, tuple[datetime, AttemptReason]] = attrs.field(factory=dict)
     #: the graph is plain (see ``Graph.plain``) and the run not cancelled: successes
     #: take the fast path
     plain: bool = attrs.field(init=False)
+    #: some task takes slots (a pool, the DAG's ``max_active_tasks``): ready attempts
+    #: go through the ``Pools``
+    gated: bool = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        self.plain = self.graph.plain
+        self.gated = self.graph.pooled or self.dag.max_active_tasks is not None
+        self.plain = self.graph.plain and not self.gated
 
     #: rebuilt for a restart: failed mapped instances run again
     restarting: bool = False
@@ -236,6 +245,8 @@ class Effects:
     """
 
     record_scheduled: bool = False
+    #: the slot counters, when some DAG served uses pools or ``max_active_tasks``
+    pools: Pools | None = None
 
     task_runs: list[TaskRun] = attrs.field(factory=list)
     dag_runs: list[DagRun] = attrs.field(factory=list)
@@ -260,7 +271,19 @@ def _schedule(
     if reason is None:
         reason = _INITIAL if attempt == 1 else _RESTART
     state.attempt[i] = attempt
+    if state.gated and fx.pools is not None and not fx.pools.take(state, i, -1, attempt, reason):
+        return  # waits for slots: the pools make it ready once it has them
+    make_ready(state, i, attempt, reason, now, fx)
+
+
+def make_ready(
+    state: RunState, i: int, attempt: int, reason: AttemptReason, now: datetime, fx: Effects
+) -> None:
+    """Hand attempt ``attempt`` of task ``i`` to the workers (write its scheduled row
+    on a shared storage)."""
     if fx.record_scheduled:
+        # A sensor poked again keeps its first poke in its row, for a new leader.
+        sensing = state.sensing.get(i) if state.sensing else None
         fx.task_runs.append(
             TaskRun(
                 run_id=state.run.id,
@@ -269,6 +292,7 @@ def _schedule(
                 status=TaskStatus.scheduled,
                 reason=reason,
                 scheduled_at=now,
+                started_at=None if sensing is None else sensing[0],
             )
         )
     _add_ready(state, i, reason, now, fx)
@@ -502,10 +526,60 @@ def _fail(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> N
 
 
 def retry_due(state: RunState, i: int, attempt: int, now: datetime, fx: Effects) -> None:
-    """Create the next attempt of a task whose retry delay has passed."""
+    """Create the next attempt of a task whose retry delay has passed, or poke a
+    sensor again (the same attempt)."""
     if state.phase[i] == LIVE and state.attempt[i] == attempt:
         state.retrying.discard((i, -1))
+        sensing = state.sensing.get(i)
+        if sensing is not None:
+            reason = sensing[1]
+            pools = fx.pools if state.gated else None
+            if pools is not None and not pools.take(state, i, -1, attempt, reason):
+                return  # waits for slots: the pools make it ready once it has them
+            make_ready(state, i, attempt, reason, now, fx)
+            return
         _schedule(state, i, AttemptReason.retry, now, fx)
+
+
+def sensor_waits(state: RunState, i: int, tr: TaskRun, now: datetime, fx: Effects) -> None:
+    """A sensor's poke found its condition not holding: its attempt waits for the
+    next poke (a timer; no worker, no slot), or fails once past its timeout.
+
+    The row keeps the first poke as ``started_at``: the poke schedule and the
+    deadline follow from it, so a restart resumes the wait (see ``recovery``)."""
+    poking = state.graph.tasks[i].sensor
+    assert poking is not None
+    first, reason = state.sensing.get(i) or (tr.started_at or now, tr.reason)
+    deadline = first + poking.timeout
+    if now >= deadline:
+        state.sensing.pop(i, None)
+        tr = attrs.evolve(
+            tr,
+            status=TaskStatus.failed,
+            started_at=first,
+            error=(
+                f"SensorTimeout: sensor {tr.task_id!r} found its condition still not "
+                f"holding {poking.timeout} after its first poke (timeout); raise the "
+                "sensor's timeout or check what it waits for"
+            ),
+        )
+        fx.task_runs.append(tr)
+        _fail(state, i, tr, now, fx)
+        return
+    state.sensing[i] = (first, reason)
+    fx.task_runs.append(
+        attrs.evolve(tr, status=TaskStatus.up_for_reschedule, started_at=first, result=None)
+    )
+    due = min(poking.next_poke(first, now), deadline)
+    fx.retries.append((due, state, i, tr.attempt, -1))
+    state.retrying.add((i, -1))
+
+
+def sensor_ended(state: RunState, i: int, tr: TaskRun, *, keep: bool = False) -> TaskRun:
+    """A sensor's attempt ended otherwise (its condition held, or it failed): its row
+    spans the whole wait, from the first poke. ``keep``: it only started a poke."""
+    found = state.sensing.get(i) if keep else state.sensing.pop(i, None)
+    return tr if found is None else attrs.evolve(tr, started_at=found[0])
 
 
 def task_interrupted(
@@ -556,7 +630,7 @@ def cancel_run(state: RunState, note: str, now: datetime, fx: Effects) -> None:
         if phase == LIVE:
             mapped = state.maps.get(i)
             if mapped is None:
-                waits = (i, -1) in state.retrying
+                waits = (i, -1) in state.retrying and i not in state.sensing
                 attempt = state.attempt[i]
                 fx.task_runs.append(_cancelled(run_id, ids[i], attempt, waits, now, note))
             else:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from .. import __version__
 from .._exceptions import StorageError
 from ..storage import DEFAULT_URL
-from . import completion, dags, db, events, logs, runs, serve, trial, web
+from . import completion, dags, db, events, logs, pools, runs, serve, trial, web
 from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -56,6 +56,7 @@ _SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     dags.add_pause_parser,
     dags.add_unpause_parser,
     dags.add_backfill_parser,
+    pools.add_parser,
     events.add_parser,
     trial.add_parser,
     db.add_parser,

@@ -180,6 +180,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def pool_option(text: str) -> tuple[str, int]:
+    """``NAME=SLOTS``, e.g. ``warehouse=4``."""
+    name, sep, slots = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=SLOTS such as warehouse=4, got {text!r}")
+    try:
+        return name.strip(), positive_int(slots)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"pool {name.strip()!r}: slots {exc}") from None
+
+
 def run_id(text: str) -> int:
     try:
         value = int(text)

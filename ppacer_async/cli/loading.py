@@ -182,8 +182,29 @@ def load_dags(target: str) -> list[DAG]:
 
     :raises CliError: the file or module is missing, fails to import, or holds no DAGs.
     """
+    return load_dags_and_pools(target)[0]
+
+
+def load_dags_and_pools(target: str) -> tuple[list[DAG], dict[str, int]]:
+    """``load_dags``, and the module's ``pools`` (a dict of pool names to slots) when
+    it defines one, else ``{}``.
+
+    :raises CliError: as ``load_dags``; or ``pools`` is not such a dict.
+    """
     source, attr = _split_target(target)
     module = _import_path(Path(source)) if _is_path(source) else _import_module(source)
+    pools = getattr(module, "pools", {})
+    if not isinstance(pools, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) for k, v in pools.items()
+    ):
+        raise CliError(
+            f"{source}:pools must be a dict of pool names to slots, e.g. "
+            f"{{'warehouse': 4}}; got {_short_repr(pools)}"
+        )
+    return _find_dags(module, source, attr), dict(pools)
+
+
+def _find_dags(module: ModuleType, source: str, attr: str | None) -> list[DAG]:
     if attr is None:
         if hasattr(module, "dags"):
             return _as_dags(module.dags, f"{source}:dags")

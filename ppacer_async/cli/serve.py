@@ -29,10 +29,11 @@ from .common import (
     add_storage_option,
     duration,
     load_storage,
+    pool_option,
     positive_int,
     storage_url,
 )
-from .loading import load_dags
+from .loading import load_dags_and_pools
 from .web import (
     WebSettings,
     add_web_options,
@@ -150,6 +151,18 @@ def add_parser(subparsers: Subparsers) -> None:
         ),
     )
     parser.add_argument(
+        "--pool",
+        action="append",
+        type=pool_option,
+        default=[],
+        metavar="NAME=SLOTS",
+        help=(
+            "a pool of SLOTS slots that tasks with pool=NAME share (on PostgreSQL, "
+            "across every process); repeat for more pools. Added to, and overriding, "
+            "the 'pools' dict of the DAGs' module"
+        ),
+    )
+    parser.add_argument(
         "--retention",
         type=duration,
         metavar="AGE",
@@ -192,7 +205,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _serve(
     args: argparse.Namespace, settings: WebSettings | None, sock: socket.socket | None
 ) -> int:
-    dags = load_dags(args.target)
+    dags, pools = load_dags_and_pools(args.target)
+    pools.update(args.pool)
     url = storage_url(args.storage)
     storage = load_storage(url)
     try:
@@ -202,6 +216,7 @@ def _serve(
             max_concurrent_tasks=args.max_concurrent_tasks,
             max_threads=args.max_threads,
             role=args.role,
+            pools=pools,
             retention=args.retention,
         )
     except (PpacerError, ValueError) as exc:

@@ -32,6 +32,7 @@ OUTCOMES = frozenset(
         TaskStatus.success,
         TaskStatus.failed,
         TaskStatus.up_for_retry,
+        TaskStatus.up_for_reschedule,
         TaskStatus.skipped,
         TaskStatus.cancelled,
         TaskStatus.interrupted,

@@ -52,6 +52,9 @@ GET_RUN = _named.take("get_run")
 ACTIVE_RUNS = _named.take("active_runs")
 TASK_RUNS = _named.take("task_runs")
 COUNTS = _named.take("counts")
+CLEAR_POOLS = _named.take("clear_pools")
+INSERT_POOL = _named.take("insert_pool")
+POOLS = _named.take("pools")
 DATA_VERSION = _named.take("data_version")
 HAS_SCHEMA_VERSION = _named.take("has_schema_version")
 CURRENT_VERSION = _named.take("current_version")
@@ -258,6 +261,12 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
             raise StorageError(
                 f"commit refers to a DAG run that does not exist ({exc}); nothing was written"
             ) from exc
+
+
+def save_pools(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    with write_transaction(conn):
+        conn.execute(CLEAR_POOLS)
+        conn.executemany(INSERT_POOL, rows)
 
 
 def register_worker(conn: sqlite3.Connection, params: Sequence[Any], now: str) -> None:

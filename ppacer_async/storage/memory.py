@@ -19,6 +19,7 @@ from .._structures import (
     DagInfo,
     DagRun,
     LogRecord,
+    PoolUsage,
     PruneCounts,
     ScheduleEvent,
     StorageCounts,
@@ -258,6 +259,12 @@ class MemoryStorage(Storage):
             and (attempt is None or r.attempt == attempt)
         ]
         return found[offset:] if limit is None else found[offset : offset + limit]
+
+    async def save_pools(self, pools: Collection[PoolUsage], now: datetime) -> None:
+        self._pools = [attrs.evolve(pool, updated_at=to_utc(now)) for pool in pools]
+
+    async def pools(self) -> list[PoolUsage]:
+        return sorted(getattr(self, "_pools", []), key=lambda pool: pool.name)
 
     async def register_worker(
         self, worker_id: str, role: str, now: datetime, dag_ids: Collection[str] = ()

@@ -37,6 +37,7 @@ from .._structures import (
     DagInfo,
     DagRun,
     LogRecord,
+    PoolUsage,
     PruneCounts,
     ScheduleEvent,
     StorageCounts,
@@ -565,6 +566,17 @@ class SQLiteStorage(Storage):
         params.extend((-1 if limit is None else limit, offset))
         rows = await self._call("read logs", q.fetch, sql + " ORDER BY id LIMIT ? OFFSET ?", params)
         return [q.log_from_row(row) for row in rows]
+
+    async def save_pools(self, pools: Collection[PoolUsage], now: datetime) -> None:
+        rows = [(p.name, p.slots, p.used, p.waiting, ts(now)) for p in pools]
+        await self._call("record pools", q.save_pools, rows)
+
+    async def pools(self) -> list[PoolUsage]:
+        rows = await self._call("read pools", q.fetch, q.POOLS, ())
+        return [
+            PoolUsage(name=r[0], slots=r[1], used=r[2], waiting=r[3], updated_at=dt(r[4]))
+            for r in rows
+        ]
 
     # -- serving processes -----------------------------------------------------------
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .._structures import DagRun, LogRecord, TaskRun
+from .._structures import DagRun, LogRecord, PoolUsage, TaskRun
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -87,4 +87,14 @@ def task_event(tr: TaskRun, dag_id: str | None) -> dict[str, Any]:
         "task_id": tr.task_id,
         "attempt": tr.attempt,
         "status": str(tr.status),
+    }
+
+
+def pool_json(pool: PoolUsage) -> dict[str, Any]:
+    return {
+        "name": pool.name,
+        "slots": pool.slots,
+        "used": pool.used,
+        "waiting": pool.waiting,
+        "updated_at": iso(pool.updated_at),
     }

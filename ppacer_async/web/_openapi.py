@@ -169,9 +169,20 @@ def _schemas() -> dict[str, Schema]:
         ),
         "Statistics": {
             "type": "object",
+            "properties": {"pools": {"type": "array", "items": _ref("Pool")}},
             "additionalProperties": {"type": "integer"},
             "description": "Scheduler.statistics() of the serving process",
         },
+        "Pool": _object(
+            {
+                "name": {"type": "string"},
+                "slots": {"type": "integer"},
+                "used": {"type": "integer"},
+                "waiting": {"type": "integer"},
+                "updated_at": _TIME_OR_NULL,
+            }
+        ),
+        "Pools": _object({"pools": {"type": "array", "items": _ref("Pool")}}),
     }
 
 
@@ -412,6 +423,13 @@ def openapi_document(version: str, base: str) -> Schema:
                     },
                 },
             }
+        },
+        "/pools": {
+            "get": _operation(
+                "Each pool's slots, used and waiting, as the scheduling process last recorded them",
+                (200, "the pools", _ref("Pools")),
+                (),
+            )
         },
         "/statistics": {
             "get": _operation(

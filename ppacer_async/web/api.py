@@ -40,7 +40,7 @@ from ..storage import MemoryStorage
 from ._auth import WriteRefused, require_write
 from ._context import WebContext, web_context
 from ._events import EventStream
-from ._json import attempt_json, iso, log_json, run_json
+from ._json import attempt_json, iso, log_json, pool_json, run_json
 from ._live import live_processes, now_utc
 from ._openapi import openapi_document
 
@@ -448,6 +448,13 @@ async def events(request: Request) -> Response:
 
 
 @_endpoint()
+async def pools(request: Request) -> Response:
+    context = web_context(request)
+    found = await operations.pools(context.storage)
+    return JSONResponse({"pools": [pool_json(pool) for pool in found]})
+
+
+@_endpoint()
 async def statistics(request: Request) -> Response:
     context = web_context(request)
     if context.scheduler is None:
@@ -456,7 +463,8 @@ async def statistics(request: Request) -> Response:
             "statistics are counted by the scheduler process, and this app serves a "
             "storage only; ask the app embedded in the scheduler (ppacer-async serve --web)",
         )
-    return JSONResponse(attrs.asdict(context.scheduler.statistics()))
+    stats = context.scheduler.statistics()
+    return JSONResponse({**attrs.asdict(stats), "pools": [pool_json(pool) for pool in stats.pools]})
 
 
 async def openapi(request: Request) -> Response:
@@ -478,6 +486,7 @@ routes: list[BaseRoute] = [
     Route("/runs/{run_id:int}/cancel", cancel, methods=["POST"], name="cancel"),
     Route("/runs/{run_id:int}/logs", run_logs, name="logs"),
     Route("/events", events, name="events"),
+    Route("/pools", pools, name="pools"),
     Route("/statistics", statistics, name="statistics"),
     Route("/openapi.json", openapi, name="openapi"),
 ]

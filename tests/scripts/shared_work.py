@@ -190,3 +190,22 @@ async def hang(ctx: TaskContext) -> None:
 
 
 hanging = DAG("hanging").add(task(hang, id="hang") >> task(step, id="never"))
+
+
+# -- pooled: two DAGs of 25 tasks sharing a pool of 4 (serve with --pool warehouse=4) ------
+
+POOLED_TASKS = 25
+POOL_SLOTS = 4
+
+
+async def pooled_task(ctx: TaskContext) -> None:
+    await record(ctx)
+    await anyio.sleep(float(ctx.params.get("hold", 0.05)))
+
+
+pooled = [
+    DAG(name).add(
+        *[task(pooled_task, id=f"load_{i:02d}", pool="warehouse") for i in range(POOLED_TASKS)]
+    )
+    for name in ("pooled_north", "pooled_south")
+]

@@ -128,3 +128,13 @@ CREATE TABLE workers (
     dag_ids text[] NOT NULL DEFAULT '{}',
     PRIMARY KEY (id)
 );
+
+-- The pools as the scheduling process last counted them.
+CREATE TABLE pools (
+    name text COLLATE "C" NOT NULL,
+    slots integer NOT NULL,
+    used integer NOT NULL,
+    waiting integer NOT NULL,
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (name)
+);

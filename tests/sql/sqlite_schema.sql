@@ -95,3 +95,11 @@ CREATE TABLE workers (
     renewed_at TEXT NOT NULL,
     expires_at TEXT NOT NULL
 );
+
+CREATE TABLE pools (
+    name TEXT PRIMARY KEY,
+    slots INTEGER NOT NULL,
+    used INTEGER NOT NULL,
+    waiting INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);

@@ -39,6 +39,8 @@ REPORT = _named.take("report")
 REPORTED_OUTCOMES = _named.take("reported_outcomes")
 REAP = _named.take("reap")
 WORKERS = _named.take("workers")
+SAVE_POOLS = _named.take("save_pools")
+POOLS = _named.take("pools")
 TRY_LEADER_LOCK = _named.take("try_leader_lock")
 MIGRATE_LOCK = _named.take("migrate_lock")
 SCHEMA_EXISTS = _named.take("schema_exists")
@@ -111,7 +113,10 @@ _COMMIT_TASK_RUNS = f"""upserted_task_runs AS (
         started_at = EXCLUDED.started_at,
         finished_at = EXCLUDED.finished_at,
         error = EXCLUDED.error,
-        result = EXCLUDED.result
+        result = EXCLUDED.result,
+        -- a sensor's attempt is scheduled again for its next poke: its last poke's
+        -- outcome was applied
+        outcome = CASE WHEN EXCLUDED.status = 'scheduled' THEN NULL ELSE task_runs.outcome END
 )"""
 
 _COMMIT_LOGS = """inserted_logs AS (

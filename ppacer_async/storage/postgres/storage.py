@@ -25,6 +25,7 @@ from ..._structures import (
     DagInfo,
     DagRun,
     LogRecord,
+    PoolUsage,
     PruneCounts,
     ScheduleEvent,
     StorageCounts,
@@ -370,6 +371,17 @@ class PostgresStorage(SharedStorage):
         with self._db.errors("read from"):
             rows = await self._db.connections.fetch(query, run_id, *args, offset, limit)
         return [log_record(row) for row in rows]
+
+    async def save_pools(self, pools: Collection[PoolUsage], now: datetime) -> None:
+        columns = [[p.name for p in pools], [p.slots for p in pools]]
+        columns += [[p.used for p in pools], [p.waiting for p in pools]]
+        with self._db.errors("write to"):
+            await self._db.connections.execute(q.SAVE_POOLS, *columns, to_utc(now))
+
+    async def pools(self) -> list[PoolUsage]:
+        with self._db.errors("read from"):
+            rows = await self._db.connections.fetch(q.POOLS)
+        return [PoolUsage(**row) for row in rows]
 
     async def counts(self) -> StorageCounts:
         with self._db.errors("read from"):

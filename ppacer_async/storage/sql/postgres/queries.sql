@@ -152,7 +152,8 @@ WHERE t.run_id = h.run_id AND t.task_id = h.task_id AND t.attempt = h.attempt
 -- of every ready row, would read every entry of the index each time, including those of
 -- rows claimed since the last vacuum, so a claim would cost more the more rows were made
 -- ready at once; read in order, such entries are marked dead and skipped.
--- $1: the worker, $2: its DAG ids, $3: the most to claim, $4: now, $5: the lease.
+-- $1: the worker, $2: its DAG ids, $3: the most to claim, $4: now, $5: the lease. A
+-- sensor poked again keeps its first poke as started_at (its deadline counts from it).
 WITH picked AS (
     SELECT t.run_id, t.task_id, t.attempt
     FROM task_runs AS t
@@ -163,7 +164,7 @@ WITH picked AS (
     FOR UPDATE OF t SKIP LOCKED
 )
 UPDATE task_runs AS t
-SET status = 'running', started_at = $4, lease_owner = $1,
+SET status = 'running', started_at = coalesce(t.started_at, $4), lease_owner = $1,
     lease_expires_at = now() + $5::interval
 FROM picked AS p, dag_runs AS d
 WHERE t.run_id = p.run_id AND t.task_id = p.task_id AND t.attempt = p.attempt
@@ -188,7 +189,7 @@ WITH picked AS (
     FOR UPDATE OF t SKIP LOCKED
 )
 UPDATE task_runs AS t
-SET status = 'running', started_at = $4, lease_owner = $1,
+SET status = 'running', started_at = coalesce(t.started_at, $4), lease_owner = $1,
     lease_expires_at = now() + $5::interval
 FROM picked AS p, dag_runs AS d
 WHERE t.run_id = p.run_id AND t.task_id = p.task_id AND t.attempt = p.attempt
@@ -259,6 +260,22 @@ WITH reaped AS (
     DELETE FROM workers WHERE expires_at < now()
 )
 SELECT reaped.*, pg_notify($1, $2) FROM reaped
+
+-- save_pools --
+-- The scheduling process replaces its pools' counts as a whole; $1-$4: the pools'
+-- columns, $5: now.
+WITH gone AS (
+    DELETE FROM pools WHERE NOT (name = ANY($1::text[]))
+)
+INSERT INTO pools (name, slots, used, waiting, updated_at)
+SELECT name, slots, used, waiting, $5
+FROM unnest($1::text[], $2::integer[], $3::integer[], $4::integer[])
+    AS u (name, slots, used, waiting)
+ON CONFLICT (name) DO UPDATE SET slots = EXCLUDED.slots, used = EXCLUDED.used,
+    waiting = EXCLUDED.waiting, updated_at = EXCLUDED.updated_at
+
+-- pools --
+SELECT name, slots, used, waiting, updated_at FROM pools ORDER BY name
 
 -- workers --
 SELECT id, host, pid, role, started_at, renewed_at, expires_at, dag_ids FROM workers

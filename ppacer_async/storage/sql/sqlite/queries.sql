@@ -91,6 +91,16 @@ SELECT run_id, task_id, attempt, status, reason, scheduled_at, started_at, finis
     error, result
 FROM task_runs WHERE run_id = ? ORDER BY task_id, attempt
 
+-- clear_pools --
+-- The scheduling process replaces its pools' counts as a whole.
+DELETE FROM pools
+
+-- insert_pool --
+INSERT INTO pools (name, slots, used, waiting, updated_at) VALUES (?, ?, ?, ?, ?)
+
+-- pools --
+SELECT name, slots, used, waiting, updated_at FROM pools ORDER BY name
+
 -- counts --
 SELECT (SELECT COALESCE(MAX(version), 0) FROM schema_version),
     (SELECT COUNT(*) FROM dags), (SELECT COUNT(*) FROM dag_runs),

@@ -1,0 +1,170 @@
+"""Stock sensors: wait for a file, for another DAG's run, or for a time of day.
+
+A sensor is a task that is poked until its condition holds; between pokes it holds no
+worker and no pool slot (the wait is a timer of the scheduler, stored, so a restart
+resumes it). Each takes the sensor options (``poke_interval``, ``timeout``,
+``exponential_backoff``, ``max_wait``) and the usual task options::
+
+    from datetime import time, timedelta
+    from ppacer_async.sensors import FileSensor, RunSensor, TimeSensor
+
+    arrived = FileSensor("arrived", "/srv/in/data.csv", poke_interval=timedelta(seconds=30))
+    extracted = RunSensor("extracted", "extract")      # its run of the same logical time
+    evening = TimeSensor("evening", time(18, 0))       # 18:00 UTC on the logical date
+    dag.add([arrived, extracted, evening] >> load)
+
+A function becomes a sensor with ``@task.sensor(...)``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import anyio
+
+from ._enums import DagRunStatus
+from ._exceptions import DagDefinitionError
+from ._scheduler.consumer import CURRENT_STORAGE
+from ._task import DEFAULT_POKE_INTERVAL, DEFAULT_SENSOR_TIMEOUT, Poking, Task, TaskContext
+
+__all__ = ["FileSensor", "RunSensor", "Sensor", "TimeSensor"]
+
+
+class Sensor(Task):
+    """A task poked until ``execute`` returns a truthy value (the task's result).
+
+    Subclass it and define ``execute(self, ctx)`` (``async def``, or ``def`` to run in a
+    thread), returning a falsy value while the condition does not hold.
+
+    :param poke_interval: the wait between two pokes.
+    :param timeout: past this after its first poke, the sensor fails (no retry).
+    :param exponential_backoff: double the wait after each poke, up to ``max_wait``.
+    :param max_wait: the longest wait between two pokes (default: ``timeout``).
+    :param poke_timeout: how long one poke may run (the task's ``timeout``).
+    """
+
+    def __init__(
+        self,
+        id: str,
+        *,
+        poke_interval: timedelta = DEFAULT_POKE_INTERVAL,
+        timeout: timedelta = DEFAULT_SENSOR_TIMEOUT,
+        exponential_backoff: bool = False,
+        max_wait: timedelta | None = None,
+        **options: Any,
+    ) -> None:
+        if "poke_timeout" in options:
+            options["timeout"] = options.pop("poke_timeout")
+        super().__init__(
+            id,
+            sensor=Poking(
+                interval=poke_interval,
+                timeout=timeout,
+                exponential_backoff=exponential_backoff,
+                max_wait=max_wait,
+            ),
+            **options,
+        )
+
+
+class FileSensor(Sensor):
+    """Waits until ``path`` exists; its result is the path.
+
+    :param path: a file or directory; ``{logical_date}`` in it is replaced by the
+        run's logical date (``2026-03-01``).
+    """
+
+    def __init__(self, id: str, path: str | os.PathLike[str], **options: Any) -> None:
+        self.path = os.fspath(path)
+        if not self.path:
+            raise DagDefinitionError(f"FileSensor {id!r}: path must not be empty")
+        super().__init__(id, **options)
+
+    async def execute(self, ctx: TaskContext) -> str | None:
+        path = self.path.replace("{logical_date}", ctx.logical_time.date().isoformat())
+        return path if await anyio.Path(path).exists() else None
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**super().fingerprint(), "path": self.path}
+
+
+class RunSensor(Sensor):
+    """Waits until DAG ``dag_id`` has a successful run for the same logical time as
+    this run (shifted by ``delta``); its result is that run's id.
+
+    :param dag_id: the DAG whose run it waits for (served by any process sharing the
+        storage).
+    :param delta: look for the run at ``logical_time + delta`` instead.
+    """
+
+    def __init__(
+        self, id: str, dag_id: str, *, delta: timedelta = timedelta(0), **options: Any
+    ) -> None:
+        if not isinstance(dag_id, str) or not dag_id:
+            raise DagDefinitionError(f"RunSensor {id!r}: dag_id must be a DAG's id")
+        if not isinstance(delta, timedelta):
+            raise DagDefinitionError(f"RunSensor {id!r}: delta must be a timedelta")
+        self.dag_id = dag_id
+        self.delta = delta
+        super().__init__(id, **options)
+
+    async def execute(self, ctx: TaskContext) -> int | None:
+        storage = CURRENT_STORAGE.get()
+        if storage is None:
+            raise RuntimeError("RunSensor runs only under a Scheduler")
+        target = ctx.logical_time + self.delta
+        before: int | None = None
+        while True:  # pages of the successful runs at or after the target, newest first
+            runs = await storage.list_runs(
+                dag_id=self.dag_id,
+                status=DagRunStatus.success,
+                since=target,
+                before=before,
+                limit=100,
+            )
+            for run in runs:
+                if run.logical_time == target:
+                    return run.id
+            if len(runs) < 100:
+                return None
+            before = runs[-1].id
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            **super().fingerprint(),
+            "dag_id": self.dag_id,
+            "delta": self.delta.total_seconds(),
+        }
+
+
+class TimeSensor(Sensor):
+    """Waits until a moment: ``at`` a time of day on the run's logical date (UTC
+    unless ``at`` has a time zone), or a ``timedelta`` after the logical time. Its
+    result is that moment, in ISO 8601."""
+
+    def __init__(self, id: str, at: time | timedelta, **options: Any) -> None:
+        if not isinstance(at, time | timedelta):
+            raise DagDefinitionError(
+                f"TimeSensor {id!r}: at must be a datetime.time (a time of day) or a "
+                f"timedelta (after the logical time), got {at!r}"
+            )
+        self.at = at
+        super().__init__(id, **options)
+
+    def target(self, logical_time: datetime) -> datetime:
+        """The moment this sensor waits for in the run at ``logical_time``."""
+        if isinstance(self.at, timedelta):
+            return logical_time + self.at
+        tz = self.at.tzinfo or UTC
+        day = logical_time.astimezone(tz).date()
+        return datetime.combine(day, self.at.replace(tzinfo=None), tzinfo=tz)
+
+    async def execute(self, ctx: TaskContext) -> str | None:
+        moment = self.target(ctx.logical_time)
+        return moment.isoformat() if datetime.now(UTC) >= moment else None
+
+    def fingerprint(self) -> dict[str, Any]:
+        at = self.at.total_seconds() if isinstance(self.at, timedelta) else self.at.isoformat()
+        return {**super().fingerprint(), "at": at}
