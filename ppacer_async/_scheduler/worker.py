@@ -271,6 +271,22 @@ class Claimer:
             with anyio.move_on_after(poll):
                 await self._wake.wait()
 
+    async def _upstream_results(self, wanted: set[tuple[int, str]]) -> dict[tuple[int, str], Any]:
+        """The stored results the claimed attempts need, retried until read: the
+        attempts are this process's now (their leases are renewed while it holds them),
+        so giving up here would leave them claimed and never run."""
+        retry = Backoff()
+        while True:
+            try:
+                return await self.storage.upstream_results(wanted)
+            except StorageError as exc:
+                logger.warning(
+                    "cannot read the upstream results of claimed attempts: %s; retrying in %.1f s",
+                    exc,
+                    retry.delay,
+                )
+                await retry.sleep()
+
     async def _enqueue(self, claimed: list[tuple[DagRun, TaskRun]]) -> None:
         if not claimed:
             return
@@ -309,7 +325,7 @@ class Claimer:
             if type(view) is RunView:
                 wanted.update((run.id, graph.ids[p]) for p in graph.parents[i])
         if wanted:
-            results = await self.storage.upstream_results(wanted)
+            results = await self._upstream_results(wanted)
             for (run_id, task_id), value in results.items():
                 view = views[run_id]
                 view.results[view.graph.index[task_id]] = value
