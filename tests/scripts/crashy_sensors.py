@@ -16,25 +16,27 @@ import anyio
 from ppacer_async import DAG, Scheduler
 from ppacer_async.sensors import FileSensor
 
-DB, DIR = sys.argv[1], sys.argv[2]
 SENSORS = 50
 
-dag = DAG("sensing").add(
-    *[
-        FileSensor(
-            f"sensor_{k:02d}",
-            f"{DIR}/ready",
-            poke_interval=timedelta(milliseconds=200),
-            timeout=timedelta(hours=1),
-        )
-        for k in range(SENSORS)
-    ]
-)
+
+def sensing(directory: str) -> DAG:
+    return DAG("sensing").add(
+        *[
+            FileSensor(
+                f"sensor_{k:02d}",
+                f"{directory}/ready",
+                poke_interval=timedelta(milliseconds=200),
+                timeout=timedelta(hours=1),
+            )
+            for k in range(SENSORS)
+        ]
+    )
 
 
-async def main() -> None:
+async def main(db: str, directory: str) -> None:
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
-    async with Scheduler([dag], storage=f"sqlite:///{DB}") as scheduler:
+    dag = sensing(directory)
+    async with Scheduler([dag], storage=f"sqlite:///{db}") as scheduler:
         runs = await scheduler.list_runs("sensing")
         run = runs[0] if runs else await scheduler.trigger("sensing")
         done = await scheduler.wait_for_run(run.id)
@@ -42,4 +44,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    anyio.run(main, sys.argv[1], sys.argv[2])
