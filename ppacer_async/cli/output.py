@@ -13,7 +13,11 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .._structures import DagRun, LogRecord, TaskRun, WorkerInfo
+from .._json import iso as iso
+from .._json import log_json as log_json
+from .._json import run_json as run_json
+from .._json import seconds as seconds
+from .._structures import DagRun, TaskRun, WorkerInfo
 
 #: Tables and summary lines fit a terminal this wide.
 WIDTH = 80
@@ -82,11 +86,6 @@ def local(moment: datetime | None) -> str:
     return moment.astimezone().isoformat(sep=" ", timespec="seconds")
 
 
-def iso(moment: datetime | None) -> str | None:
-    """ISO-8601 in UTC, for JSON."""
-    return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
 def duration(delta: timedelta | None) -> str:
     """``12 ms``, ``3.4 s``, ``2 min 5 s``, ``3 h 20 min``, ``2 d 4 h``; ``-`` for none."""
     if delta is None:
@@ -109,12 +108,6 @@ def took(started: datetime | None, finished: datetime | None, now: datetime) -> 
     if started is None:
         return None
     return (finished or now) - started
-
-
-def seconds(started: datetime | None, finished: datetime | None) -> float | None:
-    if started is None or finished is None:
-        return None
-    return round((finished - started).total_seconds(), 6)
 
 
 def fit(text: str, width: int) -> str:
@@ -198,23 +191,6 @@ def note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_json(run: DagRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "dag_id": run.dag_id,
-        "logical_time": iso(run.logical_time),
-        "status": str(run.status),
-        "trigger": str(run.trigger),
-        "params": run.params,
-        "dag_version": run.dag_version,
-        "created_at": iso(run.created_at),
-        "started_at": iso(run.started_at),
-        "finished_at": iso(run.finished_at),
-        "duration_seconds": seconds(run.started_at, run.finished_at),
-        "note": run.note,
-    }
-
-
 def attempt_json(tr: TaskRun) -> dict[str, Any]:
     return {
         "task_id": tr.task_id,
@@ -227,17 +203,6 @@ def attempt_json(tr: TaskRun) -> dict[str, Any]:
         "duration_seconds": seconds(tr.started_at, tr.finished_at),
         "error": tr.error,
         "result": tr.result,
-    }
-
-
-def log_json(record: LogRecord) -> dict[str, Any]:
-    return {
-        "run_id": record.run_id,
-        "task_id": record.task_id,
-        "attempt": record.attempt,
-        "time": iso(record.time),
-        "level": record.level,
-        "message": record.message,
     }
 
 

@@ -3,38 +3,13 @@ match the command line's ``--json`` output."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from .._structures import DagRun, LogRecord, PoolUsage, TaskRun
-
-
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC, or ``None``."""
-    return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
-def seconds(started: datetime | None, finished: datetime | None) -> float | None:
-    if started is None or finished is None:
-        return None
-    return (finished - started).total_seconds()
-
-
-def run_json(run: DagRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "dag_id": run.dag_id,
-        "logical_time": iso(run.logical_time),
-        "status": str(run.status),
-        "trigger": str(run.trigger),
-        "params": run.params,
-        "dag_version": run.dag_version,
-        "created_at": iso(run.created_at),
-        "started_at": iso(run.started_at),
-        "finished_at": iso(run.finished_at),
-        "duration_seconds": seconds(run.started_at, run.finished_at),
-        "note": run.note,
-    }
+from .._json import iso as iso
+from .._json import log_json as log_json
+from .._json import run_json as run_json
+from .._json import seconds as seconds
+from .._structures import DagRun, PoolUsage, TaskRun
 
 
 def attempt_json(tr: TaskRun) -> dict[str, Any]:
@@ -50,17 +25,6 @@ def attempt_json(tr: TaskRun) -> dict[str, Any]:
         "duration_seconds": seconds(tr.started_at, tr.finished_at),
         "error": tr.error,
         "result": tr.result,
-    }
-
-
-def log_json(record: LogRecord) -> dict[str, Any]:
-    return {
-        "run_id": record.run_id,
-        "task_id": record.task_id,
-        "attempt": record.attempt,
-        "time": iso(record.time),
-        "level": record.level,
-        "message": record.message,
     }
 
 
