@@ -182,12 +182,14 @@ async def drop_schema(dsn: str, schema: str) -> None:
         await conn.close()
 
 
-def open_scheduler(dag: DAG, storage: Storage) -> Scheduler:
+def open_scheduler(
+    dag: DAG, storage: Storage, *, max_concurrent_tasks: int | None = None
+) -> Scheduler:
     """A scheduler with the suite's settings; enter it with ``async with`` before timing."""
     return Scheduler(
         [dag],
         storage=storage,
-        max_concurrent_tasks=SCHEDULER_OPTIONS["max_concurrent_tasks"],
+        max_concurrent_tasks=max_concurrent_tasks or SCHEDULER_OPTIONS["max_concurrent_tasks"],
         max_threads=SCHEDULER_OPTIONS["max_threads"],
         queue_size=SCHEDULER_OPTIONS["queue_size"],
     )

@@ -6,6 +6,7 @@ from typing import Literal
 
 import attrs
 
+from .w1_fanout import MANY_WORKERS_SHARE_KEY
 from .w6_scale import COST_GROWTH_KEY, growth_key
 from .w7_scale_out import SPEEDUP_KEY
 from .w9_million import COST_GROWTH_KEY as W9_COST_GROWTH_KEY
@@ -49,12 +50,21 @@ class Target:
 
 #: (workload, metric key, storage or ANY) -> target.
 TARGETS: dict[tuple[str, str, str], Target] = {
-    ("W1", "tasks_per_s", "memory"): Target(on="ratio", op=">=", bound=1.0),
-    ("W1", "tasks_per_s", "sqlite"): Target(on="ratio", op=">=", bound=0.5),
-    ("W1", "tasks_per_s", "postgres"): Target(on="ratio", op=">=", bound=0.05),
+    ("W1", "tasks_per_s", "memory"): Target(on="ratio", op=">=", bound=1.5),
+    ("W1", "tasks_per_s", "sqlite"): Target(on="ratio", op=">=", bound=0.8),
+    ("W1", "tasks_per_s", "postgres"): Target(on="ratio", op=">=", bound=0.5),
+    ("W1", MANY_WORKERS_SHARE_KEY, ANY): Target(on="value", op=">=", bound=0.95, unit="x"),
     ("W2", "delay_p50_us", "memory"): Target(on="value", op="<=", bound=100, unit="µs"),
     ("W2", "delay_p50_us", "sqlite"): Target(on="value", op="<=", bound=1000, unit="µs"),
-    ("W5", "lateness_p99_ms", ANY): Target(on="value", op="<=", bound=5, unit="ms"),
+    ("W3", "runs_per_s", "memory"): Target(on="ratio", op=">=", bound=0.8),
+    ("W3", "runs_per_s", "sqlite"): Target(on="ratio", op=">=", bound=0.4),
+    ("W3", "runs_per_s", "postgres"): Target(on="ratio", op=">=", bound=0.1),
+    ("W4", "tasks_per_s", "memory"): Target(on="ratio", op=">=", bound=0.8),
+    ("W4", "tasks_per_s", "sqlite"): Target(on="ratio", op=">=", bound=0.7),
+    ("W4", "tasks_per_s", "postgres"): Target(on="ratio", op=">=", bound=0.5),
+    ("W5", "lateness_p99_ms", "memory"): Target(on="value", op="<=", bound=2, unit="ms"),
+    ("W5", "lateness_p99_ms", "sqlite"): Target(on="value", op="<=", bound=3, unit="ms"),
+    ("W5", "lateness_p99_ms", "postgres"): Target(on="value", op="<=", bound=5, unit="ms"),
     ("W6", COST_GROWTH_KEY, ANY): Target(on="value", op="<=", bound=1.25, unit="x"),
     ("W7", SPEEDUP_KEY, "postgres"): Target(on="value", op=">=", bound=2, unit="x"),
     ("W8", "tasks_per_s", "memory"): Target(on="ratio", op=">=", bound=0.8),
