@@ -34,7 +34,7 @@ from .._task import Task, TaskContext
 from . import capture
 from .logbuffer import LogBuffer
 from .queue import ReadyQueue
-from .upstream import RunView
+from .upstream import RunView, Upstream
 
 if TYPE_CHECKING:
     from ..abc import Clock, Notifier, Storage
@@ -46,6 +46,10 @@ CURRENT_STORAGE: contextvars.ContextVar[Storage | None] = contextvars.ContextVar
     "ppacer_async_storage", default=None
 )
 logger = logging.getLogger("ppacer_async.scheduler")
+
+_current = capture.current
+_partial = capture.pending
+_monotonic = time.monotonic
 
 # Bound once: reading an enum member costs about 0.1 µs on Python 3.11, every attempt.
 _SUCCESS = TaskStatus.success
@@ -194,6 +198,7 @@ class Consumer:
         self.storage = storage
         self.queue = queue
         self.clock = clock
+        self._now = clock.now
         self.workers = workers
         self.notifier = notifier
         self.threads = anyio.CapacityLimiter(max_threads)
@@ -262,18 +267,24 @@ class Consumer:
         # stock RunSensor) find through ``current_storage()``.
         CURRENT_STORAGE.set(self.storage)
         queue = self.queue
+        attempt = self._attempt
         streak = 0
+        # When the last attempt ended: the next one, taken at once, starts then (one
+        # clock read per attempt in a streak, not two).
+        ended: datetime | None = None
         while True:
             item = queue.get_nowait()
             if item is None:
                 streak = 0
                 item = await queue.get()
+                ended = None
             else:
                 streak += 1
                 if streak >= _YIELD_EVERY:
                     streak = 0
                     await anyio.lowlevel.checkpoint()
-            await self._attempt(item)
+                    ended = None
+            ended = await attempt(item, ended)
             if self.stopping:  # an attempt given up on at a stop returned here
                 await anyio.lowlevel.checkpoint()
 
@@ -332,28 +343,65 @@ class Consumer:
     def _make_log(self, ctx: TaskContext) -> logging.LoggerAdapter[logging.Logger]:
         return TaskLog(ctx, self)
 
-    async def _attempt(self, item: Item) -> None:
+    async def _attempt(self, item: Item, started: datetime | None = None) -> datetime | None:
+        """Run one attempt and post its outcome; return when it ended (``None`` if it
+        never started). ``started``: now, as the clock read it last."""
         state, i, tr = item
         if state.cancelled:
-            return  # its run was cancelled while it waited: it never starts
+            return None  # its run was cancelled while it waited: it never starts
         task = state.graph.tasks[i]
-        ctx = self._context(state, i, tr, task)
-        started = self.clock.now()
-        begun = time.monotonic()
+        if state.mapped:
+            ctx = self._context(state, i, tr, task)
+        else:  # _context, inlined: per attempt
+            run = state.run
+            ctx = TaskContext(
+                dag_id=run.dag_id,
+                run_id=run.id,
+                task_id=tr.task_id,
+                attempt=tr.attempt,
+                logical_time=run.logical_time,
+                params=run.params,
+                upstream=Upstream(state, i),
+                notifier=task.notifier or self.notifier,
+                log_sink=self._make_log,
+                log_drain=self._log_drain,
+            )
+        now = self._now
+        if started is None:
+            started = now()
+        begun = _monotonic()
         self.running += 1
-        status = _SUCCESS
         attempt = (tr, self._teller)
-        token = capture.current.set(attempt)
+        token = _current.set(attempt)
         try:
             if task.is_async:
-                value, error, status = await self._run_async(task, ctx, item, started, begun)
+                # The first step runs here: most short tasks end in it, with no timer
+                # and no cancel scope (_run_async drives the rest of one that suspends).
+                try:
+                    coro = task.execute(ctx)
+                    yielded = coro.send(None)
+                except StopIteration as stop:
+                    if _monotonic() - begun > task.timeout_seconds:
+                        value = None
+                        error, status = _failure(task, _blocked(task, _monotonic() - begun))
+                    else:
+                        value, error, status = stop.value, None, _SUCCESS
+                except Exception as exc:
+                    value = None
+                    error, status = _failure(task, exc)
+                except SystemExit as exc:  # sys.exit() in a task ends the attempt only
+                    value, error, status = None, describe_exception(exc), TaskStatus.failed
+                else:
+                    value, error, status = await self._run_async(
+                        task, ctx, item, started, begun, coro, yielded
+                    )
             else:
                 value, error, status = await self._run_thread(task, ctx, item, started, begun)
         except BaseException:
             # The scheduler is stopping: the attempt is recorded interrupted and runs
             # again on the next start.
             ctx.cancelled = True
-            capture.current.reset(token)
+            _current.reset(token)
             capture.finish(attempt)
             self.sink.post_interrupted(state, i, _running(tr, started))
             raise
@@ -362,17 +410,23 @@ class Consumer:
             if self.on_attempt_end is not None:
                 self.on_attempt_end()
         if error is None:
-            # A sensor whose condition does not hold yet is poked again later.
-            reschedule = not value and task.sensor is not None and status is _SUCCESS
-            value, error, status = self._storable_result(task, ctx, value)
-            if reschedule and error is None:
-                status = _RESCHEDULE
+            if value is None:  # storable as it is
+                if task.sensor is not None:  # its condition does not hold yet
+                    status = _RESCHEDULE
+            else:
+                # A sensor whose condition does not hold yet is poked again later.
+                reschedule = not value and task.sensor is not None
+                value, error, status = self._storable_result(task, ctx, value)
+                if reschedule and error is None:
+                    status = _RESCHEDULE
         else:
             error = _storable.text(error)
-        capture.current.reset(token)
-        capture.finish(attempt)
+        _current.reset(token)
+        if _partial:
+            capture.finish(attempt)
         if error is not None and status in _FAILED:
             capture.record(attempt, "ERROR", f"attempt {tr.attempt} failed:\n{error}")
+        finished = now()
         self.sink.post_outcome(
             state,
             i,
@@ -384,23 +438,25 @@ class Consumer:
                 reason=tr.reason,
                 scheduled_at=tr.scheduled_at,
                 started_at=started,
-                finished_at=self.clock.now(),
+                finished_at=finished,
                 error=error,
                 result=value if status is _SUCCESS else None,
             ),
         )
+        return finished
 
     async def _run_async(
-        self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
+        self,
+        task: Task,
+        ctx: TaskContext,
+        item: Item,
+        started: datetime,
+        begun: float,
+        coro: Coroutine[Any, Any, Any],
+        yielded: Any,
     ) -> tuple[Any, str | None, TaskStatus]:
+        """Drive an async task that suspended in its first step, under its timeout."""
         try:
-            coro = task.execute(ctx)
-            try:
-                yielded = coro.send(None)
-            except StopIteration as stop:
-                if time.monotonic() - begun > task.timeout_seconds:
-                    return None, *_failure(task, _blocked(task, time.monotonic() - begun))
-                return stop.value, None, _SUCCESS
             state, i, tr = item
             self.sink.post_started(state, i, _running(tr, started))
             # asyncio's timeout, not an anyio cancel scope: in its first step the task
