@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import IO, TYPE_CHECKING, Any
 
-from .._structures import LogRecord, TaskRun
+from .._structures import LogRecord
 
 if TYPE_CHECKING:
     from ..abc import Clock
+    from .upstream import Attempt as AttemptKey
 
 #: Levels of the records that hold a task's own output.
 STDOUT = "STDOUT"
@@ -43,7 +44,7 @@ _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 #: per consumer, so that entering an attempt costs one small tuple.
 Teller = tuple[Callable[[LogRecord], None], "Clock"]
 #: The attempt output belongs to, as the context variable holds it.
-Attempt = tuple[TaskRun, Teller]
+Attempt = tuple["AttemptKey", Teller]
 
 #: The attempt that output in this context belongs to. Set with ``current.set((tr,
 #: teller))`` around an attempt, then ``finish``.

@@ -34,12 +34,13 @@ from .._task import Task, TaskContext
 from . import capture
 from .logbuffer import LogBuffer
 from .queue import ReadyQueue
-from .upstream import RunView, Upstream
+from .upstream import Attempt, RunView, Upstream
 
 if TYPE_CHECKING:
     from ..abc import Clock, Notifier, Storage
 
-Item = tuple[RunView, int, TaskRun]
+#: A ready attempt: its run, its task index and which attempt it is.
+Item = tuple[RunView, int, Attempt]
 
 #: The storage of the scheduler whose worker runs the current task.
 CURRENT_STORAGE: contextvars.ContextVar[Storage | None] = contextvars.ContextVar(
@@ -229,10 +230,10 @@ class Consumer:
         """The runs of the attempts executing past their first step."""
         return list(self._live)
 
-    def _register(self, tr: TaskRun, stop: Callable[[], None]) -> None:
+    def _register(self, tr: Attempt, stop: Callable[[], None]) -> None:
         self._live.setdefault(tr.run_id, {})[tr.task_id] = stop
 
-    def _unregister(self, tr: TaskRun) -> None:
+    def _unregister(self, tr: Attempt) -> None:
         live = self._live.get(tr.run_id)
         if live is not None:
             live.pop(tr.task_id, None)
@@ -302,7 +303,7 @@ class Consumer:
             with contextlib.suppress(RuntimeError):
                 anyio.from_thread.run_sync(sink.wake)
 
-    def _context(self, state: RunView, i: int, tr: TaskRun, task: Task) -> TaskContext:
+    def _context(self, state: RunView, i: int, tr: Attempt, task: Task) -> TaskContext:
         run = state.run
         ctx = TaskContext(
             dag_id=run.dag_id,
@@ -558,7 +559,7 @@ def _deadline(task: Task, begun: float) -> float:
     return anyio.current_time() + task.timeout_seconds - (time.monotonic() - begun)
 
 
-def _running(tr: TaskRun, started: datetime) -> TaskRun:
+def _running(tr: Attempt, started: datetime) -> TaskRun:
     return TaskRun(
         run_id=tr.run_id,
         task_id=tr.task_id,

@@ -508,17 +508,26 @@ class StateMachine:
         full, have it wake the loop once it has drained to half."""
         queue, backlog = self.queue, self._backlog
         assert queue is not None
+        put = queue.put_nowait
         while backlog:
-            item = self._held or next(backlog[0], None)
-            if item is None:
-                backlog.popleft()
-                continue
+            items = backlog[0]
+            item = self._held
             self._held = None
-            if not queue.put_nowait(item[0].graph.tasks[item[1]].priority, item):
-                self._held = item
-                queue.on_space(self.wake)
-                return
-            self.backlogged -= 1
+            fed = 0
+            if item is None:
+                item = next(items, None)
+            if item is not None:
+                tasks = item[0].graph.tasks  # one run's items: one graph
+                while item is not None:
+                    if not put(tasks[item[1]].priority, item):
+                        self._held = item
+                        self.backlogged -= fed
+                        queue.on_space(self.wake)
+                        return
+                    fed += 1
+                    item = next(items, None)
+                self.backlogged -= fed
+            backlog.popleft()
 
     def _cancel(self, run_id: int, note: str, now: Any, fx: Effects) -> None:
         state = self.runs.get(run_id)

@@ -4,11 +4,13 @@ tasks upstream of it (``ctx.upstream``)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import attrs
 
 from .._dag import DAG, Graph
+from .._enums import AttemptReason
 from .._structures import DagRun
 
 
@@ -62,3 +64,48 @@ class Upstream(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+
+class Attempt(Protocol):
+    """Which attempt a queue item is: a ``ReadyAttempt``, or a claimed ``TaskRun`` row."""
+
+    @property
+    def run_id(self) -> int: ...
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def reason(self) -> AttemptReason: ...
+    @property
+    def scheduled_at(self) -> datetime | None: ...
+
+
+class ReadyAttempt:
+    """An attempt made ready in this process, as the workers need it.
+
+    Not a ``TaskRun``: a frozen record costs four times as much to build, and the
+    attempt's row is built once, when it ends (or suspends).
+    """
+
+    __slots__ = ("attempt", "reason", "run_id", "scheduled_at", "task_id")
+
+    def __init__(
+        self,
+        run_id: int,
+        task_id: str,
+        attempt: int,
+        reason: AttemptReason,
+        scheduled_at: datetime | None,
+    ) -> None:
+        self.run_id = run_id
+        self.task_id = task_id
+        self.attempt = attempt
+        self.reason = reason
+        self.scheduled_at = scheduled_at
+
+    def __repr__(self) -> str:
+        return (
+            f"ReadyAttempt(run_id={self.run_id!r}, task_id={self.task_id!r}, "
+            f"attempt={self.attempt!r}, reason={self.reason!r})"
+        )

@@ -22,6 +22,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING
 
 from .._structures import LogRecord, TaskRun
+from .upstream import Attempt, ReadyAttempt
 
 if TYPE_CHECKING:
     from .consumer import Consumer
@@ -67,7 +68,7 @@ class LoopWatchdog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: The attempt blamed for the stall under way, with where it was.
-        self._blamed: tuple[TaskRun, str] | None = None
+        self._blamed: tuple[Attempt, str] | None = None
         self._attempt_code = _attempt_code()
 
     def __enter__(self) -> LoopWatchdog:
@@ -163,14 +164,18 @@ class LoopWatchdog:
             where,
         )
 
-    def _find_attempt(self, frame: FrameType | None) -> tuple[TaskRun, str] | None:
+    def _find_attempt(self, frame: FrameType | None) -> tuple[Attempt, str] | None:
         """The attempt whose ``Consumer._attempt`` frame is on the stack, and where the
         innermost frame is."""
         top = frame
         while frame is not None:
             if frame.f_code is self._attempt_code:
                 item = frame.f_locals.get("item")
-                if isinstance(item, tuple) and len(item) == 3 and isinstance(item[2], TaskRun):
+                if (
+                    isinstance(item, tuple)
+                    and len(item) == 3
+                    and isinstance(item[2], ReadyAttempt | TaskRun)
+                ):
                     return item[2], _where(top)
                 return None
             frame = frame.f_back
