@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Generator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -29,8 +30,9 @@ import attrs
 from .. import _storable
 from .._enums import TaskStatus
 from .._exceptions import SkipTask, TaskTimeoutError, describe_exception
-from .._structures import LogRecord, TaskRun
-from .._task import Task, TaskContext
+from .._structures import LogRecord, TaskRun, make_task_run
+from .._task import Task, TaskContext, make_context
+from ..clock import SystemClock
 from . import capture
 from .logbuffer import LogBuffer
 from .queue import ReadyQueue
@@ -199,7 +201,10 @@ class Consumer:
         self.storage = storage
         self.queue = queue
         self.clock = clock
-        self._now = clock.now
+        # The system clock read without its method's frame: once per attempt.
+        self._now = (
+            functools.partial(datetime.now, UTC) if type(clock) is SystemClock else clock.now
+        )
         self.workers = workers
         self.notifier = notifier
         self.threads = anyio.CapacityLimiter(max_threads)
@@ -355,17 +360,17 @@ class Consumer:
             ctx = self._context(state, i, tr, task)
         else:  # _context, inlined: per attempt
             run = state.run
-            ctx = TaskContext(
-                dag_id=run.dag_id,
-                run_id=run.id,
-                task_id=tr.task_id,
-                attempt=tr.attempt,
-                logical_time=run.logical_time,
-                params=run.params,
-                upstream=Upstream(state, i),
-                notifier=task.notifier or self.notifier,
-                log_sink=self._make_log,
-                log_drain=self._log_drain,
+            ctx = make_context(
+                run.dag_id,
+                run.id,
+                tr.task_id,
+                tr.attempt,
+                run.logical_time,
+                run.params,
+                Upstream(state, i),
+                task.notifier or self.notifier,
+                self._make_log,
+                self._log_drain,
             )
         now = self._now
         if started is None:
@@ -431,17 +436,17 @@ class Consumer:
         self.sink.post_outcome(
             state,
             i,
-            TaskRun(
-                run_id=tr.run_id,
-                task_id=tr.task_id,
-                attempt=tr.attempt,
-                status=status,
-                reason=tr.reason,
-                scheduled_at=tr.scheduled_at,
-                started_at=started,
-                finished_at=finished,
-                error=error,
-                result=value if status is _SUCCESS else None,
+            make_task_run(
+                tr.run_id,
+                tr.task_id,
+                tr.attempt,
+                status,
+                tr.reason,
+                tr.scheduled_at,
+                started,
+                finished,
+                error,
+                value if status is _SUCCESS else None,
             ),
         )
         return finished
@@ -560,14 +565,17 @@ def _deadline(task: Task, begun: float) -> float:
 
 
 def _running(tr: Attempt, started: datetime) -> TaskRun:
-    return TaskRun(
-        run_id=tr.run_id,
-        task_id=tr.task_id,
-        attempt=tr.attempt,
-        status=_RUNNING,
-        reason=tr.reason,
-        scheduled_at=tr.scheduled_at,
-        started_at=started,
+    return make_task_run(
+        tr.run_id,
+        tr.task_id,
+        tr.attempt,
+        _RUNNING,
+        tr.reason,
+        tr.scheduled_at,
+        started,
+        None,
+        None,
+        None,
     )
 
 
