@@ -36,6 +36,7 @@ from ..clock import SystemClock
 from . import capture
 from .logbuffer import LogBuffer
 from .queue import ReadyQueue
+from .threads import Job, ThreadRunner
 from .upstream import Attempt, RunView, Upstream
 
 if TYPE_CHECKING:
@@ -207,11 +208,10 @@ class Consumer:
         )
         self.workers = workers
         self.notifier = notifier
-        self.threads = anyio.CapacityLimiter(max_threads)
-        self._thread_pool = anyio.CapacityLimiter(max_threads)
+        self.max_threads = max_threads
+        self._threads = ThreadRunner(max_threads)
         self.store_log_level = logging.INFO
         self.running = 0
-        self.running_threads = 0
         #: Called when an attempt ends (a worker is about to be free).
         self.on_attempt_end: Callable[[], None] | None = None
         self._loop_thread = threading.get_ident()
@@ -246,13 +246,19 @@ class Consumer:
                 del self._live[tr.run_id]
 
     @property
+    def running_threads(self) -> int:
+        """Sync attempts running in threads (and waited for)."""
+        return self._threads.active
+
+    @property
     def free(self) -> int:
         """Workers neither running an attempt nor about to take a queued one."""
         return self.workers - self.running - len(self.queue)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         self._loop_thread = threading.get_ident()
-        with capture.capturing():
+        self._threads = ThreadRunner(self.max_threads)
+        with capture.capturing(), self._threads.running():
             async with anyio.create_task_group() as tg:
                 for _ in range(self.workers):
                     tg.start_soon(self._work)
@@ -526,29 +532,28 @@ class Consumer:
     ) -> tuple[Any, str | None, TaskStatus]:
         state, i, tr = item
         self.sink.post_started(state, i, _running(tr, started))
-        with anyio.CancelScope(deadline=_deadline(task, begun)) as scope:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        job = Job(_call, (task, ctx), future)
+        # The timeout: a timer, not a cancel scope (the thread cannot be cancelled; the
+        # worker just stops waiting for it).
+        timer = loop.call_at(_deadline(task, begun), _give_up, future, _TIMED_OUT)
 
-            def halt() -> None:  # the run was cancelled
-                ctx.cancelled = True
-                scope.cancel()
+        def halt() -> None:  # the run was cancelled
+            ctx.cancelled = True
+            _give_up(future, _HALTED)
 
-            self._register(tr, halt)
-            try:
-                async with self.threads:
-                    self.running_threads += 1
-                    try:
-                        value = await anyio.to_thread.run_sync(
-                            _call,
-                            task,
-                            ctx,
-                            abandon_on_cancel=True,
-                            limiter=self._thread_pool,
-                        )
-                    finally:
-                        self.running_threads -= 1
-            finally:
-                self._unregister(tr)
-        if scope.cancelled_caught:
+        self._register(tr, halt)
+        try:
+            self._threads.submit(job)
+            value = await future
+        finally:
+            timer.cancel()
+            self._unregister(tr)
+            self._threads.release(job)
+        if value is _HALTED:
+            return None, "cancelled with its run", _CANCELLED
+        if value is _TIMED_OUT:
             if ctx.cancelled:
                 return None, "cancelled with its run", _CANCELLED
             ctx.cancelled = True
@@ -577,6 +582,16 @@ def _running(tr: Attempt, started: datetime) -> TaskRun:
         None,
         None,
     )
+
+
+#: What a sync attempt's future is resolved with when it is given up on.
+_TIMED_OUT = object()
+_HALTED = object()
+
+
+def _give_up(future: asyncio.Future[Any], why: object) -> None:
+    if not future.done():
+        future.set_result(why)
 
 
 class _Raised:
