@@ -29,6 +29,7 @@ async def test_a_sync_task_can_call_back_into_the_event_loop() -> None:
     @task
     def calls_back(ctx: TaskContext) -> list[object]:
         assert threading.get_ident() != loop_thread
+        anyio.from_thread.check_cancelled()
         return [anyio.from_thread.run_sync(on_the_loop), anyio.from_thread.run(awaited)]
 
     async with Scheduler([DAG("back").add(calls_back)]) as s:

@@ -157,9 +157,12 @@ def _anyio_worker(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
     threads (its documented way to call back into the loop from a sync function)."""
     try:
         from anyio._backends._asyncio import AsyncIOBackend
-        from anyio._core._eventloop import claim_worker_thread
+        from anyio._core._eventloop import claim_worker_thread, threadlocals
     except ImportError:  # pragma: no cover - a future anyio without them
         yield
         return
+    # ``from_thread.check_cancelled()`` finds no cancel scope: the attempt's timeout is
+    # ``ctx.cancelled``, and the attempt is given up on, not cancelled, when it is up.
+    threadlocals.current_cancel_scope = None
     with claim_worker_thread(AsyncIOBackend, loop):
         yield
