@@ -505,7 +505,7 @@ class StateMachine:
 
     def _feed(self) -> None:
         """Move backlogged ready attempts into the queue while it has room; when it is
-        full, have it wake the loop once it has drained to half."""
+        full, again once it has drained to half."""
         queue, backlog = self.queue, self._backlog
         assert queue is not None
         put = queue.put_nowait
@@ -522,7 +522,10 @@ class StateMachine:
                     if not put(tasks[item[1]].priority, item):
                         self._held = item
                         self.backlogged -= fed
-                        queue.on_space(self.wake)
+                        # Fed by the worker that drains it to half, not by a step of
+                        # this loop, which may be waiting for a commit meanwhile: the
+                        # backlog is committed already.
+                        queue.on_space(self._feed)
                         return
                     fed += 1
                     item = next(items, None)

@@ -210,7 +210,9 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
             )
         )
     task_rows = []
-    memo: dict[datetime, str] = {}  # attempts made ready together share scheduled_at
+    # Attempts made ready together share scheduled_at, and a worker's attempts run back
+    # to back share a time (one's end is the next one's start): each is encoded once.
+    memo: dict[datetime, str] = {}
     for tr in changes.task_runs:
         scheduled = tr.scheduled_at
         if tr.status not in TASK_STATUSES or tr.reason not in ATTEMPT_REASONS:
@@ -226,8 +228,8 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
                 tr.status,
                 tr.reason,
                 None if scheduled is None else ts_memo(scheduled, memo),
-                None if tr.started_at is None else ts(tr.started_at),
-                None if tr.finished_at is None else ts(tr.finished_at),
+                None if tr.started_at is None else ts_memo(tr.started_at, memo),
+                None if tr.finished_at is None else ts_memo(tr.finished_at, memo),
                 tr.error,
                 result,
             )
