@@ -296,7 +296,11 @@ class Consumer:
                     streak = 0
                     await anyio.lowlevel.checkpoint()
                     ended = None
-            ended = await attempt(item, ended)
+            found = attempt(item, ended)
+            if found is None or isinstance(found, datetime):
+                ended = found
+            else:  # the rest of an attempt that suspends, or of a thread's
+                ended = await found
             if self.stopping:  # an attempt given up on at a stop returned here
                 await anyio.lowlevel.checkpoint()
 
@@ -355,9 +359,14 @@ class Consumer:
     def _make_log(self, ctx: TaskContext) -> logging.LoggerAdapter[logging.Logger]:
         return TaskLog(ctx, self)
 
-    async def _attempt(self, item: Item, started: datetime | None = None) -> datetime | None:
-        """Run one attempt and post its outcome; return when it ended (``None`` if it
-        never started). ``started``: now, as the clock read it last."""
+    def _attempt(
+        self, item: Item, started: datetime | None = None
+    ) -> datetime | Coroutine[Any, Any, datetime] | None:
+        """Start one attempt. One that ends in its first step (most short async tasks:
+        no timer, no cancel scope, no coroutine of its own) is run through here and its
+        outcome posted: return when it ended (``None`` if it never started). Else return
+        what to await for the rest (``_finish``, which returns when it ended).
+        ``started``: now, as the clock read it last."""
         state, i, tr = item
         if state.cancelled:
             return None  # its run was cancelled while it waited: it never starts
@@ -378,49 +387,94 @@ class Consumer:
                 self._make_log,
                 self._log_drain,
             )
-        now = self._now
         if started is None:
-            started = now()
+            started = self._now()
         begun = _monotonic()
         self.running += 1
         attempt = (tr, self._teller)
         token = _current.set(attempt)
+        if not task.is_async:
+            rest = self._run_thread(task, ctx, item, started, begun)
+            return self._finish(item, task, ctx, token, started, rest)
         try:
-            if task.is_async:
-                # The first step runs here: most short tasks end in it, with no timer
-                # and no cancel scope (_run_async drives the rest of one that suspends).
-                try:
-                    coro = task.execute(ctx)
-                    yielded = coro.send(None)
-                except StopIteration as stop:
-                    if _monotonic() - begun > task.timeout_seconds:
-                        value = None
-                        error, status = _failure(task, _blocked(task, _monotonic() - begun))
-                    else:
-                        value, error, status = stop.value, None, _SUCCESS
-                except Exception as exc:
+            try:
+                coro = task.execute(ctx)
+                yielded = coro.send(None)
+            except StopIteration as stop:
+                if _monotonic() - begun > task.timeout_seconds:
                     value = None
-                    error, status = _failure(task, exc)
-                except SystemExit as exc:  # sys.exit() in a task ends the attempt only
-                    value, error, status = None, describe_exception(exc), TaskStatus.failed
+                    error, status = _failure(task, _blocked(task, _monotonic() - begun))
                 else:
-                    value, error, status = await self._run_async(
-                        task, ctx, item, started, begun, coro, yielded
-                    )
-            else:
-                value, error, status = await self._run_thread(task, ctx, item, started, begun)
+                    value, error, status = stop.value, None, _SUCCESS
+            except Exception as exc:
+                value = None
+                error, status = _failure(task, exc)
+            except SystemExit as exc:  # sys.exit() in a task ends the attempt only
+                value, error, status = None, describe_exception(exc), TaskStatus.failed
+            else:  # it suspended: _run_async drives the rest, under its timeout
+                rest = self._run_async(task, ctx, item, started, begun, coro, yielded)
+                return self._finish(item, task, ctx, token, started, rest)
         except BaseException:
-            # The scheduler is stopping: the attempt is recorded interrupted and runs
-            # again on the next start.
-            ctx.cancelled = True
-            _current.reset(token)
-            capture.finish(attempt)
-            self.sink.post_interrupted(state, i, _running(tr, started))
+            self._interrupted(item, ctx, token, started)
             raise
-        finally:
-            self.running -= 1
-            if self.on_attempt_end is not None:
-                self.on_attempt_end()
+        self.running -= 1
+        if self.on_attempt_end is not None:
+            self.on_attempt_end()
+        return self._end(item, task, ctx, token, started, value, error, status)
+
+    async def _finish(
+        self,
+        item: Item,
+        task: Task,
+        ctx: TaskContext,
+        token: contextvars.Token[capture.Attempt | None],
+        started: datetime,
+        rest: Coroutine[Any, Any, tuple[Any, str | None, TaskStatus]],
+    ) -> datetime:
+        """Await the rest of an attempt, then post its outcome; return when it ended."""
+        try:
+            value, error, status = await rest
+        except BaseException:
+            self._interrupted(item, ctx, token, started)
+            raise
+        self.running -= 1
+        if self.on_attempt_end is not None:
+            self.on_attempt_end()
+        return self._end(item, task, ctx, token, started, value, error, status)
+
+    def _interrupted(
+        self,
+        item: Item,
+        ctx: TaskContext,
+        token: contextvars.Token[capture.Attempt | None],
+        started: datetime,
+    ) -> None:
+        """The scheduler is stopping: the attempt is recorded interrupted and runs again
+        on the next start."""
+        state, i, tr = item
+        self.running -= 1
+        ctx.cancelled = True
+        attempt = _current.get()
+        _current.reset(token)
+        if attempt is not None:
+            capture.finish(attempt)
+        self.sink.post_interrupted(state, i, _running(tr, started))
+        if self.on_attempt_end is not None:
+            self.on_attempt_end()
+
+    def _end(
+        self,
+        item: Item,
+        task: Task,
+        ctx: TaskContext,
+        token: contextvars.Token[capture.Attempt | None],
+        started: datetime,
+        value: Any,
+        error: str | None,
+        status: TaskStatus,
+    ) -> datetime:
+        """Post the outcome of an attempt that ended; return when it ended."""
+        state, i, tr = item
         if error is None:
             if value is None:  # storable as it is
                 if task.sensor is not None:  # its condition does not hold yet
@@ -433,12 +487,14 @@ class Consumer:
                     status = _RESCHEDULE
         else:
             error = _storable.text(error)
+        attempt = _current.get()
         _current.reset(token)
-        if _partial:
-            capture.finish(attempt)
-        if error is not None and status in _FAILED:
-            capture.record(attempt, "ERROR", f"attempt {tr.attempt} failed:\n{error}")
-        finished = now()
+        if attempt is not None:
+            if _partial:
+                capture.finish(attempt)
+            if error is not None and status in _FAILED:
+                capture.record(attempt, "ERROR", f"attempt {tr.attempt} failed:\n{error}")
+        finished = self._now()
         self.sink.post_outcome(
             state,
             i,
