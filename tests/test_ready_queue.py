@@ -4,16 +4,25 @@ worker is reached when tasks wait."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import anyio
 import pytest
 
 from ppacer_async import DAG, DagRunStatus, Scheduler, TaskContext, task
 from ppacer_async._scheduler.queue import ReadyQueue
+from ppacer_async.abc import Storage
+from ppacer_async.storage import MemoryStorage
 
 from .helpers import Gate
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def local_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage | str:
+    """A storage one process schedules alone on."""
+    return MemoryStorage() if request.param == "memory" else f"sqlite:///{tmp_path / 'db.sqlite'}"
 
 
 async def test_every_sleeping_worker_takes_an_item_when_items_wait_on_io() -> None:
@@ -90,14 +99,16 @@ async def test_an_item_taken_before_its_woken_worker_runs_leaves_it_waiting() ->
     assert got == ["second"]
 
 
-async def test_a_thousand_workers_run_a_thousand_waiting_tasks_at_once() -> None:
+async def test_a_thousand_workers_run_a_thousand_waiting_tasks_at_once(
+    local_storage: Storage | str,
+) -> None:
     gate = Gate()
 
     async def wait(ctx: TaskContext) -> None:
         await gate.enter()
 
     dag = DAG("wide").add(*(task(wait, id=f"w{n}") for n in range(1000)))
-    async with Scheduler([dag], max_concurrent_tasks=1000) as s:
+    async with Scheduler([dag], storage=local_storage, max_concurrent_tasks=1000) as s:
         run = await s.trigger("wide")
         await gate.wait_inside(1000)
         assert s.statistics().running_tasks == 1000

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import anyio
 import anyio.from_thread
@@ -12,11 +13,19 @@ import anyio.lowlevel
 import pytest
 
 from ppacer_async import DAG, DagRunStatus, Scheduler, TaskContext, TaskStatus, task
+from ppacer_async.abc import Storage
+from ppacer_async.storage import MemoryStorage
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_sync_task_can_call_back_into_the_event_loop() -> None:
+@pytest.fixture(params=["memory", "sqlite"])
+def local_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage | str:
+    """A storage one process schedules alone on."""
+    return MemoryStorage() if request.param == "memory" else f"sqlite:///{tmp_path / 'db.sqlite'}"
+
+
+async def test_a_sync_task_can_call_back_into_the_event_loop(local_storage: Storage | str) -> None:
     loop_thread = threading.get_ident()
 
     def on_the_loop() -> int:
@@ -32,14 +41,16 @@ async def test_a_sync_task_can_call_back_into_the_event_loop() -> None:
         anyio.from_thread.check_cancelled()
         return [anyio.from_thread.run_sync(on_the_loop), anyio.from_thread.run(awaited)]
 
-    async with Scheduler([DAG("back").add(calls_back)]) as s:
+    async with Scheduler([DAG("back").add(calls_back)], storage=local_storage) as s:
         run = await s.trigger("back")
         assert (await s.wait_for_run(run.id, timeout=10)).status is DagRunStatus.success
         (row,) = await s.task_runs(run.id)
     assert row.result == [loop_thread, "awaited"]
 
 
-async def test_a_timed_out_thread_frees_its_slot_while_it_still_runs() -> None:
+async def test_a_timed_out_thread_frees_its_slot_while_it_still_runs(
+    local_storage: Storage | str,
+) -> None:
     stuck_may_return = threading.Event()
     ran_meanwhile = threading.Event()
 
@@ -53,7 +64,7 @@ async def test_a_timed_out_thread_frees_its_slot_while_it_still_runs() -> None:
 
     dag = DAG("slots").add(stuck >> after)
     try:
-        async with Scheduler([dag], max_threads=1) as s:
+        async with Scheduler([dag], storage=local_storage, max_threads=1) as s:
             run = await s.trigger("slots")
             done = await s.wait_for_run(run.id, timeout=10)
             rows = {tr.task_id: tr for tr in await s.task_runs(run.id)}
@@ -65,7 +76,9 @@ async def test_a_timed_out_thread_frees_its_slot_while_it_still_runs() -> None:
     assert ran_meanwhile.is_set()  # with the only thread slot's thread still stuck
 
 
-async def test_a_sync_attempt_waiting_for_a_thread_never_starts_once_its_run_is_cancelled() -> None:
+async def test_a_sync_attempt_waiting_for_a_thread_never_starts_once_its_run_is_cancelled(
+    local_storage: Storage | str,
+) -> None:
     release = threading.Event()
     started: list[str] = []
     holding = threading.Event()
@@ -82,7 +95,7 @@ async def test_a_sync_attempt_waiting_for_a_thread_never_starts_once_its_run_is_
 
     dag = DAG("queue").add(holds, waits)
     try:
-        async with Scheduler([dag], max_threads=1) as s:
+        async with Scheduler([dag], storage=local_storage, max_threads=1) as s:
             run = await s.trigger("queue")
             await anyio.to_thread.run_sync(holding.wait, 10)
             await s.cancel_run(run.id)
