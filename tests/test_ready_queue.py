@@ -39,7 +39,8 @@ async def test_every_sleeping_worker_takes_an_item_when_items_wait_on_io() -> No
             holding += 1
             if holding == workers:
                 all_in.set()
-            await release.wait()  # the task awaits I/O: its worker is busy meanwhile
+            queue.hand_off()  # the task awaits I/O: its worker is busy meanwhile
+            await release.wait()
 
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:

@@ -300,6 +300,7 @@ class Consumer:
             if found is None or isinstance(found, datetime):
                 ended = found
             else:  # the rest of an attempt that suspends, or of a thread's
+                queue.hand_off()  # busy a while: other workers take the next items
                 ended = await found
             if self.stopping:  # an attempt given up on at a stop returned here
                 await anyio.lowlevel.checkpoint()

@@ -3,12 +3,12 @@ the workers.
 
 Plain deques per priority and one future per sleeping waiter. Waking a worker costs
 about as much as running a no-op task, so items do not each wake one: a put wakes a
-sleeping worker only when no woken one is on its way, and a woken worker, as it takes
-its item, wakes up to two more while items remain that no woken worker will take. A
-burst of short tasks is then run in streaks by a few workers, whatever the pool's
-size, while a burst of tasks that wait on I/O still reaches every worker, the number
-woken doubling each turn of the loop. A full queue wakes the producer once it has
-drained to half.
+sleeping worker only when no woken one is on its way, and a worker that took an item
+and will be busy a while (its task waits on I/O or a thread) hands the rest off, waking
+up to two more while items remain that no woken worker will take. A burst of short
+tasks is then run in streaks by one worker, whatever the pool's size, while a burst of
+tasks that wait still reaches every worker, the number woken doubling each turn of the
+loop. A full queue wakes the producer once it has drained to half.
 """
 
 from __future__ import annotations
@@ -23,16 +23,18 @@ import anyio
 
 T = TypeVar("T")
 
-#: How many sleeping workers a woken worker wakes when it takes an item and more wait.
+#: How many sleeping workers a worker that will be busy wakes, when more items wait.
 _FAN = 2
 
 
 class ReadyQueue(Generic[T]):
     """FIFO within a priority; higher priorities first; at most ``capacity`` items.
 
-    Invariant: while items are queued and workers sleep in ``get``, at least one of
-    them has been woken and not yet returned (``_woken``), so no item is left without a
-    worker to take it.
+    Workers take items with ``get_nowait`` while there are some, ``get`` when there are
+    none, and call ``hand_off`` when they took one and will be busy a while. Then no
+    item is left without a worker: a put that finds no woken worker on its way
+    (``_woken``) wakes one, and a worker either comes back for the next item or hands
+    the rest off before it waits.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -129,9 +131,13 @@ class ReadyQueue(Generic[T]):
             item = self.get_nowait()
             if item is None:
                 continue  # taken by a worker that came back on its own: sleep again
-            # More items than woken workers on their way: wake some more.
-            wake = min(_FAN, self._size - self._woken)
-            while wake > 0 and self._getters:
-                self._wake_one()
-                wake -= 1
             return item
+
+    def hand_off(self) -> None:
+        """The caller (a worker with an item) will be busy a while (its task waits on
+        I/O or a thread): wake up to two sleeping workers for the items that no woken
+        worker will take."""
+        wake = min(_FAN, self._size - self._woken)
+        while wake > 0 and self._getters:
+            self._wake_one()
+            wake -= 1
