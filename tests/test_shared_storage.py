@@ -371,6 +371,29 @@ async def test_an_attempt_claimed_but_not_held_is_not_renewed_and_is_reaped(make
     assert [tr.key for tr in reaped] == [lost.key]
 
 
+@pytest.mark.postgres
+async def test_lease_due_says_when_the_earliest_lease_runs_out(make: Make) -> None:
+    hour, two_hours = make(lease=timedelta(hours=1)), make(lease=timedelta(hours=2))
+    await hour.open()
+    await two_hours.open()
+    assert await hour.lease_due() is None
+    await scheduled_attempts(hour, "etl", 2)
+    assert await hour.lease_due() is None, "a scheduled attempt holds no lease"
+    ((_, first),), _ = await hour.claim("w1", ["etl"], 1, T0)
+    due = await hour.lease_due()
+    assert due is not None and timedelta(minutes=59) < due <= timedelta(hours=1)
+
+    ((_, second),), _ = await two_hours.claim("w2", ["etl"], 1, T0)
+    await two_hours.renew_leases("w1", [first.key])
+    due = await hour.lease_due()
+    assert due is not None and timedelta(hours=1, minutes=59) < due <= timedelta(hours=2)
+
+    for worker, tr in (("w1", first), ("w2", second)):
+        done = attrs.evolve(tr, status=TaskStatus.success, finished_at=T0)
+        assert await hour.report(worker, [done], []) == {tr.key}
+    assert await hour.lease_due() is None, "a reported attempt holds no lease"
+
+
 # -- schedulers sharing a schema ---------------------------------------------------------
 
 

@@ -34,6 +34,9 @@ logger = logging.getLogger("ppacer_async.scheduler")
 
 #: Pause between two attempts at the leadership after losing it to an error.
 LEADERSHIP_RETRY = 1.0
+#: Seconds the reaper looks after a lease is due: past it on the database's clock,
+#: and never sooner than this after its last look.
+REAP_LAG = 0.02
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -331,11 +334,17 @@ async def keep_leases(
 
 
 async def reap(storage: SharedStorage, on_reaped: Callable[[], None]) -> None:
-    """Give up, every half lease, the attempts of processes that stopped renewing;
-    ``on_reaped`` is called when there were some (the leader is told by a notice,
-    unless it is this process)."""
-    half = storage.lease.total_seconds() / 2
+    """Give up the attempts of processes that stopped renewing as soon as their lease
+    runs out, so a killed process's attempts (and pool slots) come back within one
+    lease of its last renewal; ``on_reaped`` is called when there were some (the leader
+    is told by a notice, unless it is this process).
+
+    It sleeps until the earliest lease runs out (a renewal meanwhile only makes it look
+    again), or a whole lease when no attempt holds one: a lease taken meanwhile runs
+    out no sooner."""
+    lease = storage.lease.total_seconds()
     while True:
+        wait = lease / 2  # after a storage error
         try:
             reaped = await storage.reap()
             for tr in reaped:
@@ -348,9 +357,11 @@ async def reap(storage: SharedStorage, on_reaped: Callable[[], None]) -> None:
                 )
             if reaped:
                 on_reaped()
+            due = await storage.lease_due()
+            wait = lease if due is None else max(due.total_seconds() + REAP_LAG, REAP_LAG)
         except StorageError as exc:
             logger.warning("cannot look for abandoned attempts: %s", exc)
-        await anyio.sleep(half)
+        await anyio.sleep(wait)
 
 
 async def _follow_cancels(
