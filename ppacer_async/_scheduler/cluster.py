@@ -147,7 +147,7 @@ class ClusterEngine:
                 await tg.start(reporter.run)
                 await tg.start(consumer.run)
                 await tg.start(claimer.run)
-                await tg.start(_follow_cancels, storage, consumer)
+                await tg.start(_follow_cancels, storage, consumer, claimer)
                 task_status.started()
         finally:
             # Interrupted attempts are reported so that the leader (maybe this
@@ -367,12 +367,14 @@ async def reap(storage: SharedStorage, on_reaped: Callable[[], None]) -> None:
 async def _follow_cancels(
     storage: SharedStorage,
     consumer: Consumer,
+    claimer: Claimer,
     *,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Stop the attempts this process runs for runs cancelled elsewhere: a cancelled run
-    is a finished one, so each ``finished`` notice (and the slow poll) looks at the
-    runs this process has attempts of."""
+    """Stop the attempts this process runs for runs cancelled elsewhere, and never start
+    those it claimed but has not started: a cancelled run is a finished one, so each
+    ``finished`` notice (and the slow poll) looks at the runs this process has attempts
+    of."""
     wake = anyio.Event()
 
     def notice() -> None:
@@ -385,13 +387,14 @@ async def _follow_cancels(
             with anyio.move_on_after(storage.poll_interval.total_seconds()):
                 await wake.wait()
             wake = anyio.Event()
-            for run_id in consumer.live_runs():
+            for run_id in claimer.claimed_runs().union(consumer.live_runs()):
                 try:
                     run = await storage.get_run(run_id)
                 except PpacerError as exc:
                     logger.warning("cannot look for cancelled runs: %s", exc)
                     break
                 if run is not None and run.status is DagRunStatus.cancelled:
+                    claimer.cancel_run(run_id)
                     consumer.cancel_run(run_id)
     finally:
         storage.remove_notice_callback("finished", notice)
