@@ -13,11 +13,11 @@ resumes it). Each takes the sensor options (``poke_interval``, ``timeout``,
     evening = TimeSensor(at=time(18, 0))      # 18:00 UTC on the logical date
     dag.add([arrived, extracted, evening] >> load)
 
-Each has an id derived from what it waits for (``wait_for_{logical_date}.csv`` becomes
-``wait_for_logical_date.csv``; ``wait_for_extract``, ``wait_until_18.00``), which
-downstream tasks read results by; ``id=`` gives another. A function becomes a sensor
-with ``@task.sensor(...)``. ``TimeSensor`` takes "now" from the scheduler's clock, so a
-``FakeClock`` drives it in tests.
+Each one's id, by which downstream tasks read its result, says what it waits for:
+here ``wait_for_logical_date.csv`` (braces dropped, characters an id may not hold
+replaced with ``_``), ``wait_for_extract`` and ``wait_until_18.00``; ``id=`` gives
+another. A function becomes a sensor with ``@task.sensor(...)``. ``TimeSensor`` takes
+"now" from the scheduler's clock, so a ``FakeClock`` drives it in tests.
 """
 
 from __future__ import annotations
