@@ -45,6 +45,10 @@ Item = tuple[RunView, int, TaskRun]
 CURRENT_STORAGE: contextvars.ContextVar[Storage | None] = contextvars.ContextVar(
     "ppacer_async_storage", default=None
 )
+#: The clock of that scheduler: what the stock TimeSensor takes "now" from.
+CURRENT_CLOCK: contextvars.ContextVar[Clock | None] = contextvars.ContextVar(
+    "ppacer_async_clock", default=None
+)
 logger = logging.getLogger("ppacer_async.scheduler")
 
 # Bound once: reading an enum member costs about 0.1 µs on Python 3.11, every attempt.
@@ -258,9 +262,10 @@ class Consumer:
         return self.stopping
 
     async def _work(self) -> None:
-        # Set once per worker, not per attempt: what tasks that read the storage (the
-        # stock RunSensor) find through ``current_storage()``.
+        # Set once per worker, not per attempt: what the stock sensors read (the
+        # storage for RunSensor, the clock for TimeSensor).
         CURRENT_STORAGE.set(self.storage)
+        CURRENT_CLOCK.set(self.clock)
         queue = self.queue
         streak = 0
         while True:
