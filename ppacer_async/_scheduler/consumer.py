@@ -27,19 +27,22 @@ import anyio.to_thread
 import attrs
 
 from .. import _storable
-from .._enums import TaskStatus
+from .._enums import AttemptReason, TaskStatus
 from .._exceptions import SkipTask, TaskTimeoutError, describe_exception
 from .._structures import LogRecord, TaskRun
 from .._task import Task, TaskContext
 from . import capture
 from .logbuffer import LogBuffer
 from .queue import ReadyQueue
-from .upstream import RunView
+from .upstream import Instances, RunView, Upstream
 
 if TYPE_CHECKING:
     from ..abc import Clock, Notifier, Storage
 
-Item = tuple[RunView, int, TaskRun]
+#: What the queue holds: an attempt, or the first attempts of a range of instances.
+Item = tuple[RunView, int, TaskRun | Instances]
+#: One attempt: its run, its task's index and its row as scheduled.
+Attempt = tuple[RunView, int, TaskRun]
 
 #: The storage of the scheduler whose worker runs the current task.
 CURRENT_STORAGE: contextvars.ContextVar[Storage | None] = contextvars.ContextVar(
@@ -52,6 +55,7 @@ _SUCCESS = TaskStatus.success
 _RUNNING = TaskStatus.running
 _CANCELLED = TaskStatus.cancelled
 _RESCHEDULE = TaskStatus.up_for_reschedule
+_INITIAL = AttemptReason.initial
 #: Outcomes whose error is a failure of the task itself, stored in its log.
 _FAILED = frozenset({TaskStatus.failed, TaskStatus.up_for_retry})
 
@@ -64,6 +68,7 @@ class Sink(Protocol):
     def wake(self) -> None: ...
     def post_started(self, state: Any, i: int, tr: TaskRun) -> None: ...
     def post_outcome(self, state: Any, i: int, tr: TaskRun) -> None: ...
+    def post_instances(self, state: Any, i: int, first: int, trs: list[TaskRun]) -> None: ...
     def post_interrupted(self, state: Any, i: int, tr: TaskRun) -> None: ...
 
 
@@ -273,7 +278,11 @@ class Consumer:
                 if streak >= _YIELD_EVERY:
                     streak = 0
                     await anyio.lowlevel.checkpoint()
-            await self._attempt(item)
+            if item[2].__class__ is Instances:
+                await self._instances(item)
+                streak = _YIELD_EVERY  # about as many attempts: yield before the next
+            else:
+                await self._attempt(item)  # type: ignore[arg-type]  # a TaskRun: checked
             if self.stopping:  # an attempt given up on at a stop returned here
                 await anyio.lowlevel.checkpoint()
 
@@ -332,7 +341,7 @@ class Consumer:
     def _make_log(self, ctx: TaskContext) -> logging.LoggerAdapter[logging.Logger]:
         return TaskLog(ctx, self)
 
-    async def _attempt(self, item: Item) -> None:
+    async def _attempt(self, item: Attempt) -> None:
         state, i, tr = item
         if state.cancelled:
             return  # its run was cancelled while it waited: it never starts
@@ -390,8 +399,135 @@ class Consumer:
             ),
         )
 
+    async def _instances(self, item: Item) -> None:
+        """Run the first attempts of a range of a mapped async task's instances (an
+        ``Instances`` item) one after the other, and report their outcomes together.
+
+        Each is an attempt of its own, as ``_attempt`` runs it: its context, its first
+        step timed against the task's timeout, its result stored or its error and log.
+        One that suspends hands the rest of the range back to the queue, for other
+        workers, and goes on as any attempt that suspends (recorded running, cancelled
+        with its run, timed out).
+        """
+        state, i, work = item
+        assert isinstance(work, Instances)
+        graph = state.graph
+        task = graph.tasks[i]
+        run = state.run
+        run_id, dag_id, logical_time, params = run.id, run.dag_id, run.logical_time, run.params
+        task_id = graph.ids[i]
+        prefix = task_id + "["
+        elements = state.results.get(graph.map_source[i])
+        assert isinstance(elements, list)
+        notifier = task.notifier or self.notifier
+        limit = task.timeout_seconds
+        now = self.clock.now
+        teller = self._teller
+        make_log, log_drain = self._make_log, self._log_drain
+        upstream = Upstream(state, i)
+        at, first, stop = work.at, work.start, work.stop
+        outcomes: list[TaskRun] = []
+        current = capture.current
+        k = first
+        # Back to back: each starts as the one before ends.
+        started = now()
+        self.running += 1
+        try:
+            while k < stop:
+                if state.cancelled:
+                    break  # its run was cancelled while they waited: the rest never start
+                instance = f"{prefix}{k}]"
+                ctx = TaskContext(
+                    dag_id=dag_id,
+                    run_id=run_id,
+                    task_id=task_id,
+                    attempt=1,
+                    logical_time=logical_time,
+                    params=params,
+                    upstream=upstream,
+                    notifier=notifier,
+                    log_sink=make_log,
+                    log_drain=log_drain,
+                )
+                ctx.map_index = k
+                ctx.item = elements[k]
+                begun = time.monotonic()
+                attempt = (_InstanceAttempt(run_id, instance), teller)
+                token = current.set(attempt)
+                try:
+                    coro = task.execute(ctx)
+                    yielded = coro.send(None)
+                except StopIteration as done:
+                    value, error, status = done.value, None, _SUCCESS
+                    if time.monotonic() - begun > limit:
+                        took = time.monotonic() - begun
+                        value, (error, status) = None, _failure(task, _blocked(task, took))
+                except Exception as exc:
+                    value, (error, status) = None, _failure(task, exc)
+                except SystemExit as exc:  # ends the attempt, not the process
+                    value, error, status = None, describe_exception(exc), TaskStatus.failed
+                except BaseException:
+                    current.reset(token)
+                    capture.finish(attempt)
+                    tr = _scheduled(run_id, instance, at)
+                    self.sink.post_interrupted(state, i, _running(tr, started))
+                    raise
+                else:
+                    # It suspends: the rest of the range is for other workers (it may
+                    # take long), and what ran of it is reported now.
+                    if k + 1 < stop:
+                        self.queue.put_back(task.priority, (state, i, Instances(k + 1, stop, at)))
+                        stop = k + 1
+                    if outcomes:
+                        self.sink.post_instances(state, i, first, outcomes)
+                        first, outcomes = k, []
+                    tr = _scheduled(run_id, instance, at)
+                    try:
+                        value, error, status = await self._resume_async(
+                            task, ctx, (state, i, tr), started, begun, coro, yielded
+                        )
+                    except BaseException:
+                        # The scheduler is stopping: recorded interrupted, run again on
+                        # the next start.
+                        ctx.cancelled = True
+                        current.reset(token)
+                        capture.finish(attempt)
+                        self.sink.post_interrupted(state, i, _running(tr, started))
+                        raise
+                if error is None:
+                    value, error, status = self._storable_result(task, ctx, value)
+                else:
+                    error = _storable.text(error)
+                current.reset(token)
+                capture.finish(attempt)
+                if error is not None and status in _FAILED:
+                    capture.record(attempt, "ERROR", f"attempt 1 failed:\n{error}")
+                finished = now()
+                outcomes.append(
+                    TaskRun(
+                        run_id=run_id,
+                        task_id=instance,
+                        attempt=1,
+                        status=status,
+                        reason=_INITIAL,
+                        scheduled_at=at,
+                        started_at=started,
+                        finished_at=finished,
+                        error=error,
+                        result=value if status is _SUCCESS else None,
+                    )
+                )
+                started = finished
+                k += 1
+        finally:
+            if outcomes:
+                self.sink.post_instances(state, i, first, outcomes)
+            self.running -= 1
+            if self.on_attempt_end is not None:
+                self.on_attempt_end()
+
     async def _run_async(
-        self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
+        self, task: Task, ctx: TaskContext, item: Attempt, started: datetime, begun: float
     ) -> tuple[Any, str | None, TaskStatus]:
         try:
             coro = task.execute(ctx)
@@ -401,6 +537,25 @@ class Consumer:
                 if time.monotonic() - begun > task.timeout_seconds:
                     return None, *_failure(task, _blocked(task, time.monotonic() - begun))
                 return stop.value, None, _SUCCESS
+        except Exception as exc:
+            return None, *_failure(task, exc)
+        except SystemExit as exc:  # sys.exit() in a task ends the attempt, not the process
+            return None, describe_exception(exc), TaskStatus.failed
+        return await self._resume_async(task, ctx, item, started, begun, coro, yielded)
+
+    async def _resume_async(
+        self,
+        task: Task,
+        ctx: TaskContext,
+        item: Attempt,
+        started: datetime,
+        begun: float,
+        coro: Coroutine[Any, Any, Any],
+        yielded: Any,
+    ) -> tuple[Any, str | None, TaskStatus]:
+        """The rest of an async attempt whose first step suspended (``yielded``): it is
+        recorded running, then driven under its timeout."""
+        try:
             state, i, tr = item
             self.sink.post_started(state, i, _running(tr, started))
             # asyncio's timeout, not an anyio cancel scope: in its first step the task
@@ -460,7 +615,7 @@ class Consumer:
             logger.warning("an abandoned task coroutine refused to close", exc_info=True)
 
     async def _run_thread(
-        self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
+        self, task: Task, ctx: TaskContext, item: Attempt, started: datetime, begun: float
     ) -> tuple[Any, str | None, TaskStatus]:
         state, i, tr = item
         self.sink.post_started(state, i, _running(tr, started))
@@ -511,6 +666,30 @@ def _running(tr: TaskRun, started: datetime) -> TaskRun:
         reason=tr.reason,
         scheduled_at=tr.scheduled_at,
         started_at=started,
+    )
+
+
+class _InstanceAttempt:
+    """Which attempt printed output belongs to (``capture``): the first of an instance."""
+
+    __slots__ = ("run_id", "task_id")
+
+    attempt = 1
+
+    def __init__(self, run_id: int, task_id: str) -> None:
+        self.run_id = run_id
+        self.task_id = task_id
+
+
+def _scheduled(run_id: int, task_id: str, at: datetime) -> TaskRun:
+    """The row of an instance's first attempt, as made ready at ``at``."""
+    return TaskRun(
+        run_id=run_id,
+        task_id=task_id,
+        attempt=1,
+        status=TaskStatus.scheduled,
+        reason=_INITIAL,
+        scheduled_at=at,
     )
 
 

@@ -211,13 +211,24 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
         )
     task_rows = []
     memo: dict[datetime, str] = {}  # attempts made ready together share scheduled_at
+    # Attempts run back to back (a mapped task's instances) start as the one before
+    # ended: the same time, written once.
+    ended: datetime | None = None
+    ended_text: str | None = None
     for tr in changes.task_runs:
         scheduled = tr.scheduled_at
         if tr.status not in TASK_STATUSES or tr.reason not in ATTEMPT_REASONS:
             where = f"task {tr.task_id!r} attempt {tr.attempt} of run {tr.run_id}"
             check_member(tr.status, TASK_STATUSES, f"status of {where}")
             check_member(tr.reason, ATTEMPT_REASONS, f"reason of {where}")
-        result = None if tr.result is None else result_json(tr, compact_json)
+        result = tr.result
+        if result is not None:
+            # An int's JSON is its decimal text (not a bool's: a subclass).
+            result = str(result) if result.__class__ is int else result_json(tr, compact_json)
+        started = tr.started_at
+        started_text = None if started is None else ended_text if started is ended else ts(started)
+        ended = tr.finished_at
+        ended_text = None if ended is None else ts(ended)
         task_rows.append(
             (
                 tr.run_id,
@@ -226,8 +237,8 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
                 tr.status,
                 tr.reason,
                 None if scheduled is None else ts_memo(scheduled, memo),
-                None if tr.started_at is None else ts(tr.started_at),
-                None if tr.finished_at is None else ts(tr.finished_at),
+                started_text,
+                ended_text,
                 tr.error,
                 result,
             )
