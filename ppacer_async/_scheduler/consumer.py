@@ -428,6 +428,7 @@ class Consumer:
         at, first, stop = work.at, work.start, work.stop
         outcomes: list[TaskRun] = []
         current = capture.current
+        execute, monotonic = task.execute, time.monotonic
         k = first
         # Back to back: each starts as the one before ends.
         started = now()
@@ -451,16 +452,16 @@ class Consumer:
                 )
                 ctx.map_index = k
                 ctx.item = elements[k]
-                begun = time.monotonic()
+                begun = monotonic()
                 attempt = (_InstanceAttempt(run_id, instance), teller)
                 token = current.set(attempt)
                 try:
-                    coro = task.execute(ctx)
+                    coro = execute(ctx)
                     yielded = coro.send(None)
                 except StopIteration as done:
                     value, error, status = done.value, None, _SUCCESS
-                    if time.monotonic() - begun > limit:
-                        took = time.monotonic() - begun
+                    if monotonic() - begun > limit:
+                        took = monotonic() - begun
                         value, (error, status) = None, _failure(task, _blocked(task, took))
                 except Exception as exc:
                     value, (error, status) = None, _failure(task, exc)
@@ -494,10 +495,10 @@ class Consumer:
                         capture.finish(attempt)
                         self.sink.post_interrupted(state, i, _running(tr, started))
                         raise
-                if error is None:
-                    value, error, status = self._storable_result(task, ctx, value)
-                else:
+                if error is not None:
                     error = _storable.text(error)
+                elif not (value is None or value.__class__ is int or value.__class__ is bool):
+                    value, error, status = self._storable_result(task, ctx, value)
                 current.reset(token)
                 capture.finish(attempt)
                 if error is not None and status in _FAILED:
