@@ -29,7 +29,7 @@ import attrs
 from .. import _storable
 from .._enums import AttemptReason, TaskStatus
 from .._exceptions import SkipTask, TaskTimeoutError, describe_exception
-from .._structures import LogRecord, TaskRun
+from .._structures import LogRecord, TaskRun, instance_id
 from .._task import Task, TaskContext
 from . import capture
 from .logbuffer import LogBuffer
@@ -153,6 +153,9 @@ class TaskLog(logging.LoggerAdapter[logging.Logger]):
         )
         self._ctx = ctx
         self._consumer = consumer
+        # An instance of a mapped task logs to its own attempt: process[3], not process.
+        index = ctx.map_index
+        self._task_id = ctx.task_id if index is None else instance_id(ctx.task_id, index)
 
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
         if level >= self._consumer.store_log_level:
@@ -171,7 +174,7 @@ class TaskLog(logging.LoggerAdapter[logging.Logger]):
             self._consumer.add_log(
                 LogRecord(
                     run_id=ctx.run_id,
-                    task_id=ctx.task_id,
+                    task_id=self._task_id,
                     attempt=ctx.attempt,
                     time=self._consumer.clock.now(),
                     level=logging.getLevelName(level),
