@@ -82,7 +82,9 @@ def result(value: Any) -> tuple[Any, int]:
             "JSON-compatible data: dict, list, str, int, float, bool or None"
         ) from None
     count = 0
-    if _BAD_JSON.search(encoded) is not None:
+    # ASCII text holds no surrogate, and NUL only as its escape: a plain substring test
+    # spares the pattern's scan of a large result (a mapped task's list, say).
+    if (not encoded.isascii() or "\\u0000" in encoded) and _BAD_JSON.search(encoded) is not None:
         encoded, count = _BAD_JSON.subn(lambda m: (m[1] or "") + REPLACEMENT, encoded)
     try:
         return json.loads(encoded), count
