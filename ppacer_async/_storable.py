@@ -69,6 +69,10 @@ def result(value: Any) -> tuple[Any, int]:
                 "finite number, or None or a string for a missing one"
             )
         return value, 0
+    if kind is list and all(item.__class__ is int for item in value):
+        # A list of ints (ids, offsets: what a task to be mapped often returns) comes
+        # back from its JSON as a copy of itself; no need to encode and decode it.
+        return list(value), 0
     try:
         encoded = _ENCODE(value)
     except RecursionError:

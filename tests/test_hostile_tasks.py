@@ -236,7 +236,10 @@ async def test_an_outcome_postgresql_refuses_fails_its_attempt_not_the_worker(
 
 
 def test_a_result_keeps_what_can_be_stored_and_replaces_only_what_cannot() -> None:
-    assert _storable.result(list(range(10_000))) == (list(range(10_000)), 0)
+    ids = list(range(10_000))
+    stored, replaced = _storable.result(ids)
+    assert stored == ids and stored is not ids and replaced == 0  # a copy, as decoded
+    assert _storable.result([1, True, None]) == ([1, True, None], 0)
     assert _storable.result(["a\x00b", 1]) == (["a\ufffdb", 1], 1)
     assert _storable.result(["\\u0000", "\\\\u0000"]) == (["\\u0000", "\\\\u0000"], 0)
     assert _storable.result({"k": ["\ud800é", "\x00"]}) == ({"k": ["\ufffdé", "\ufffd"]}, 2)

@@ -4,12 +4,15 @@ failed, logged and cancelled alone, and run at once with the others when it wait
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import anyio
+import attrs
 import pytest
 
 from ppacer_async import DAG, DagRunStatus, Scheduler, TaskContext, TaskRun, TaskStatus, task
+from ppacer_async._enums import AttemptReason
+from ppacer_async._scheduler.consumer import _first_attempt_row
 from ppacer_async._scheduler.queue import ReadyQueue
 from ppacer_async._scheduler.state import INSTANCES_PER_ITEM
 
@@ -240,3 +243,25 @@ async def test_a_handed_back_item_wakes_a_waiting_worker() -> None:
         await anyio.wait_all_tasks_blocked()
         queue.put_back(0, "rest")
     assert got == ["rest"]
+
+
+def test_an_instance_row_is_the_row_the_constructor_makes() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    row = _first_attempt_row(7, "p[3]", TaskStatus.failed, at, at, at, "boom", None)
+    made = TaskRun(
+        run_id=7,
+        task_id="p[3]",
+        attempt=1,
+        status=TaskStatus.failed,
+        reason=AttemptReason.initial,
+        scheduled_at=at,
+        started_at=at,
+        finished_at=at,
+        error="boom",
+        result=None,
+    )
+    assert row == made and hash(row) == hash(made) and repr(row) == repr(made)
+    assert attrs.asdict(row) == attrs.asdict(made)
+    assert row.map_index == 3
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        row.error = "changed"  # type: ignore[misc]

@@ -508,17 +508,15 @@ class Consumer:
                     capture.record(attempt, "ERROR", f"attempt 1 failed:\n{error}")
                 finished = now()
                 outcomes.append(
-                    TaskRun(
-                        run_id=run_id,
-                        task_id=instance,
-                        attempt=1,
-                        status=status,
-                        reason=_INITIAL,
-                        scheduled_at=at,
-                        started_at=started,
-                        finished_at=finished,
-                        error=error,
-                        result=value if status is _SUCCESS else None,
+                    _first_attempt_row(
+                        run_id,
+                        instance,
+                        status,
+                        at,
+                        started,
+                        finished,
+                        error,
+                        value if status is _SUCCESS else None,
                     )
                 )
                 started = finished
@@ -683,6 +681,98 @@ class _InstanceAttempt:
     def __init__(self, run_id: int, task_id: str) -> None:
         self.run_id = run_id
         self.task_id = task_id
+
+
+def _make_first_attempt_row() -> Callable[..., TaskRun]:
+    """How a worker makes the row of an instance's first attempt, the most part of what
+    running a short instance costs: ``TaskRun``'s slots set directly, about twice as
+    fast as attrs' ``__init__`` of a frozen class (which goes through
+    ``object.__setattr__`` for each field). The same row as ``TaskRun(...)`` would be;
+    should ``TaskRun`` ever have other fields, the constructor is used instead."""
+    names = (
+        "run_id",
+        "task_id",
+        "attempt",
+        "status",
+        "reason",
+        "scheduled_at",
+        "started_at",
+        "finished_at",
+        "error",
+        "result",
+    )
+    fields = attrs.fields(TaskRun)
+    if tuple(field.name for field in fields) != names or any(
+        field.validator is not None or field.converter is not None for field in fields
+    ):
+
+        def by_constructor(
+            run_id: int,
+            task_id: str,
+            status: TaskStatus,
+            at: datetime,
+            started: datetime,
+            finished: datetime,
+            error: str | None,
+            result: Any,
+        ) -> TaskRun:
+            return TaskRun(
+                run_id=run_id,
+                task_id=task_id,
+                attempt=1,
+                status=status,
+                reason=_INITIAL,
+                scheduled_at=at,
+                started_at=started,
+                finished_at=finished,
+                error=error,
+                result=result,
+            )
+
+        return by_constructor
+    slots = vars(TaskRun)
+    new = object.__new__
+    (
+        set_run,
+        set_task,
+        set_attempt,
+        set_status,
+        set_reason,
+        set_scheduled,
+        set_started,
+        set_finished,
+        set_error,
+        set_result,
+    ) = (slots[name].__set__ for name in names)
+
+    def by_slots(
+        run_id: int,
+        task_id: str,
+        status: TaskStatus,
+        at: datetime,
+        started: datetime,
+        finished: datetime,
+        error: str | None,
+        result: Any,
+    ) -> TaskRun:
+        row: TaskRun = new(TaskRun)
+        set_run(row, run_id)
+        set_task(row, task_id)
+        set_attempt(row, 1)
+        set_status(row, status)
+        set_reason(row, _INITIAL)
+        set_scheduled(row, at)
+        set_started(row, started)
+        set_finished(row, finished)
+        set_error(row, error)
+        set_result(row, result)
+        return row
+
+    return by_slots
+
+
+#: ``_first_attempt_row(run_id, task_id, status, at, started, finished, error, result)``
+_first_attempt_row = _make_first_attempt_row()
 
 
 def _scheduled(run_id: int, task_id: str, at: datetime) -> TaskRun:
