@@ -24,6 +24,7 @@ _BAD = re.compile("[\x00\ud800-\udfff]")
 # \u0000, which must not be preceded by an odd number of backslashes (``"\\u0000"``
 # is a backslash and the text "u0000").
 _BAD_JSON = re.compile(r"[\ud800-\udfff]|(?<!\\)((?:\\\\)*)\\u0000")
+_INT = {int}
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
@@ -69,7 +70,7 @@ def result(value: Any) -> tuple[Any, int]:
                 "finite number, or None or a string for a missing one"
             )
         return value, 0
-    if kind is list and all(item.__class__ is int for item in value):
+    if kind is list and set(map(type, value)) == _INT:
         # A list of ints (ids, offsets: what a task to be mapped often returns) comes
         # back from its JSON as a copy of itself; no need to encode and decode it.
         return list(value), 0

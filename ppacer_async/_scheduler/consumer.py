@@ -421,7 +421,9 @@ class Consumer:
         task_id = graph.ids[i]
         prefix = task_id + "["
         elements = state.results.get(graph.map_source[i])
-        assert isinstance(elements, list)
+        if not isinstance(elements, list):  # gone: its row could not be stored after all
+            elements = []
+        count = len(elements)
         notifier = task.notifier or self.notifier
         limit = task.timeout_seconds
         now = self.clock.now
@@ -454,7 +456,8 @@ class Consumer:
                     log_drain=log_drain,
                 )
                 ctx.map_index = k
-                ctx.item = elements[k]
+                if k < count:
+                    ctx.item = elements[k]
                 begun = monotonic()
                 attempt = (_InstanceAttempt(run_id, instance), teller)
                 token = current.set(attempt)
