@@ -12,7 +12,7 @@ import pytest
 
 from ppacer_async import DAG, DagRunStatus, Scheduler, TaskContext, TaskRun, TaskStatus, task
 from ppacer_async._enums import AttemptReason
-from ppacer_async._scheduler.consumer import _first_attempt_row
+from ppacer_async._scheduler.consumer import _first_attempt_row, _instance_context
 from ppacer_async._scheduler.queue import ReadyQueue
 from ppacer_async._scheduler.state import INSTANCES_PER_ITEM
 
@@ -265,3 +265,24 @@ def test_an_instance_row_is_the_row_the_constructor_makes() -> None:
     assert row.map_index == 3
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         row.error = "changed"  # type: ignore[misc]
+
+
+def test_an_instance_context_is_the_context_the_constructor_makes() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    upstream = {"split": [1, 2]}
+    made = TaskContext(
+        dag_id="d",
+        run_id=7,
+        task_id="p",
+        attempt=1,
+        logical_time=at,
+        params={"n": 1},
+        upstream=upstream,
+        notifier=None,
+    )
+    made.map_index, made.item = 3, "x"
+    ctx = _instance_context("d", 7, "p", at, {"n": 1}, upstream, None, None, None, 3, "x")
+    for name in TaskContext.__slots__:
+        assert getattr(ctx, name) == getattr(made, name), name
+    assert repr(ctx) == repr(made)
+    assert ctx.log is not None  # a logger of its own, made on first use

@@ -443,21 +443,19 @@ class Consumer:
                 if state.cancelled:
                     break  # its run was cancelled while they waited: the rest never start
                 instance = f"{prefix}{k}]"
-                ctx = TaskContext(
-                    dag_id=dag_id,
-                    run_id=run_id,
-                    task_id=task_id,
-                    attempt=1,
-                    logical_time=logical_time,
-                    params=params,
-                    upstream=upstream,
-                    notifier=notifier,
-                    log_sink=make_log,
-                    log_drain=log_drain,
+                ctx = _instance_context(
+                    dag_id,
+                    run_id,
+                    task_id,
+                    logical_time,
+                    params,
+                    upstream,
+                    notifier,
+                    make_log,
+                    log_drain,
+                    k,
+                    elements[k] if k < count else None,
                 )
-                ctx.map_index = k
-                if k < count:
-                    ctx.item = elements[k]
                 begun = monotonic()
                 attempt = (_InstanceAttempt(run_id, instance), teller)
                 token = current.set(attempt)
@@ -776,6 +774,96 @@ def _make_first_attempt_row() -> Callable[..., TaskRun]:
 
 #: ``_first_attempt_row(run_id, task_id, status, at, started, finished, error, result)``
 _first_attempt_row = _make_first_attempt_row()
+
+
+def _make_instance_context() -> Callable[..., TaskContext]:
+    """How a worker makes the context of an instance's first attempt: its slots set in
+    place, about twice as fast as ``TaskContext``'s keyword arguments. The same context
+    as the constructor makes (the constructor itself is used should ``TaskContext``
+    ever have other slots)."""
+    known = {
+        "_log",
+        "_log_drain",
+        "_log_sink",
+        "attempt",
+        "cancelled",
+        "dag_id",
+        "item",
+        "logical_time",
+        "map_index",
+        "notifier",
+        "params",
+        "run_id",
+        "task_id",
+        "upstream",
+    }
+    new = object.__new__
+
+    def in_place(
+        dag_id: str,
+        run_id: int,
+        task_id: str,
+        logical_time: datetime,
+        params: Any,
+        upstream: Any,
+        notifier: Notifier | None,
+        log_sink: Any,
+        log_drain: Any,
+        map_index: int,
+        item: Any,
+    ) -> TaskContext:
+        ctx: TaskContext = new(TaskContext)
+        ctx.dag_id = dag_id
+        ctx.run_id = run_id
+        ctx.task_id = task_id
+        ctx.attempt = 1
+        ctx.logical_time = logical_time
+        ctx.params = params
+        ctx.upstream = upstream
+        ctx.notifier = notifier
+        ctx.cancelled = False
+        ctx.map_index = map_index
+        ctx.item = item
+        ctx._log = None
+        ctx._log_sink = log_sink
+        ctx._log_drain = log_drain
+        return ctx
+
+    def by_constructor(
+        dag_id: str,
+        run_id: int,
+        task_id: str,
+        logical_time: datetime,
+        params: Any,
+        upstream: Any,
+        notifier: Notifier | None,
+        log_sink: Any,
+        log_drain: Any,
+        map_index: int,
+        item: Any,
+    ) -> TaskContext:
+        ctx = TaskContext(
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=task_id,
+            attempt=1,
+            logical_time=logical_time,
+            params=params,
+            upstream=upstream,
+            notifier=notifier,
+            log_sink=log_sink,
+            log_drain=log_drain,
+        )
+        ctx.map_index = map_index
+        ctx.item = item
+        return ctx
+
+    return in_place if set(TaskContext.__slots__) == known else by_constructor
+
+
+#: ``_instance_context(dag_id, run_id, task_id, logical_time, params, upstream,
+#: notifier, log_sink, log_drain, map_index, item)``
+_instance_context = _make_instance_context()
 
 
 def _scheduled(run_id: int, task_id: str, at: datetime) -> TaskRun:
