@@ -91,6 +91,10 @@ class Reporter:
         self._outcomes.append(tr)
         self._wake.set()
 
+    def post_instances(self, state: Any, i: int, first: int, trs: list[TaskRun]) -> None:
+        self._outcomes.extend(trs)
+        self._wake.set()
+
     def post_interrupted(self, state: Any, i: int, tr: TaskRun) -> None:
         self._outcomes.append(attrs.evolve(tr, status=TaskStatus.interrupted))
         self._wake.set()
