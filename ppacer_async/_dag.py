@@ -293,7 +293,7 @@ class DAG:
                 if known is not t:
                     raise DagDefinitionError(
                         f"DAG {self.dag_id!r} has two different tasks with id {t.id!r}; "
-                        "give one of them another id, e.g. @task(id='other_name')"
+                        f"give one of them another id, e.g. {t._other_id_example()}"
                     )
             edges.update((a.id, b.id) for a, b in flow.edges)
         graph = Graph.build(self.dag_id, tasks, edges)

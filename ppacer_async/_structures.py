@@ -24,6 +24,8 @@ class DagRun:
     :ivar id: storage-assigned id, unique across DAGs.
     :ivar logical_time: the schedule point the run is for (UTC, tz-aware).
     :ivar dag_version: the version of the DAG definition the run executes.
+    :ivar started_at: when the run started, or started again after a restart (its
+        ``run_timeout`` counts from it).
     :ivar note: why the run ended as it did, when that needs saying (cancelled by
         whom, timed out after how long).
     """

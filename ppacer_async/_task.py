@@ -463,6 +463,10 @@ class Task:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id!r}>"
 
+    def _other_id_example(self) -> str:
+        """How to give a task like this one another id, for error messages."""
+        return f"{type(self).__name__}(..., id='other_name')"
+
 
 class FunctionTask(Task):
     """A task made from a function by the ``task`` decorator."""
@@ -479,6 +483,10 @@ class FunctionTask(Task):
 
     def execute(self, ctx: TaskContext) -> Any:
         return self.func(ctx)
+
+    def _other_id_example(self) -> str:
+        kind = ".sensor" if self.sensor is not None else ".branch" if self.branch else ""
+        return f"@task{kind}(id='other_name')"
 
     def fingerprint(self) -> dict[str, Any]:
         found = super().fingerprint()

@@ -412,3 +412,9 @@ class SharedStorage(Storage):
     async def reap(self) -> list[TaskRun]:
         """Record the attempts whose lease expired as ``interrupted`` outcomes and
         return them."""
+
+    @abstractmethod
+    async def lease_due(self) -> timedelta | None:
+        """How long until the earliest lease of a running attempt runs out (zero or
+        less: it has), or ``None`` when no attempt holds a lease; :meth:`reap` then
+        gives the attempt up as soon as its lease runs out."""

@@ -252,7 +252,8 @@ async def queue_manual_run(
 
 async def restart(storage: Storage, run_id: int) -> DagRun:
     """Queue a failed or cancelled run again; the scheduler re-runs what did not
-    succeed.
+    succeed. Its ``started_at`` becomes the time it starts again, from which its
+    ``run_timeout`` counts.
 
     :raises RunNotFound: no such run. :raises InvalidOperation: the run is not failed
         or cancelled.
@@ -262,8 +263,14 @@ async def restart(storage: Storage, run_id: int) -> DagRun:
         raise InvalidOperation(
             f"run {run_id} is {run.status}; only failed or cancelled runs can be restarted"
         )
+    # Started again when the scheduler takes it up: its run_timeout counts from then.
     queued = attrs.evolve(
-        run, status=DagRunStatus.queued, trigger=RunTrigger.restart, finished_at=None, note=None
+        run,
+        status=DagRunStatus.queued,
+        trigger=RunTrigger.restart,
+        started_at=None,
+        finished_at=None,
+        note=None,
     )
     await storage.commit(Changes(dag_runs=[queued]))
     return queued

@@ -34,6 +34,9 @@ logger = logging.getLogger("ppacer_async.scheduler")
 
 #: Pause between two attempts at the leadership after losing it to an error.
 LEADERSHIP_RETRY = 1.0
+#: Seconds the reaper looks after a lease is due: past it on the database's clock,
+#: and never sooner than this after its last look.
+REAP_LAG = 0.02
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -144,7 +147,7 @@ class ClusterEngine:
                 await tg.start(reporter.run)
                 await tg.start(consumer.run)
                 await tg.start(claimer.run)
-                await tg.start(_follow_cancels, storage, consumer)
+                await tg.start(_follow_cancels, storage, consumer, claimer)
                 task_status.started()
         finally:
             # Interrupted attempts are reported so that the leader (maybe this
@@ -331,11 +334,17 @@ async def keep_leases(
 
 
 async def reap(storage: SharedStorage, on_reaped: Callable[[], None]) -> None:
-    """Give up, every half lease, the attempts of processes that stopped renewing;
-    ``on_reaped`` is called when there were some (the leader is told by a notice,
-    unless it is this process)."""
-    half = storage.lease.total_seconds() / 2
+    """Give up the attempts of processes that stopped renewing as soon as their lease
+    runs out, so a killed process's attempts (and pool slots) come back within one
+    lease of its last renewal; ``on_reaped`` is called when there were some (the leader
+    is told by a notice, unless it is this process).
+
+    It sleeps until the earliest lease runs out (a renewal meanwhile only makes it look
+    again), or a whole lease when no attempt holds one: a lease taken meanwhile runs
+    out no sooner."""
+    lease = storage.lease.total_seconds()
     while True:
+        wait = lease / 2  # after a storage error
         try:
             reaped = await storage.reap()
             for tr in reaped:
@@ -348,20 +357,24 @@ async def reap(storage: SharedStorage, on_reaped: Callable[[], None]) -> None:
                 )
             if reaped:
                 on_reaped()
+            due = await storage.lease_due()
+            wait = lease if due is None else max(due.total_seconds() + REAP_LAG, REAP_LAG)
         except StorageError as exc:
             logger.warning("cannot look for abandoned attempts: %s", exc)
-        await anyio.sleep(half)
+        await anyio.sleep(wait)
 
 
 async def _follow_cancels(
     storage: SharedStorage,
     consumer: Consumer,
+    claimer: Claimer,
     *,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Stop the attempts this process runs for runs cancelled elsewhere: a cancelled run
-    is a finished one, so each ``finished`` notice (and the slow poll) looks at the
-    runs this process has attempts of."""
+    """Stop the attempts this process runs for runs cancelled elsewhere, and never start
+    those it claimed but has not started: a cancelled run is a finished one, so each
+    ``finished`` notice (and the slow poll) looks at the runs this process has attempts
+    of."""
     wake = anyio.Event()
 
     def notice() -> None:
@@ -374,13 +387,14 @@ async def _follow_cancels(
             with anyio.move_on_after(storage.poll_interval.total_seconds()):
                 await wake.wait()
             wake = anyio.Event()
-            for run_id in consumer.live_runs():
+            for run_id in claimer.claimed_runs().union(consumer.live_runs()):
                 try:
                     run = await storage.get_run(run_id)
                 except PpacerError as exc:
                     logger.warning("cannot look for cancelled runs: %s", exc)
                     break
                 if run is not None and run.status is DagRunStatus.cancelled:
+                    claimer.cancel_run(run_id)
                     consumer.cancel_run(run_id)
     finally:
         storage.remove_notice_callback("finished", notice)

@@ -28,26 +28,33 @@ import anyio.to_thread
 import attrs
 
 from .. import _storable
-from .._enums import TaskStatus
+from .._enums import AttemptReason, TaskStatus
 from .._exceptions import SkipTask, TaskTimeoutError, describe_exception
-from .._structures import LogRecord, TaskRun, make_task_run
+from .._structures import LogRecord, TaskRun, instance_id, make_task_run
 from .._task import Task, TaskContext, make_context
 from ..clock import SystemClock
 from . import capture
 from .logbuffer import LogBuffer
 from .queue import ReadyQueue
 from .threads import Job, ThreadRunner
-from .upstream import Attempt, RunView, Upstream
+from .upstream import Attempt, Instances, ReadyAttempt, RunView, Upstream
 
 if TYPE_CHECKING:
     from ..abc import Clock, Notifier, Storage
 
-#: A ready attempt: its run, its task index and which attempt it is.
-Item = tuple[RunView, int, Attempt]
+#: What the queue holds: an attempt (its run, its task index and which attempt it is),
+#: or the first attempts of a range of a mapped task's instances.
+Item = tuple[RunView, int, Attempt | Instances]
+#: One attempt: its run, its task index and which attempt it is.
+One = tuple[RunView, int, Attempt]
 
 #: The storage of the scheduler whose worker runs the current task.
 CURRENT_STORAGE: contextvars.ContextVar[Storage | None] = contextvars.ContextVar(
     "ppacer_async_storage", default=None
+)
+#: The clock of that scheduler: what the stock TimeSensor takes "now" from.
+CURRENT_CLOCK: contextvars.ContextVar[Clock | None] = contextvars.ContextVar(
+    "ppacer_async_clock", default=None
 )
 logger = logging.getLogger("ppacer_async.scheduler")
 
@@ -60,6 +67,7 @@ _SUCCESS = TaskStatus.success
 _RUNNING = TaskStatus.running
 _CANCELLED = TaskStatus.cancelled
 _RESCHEDULE = TaskStatus.up_for_reschedule
+_INITIAL = AttemptReason.initial
 #: Outcomes whose error is a failure of the task itself, stored in its log.
 _FAILED = frozenset({TaskStatus.failed, TaskStatus.up_for_retry})
 
@@ -72,6 +80,7 @@ class Sink(Protocol):
     def wake(self) -> None: ...
     def post_started(self, state: Any, i: int, tr: TaskRun) -> None: ...
     def post_outcome(self, state: Any, i: int, tr: TaskRun) -> None: ...
+    def post_instances(self, state: Any, i: int, first: int, trs: list[TaskRun]) -> None: ...
     def post_interrupted(self, state: Any, i: int, tr: TaskRun) -> None: ...
 
 
@@ -156,6 +165,9 @@ class TaskLog(logging.LoggerAdapter[logging.Logger]):
         )
         self._ctx = ctx
         self._consumer = consumer
+        # An instance of a mapped task logs to its own attempt: process[3], not process.
+        index = ctx.map_index
+        self._task_id = ctx.task_id if index is None else instance_id(ctx.task_id, index)
 
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
         if level >= self._consumer.store_log_level:
@@ -174,7 +186,7 @@ class TaskLog(logging.LoggerAdapter[logging.Logger]):
             self._consumer.add_log(
                 LogRecord(
                     run_id=ctx.run_id,
-                    task_id=ctx.task_id,
+                    task_id=self._task_id,
                     attempt=ctx.attempt,
                     time=self._consumer.clock.now(),
                     level=logging.getLevelName(level),
@@ -275,9 +287,10 @@ class Consumer:
         return self.stopping
 
     async def _work(self) -> None:
-        # Set once per worker, not per attempt: what tasks that read the storage (the
-        # stock RunSensor) find through ``current_storage()``.
+        # Set once per worker, not per attempt: what the stock sensors read (the
+        # storage for RunSensor, the clock for TimeSensor).
         CURRENT_STORAGE.set(self.storage)
+        CURRENT_CLOCK.set(self.clock)
         queue = self.queue
         attempt = self._attempt
         streak = 0
@@ -296,12 +309,17 @@ class Consumer:
                     streak = 0
                     await anyio.lowlevel.checkpoint()
                     ended = None
-            found = attempt(item, ended)
-            if found is None or isinstance(found, datetime):
-                ended = found
-            else:  # the rest of an attempt that suspends, or of a thread's
-                queue.hand_off()  # busy a while: other workers take the next items
-                ended = await found
+            if item[2].__class__ is Instances:
+                await self._instances(item)
+                streak = _YIELD_EVERY  # about as many attempts: yield before the next
+                ended = None
+            else:
+                found = attempt(item, ended)  # type: ignore[arg-type]  # an attempt: checked
+                if found is None or isinstance(found, datetime):
+                    ended = found
+                else:  # the rest of an attempt that suspends, or of a thread's
+                    queue.hand_off()  # busy a while: other workers take the next items
+                    ended = await found
             if self.stopping:  # an attempt given up on at a stop returned here
                 await anyio.lowlevel.checkpoint()
 
@@ -361,7 +379,7 @@ class Consumer:
         return TaskLog(ctx, self)
 
     def _attempt(
-        self, item: Item, started: datetime | None = None
+        self, item: One, started: datetime | None = None
     ) -> datetime | Coroutine[Any, Any, datetime] | None:
         """Start one attempt. One that ends in its first step (most short async tasks:
         no timer, no cancel scope, no coroutine of its own) is run through here and its
@@ -425,7 +443,7 @@ class Consumer:
 
     async def _finish(
         self,
-        item: Item,
+        item: One,
         task: Task,
         ctx: TaskContext,
         token: contextvars.Token[capture.Attempt | None],
@@ -445,7 +463,7 @@ class Consumer:
 
     def _interrupted(
         self,
-        item: Item,
+        item: One,
         ctx: TaskContext,
         token: contextvars.Token[capture.Attempt | None],
         started: datetime,
@@ -465,7 +483,7 @@ class Consumer:
 
     def _end(
         self,
-        item: Item,
+        item: One,
         task: Task,
         ctx: TaskContext,
         token: contextvars.Token[capture.Attempt | None],
@@ -514,11 +532,141 @@ class Consumer:
         )
         return finished
 
+    async def _instances(self, item: Item) -> None:
+        """Run the first attempts of a range of a mapped async task's instances (an
+        ``Instances`` item) one after the other, and report their outcomes together.
+
+        Each is an attempt of its own, as ``_attempt`` runs it: its context, its first
+        step timed against the task's timeout, its result stored or its error and log.
+        One that suspends hands the rest of the range back to the queue, for other
+        workers, and goes on as any attempt that suspends (recorded running, cancelled
+        with its run, timed out).
+        """
+        state, i, work = item
+        assert isinstance(work, Instances)
+        graph = state.graph
+        task = graph.tasks[i]
+        run = state.run
+        run_id, dag_id, logical_time, params = run.id, run.dag_id, run.logical_time, run.params
+        task_id = graph.ids[i]
+        prefix = task_id + "["
+        elements = state.results.get(graph.map_source[i])
+        if not isinstance(elements, list):  # gone: its row could not be stored after all
+            elements = []
+        count = len(elements)
+        notifier = task.notifier or self.notifier
+        limit = task.timeout_seconds
+        now = self._now
+        teller = self._teller
+        make_log, log_drain = self._make_log, self._log_drain
+        upstream = Upstream(state, i)
+        at, first, stop = work.at, work.start, work.stop
+        outcomes: list[TaskRun] = []
+        execute = task.execute
+        k = first
+        # Back to back: each starts as the one before ends.
+        started = now()
+        self.running += 1
+        try:
+            while k < stop:
+                if state.cancelled:
+                    break  # its run was cancelled while they waited: the rest never start
+                tr = ReadyAttempt(run_id, f"{prefix}{k}]", 1, _INITIAL, at)
+                ctx = make_context(
+                    dag_id,
+                    run_id,
+                    task_id,
+                    1,
+                    logical_time,
+                    params,
+                    upstream,
+                    notifier,
+                    make_log,
+                    log_drain,
+                )
+                ctx.map_index = k
+                ctx.item = elements[k] if k < count else None
+                begun = _monotonic()
+                attempt = (tr, teller)
+                token = _current.set(attempt)
+                try:
+                    coro = execute(ctx)
+                    yielded = coro.send(None)
+                except StopIteration as done:
+                    value, error, status = done.value, None, _SUCCESS
+                    if _monotonic() - begun > limit:
+                        took = _monotonic() - begun
+                        value, (error, status) = None, _failure(task, _blocked(task, took))
+                except Exception as exc:
+                    value, (error, status) = None, _failure(task, exc)
+                except SystemExit as exc:  # ends the attempt, not the process
+                    value, error, status = None, describe_exception(exc), TaskStatus.failed
+                except BaseException:
+                    _current.reset(token)
+                    capture.finish(attempt)
+                    self.sink.post_interrupted(state, i, _running(tr, started))
+                    raise
+                else:
+                    # It suspends: the rest of the range is for other workers (it may
+                    # take long), and what ran of it is reported now.
+                    queue = self.queue
+                    if k + 1 < stop:
+                        queue.put_back(task.priority, (state, i, Instances(k + 1, stop, at)))
+                        stop = k + 1
+                    queue.hand_off()  # busy a while: other workers take the next items
+                    if outcomes:
+                        self.sink.post_instances(state, i, first, outcomes)
+                        first, outcomes = k, []
+                    try:
+                        value, error, status = await self._run_async(
+                            task, ctx, (state, i, tr), started, begun, coro, yielded
+                        )
+                    except BaseException:
+                        # The scheduler is stopping: recorded interrupted, run again on
+                        # the next start.
+                        ctx.cancelled = True
+                        _current.reset(token)
+                        capture.finish(attempt)
+                        self.sink.post_interrupted(state, i, _running(tr, started))
+                        raise
+                if error is not None:
+                    error = _storable.text(error)
+                elif not (value is None or value.__class__ is int or value.__class__ is bool):
+                    value, error, status = self._storable_result(task, ctx, value)
+                _current.reset(token)
+                if _partial:
+                    capture.finish(attempt)
+                if error is not None and status in _FAILED:
+                    capture.record(attempt, "ERROR", f"attempt 1 failed:\n{error}")
+                finished = now()
+                outcomes.append(
+                    make_task_run(
+                        run_id,
+                        tr.task_id,
+                        1,
+                        status,
+                        _INITIAL,
+                        at,
+                        started,
+                        finished,
+                        error,
+                        value if status is _SUCCESS else None,
+                    )
+                )
+                started = finished
+                k += 1
+        finally:
+            if outcomes:
+                self.sink.post_instances(state, i, first, outcomes)
+            self.running -= 1
+            if self.on_attempt_end is not None:
+                self.on_attempt_end()
+
     async def _run_async(
         self,
         task: Task,
         ctx: TaskContext,
-        item: Item,
+        item: One,
         started: datetime,
         begun: float,
         coro: Coroutine[Any, Any, Any],
@@ -585,7 +733,7 @@ class Consumer:
             logger.warning("an abandoned task coroutine refused to close", exc_info=True)
 
     async def _run_thread(
-        self, task: Task, ctx: TaskContext, item: Item, started: datetime, begun: float
+        self, task: Task, ctx: TaskContext, item: One, started: datetime, begun: float
     ) -> tuple[Any, str | None, TaskStatus]:
         state, i, tr = item
         self.sink.post_started(state, i, _running(tr, started))

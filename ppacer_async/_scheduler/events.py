@@ -30,6 +30,18 @@ class AttemptEnded:
 
 
 @attrs.define(eq=False, weakref_slot=False)
+class InstancesEnded:
+    """Attempts of the instances ``first``, ``first + 1``, ... of mapped task ``i``
+    ended, one outcome each in ``trs`` (as ``AttemptEnded``), in index order: what a
+    worker ran of one ``Instances`` item."""
+
+    state: RunState
+    i: int
+    first: int
+    trs: list[TaskRun]
+
+
+@attrs.define(eq=False, weakref_slot=False)
 class AttemptStarted:
     """Attempt ``tr`` of task ``i`` started and suspended: record it running."""
 
@@ -77,4 +89,12 @@ class RunCancelled:
 
 
 #: Everything the inbox may hold.
-Event = AttemptEnded | AttemptStarted | AttemptInterrupted | RunQueued | RetryDue | RunCancelled
+Event = (
+    AttemptEnded
+    | InstancesEnded
+    | AttemptStarted
+    | AttemptInterrupted
+    | RunQueued
+    | RetryDue
+    | RunCancelled
+)

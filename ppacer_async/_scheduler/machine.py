@@ -43,6 +43,7 @@ from .events import (
     AttemptInterrupted,
     AttemptStarted,
     Event,
+    InstancesEnded,
     RetryDue,
     RunCancelled,
     RunQueued,
@@ -52,6 +53,7 @@ from .pools import Pools
 from .queue import ReadyQueue
 from .salvage import Salvage
 from .state import AlertKind, Effects, RunState
+from .upstream import Instances
 
 if TYPE_CHECKING:
     from ..abc import Clock, SharedStorage, Storage
@@ -145,6 +147,13 @@ class StateMachine:
 
     def post_outcome(self, state: RunState, i: int, tr: TaskRun) -> None:
         self.inbox.append(AttemptEnded(state, i, tr))
+        if self._wake is not None:
+            self._wake.set()
+            self._wake = None
+
+    def post_instances(self, state: RunState, i: int, first: int, trs: list[TaskRun]) -> None:
+        """Outcomes of instances ``first``, ``first + 1``, ... of mapped task ``i``."""
+        self.inbox.append(InstancesEnded(state, i, first, trs))
         if self._wake is not None:
             self._wake.set()
             self._wake = None
@@ -328,6 +337,9 @@ class StateMachine:
                     if event.state.gated and self.pools is not None:
                         self.pools.release(event.state, tr.task_id, tr.attempt, now, fx)
                     _attempt_ended(event.state, event.i, tr, now, fx)
+            elif isinstance(event, InstancesEnded):
+                done += len(event.trs)
+                _instances_ended(event.state, event.i, event.first, event.trs, now, fx)
             elif isinstance(event, AttemptStarted):
                 if not event.state.cancelled:
                     tr = event.tr
@@ -527,7 +539,8 @@ class StateMachine:
                         # backlog is committed already.
                         queue.on_space(self._feed)
                         return
-                    fed += 1
+                    work = item[2]
+                    fed += len(work) if work.__class__ is Instances else 1
                     item = next(items, None)
                 self.backlogged -= fed
             backlog.popleft()
@@ -603,6 +616,40 @@ def _instance_outcome(state: RunState, i: int, tr: TaskRun, now: Any, fx: Effect
         fanout.instance_skipped(state, i, k, tr, now, fx)
     elif status is not TaskStatus.cancelled:
         fanout.instance_failed(state, i, k, tr, now, fx)
+
+
+def _instances_ended(
+    state: RunState, i: int, first: int, trs: list[TaskRun], now: Any, fx: Effects
+) -> None:
+    """Apply the outcomes of instances ``first``, ``first + 1``, ... of mapped task
+    ``i``, in order (``_instance_outcome`` for a range, its id not parsed per instance)."""
+    if state.cancelled:
+        return  # their rows say cancelled already
+    mapped = state.maps.get(i)
+    if mapped is None:
+        return
+    phase, attempts, streak, results = mapped.phase, mapped.attempt, mapped.streak, mapped.results
+    n = len(phase)
+    live, succeeded = transitions.LIVE, transitions.SUCCESS
+    success, skipped, cancelled = TaskStatus.success, TaskStatus.skipped, TaskStatus.cancelled
+    append = fx.task_runs.append
+    k = first
+    for tr in trs:
+        if k < n and phase[k] == live and attempts[k] == tr.attempt:
+            status = tr.status
+            if status is success:
+                append(tr)
+                streak[k] = 0
+                phase[k] = succeeded
+                results[k] = tr.result
+                mapped.settled += 1
+                if mapped.settled == n:
+                    fanout.all_ended(state, i, now, fx)
+            elif status is skipped:
+                fanout.instance_skipped(state, i, k, tr, now, fx)
+            elif status is not cancelled:
+                fanout.instance_failed(state, i, k, tr, now, fx)
+        k += 1
 
 
 def _log_events(fx: Effects) -> None:

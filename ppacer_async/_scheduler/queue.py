@@ -55,15 +55,27 @@ class ReadyQueue(Generic[T]):
         """Add an item unless the queue is full; return whether it was added."""
         if self._size >= self.capacity:
             return False
-        bucket = self._buckets.get(priority)
-        if bucket is None:
-            bucket = self._buckets[priority] = deque()
-            heapq.heappush(self._levels, -priority)
-        bucket.append(item)
+        # A bucket is removed once empty: one found has items.
+        (self._buckets.get(priority) or self._open(priority)).append(item)
         self._size += 1
         if not self._woken and self._getters:
             self._wake_one()
         return True
+
+    def put_back(self, priority: int, item: T) -> None:
+        """Add an item first in its priority, full or not: the rest of work taken from
+        the queue, handed back for other workers. Like ``put_nowait``, it wakes a
+        sleeping worker when no woken one is on its way."""
+        (self._buckets.get(priority) or self._open(priority)).appendleft(item)
+        self._size += 1
+        if not self._woken and self._getters:
+            self._wake_one()
+
+    def _open(self, priority: int) -> deque[T]:
+        """The new, empty bucket of ``priority``."""
+        bucket = self._buckets[priority] = deque()
+        heapq.heappush(self._levels, -priority)
+        return bucket
 
     def _wake_one(self) -> None:
         getters = self._getters

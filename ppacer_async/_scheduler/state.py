@@ -18,7 +18,7 @@ from .._dag import DAG, Graph
 from .._enums import AttemptReason, DagRunStatus, RunTrigger, TaskStatus
 from .._structures import DagRun, TaskRun, instance_id, split_instance_id
 from . import rules
-from .upstream import ReadyAttempt, RunView
+from .upstream import Instances, ReadyAttempt, RunView
 
 if TYPE_CHECKING:
     from .pools import Pools
@@ -49,6 +49,9 @@ _PHASE_STATUS = {
 _SCHEDULED = TaskStatus.scheduled
 _INITIAL = AttemptReason.initial
 _RESTART = AttemptReason.restart
+
+#: First attempts of a mapped async task's instances per queue item (see ``Instances``).
+INSTANCES_PER_ITEM = 32
 
 #: Why an alert is sent: a failed attempt that will be retried, or a final failure.
 AlertKind = Literal["retry", "failure"]
@@ -184,8 +187,8 @@ class Ready:
     def __len__(self) -> int:
         return len(self.indices) + len(self.instances) + sum(n for _, n in self.expanded)
 
-    def items(self) -> Iterator[tuple[RunState, int, ReadyAttempt]]:
-        """Queue items, made one at a time."""
+    def items(self) -> Iterator[tuple[RunState, int, ReadyAttempt | Instances]]:
+        """Queue items, made one at a time: an attempt each, or a range of instances."""
         state = self.state
         run_id = state.run.id
         ids, attempts, at = state.graph.ids, state.attempt, self.at
@@ -202,6 +205,11 @@ class Ready:
                 ReadyAttempt(run_id, instance_id(ids[i], k), state.maps[i].attempt[k], reason, at),
             )
         for i, n in self.expanded:
+            if state.graph.tasks[i].is_async:
+                # A worker runs them back to back: an item per INSTANCES_PER_ITEM.
+                for start in range(0, n, INSTANCES_PER_ITEM):
+                    yield state, i, Instances(start, min(start + INSTANCES_PER_ITEM, n), at)
+                continue
             prefix = ids[i] + "["
             for k in range(n):
                 yield (

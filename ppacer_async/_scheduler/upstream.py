@@ -12,6 +12,7 @@ import attrs
 from .._dag import DAG, Graph
 from .._enums import AttemptReason
 from .._structures import DagRun
+from .capture import Key
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -33,6 +34,23 @@ class RunView:
 
     def upstream_results(self, index: int) -> Upstream:
         return Upstream(self, index)
+
+
+class Instances:
+    """A queue item's work for the instances ``start`` to ``stop - 1`` of a mapped task:
+    their first attempts, made ready at ``at``. One item, not one per instance: a worker
+    runs them one after the other, each its own attempt, and reports their outcomes
+    together (see ``Consumer``)."""
+
+    __slots__ = ("at", "start", "stop")
+
+    def __init__(self, start: int, stop: int, at: datetime) -> None:
+        self.start = start
+        self.stop = stop
+        self.at = at
+
+    def __len__(self) -> int:
+        return self.stop - self.start
 
 
 class Upstream(Mapping[str, Any]):
@@ -66,15 +84,10 @@ class Upstream(Mapping[str, Any]):
         return repr(dict(self))
 
 
-class Attempt(Protocol):
-    """Which attempt a queue item is: a ``ReadyAttempt``, or a claimed ``TaskRun`` row."""
+class Attempt(Key, Protocol):
+    """Which attempt a queue item is: a ``ReadyAttempt``, or a claimed ``TaskRun`` row
+    (what names it, ``capture.Key``, and how it was made ready)."""
 
-    @property
-    def run_id(self) -> int: ...
-    @property
-    def task_id(self) -> str: ...
-    @property
-    def attempt(self) -> int: ...
     @property
     def reason(self) -> AttemptReason: ...
     @property

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -88,6 +89,10 @@ class Reporter:
 
     def post_outcome(self, state: Any, i: int, tr: TaskRun) -> None:
         self._outcomes.append(tr)
+        self._wake.set()
+
+    def post_instances(self, state: Any, i: int, first: int, trs: list[TaskRun]) -> None:
+        self._outcomes.extend(trs)
         self._wake.set()
 
     def post_interrupted(self, state: Any, i: int, tr: TaskRun) -> None:
@@ -231,9 +236,26 @@ class Claimer:
         #: Ready attempts left in storage at the last count (any process may take them).
         self.waiting = 0
         self._wake = anyio.Event()
+        #: The runs of the attempts claimed here, as their workers see them, while any
+        #: is queued or running.
+        self._views: weakref.WeakSet[RunView] = weakref.WeakSet()
 
     def wake(self) -> None:
         self._wake.set()
+
+    def claimed_runs(self) -> set[int]:
+        """The runs of the attempts claimed here that are queued or running (the
+        leader's own runs aside: its state machine cancels those itself)."""
+        return {view.run.id for view in self._views}
+
+    def cancel_run(self, run_id: int) -> None:
+        """A run was cancelled (its rows say so already): its attempts claimed here and
+        not started never start, and their leases are no longer renewed."""
+        for view in list(self._views):
+            if view.run.id == run_id:
+                view.cancelled = True
+        held = self.reporter.held
+        held.difference_update([key for key in held if key[0] == run_id])
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         self.storage.add_notice_callback("work", self.wake)
@@ -319,7 +341,10 @@ class Claimer:
             if view is None:
                 # The leader's own state of the run, when it is this process, already
                 # holds the upstream results.
-                view = self._engine.local_run(run.id) or RunView(run=run, dag=dag, graph=graph)
+                view = self._engine.local_run(run.id)
+                if view is None:
+                    view = RunView(run=run, dag=dag, graph=graph)
+                    self._views.add(view)
                 views[run.id] = view
             items.append((view, i, tr))
             if type(view) is RunView:

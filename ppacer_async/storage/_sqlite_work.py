@@ -4,6 +4,7 @@ synchronously on a ``sqlite3.Connection``; ``sqlite.py`` runs it in aiosqlite's 
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -47,6 +48,14 @@ LAST_SCHEDULE_POINT = _named.take("last_schedule_point")
 SCHEDULE_EVENTS = _named.take("schedule_events")
 UPDATE_RUN = _named.take("update_run")
 UPSERT_TASK_RUN = _named.take("upsert_task_run")
+#: Task rows written per statement: one step of SQLite's, not one per row, so the
+#: writing thread gives the GIL up (and waits to get it back from the event loop's
+#: thread) once per group. 100 rows bind 1,000 values, far below SQLite's limit.
+TASK_ROWS_PER_STATEMENT = 100
+_ONE_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+UPSERT_TASK_RUNS = UPSERT_TASK_RUN.replace(
+    _ONE_ROW, ", ".join([_ONE_ROW] * TASK_ROWS_PER_STATEMENT), 1
+)
 INSERT_LOG = _named.take("insert_log")
 GET_RUN = _named.take("get_run")
 ACTIVE_RUNS = _named.take("active_runs")
@@ -219,7 +228,10 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
             where = f"task {tr.task_id!r} attempt {tr.attempt} of run {tr.run_id}"
             check_member(tr.status, TASK_STATUSES, f"status of {where}")
             check_member(tr.reason, ATTEMPT_REASONS, f"reason of {where}")
-        result = None if tr.result is None else result_json(tr, compact_json)
+        result = tr.result
+        if result is not None:
+            # An int's JSON is its decimal text (not a bool's: a subclass).
+            result = str(result) if result.__class__ is int else result_json(tr, compact_json)
         task_rows.append(
             (
                 tr.run_id,
@@ -256,13 +268,27 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
                     )
         try:
             if task_rows:
-                conn.executemany(UPSERT_TASK_RUN, task_rows)
+                _upsert_task_rows(conn, task_rows)
             if log_rows:
                 conn.executemany(INSERT_LOG, log_rows)
         except sqlite3.IntegrityError as exc:
             raise StorageError(
                 f"commit refers to a DAG run that does not exist ({exc}); nothing was written"
             ) from exc
+
+
+def _upsert_task_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Write task rows in order (a later row of the same attempt updates the earlier),
+    ``TASK_ROWS_PER_STATEMENT`` per statement, the rest one by one."""
+    group = TASK_ROWS_PER_STATEMENT
+    whole = len(rows) - len(rows) % group
+    if whole:
+        chain = itertools.chain.from_iterable
+        conn.executemany(
+            UPSERT_TASK_RUNS, (list(chain(rows[k : k + group])) for k in range(0, whole, group))
+        )
+    if whole < len(rows):
+        conn.executemany(UPSERT_TASK_RUN, rows[whole:])
 
 
 def save_pools(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:

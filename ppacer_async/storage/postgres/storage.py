@@ -526,6 +526,9 @@ class PostgresStorage(SharedStorage):
     async def reap(self) -> list[TaskRun]:
         return await self._claims.reap()
 
+    async def lease_due(self) -> timedelta | None:
+        return await self._claims.lease_due()
+
     async def workers(self) -> list[WorkerInfo]:
         return await self._claims.workers()
 

@@ -261,6 +261,13 @@ WITH reaped AS (
 )
 SELECT reaped.*, pg_notify($1, $2) FROM reaped
 
+-- lease_due --
+-- How long until the earliest lease of a running attempt runs out (zero or less: it has;
+-- NULL: no attempt is leased), on the database's clock: the reaper sleeps that long.
+SELECT min(coalesce(lease_expires_at, now())) - now() AS due
+FROM task_runs
+WHERE status = 'running' AND outcome IS NULL
+
 -- save_pools --
 -- The scheduling process replaces its pools' counts as a whole; $1-$4: the pools'
 -- columns, $5: now.
