@@ -133,6 +133,22 @@ class DagInfo:
 
 
 @attrs.frozen(kw_only=True)
+class NewRun:
+    """A queued run to insert (the arguments of ``Storage.create_run``): the scheduler
+    writes the runs it is asked to trigger in its next group commit
+    (``Storage.create_runs_and_commit``)."""
+
+    dag_id: str
+    logical_time: datetime
+    trigger: RunTrigger
+    params: dict[str, Any]
+    dag_version: int
+    created_at: datetime
+    #: the schedule event recorded with the run, if any
+    event: ScheduleEventKind | None = None
+
+
+@attrs.frozen(kw_only=True)
 class Changes:
     """Everything one state-machine step writes, committed in one transaction.
 

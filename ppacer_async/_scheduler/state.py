@@ -182,7 +182,12 @@ class Ready:
     expanded: list[tuple[int, int]] = attrs.field(factory=list)
 
     def __len__(self) -> int:
-        return len(self.indices) + len(self.instances) + sum(n for _, n in self.expanded)
+        n = len(self.indices)
+        if self.instances:
+            n += len(self.instances)
+        if self.expanded:
+            n += sum(count for _, count in self.expanded)
+        return n
 
     def items(self) -> Iterator[tuple[RunState, int, TaskRun]]:
         """Queue items, made one at a time."""

@@ -125,7 +125,7 @@ class MemoryStorage(Storage):
             logical_time=logical_time,
             status=DagRunStatus.queued,
             trigger=trigger,
-            params=copy.deepcopy(params),
+            params=copy.deepcopy(params) if params else {},
             dag_version=dag_version,
             created_at=to_utc(created_at),
         )
