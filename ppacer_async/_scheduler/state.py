@@ -326,13 +326,8 @@ def start_run(
 ) -> None:
     """Move a queued run to running and schedule every task whose trigger rule is met."""
     run = state.run
-    state.run = run = attrs.evolve(
-        run,
-        status=DagRunStatus.running,
-        trigger=trigger or run.trigger,
-        started_at=run.started_at or now,
-        finished_at=None,
-        note=None,
+    state.run = run = run.moved(
+        DagRunStatus.running, trigger or run.trigger, run.started_at or now, None, None
     )
     fx.dag_runs.append(run)
     if state.dag.run_timeout is not None:
@@ -685,6 +680,7 @@ def _finish(state: RunState, now: datetime, fx: Effects) -> None:
         status = DagRunStatus.cancelled
     else:
         status = DagRunStatus.failed if state.failed else DagRunStatus.success
-    state.run = attrs.evolve(state.run, status=status, finished_at=now)
+    run = state.run
+    state.run = run.moved(status, run.trigger, run.started_at, now, run.note)
     fx.dag_runs.append(state.run)
     fx.finished.append(state)

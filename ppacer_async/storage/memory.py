@@ -177,13 +177,12 @@ class MemoryStorage(Storage):
             old = self._runs[run.id]
             if old.status is DagRunStatus.cancelled and run.status not in _REOPENING:
                 continue  # cancelled until queued again (a restart)
-            self._runs[run.id] = attrs.evolve(
-                old,
-                status=run.status,
-                trigger=run.trigger,
-                started_at=_utc_or_none(run.started_at),
-                finished_at=_utc_or_none(run.finished_at),
-                note=run.note,
+            self._runs[run.id] = old.moved(
+                run.status,
+                run.trigger,
+                _utc_or_none(run.started_at),
+                _utc_or_none(run.finished_at),
+                run.note,
             )
         task_runs = self._task_runs
         for tr in changes.task_runs:
