@@ -143,7 +143,7 @@ class StateMachine:
         self._requests: list[RunRequested] = []  # runs to write in the next commit
         #: Whether ``post_new_run`` may be called: from the start until the flush.
         self.accepting = False
-        self._yield = False  # let triggers that were just answered ask again first
+        self._yield = False  # triggers were just answered: let them ask again first
         self._backlog: deque[Iterator[Item]] = deque()
         self._held: Item | None = None  # taken from the backlog, refused by the queue
         self.backlogged = 0  # ready attempts not in the queue yet
@@ -281,11 +281,6 @@ class StateMachine:
         self.accepting = True
         task_status.started()
         while True:
-            if self._yield:
-                # Runs were just written for triggers waiting on them: let those that
-                # trigger again post now, to be written together in the next commit.
-                self._yield = False
-                await anyio.lowlevel.checkpoint()
             if not (self.inbox or self.logs or self._outcomes_due or self._feedable()):
                 self._wake = anyio.Event()
                 await self._wake.wait()
@@ -605,6 +600,14 @@ class StateMachine:
     async def _commit_and_act(self, fx: Effects) -> None:
         for run in await self._commit(fx):
             self.post_run(run)  # admitted at the next step
+        if self._yield:
+            # Runs were just written for triggers waiting on them: let a caller that
+            # triggers run after run post its next one now, before the workers woken
+            # below take the loop, so that the next step's commit (with that run) is
+            # under way while they run. Shielded: what follows must not be skipped.
+            self._yield = False
+            with anyio.CancelScope(shield=True):
+                await anyio.lowlevel.checkpoint()
         if events_logger.isEnabledFor(logging.INFO):
             _log_events(fx)
         followers = self.followers
