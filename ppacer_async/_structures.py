@@ -40,30 +40,31 @@ class DagRun:
     finished_at: datetime | None = None
     note: str | None = None
 
-    def moved(
-        self,
-        status: DagRunStatus,
-        trigger: RunTrigger,
-        started_at: datetime | None,
-        finished_at: datetime | None,
-        note: str | None,
-    ) -> DagRun:
-        """This run with what a state change writes (its status, trigger, times and
-        note) replaced: ``attrs.evolve`` without its generic machinery, which costs
-        more than the rest of a run's start or end."""
-        return DagRun(
-            id=self.id,
-            dag_id=self.dag_id,
-            logical_time=self.logical_time,
-            status=status,
-            trigger=trigger,
-            params=self.params,
-            dag_version=self.dag_version,
-            created_at=self.created_at,
-            started_at=started_at,
-            finished_at=finished_at,
-            note=note,
-        )
+
+def moved_run(
+    run: DagRun,
+    status: DagRunStatus,
+    trigger: RunTrigger,
+    started_at: datetime | None,
+    finished_at: datetime | None,
+    note: str | None,
+) -> DagRun:
+    """``run`` with what a state change writes (its status, trigger, times and note)
+    replaced: ``attrs.evolve`` without its generic machinery, which costs more than
+    the rest of a run's start or end."""
+    return DagRun(
+        id=run.id,
+        dag_id=run.dag_id,
+        logical_time=run.logical_time,
+        status=status,
+        trigger=trigger,
+        params=run.params,
+        dag_version=run.dag_version,
+        created_at=run.created_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        note=note,
+    )
 
 
 def instance_id(task_id: str, map_index: int) -> str:

@@ -15,7 +15,7 @@ from ppacer_async._enums import AttemptReason, RunTrigger
 from ppacer_async._scheduler import recovery
 from ppacer_async._scheduler import state as transitions
 from ppacer_async._scheduler.state import MAX_INTERRUPTIONS, Effects, RunState
-from ppacer_async._structures import DagRun, TaskRun
+from ppacer_async._structures import DagRun, TaskRun, moved_run
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)
@@ -719,7 +719,7 @@ def test_a_restarted_task_has_a_fresh_retry_budget() -> None:
 
 
 def test_a_moved_run_changes_only_what_a_state_change_writes() -> None:
-    # Every field set, none to its default: a field DagRun.moved forgot would differ.
+    # Every field set, none to its default: a field moved_run forgot would differ.
     run = DagRun(
         id=7,
         dag_id="d",
@@ -745,8 +745,8 @@ def test_a_moved_run_changes_only_what_a_state_change_writes() -> None:
         "started_at",
         "finished_at",
         "note",
-    }, "a new DagRun field must be kept by DagRun.moved"
-    moved = run.moved(DagRunStatus.failed, RunTrigger.restart, NOW, NOW, None)
+    }, "a new DagRun field must be kept by moved_run"
+    moved = moved_run(run, DagRunStatus.failed, RunTrigger.restart, NOW, NOW, None)
     assert moved == attrs.evolve(
         run,
         status=DagRunStatus.failed,

@@ -326,8 +326,8 @@ class Scheduler:
     async def trigger(self, dag_id: str, params: Mapping[str, Any] | None = None) -> DagRun:
         """Queue a manual run of a DAG now; ``params`` override the DAG's defaults.
 
-        Returns the run as stored (queued), once it is committed. Many triggers at once
-        are written together, in the scheduler's next commit.
+        Returns the run as stored (queued), once it is committed. On SQLite, triggers
+        are written in the scheduler's next commit: many at once share a transaction.
         :raises DagNotFound: no such DAG is served.
         """
         self._require_serving()

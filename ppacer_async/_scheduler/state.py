@@ -16,7 +16,7 @@ import attrs
 
 from .._dag import DAG, Graph
 from .._enums import AttemptReason, DagRunStatus, RunTrigger, TaskStatus
-from .._structures import DagRun, TaskRun, instance_id, split_instance_id
+from .._structures import DagRun, TaskRun, instance_id, moved_run, split_instance_id
 from . import rules
 from .upstream import RunView
 
@@ -326,8 +326,8 @@ def start_run(
 ) -> None:
     """Move a queued run to running and schedule every task whose trigger rule is met."""
     run = state.run
-    state.run = run = run.moved(
-        DagRunStatus.running, trigger or run.trigger, run.started_at or now, None, None
+    state.run = run = moved_run(
+        run, DagRunStatus.running, trigger or run.trigger, run.started_at or now, None, None
     )
     fx.dag_runs.append(run)
     if state.dag.run_timeout is not None:
@@ -681,6 +681,6 @@ def _finish(state: RunState, now: datetime, fx: Effects) -> None:
     else:
         status = DagRunStatus.failed if state.failed else DagRunStatus.success
     run = state.run
-    state.run = run.moved(status, run.trigger, run.started_at, now, run.note)
+    state.run = moved_run(run, status, run.trigger, run.started_at, now, run.note)
     fx.dag_runs.append(state.run)
     fx.finished.append(state)

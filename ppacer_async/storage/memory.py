@@ -25,6 +25,7 @@ from .._structures import (
     StorageCounts,
     TaskRun,
     WorkerInfo,
+    moved_run,
 )
 from .._time import to_utc
 from ..abc import Storage
@@ -177,7 +178,8 @@ class MemoryStorage(Storage):
             old = self._runs[run.id]
             if old.status is DagRunStatus.cancelled and run.status not in _REOPENING:
                 continue  # cancelled until queued again (a restart)
-            self._runs[run.id] = old.moved(
+            self._runs[run.id] = moved_run(
+                old,
                 run.status,
                 run.trigger,
                 _utc_or_none(run.started_at),
