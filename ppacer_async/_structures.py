@@ -43,6 +43,32 @@ class DagRun:
     note: str | None = None
 
 
+def moved_run(
+    run: DagRun,
+    status: DagRunStatus,
+    trigger: RunTrigger,
+    started_at: datetime | None,
+    finished_at: datetime | None,
+    note: str | None,
+) -> DagRun:
+    """``run`` with what a state change writes (its status, trigger, times and note)
+    replaced: ``attrs.evolve`` without its generic machinery, which costs more than
+    the rest of a run's start or end."""
+    return DagRun(
+        id=run.id,
+        dag_id=run.dag_id,
+        logical_time=run.logical_time,
+        status=status,
+        trigger=trigger,
+        params=run.params,
+        dag_version=run.dag_version,
+        created_at=run.created_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        note=note,
+    )
+
+
 def instance_id(task_id: str, map_index: int) -> str:
     """The id of one instance of a mapped task: ``process[3]``."""
     return f"{task_id}[{map_index}]"
@@ -132,6 +158,22 @@ class DagInfo:
     created_at: datetime
     #: when unpaused "from now": schedule points up to this moment are skipped
     resume_after: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class NewRun:
+    """A queued run to insert (the arguments of ``Storage.create_run``): the scheduler
+    writes the runs it is asked to trigger in its next group commit
+    (``Storage.create_runs_and_commit``)."""
+
+    dag_id: str
+    logical_time: datetime
+    trigger: RunTrigger
+    params: dict[str, Any]
+    dag_version: int
+    created_at: datetime
+    #: the schedule event recorded with the run, if any
+    event: ScheduleEventKind | None = None
 
 
 @attrs.frozen(kw_only=True)

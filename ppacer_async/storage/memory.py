@@ -25,6 +25,7 @@ from .._structures import (
     StorageCounts,
     TaskRun,
     WorkerInfo,
+    moved_run,
 )
 from .._time import to_utc
 from ..abc import Storage
@@ -125,7 +126,7 @@ class MemoryStorage(Storage):
             logical_time=logical_time,
             status=DagRunStatus.queued,
             trigger=trigger,
-            params=copy.deepcopy(params),
+            params=copy.deepcopy(params) if params else {},
             dag_version=dag_version,
             created_at=to_utc(created_at),
         )
@@ -177,13 +178,13 @@ class MemoryStorage(Storage):
             old = self._runs[run.id]
             if old.status is DagRunStatus.cancelled and run.status not in _REOPENING:
                 continue  # cancelled until queued again (a restart)
-            self._runs[run.id] = attrs.evolve(
+            self._runs[run.id] = moved_run(
                 old,
-                status=run.status,
-                trigger=run.trigger,
-                started_at=_utc_or_none(run.started_at),
-                finished_at=_utc_or_none(run.finished_at),
-                note=run.note,
+                run.status,
+                run.trigger,
+                _utc_or_none(run.started_at),
+                _utc_or_none(run.finished_at),
+                run.note,
             )
         task_runs = self._task_runs
         for tr in changes.task_runs:
