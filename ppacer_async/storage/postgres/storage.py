@@ -8,7 +8,7 @@ lock of the process that schedules) and :mod:`.claims` (leases on attempts, reap
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ import anyio.abc
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
 
+from ..._definition import stored_definition
 from ..._enums import DagRunStatus, RunTrigger, ScheduleEventKind, prunable_statuses
 from ..._exceptions import DagNotFound, StorageError
 from ..._structures import (
@@ -174,10 +175,14 @@ class PostgresStorage(SharedStorage):
     # -- DAG definitions ---------------------------------------------------------------
 
     async def sync_dag(
-        self, dag_id: str, definition_hash: str, definition: dict[str, Any], now: datetime
+        self,
+        dag_id: str,
+        definition_hash: str,
+        definition: bytes | Mapping[str, Any],
+        now: datetime,
     ) -> int:
         now = to_utc(now)
-        definition_json = to_json(definition, "the DAG definition")
+        stored = stored_definition(definition)
         pool = self._db.connections
         with self._db.errors("write to"):
             latest = await pool.fetchrow(q.LATEST_DAG_VERSION, dag_id)
@@ -192,7 +197,7 @@ class PostgresStorage(SharedStorage):
                     return int(latest["version"])
                 version = 1 if latest is None else int(latest["version"]) + 1
                 await conn.execute(
-                    q.INSERT_DAG_VERSION, dag_id, version, definition_hash, definition_json, now
+                    q.INSERT_DAG_VERSION, dag_id, version, definition_hash, stored, now
                 )
                 return version
 
