@@ -70,7 +70,7 @@ def test_the_hash_is_the_one_earlier_versions_recorded(make: object) -> None:
     dag = make()  # type: ignore[operator]
     definition = dag.definition()
 
-    found, stored = dag.encoded_definition()
+    found, _ = dag.encoded_definition()
 
     assert found == earlier_hash(definition) == dag.definition_hash()
     assert dag.definition_hash(definition) == found
