@@ -484,8 +484,9 @@ class _TaskTexts:
                 add(fingerprint)
                 continue
             key: Any = None
-            if all(type(v) in _SCALARS for v in fingerprint.values()):
-                key = tuple([(k, type(v), v) for k, v in fingerprint.items()])
+            types = tuple(map(type, fingerprint.values()))
+            if _SCALARS.issuperset(types):  # hashable, and equal keys mean equal texts
+                key = (tuple(fingerprint.items()), types)
                 text = known.get(key)
                 if text is not None:
                     add(text)
