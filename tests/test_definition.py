@@ -201,3 +201,15 @@ def test_a_sensor_keeps_its_poking_in_the_definition() -> None:
         spec["sensor"]
         == Poking(interval=timedelta(seconds=5), timeout=timedelta(days=7)).describe()
     )
+
+
+def test_ids_that_need_escaping_are_encoded_as_json() -> None:
+    from ppacer_async._definition import stream_definition
+
+    ids = ('a"b', "c\u00e9")
+    definition: dict[str, object] = {"dag_id": "d", "tasks": {n: {"upstream": []} for n in ids}}
+
+    found, stored = stream_definition({"dag_id": "d"}, ids, lambda i: '{"upstream":[]}')
+
+    assert found == earlier_hash(definition)
+    assert decode_definition(stored) == definition
