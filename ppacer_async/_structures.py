@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 import attrs
 
+from ._definition import decode_definition
 from ._enums import (
     AttemptReason,
     DagRunStatus,
@@ -153,11 +155,22 @@ class DagInfo:
     dag_id: str
     version: int
     definition_hash: str
-    definition: dict[str, Any]
+    #: the definition as storage holds it (compressed JSON, JSON text, or the object),
+    #: decoded when :attr:`definition` is first read: a DAG's paused state does not
+    #: need its million tasks decoded
+    stored_definition: bytes | str | dict[str, Any] = attrs.field(
+        alias="definition", eq=False, repr=False
+    )
     paused: bool
     created_at: datetime
     #: when unpaused "from now": schedule points up to this moment are skipped
     resume_after: datetime | None = None
+
+    @functools.cached_property
+    def definition(self) -> dict[str, Any]:
+        """The definition (``DAG.definition()`` as recorded)."""
+        found: dict[str, Any] = decode_definition(self.stored_definition)
+        return found
 
 
 @attrs.frozen(kw_only=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -131,10 +131,17 @@ class Storage(ABC):
 
     @abstractmethod
     async def sync_dag(
-        self, dag_id: str, definition_hash: str, definition: dict[str, Any], now: datetime
+        self,
+        dag_id: str,
+        definition_hash: str,
+        definition: bytes | Mapping[str, Any],
+        now: datetime,
     ) -> int:
         """Record a DAG definition and return its version number.
 
+        ``definition`` is its stored form (``DAG.encoded_definition()``: compressed JSON,
+        read back with ``ppacer_async.storage.decode_definition``) or the definition
+        itself as a dict. :meth:`get_dag` returns it decoded.
         An unchanged definition (same hash as the latest version) writes nothing.
         """
 

@@ -219,9 +219,9 @@ class Scheduler:
     async def _sync_dags(self) -> None:
         now = self.clock.now()
         for dag in self._dags.values():
-            definition = dag.definition()
+            definition_hash, stored = dag.encoded_definition()
             self._versions[dag.dag_id] = await self.storage.sync_dag(
-                dag.dag_id, dag.definition_hash(definition), definition, now
+                dag.dag_id, definition_hash, stored, now
             )
 
     async def _run(self, task_status: anyio.abc.TaskStatus[None]) -> None:

@@ -127,7 +127,7 @@ def dag_from_row(row: tuple[Any, ...]) -> DagInfo:
         dag_id=row[0],
         version=row[1],
         definition_hash=row[2],
-        definition=json.loads(row[3]),
+        definition=row[3],
         paused=bool(row[4]),
         created_at=dt(row[5]),
         resume_after=opt_dt(row[6]),
@@ -173,7 +173,7 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def sync_dag(
-    conn: sqlite3.Connection, dag_id: str, definition_hash: str, definition: str, now: str
+    conn: sqlite3.Connection, dag_id: str, definition_hash: str, definition: bytes, now: str
 ) -> int:
     with write_transaction(conn):
         row = conn.execute(LATEST_DAG_VERSION, (dag_id,)).fetchone()

@@ -6,12 +6,13 @@ import copy
 import itertools
 import os
 from bisect import insort
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
+from .._definition import stored_definition
 from .._enums import DagRunStatus, RunTrigger, ScheduleEventKind, prunable_statuses
 from .._exceptions import DagNotFound, StorageError
 from .._structures import (
@@ -61,16 +62,22 @@ class MemoryStorage(Storage):
         pass
 
     async def sync_dag(
-        self, dag_id: str, definition_hash: str, definition: dict[str, Any], now: datetime
+        self,
+        dag_id: str,
+        definition_hash: str,
+        definition: bytes | Mapping[str, Any],
+        now: datetime,
     ) -> int:
         versions = self._dags.setdefault(dag_id, [])
         if versions and versions[-1].definition_hash == definition_hash:
             return versions[-1].version
+        # Kept in its stored form: immutable, compact, and decoded only when read.
+        stored = stored_definition(definition)
         info = DagInfo(
             dag_id=dag_id,
             version=len(versions) + 1,
             definition_hash=definition_hash,
-            definition=copy.deepcopy(definition),
+            definition=stored,
             paused=self._paused.setdefault(dag_id, (False, None))[0],
             created_at=to_utc(now),
         )

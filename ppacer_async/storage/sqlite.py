@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
@@ -21,6 +21,7 @@ import aiosqlite
 import anyio
 import attrs
 
+from .._definition import stored_definition
 from .._enums import (
     DagRunStatus,
     RunTrigger,
@@ -364,10 +365,14 @@ class SQLiteStorage(Storage):
     # -- DAG definitions -----------------------------------------------------------------
 
     async def sync_dag(
-        self, dag_id: str, definition_hash: str, definition: dict[str, Any], now: datetime
+        self,
+        dag_id: str,
+        definition_hash: str,
+        definition: bytes | Mapping[str, Any],
+        now: datetime,
     ) -> int:
-        text = q.json_text(definition, f"the definition of DAG {dag_id!r}")
-        return await self._call("record DAG", q.sync_dag, dag_id, definition_hash, text, ts(now))
+        stored = stored_definition(definition)
+        return await self._call("record DAG", q.sync_dag, dag_id, definition_hash, stored, ts(now))
 
     async def get_dag(self, dag_id: str) -> DagInfo | None:
         row = await self._call(
