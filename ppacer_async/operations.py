@@ -347,11 +347,17 @@ async def backfill(
         raise InvalidOperation(f"backfill end {end} is before its start {start}")
     schedule = schedule or stored_schedule(info)
     points = []
-    found = schedule_points(schedule, start - timedelta(microseconds=1), end)
-    for point in found:
-        points.append(point)
-        if len(points) > MAX_BACKFILL_RUNS:
-            raise InvalidOperation(_too_many_points(points, found))
+    try:
+        found = schedule_points(schedule, start - timedelta(microseconds=1), end)
+        for point in found:
+            points.append(point)
+            if len(points) > MAX_BACKFILL_RUNS:
+                raise InvalidOperation(_too_many_points(points, found))
+    except OverflowError:
+        raise InvalidOperation(
+            f"backfill range {start.isoformat()} to {end.isoformat()} reaches past the "
+            "dates the schedule can compute (years 1 to 9999); choose a narrower range"
+        ) from None
     created = []
     for point in points:
         run = await storage.create_run(
