@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import anyio
 import anyio.abc
 
 from ._enums import DagRunStatus, RunTrigger, ScheduleEventKind
+from ._exceptions import StorageError
 from ._structures import (
     Alert,
     Changes,
     DagInfo,
     DagRun,
     LogRecord,
+    NewRun,
     PoolUsage,
     PruneCounts,
     ScheduleEvent,
@@ -81,6 +83,12 @@ class Storage(ABC):
     #: stays its worker's without a renewal.
     lease: timedelta = timedelta(seconds=30)
 
+    #: Whether :meth:`create_runs_and_commit` writes the new runs and the changes in one
+    #: transaction. When it does, a serving scheduler writes the runs it is asked to
+    #: trigger in its next group commit, one transaction for many triggers and the
+    #: state changes of the moment; when not, each trigger calls :meth:`create_run`.
+    creates_runs_in_commit: ClassVar[bool] = False
+
     async def __aenter__(self) -> Storage:
         await self.open()
         return self
@@ -123,10 +131,17 @@ class Storage(ABC):
 
     @abstractmethod
     async def sync_dag(
-        self, dag_id: str, definition_hash: str, definition: dict[str, Any], now: datetime
+        self,
+        dag_id: str,
+        definition_hash: str,
+        definition: bytes | Mapping[str, Any],
+        now: datetime,
     ) -> int:
         """Record a DAG definition and return its version number.
 
+        ``definition`` is its stored form (``DAG.encoded_definition()``: compressed JSON,
+        read back with ``ppacer_async.storage.decode_definition``) or the definition
+        itself as a dict. :meth:`get_dag` returns it decoded.
         An unchanged definition (same hash as the latest version) writes nothing.
         """
 
@@ -201,6 +216,37 @@ class Storage(ABC):
         """Apply one state-machine step atomically: upsert task runs by
         ``(run_id, task_id, attempt)``, update run status/trigger/times by id, append logs.
         """
+
+    async def create_runs_and_commit(
+        self, runs: Sequence[NewRun], changes: Changes
+    ) -> list[DagRun]:
+        """Insert queued runs (as :meth:`create_run` does, in order; none may be refused:
+        manual runs), then apply ``changes`` (as :meth:`commit`); return the new runs
+        as stored.
+
+        ``changes`` never refer to the new runs. The default writes them one after the
+        other; storages that set ``creates_runs_in_commit`` write all in one
+        transaction, so that nothing is written when it raises.
+        """
+        created: list[DagRun] = []
+        for new in runs:
+            run = await self.create_run(
+                dag_id=new.dag_id,
+                logical_time=new.logical_time,
+                trigger=new.trigger,
+                params=new.params,
+                dag_version=new.dag_version,
+                created_at=new.created_at,
+                event=new.event,
+            )
+            if run is None:
+                raise StorageError(
+                    f"a run of DAG {new.dag_id!r} at {new.logical_time.isoformat()} was "
+                    "refused: its logical time is taken; nothing else was written"
+                )
+            created.append(run)
+        await self.commit(changes)
+        return created
 
     @abstractmethod
     async def get_run(self, run_id: int) -> DagRun | None:

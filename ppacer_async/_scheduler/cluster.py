@@ -20,11 +20,12 @@ import attrs
 from .._backoff import Backoff
 from .._enums import DagRunStatus
 from .._exceptions import PpacerError, RunNotFound, StorageError
-from .._structures import DagRun, Statistics, TaskRun
+from .._structures import DagRun, NewRun, Statistics, TaskRun
 from .._text import plural
 from ..abc import Clock, Leadership, SharedStorage
 from .consumer import Consumer, Item
 from .engine import SHUTDOWN_BOUND, Coordinator, Settings, statistics
+from .machine import create_run
 from .queue import ReadyQueue
 from .upstream import RunView
 from .watchdog import LoopWatchdog
@@ -260,6 +261,13 @@ class ClusterEngine:
         if self.coordinator is not None:
             self.coordinator.admit(runs)
 
+    async def queue_run(self, new: NewRun) -> DagRun:
+        """While leading, as one process does; else write the run for the leader,
+        which a notice of the write tells."""
+        if self.coordinator is not None:
+            return await self.coordinator.queue_run(new)
+        return await create_run(self.storage, new)
+
     def set_paused(self, dag_id: str, paused: bool, resume_after: datetime | None) -> None:
         if self.coordinator is not None:
             self.coordinator.watcher.set_paused(dag_id, paused, resume_after)
@@ -267,30 +275,52 @@ class ClusterEngine:
     async def wait_for_run(self, run_id: int, seconds: float | None) -> DagRun:
         """Wait for a run that any process may be running, looking again when it may
         have finished: told by this process's state machine while it leads (after the
-        commit that finished the run), else on each ``finished`` notice; and every
+        commit that finished the run, which it hands over without reading storage when
+        it holds the run), else on each ``finished`` notice; and every
         ``poll_interval`` in any case."""
-        storage = self.storage
+        if seconds is None:
+            return await self._wait_for_run(run_id)
         with anyio.fail_after(seconds):
-            while True:
-                coordinator = self.coordinator
-                if coordinator is not None:
-                    wake = coordinator.machine.watch(run_id)
-                else:
-                    wake = anyio.Event()
-                    storage.add_notice_callback("finished", wake.set)
+            return await self._wait_for_run(run_id)
+
+    async def _wait_for_run(self, run_id: int) -> DagRun:
+        storage = self.storage
+        poll = storage.poll_interval.total_seconds()
+        while True:
+            coordinator = self.coordinator
+            if coordinator is not None and coordinator.machine.holds(run_id):
+                watch = coordinator.machine.watch(run_id)
                 try:
-                    run = await storage.get_run(run_id)
-                    if run is None:
-                        raise RunNotFound(f"no run with id {run_id}")
-                    if run.status.finished:
-                        return run
-                    with anyio.move_on_after(storage.poll_interval.total_seconds()):
-                        await wake.wait()
+                    with anyio.move_on_after(poll):  # the leadership may be lost meanwhile
+                        await watch.event.wait()
                 finally:
-                    if coordinator is not None:
-                        coordinator.machine.unwatch(run_id, wake)
-                    else:
-                        storage.remove_notice_callback("finished", wake.set)
+                    coordinator.machine.unwatch(run_id, watch)
+                if watch.run is not None:
+                    return watch.run
+                if watch.event.is_set():  # let go unfinished: storage says what it is
+                    coordinator = None
+                else:
+                    continue
+            machine = coordinator.machine if coordinator is not None else None
+            wake = machine.watch(run_id) if machine is not None else None
+            notice = anyio.Event()
+            if machine is None:
+                storage.add_notice_callback("finished", notice.set)
+            try:
+                run = await storage.get_run(run_id)
+                if run is None:
+                    raise RunNotFound(f"no run with id {run_id}")
+                if run.status.finished:
+                    return run
+                with anyio.move_on_after(poll):
+                    await (notice if wake is None else wake.event).wait()
+            finally:
+                if machine is not None and wake is not None:
+                    machine.unwatch(run_id, wake)
+                else:
+                    storage.remove_notice_callback("finished", notice.set)
+            if wake is not None and wake.run is not None:
+                return wake.run
 
     async def flush_logs(self) -> None:
         if self.reporter is not None and self.reporter.pending:

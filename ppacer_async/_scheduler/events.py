@@ -12,9 +12,10 @@ it is posted.
 
 from __future__ import annotations
 
+import anyio
 import attrs
 
-from .._structures import DagRun, TaskRun
+from .._structures import DagRun, NewRun, TaskRun
 from .state import RunState
 
 
@@ -67,6 +68,23 @@ class RunQueued:
     run: DagRun
 
 
+class RunRequested:
+    """Write run ``new`` in the next commit, then admit it. Whoever asked waits for
+    ``done``: then ``run`` is the run as stored, or ``error`` says why it is not."""
+
+    __slots__ = ("done", "error", "new", "run")
+
+    def __init__(self, new: NewRun) -> None:
+        self.new = new
+        self.done = anyio.Event()
+        self.run: DagRun | None = None
+        self.error: BaseException | None = None
+
+    def resolve(self, run: DagRun | None, error: BaseException | None = None) -> None:
+        self.run, self.error = run, error
+        self.done.set()
+
+
 @attrs.define(eq=False, weakref_slot=False)
 class RetryDue:
     """The retry delay of ``attempt`` of task ``i`` (of its instance ``map_index``, or
@@ -95,6 +113,7 @@ Event = (
     | AttemptStarted
     | AttemptInterrupted
     | RunQueued
+    | RunRequested
     | RetryDue
     | RunCancelled
 )

@@ -29,12 +29,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from .._dag import DAG
 from .._enums import DagRunStatus, RunTrigger, TaskStatus
-from .._exceptions import StorageError
-from .._structures import Changes, DagRun, TaskRun
+from .._exceptions import InvalidOperation, StorageError
+from .._structures import Changes, DagRun, NewRun, TaskRun
 from .._text import plural
 from . import fanout, recovery
 from . import state as transitions
@@ -47,6 +48,7 @@ from .events import (
     RetryDue,
     RunCancelled,
     RunQueued,
+    RunRequested,
 )
 from .logbuffer import LogBuffer
 from .pools import Pools
@@ -94,6 +96,18 @@ class Followers(Protocol):
         """Shared storage: ready attempts were written for any process to claim."""
 
 
+class RunWatch:
+    """What a waiter for one run is told: ``event`` is set once the step that finishes
+    the run is committed, with ``run`` the finished run as stored; or once the machine
+    lets the run go without running it (``run`` stays ``None``: ask storage)."""
+
+    __slots__ = ("event", "run")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.run: DagRun | None = None
+
+
 class StateMachine:
     """Owns the state of every active run of one scheduler.
 
@@ -125,8 +139,13 @@ class StateMachine:
         self.active: dict[str, int] = {}
         self.pending: dict[str, deque[RunState]] = {}
         self.incoming: dict[str, int] = {}  # posted runs not admitted yet
-        self._waiters: dict[int, list[anyio.Event]] = {}
+        self._posted: dict[int, int] = {}  # their ids (a run may be posted twice)
+        self._waiters: dict[int, list[RunWatch]] = {}
         self._cancelled_ids: set[int] = set()  # cancelled before they were admitted
+        self._requests: list[RunRequested] = []  # runs to write in the next commit
+        #: Whether ``post_new_run`` may be called: from the start until the flush.
+        self.accepting = False
+        self._yield = False  # triggers were just answered: let them ask again first
         self._backlog: deque[Iterator[Item]] = deque()
         self._held: Item | None = None  # taken from the backlog, refused by the queue
         self.backlogged = 0  # ready attempts not in the queue yet
@@ -169,8 +188,17 @@ class StateMachine:
     def post_run(self, run: DagRun) -> None:
         """A run was queued in storage (created, or restarted): admit it."""
         self.incoming[run.dag_id] = self.incoming.get(run.dag_id, 0) + 1
+        self._posted[run.id] = self._posted.get(run.id, 0) + 1
         self.inbox.append(RunQueued(run))
         self.wake()
+
+    def post_new_run(self, new: NewRun) -> RunRequested:
+        """Write run ``new`` (queued) in the next commit, then admit it; wait for the
+        request's ``done`` (only while ``accepting``)."""
+        request = RunRequested(new)
+        self.inbox.append(request)
+        self.wake()
+        return request
 
     def post_retry(self, state: RunState, i: int, attempt: int, map_index: int = -1) -> None:
         self.inbox.append(RetryDue(state, i, attempt, map_index))
@@ -217,19 +245,33 @@ class StateMachine:
         """The state of a run this machine holds (admitted and not finished)."""
         return self.runs.get(run_id)
 
-    def watch(self, run_id: int) -> anyio.Event:
-        """An event set once a step that finishes the run is committed; give it back
-        with ``unwatch``."""
-        event = anyio.Event()
-        self._waiters.setdefault(run_id, []).append(event)
-        return event
+    def holds(self, run_id: int) -> bool:
+        """Whether the machine will tell watchers of this run what became of it: it
+        holds the run, or the run was handed to it and waits in the inbox."""
+        return run_id in self.runs or run_id in self._posted
 
-    def unwatch(self, run_id: int, event: anyio.Event) -> None:
+    def watch(self, run_id: int) -> RunWatch:
+        """Be told once a step that finishes the run is committed (or the machine lets
+        it go unfinished); give it back with ``unwatch``."""
+        watch = RunWatch()
         waiters = self._waiters.get(run_id)
-        if waiters and event in waiters:
-            waiters.remove(event)
+        if waiters is None:
+            self._waiters[run_id] = [watch]
+        else:
+            waiters.append(watch)
+        return watch
+
+    def unwatch(self, run_id: int, watch: RunWatch) -> None:
+        waiters = self._waiters.get(run_id)
+        if waiters and watch in waiters:
+            waiters.remove(watch)
             if not waiters:
                 del self._waiters[run_id]
+
+    def _let_go(self, run_id: int) -> None:
+        """A posted run will not be run here: its watchers ask storage."""
+        for watch in self._waiters.pop(run_id, ()):
+            watch.event.set()
 
     def free_slots(self, dag: DAG) -> int:
         """Runs of ``dag`` that may still start without waiting."""
@@ -245,6 +287,7 @@ class StateMachine:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         await self.recover()
+        self.accepting = True
         task_status.started()
         while True:
             if not (self.inbox or self.logs or self._outcomes_due or self._feedable()):
@@ -290,14 +333,28 @@ class StateMachine:
         await self._commit_and_act(fx)
 
     async def flush(self) -> None:
-        """Commit what is left in the inbox without starting anything (on shutdown)."""
-        if self.shared:
-            await self._read_outcomes()
-        fx = Effects(record_scheduled=self.shared, pools=self.pools)
-        await self._apply(fx, stopping=True)
-        await self._commit(fx)
-        if events_logger.isEnabledFor(logging.INFO):
-            _log_events(fx)
+        """Commit what is left in the inbox without starting anything (on shutdown);
+        runs asked for are written, to start at the next start."""
+        self.accepting = False
+        try:
+            if self.shared:
+                await self._read_outcomes()
+            fx = Effects(record_scheduled=self.shared, pools=self.pools)
+            await self._apply(fx, stopping=True)
+            await self._commit(fx)
+            if events_logger.isEnabledFor(logging.INFO):
+                _log_events(fx)
+        finally:
+            left = self._requests + [e for e in self.inbox if isinstance(e, RunRequested)]
+            self._requests = []
+            for request in left:
+                request.resolve(
+                    None,
+                    InvalidOperation(
+                        "the scheduler stopped before the run was written; nothing was "
+                        "queued: trigger it again once the scheduler serves"
+                    ),
+                )
 
     async def _read_outcomes(self) -> None:
         """Post the outcomes other processes (and this one's workers) reported.
@@ -363,16 +420,23 @@ class StateMachine:
                     fanout.instance_interrupted(state, i, k, tr, now, fx, resume=resume)
                 else:
                     transitions.task_interrupted(state, i, tr, now, fx, resume=resume)
+            elif isinstance(event, RunRequested):
+                self._requests.append(event)  # written in this step's commit
             elif stopping:
+                if isinstance(event, RunQueued):
+                    self._unpost(event.run)
+                    self._let_go(event.run.id)
                 continue  # runs and retries wait in storage for the next start
             elif isinstance(event, RunQueued):
                 run = event.run
-                self.incoming[run.dag_id] -= 1
+                self._unpost(run)
                 dag = self.dags.get(run.dag_id)
                 if run.id in self._cancelled_ids:
                     self._cancelled_ids.discard(run.id)  # cancelled before it started
+                    self._let_go(run.id)
                 elif dag is None:
                     logger.warning("run %s: DAG %r is not served here", run.id, run.dag_id)
+                    self._let_go(run.id)
                 elif run.id not in runs:
                     await self._admit_stored(run, dag, now, fx)
             elif isinstance(event, RetryDue):
@@ -395,6 +459,14 @@ class StateMachine:
         # Counted before the commit, like the tasks: on a shared storage, a waiter in
         # this process may learn of the commit (a notice) before this loop resumes.
         self.runs_finished += len(fx.finished)
+
+    def _unpost(self, run: DagRun) -> None:
+        self.incoming[run.dag_id] -= 1
+        left = self._posted[run.id] - 1
+        if left:
+            self._posted[run.id] = left
+        else:
+            del self._posted[run.id]
 
     def _release_finished(self, now: Any, fx: Effects) -> None:
         """Free the slots of finished runs for queued runs of the same DAG, in the same
@@ -424,12 +496,22 @@ class StateMachine:
             state = RunState.new(run, dag)
         self._admit(state, now, fx)
 
-    async def _commit(self, fx: Effects) -> None:
+    async def _commit(self, fx: Effects) -> list[DagRun]:
+        """Commit the step, with the runs asked for; return those written."""
         logs = list(self.logs)
         self.logs.clear()
         changes = Changes(task_runs=fx.task_runs, dag_runs=fx.dag_runs, logs=logs)
+        created: list[DagRun] = []
+        if self._requests:
+            requests, self._requests = self._requests, []
+            began = time.perf_counter()
+            created, written = await self._create_runs(requests, changes)
+            if written:
+                if changes:
+                    self._committed(changes, began)
+                return created
         if not changes:
-            return
+            return created
         salvage: Salvage | None = None
         began = time.perf_counter()
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
@@ -458,10 +540,52 @@ class StateMachine:
                 await anyio.sleep(0.05 * 2**attempt)
         if salvage is not None and salvage.replaced:
             await self._replaced(salvage, fx)
+        self._committed(changes, began)
+        return created
+
+    def _committed(self, changes: Changes, began: float) -> None:
         self.commits += 1
-        self.committed_rows += len(changes.task_runs) + len(changes.dag_runs) + len(logs)
+        self.committed_rows += len(changes.task_runs) + len(changes.dag_runs) + len(changes.logs)
         if self.on_commit is not None:
             self.on_commit(changes, time.perf_counter() - began)
+
+    async def _create_runs(
+        self, requests: list[RunRequested], changes: Changes
+    ) -> tuple[list[DagRun], bool]:
+        """Write the runs asked for together with ``changes`` (one transaction where the
+        storage can), and answer each request; return the runs written and whether
+        ``changes`` were written with them.
+
+        When that fails, each run is written on its own (its request is answered with
+        the error, if any) and ``changes`` are left to the caller, which retries them.
+        """
+        storage = self.storage
+        try:
+            with anyio.CancelScope(shield=True):
+                runs = await storage.create_runs_and_commit([r.new for r in requests], changes)
+        except Exception as exc:
+            logger.warning(
+                "writing %s with a commit failed; writing them one by one: %s",
+                plural(len(requests), "triggered run"),
+                exc,
+            )
+        else:
+            for request, run in zip(requests, runs, strict=True):
+                request.resolve(run)
+            self._yield = True
+            return runs, True
+        created: list[DagRun] = []
+        for request in requests:
+            try:
+                with anyio.CancelScope(shield=True):
+                    run = await create_run(storage, request.new)
+            except Exception as exc:
+                request.resolve(None, exc)
+                continue
+            request.resolve(run)
+            created.append(run)
+        self._yield = True
+        return created, False
 
     async def _replaced(self, salvage: Salvage, fx: Effects) -> None:
         """Follow attempts stored failed in place of an outcome that could not be: the
@@ -486,7 +610,16 @@ class StateMachine:
                 await self.storage.commit(Changes(dag_runs=list(rewrite.values())))
 
     async def _commit_and_act(self, fx: Effects) -> None:
-        await self._commit(fx)
+        for run in await self._commit(fx):
+            self.post_run(run)  # admitted at the next step
+        if self._yield:
+            # Runs were just written for triggers waiting on them: let a caller that
+            # triggers run after run post its next one now, before the workers woken
+            # below take the loop, so that the next step's commit (with that run) is
+            # under way while they run. Shielded: what follows must not be skipped.
+            self._yield = False
+            with anyio.CancelScope(shield=True):
+                await anyio.lowlevel.checkpoint()
         if events_logger.isEnabledFor(logging.INFO):
             _log_events(fx)
         followers = self.followers
@@ -498,10 +631,14 @@ class StateMachine:
             followers.run_cancelled(state)
         for state, i, tr, kind in fx.alerts:
             followers.alert(state, i, tr, kind)
+        waiters = self._waiters
         for state in fx.finished:
-            for event in self._waiters.pop(state.run.id, ()):
-                event.set()
-            followers.run_finished(state.run)
+            run = state.run
+            if waiters:
+                for watch in waiters.pop(run.id, ()):
+                    watch.run = run
+                    watch.event.set()
+            followers.run_finished(run)
         if self.shared:  # the ready attempts are in storage for any process to claim
             if fx.ready:
                 followers.attempts_written()
@@ -571,6 +708,21 @@ class StateMachine:
             nxt = pending.popleft()
             self.active[dag_id] += 1
             transitions.start_run(nxt, now, fx)
+
+
+async def create_run(storage: Storage, new: NewRun) -> DagRun:
+    """Write a new manual run in a transaction of its own."""
+    run = await storage.create_run(
+        dag_id=new.dag_id,
+        logical_time=new.logical_time,
+        trigger=new.trigger,
+        params=new.params,
+        dag_version=new.dag_version,
+        created_at=new.created_at,
+        event=new.event,
+    )
+    assert run is not None  # manual runs are never refused
+    return run
 
 
 def _attempt_ended(state: RunState, i: int, tr: TaskRun, now: Any, fx: Effects) -> None:

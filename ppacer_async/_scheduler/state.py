@@ -16,7 +16,7 @@ import attrs
 
 from .._dag import DAG, Graph
 from .._enums import AttemptReason, DagRunStatus, RunTrigger, TaskStatus
-from .._structures import DagRun, TaskRun, instance_id, split_instance_id
+from .._structures import DagRun, TaskRun, instance_id, moved_run, split_instance_id
 from . import rules
 from .upstream import Instances, ReadyAttempt, RunView
 
@@ -185,7 +185,12 @@ class Ready:
     expanded: list[tuple[int, int]] = attrs.field(factory=list)
 
     def __len__(self) -> int:
-        return len(self.indices) + len(self.instances) + sum(n for _, n in self.expanded)
+        n = len(self.indices)
+        if self.instances:
+            n += len(self.instances)
+        if self.expanded:
+            n += sum(count for _, count in self.expanded)
+        return n
 
     def items(self) -> Iterator[tuple[RunState, int, ReadyAttempt | Instances]]:
         """Queue items, made one at a time: an attempt each, or a range of instances."""
@@ -308,13 +313,8 @@ def start_run(
 ) -> None:
     """Move a queued run to running and schedule every task whose trigger rule is met."""
     run = state.run
-    state.run = run = attrs.evolve(
-        run,
-        status=DagRunStatus.running,
-        trigger=trigger or run.trigger,
-        started_at=run.started_at or now,
-        finished_at=None,
-        note=None,
+    state.run = run = moved_run(
+        run, DagRunStatus.running, trigger or run.trigger, run.started_at or now, None, None
     )
     fx.dag_runs.append(run)
     if state.dag.run_timeout is not None:
@@ -683,6 +683,7 @@ def _finish(state: RunState, now: datetime, fx: Effects) -> None:
         status = DagRunStatus.cancelled
     else:
         status = DagRunStatus.failed if state.failed else DagRunStatus.success
-    state.run = attrs.evolve(state.run, status=status, finished_at=now)
+    run = state.run
+    state.run = moved_run(run, status, run.trigger, run.started_at, now, run.note)
     fx.dag_runs.append(state.run)
     fx.finished.append(state)

@@ -127,7 +127,7 @@ def dag_from_row(row: tuple[Any, ...]) -> DagInfo:
         dag_id=row[0],
         version=row[1],
         definition_hash=row[2],
-        definition=json.loads(row[3]),
+        definition=row[3],
         paused=bool(row[4]),
         created_at=dt(row[5]),
         resume_after=opt_dt(row[6]),
@@ -173,7 +173,7 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def sync_dag(
-    conn: sqlite3.Connection, dag_id: str, definition_hash: str, definition: str, now: str
+    conn: sqlite3.Connection, dag_id: str, definition_hash: str, definition: bytes, now: str
 ) -> int:
     with write_transaction(conn):
         row = conn.execute(LATEST_DAG_VERSION, (dag_id,)).fetchone()
@@ -200,9 +200,12 @@ def create_run(
         return run_id
 
 
-def commit(conn: sqlite3.Connection, changes: Changes) -> None:
-    # Everything is converted and checked before the transaction starts: bad input
-    # raises with nothing written.
+_Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def _changed_rows(changes: Changes) -> _Rows:
+    """The rows of a commit, converted and checked before its transaction starts: bad
+    input raises with nothing written."""
     run_rows = []
     for run in changes.dag_runs:
         check_member(run.status, RUN_STATUSES, f"status of run {run.id}")
@@ -249,32 +252,66 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
     log_rows = [
         (r.run_id, r.task_id, r.attempt, ts(r.time), r.level, r.message) for r in changes.logs
     ]
+    return run_rows, task_rows, log_rows
+
+
+def _write_changes(conn: sqlite3.Connection, rows: _Rows) -> None:
+    run_rows, task_rows, log_rows = rows
+    if run_rows:
+        updated = conn.executemany(UPDATE_RUN, run_rows).rowcount
+        if updated != len(run_rows):
+            wanted = sorted({row[-2] for row in run_rows})
+            marks = ", ".join("?" * len(wanted))
+            found = {
+                row_id
+                for (row_id,) in conn.execute(
+                    f"SELECT id FROM dag_runs WHERE id IN ({marks})", wanted
+                )
+            }
+            missing = [run_id for run_id in wanted if run_id not in found]
+            if missing:  # else: cancelled runs that stay so
+                raise StorageError(
+                    f"commit updates DAG runs that do not exist: {missing}; nothing was written"
+                )
+    try:
+        if task_rows:
+            _upsert_task_rows(conn, task_rows)
+        if log_rows:
+            conn.executemany(INSERT_LOG, log_rows)
+    except sqlite3.IntegrityError as exc:
+        raise StorageError(
+            f"commit refers to a DAG run that does not exist ({exc}); nothing was written"
+        ) from exc
+
+
+def commit(conn: sqlite3.Connection, changes: Changes) -> None:
+    rows = _changed_rows(changes)
     with write_transaction(conn):
-        if run_rows:
-            updated = conn.executemany(UPDATE_RUN, run_rows).rowcount
-            if updated != len(run_rows):
-                wanted = sorted({row[-2] for row in run_rows})
-                marks = ", ".join("?" * len(wanted))
-                found = {
-                    row_id
-                    for (row_id,) in conn.execute(
-                        f"SELECT id FROM dag_runs WHERE id IN ({marks})", wanted
-                    )
-                }
-                missing = [run_id for run_id in wanted if run_id not in found]
-                if missing:  # else: cancelled runs that stay so
-                    raise StorageError(
-                        f"commit updates DAG runs that do not exist: {missing}; nothing was written"
-                    )
-        try:
-            if task_rows:
-                _upsert_task_rows(conn, task_rows)
-            if log_rows:
-                conn.executemany(INSERT_LOG, log_rows)
-        except sqlite3.IntegrityError as exc:
-            raise StorageError(
-                f"commit refers to a DAG run that does not exist ({exc}); nothing was written"
-            ) from exc
+        _write_changes(conn, rows)
+
+
+def create_runs_and_commit(
+    conn: sqlite3.Connection,
+    runs: Sequence[tuple[tuple[Any, ...], tuple[str, str, str, str] | None]],
+    changes: Changes,
+) -> list[int]:
+    """Insert queued runs (a row and a schedule event each), then write ``changes``,
+    in one transaction; return the new runs' ids."""
+    rows = _changed_rows(changes)
+    ids: list[int] = []
+    with write_transaction(conn):
+        for row, event in runs:
+            cursor = conn.execute(INSERT_RUN, row)
+            if cursor.rowcount == 0 or cursor.lastrowid is None:
+                raise StorageError(
+                    f"a run of DAG {row[0]!r} at {row[1]} was refused: its logical time "
+                    "is taken; nothing was written"
+                )
+            ids.append(cursor.lastrowid)
+            if event is not None:
+                conn.execute(INSERT_SCHEDULE_EVENT, (*event, cursor.lastrowid))
+        _write_changes(conn, rows)
+    return ids
 
 
 def _upsert_task_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:

@@ -8,7 +8,7 @@ lock of the process that schedules) and :mod:`.claims` (leases on attempts, reap
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ import anyio.abc
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
 
+from ..._definition import stored_definition
 from ..._enums import DagRunStatus, RunTrigger, ScheduleEventKind, prunable_statuses
 from ..._exceptions import DagNotFound, StorageError
 from ..._structures import (
@@ -174,10 +175,14 @@ class PostgresStorage(SharedStorage):
     # -- DAG definitions ---------------------------------------------------------------
 
     async def sync_dag(
-        self, dag_id: str, definition_hash: str, definition: dict[str, Any], now: datetime
+        self,
+        dag_id: str,
+        definition_hash: str,
+        definition: bytes | Mapping[str, Any],
+        now: datetime,
     ) -> int:
         now = to_utc(now)
-        definition_json = to_json(definition, "the DAG definition")
+        stored = stored_definition(definition)
         pool = self._db.connections
         with self._db.errors("write to"):
             latest = await pool.fetchrow(q.LATEST_DAG_VERSION, dag_id)
@@ -192,7 +197,7 @@ class PostgresStorage(SharedStorage):
                     return int(latest["version"])
                 version = 1 if latest is None else int(latest["version"]) + 1
                 await conn.execute(
-                    q.INSERT_DAG_VERSION, dag_id, version, definition_hash, definition_json, now
+                    q.INSERT_DAG_VERSION, dag_id, version, definition_hash, stored, now
                 )
                 return version
 
@@ -293,17 +298,37 @@ class PostgresStorage(SharedStorage):
         # Later entries win, as they would applied one by one.
         runs = {run.id: run for run in changes.dag_runs}
         task_runs = {tr.key: tr for tr in changes.task_runs}
-        query = q.COMMIT[bool(runs), bool(task_runs), bool(changes.logs)]
-        args: list[Any] = _commit_arguments(runs.values(), task_runs.values(), changes.logs)
-        args += [
-            self._notices.commit_channels(runs.values(), task_runs.values()),
-            self._notices.sender,
+        task_rows = list(task_runs.values())
+        # A commit of very many task runs (a run of a million tasks starting) is sent as
+        # several statements of one transaction, each well within statement_timeout.
+        first, rest = task_rows[:COMMIT_CHUNK], task_rows[COMMIT_CHUNK:]
+        query = q.COMMIT[bool(runs), bool(first), bool(changes.logs)]
+        args: list[Any] = _commit_arguments(runs.values(), first, changes.logs)
+        args += [self._notices.commit_channels(runs.values(), task_rows), self._notices.sender]
+        more = [
+            [*_commit_arguments((), rest[i : i + COMMIT_CHUNK], ()), (), self._notices.sender]
+            for i in range(0, len(rest), COMMIT_CHUNK)
         ]
+
+        async def send(conn: Any) -> bool:
+            if not more:
+                return bool(await conn.fetchval(query, *args))
+            async with conn.transaction():
+                if not await conn.fetchval(query, *args):
+                    return False
+                for chunk in more:
+                    await conn.fetchval(q.COMMIT[False, True, False], *chunk)
+            return True
+
         with self._db.errors("write to"):
             try:
                 leader = self._election.current
                 if leader is None:
-                    ok = await self._db.connections.fetchval(query, *args)
+                    if more:
+                        async with self._db.connections.acquire() as conn:
+                            ok = await send(conn)
+                    else:
+                        ok = await self._db.connections.fetchval(query, *args)
                 else:
                     # On the connection holding the advisory lock: a process that lost
                     # the scheduling role cannot write a transition any more.
@@ -313,7 +338,7 @@ class PostgresStorage(SharedStorage):
                                 "this process lost the scheduling role (its connection "
                                 "to PostgreSQL dropped); nothing was written"
                             )
-                        ok = await leader.conn.fetchval(query, *args)
+                        ok = await send(leader.conn)
             except asyncpg.ForeignKeyViolationError as exc:
                 raise StorageError(
                     f"commit refers to a DAG run that does not exist ({exc.detail or exc}); "
@@ -531,6 +556,10 @@ class PostgresStorage(SharedStorage):
 
     async def workers(self) -> list[WorkerInfo]:
         return await self._claims.workers()
+
+
+#: The most task runs one statement of a commit writes.
+COMMIT_CHUNK = 50_000
 
 
 def _count(status: str) -> int:

@@ -46,7 +46,7 @@ SELECT 1 FROM dags WHERE dag_id = $1 FOR UPDATE
 
 -- insert_dag_version --
 INSERT INTO dag_versions (dag_id, version, definition_hash, definition, created_at)
-VALUES ($1, $2, $3, $4::text::jsonb, $5)
+VALUES ($1, $2, $3, $4, $5)
 
 -- set_paused --
 -- $4, $5: the channel and payload of the notice.
