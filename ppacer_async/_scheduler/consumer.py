@@ -310,6 +310,9 @@ class Consumer:
                     await anyio.lowlevel.checkpoint()
                     ended = None
             if item[2].__class__ is Instances:
+                # A range is as much work as a streak: other workers take the next ones
+                # in this turn of the loop, and their outcomes are committed together.
+                queue.hand_off()
                 await self._instances(item)
                 streak = _YIELD_EVERY  # about as many attempts: yield before the next
                 ended = None
