@@ -222,9 +222,12 @@ def _changed_rows(changes: Changes) -> _Rows:
             )
         )
     task_rows = []
-    # Attempts made ready together share scheduled_at, and a worker's attempts run back
-    # to back share a time (one's end is the next one's start): each is encoded once.
-    memo: dict[datetime, str] = {}
+    memo: dict[datetime, str] = {}  # attempts made ready together share scheduled_at
+    # Attempts run back to back by a worker (a streak, a range of mapped instances)
+    # start as the one before ended: the same time, the same object, written once. (An
+    # identity check, not the memo: hashing an aware datetime costs more than that.)
+    ended: datetime | None = None
+    ended_text: str | None = None
     for tr in changes.task_runs:
         scheduled = tr.scheduled_at
         if tr.status not in TASK_STATUSES or tr.reason not in ATTEMPT_REASONS:
@@ -235,6 +238,10 @@ def _changed_rows(changes: Changes) -> _Rows:
         if result is not None:
             # An int's JSON is its decimal text (not a bool's: a subclass).
             result = str(result) if result.__class__ is int else result_json(tr, compact_json)
+        started = tr.started_at
+        started_text = None if started is None else ended_text if started is ended else ts(started)
+        ended = tr.finished_at
+        ended_text = None if ended is None else ts(ended)
         task_rows.append(
             (
                 tr.run_id,
@@ -243,8 +250,8 @@ def _changed_rows(changes: Changes) -> _Rows:
                 tr.status,
                 tr.reason,
                 None if scheduled is None else ts_memo(scheduled, memo),
-                None if tr.started_at is None else ts_memo(tr.started_at, memo),
-                None if tr.finished_at is None else ts_memo(tr.finished_at, memo),
+                started_text,
+                ended_text,
                 tr.error,
                 result,
             )
