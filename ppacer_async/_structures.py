@@ -125,6 +125,71 @@ class TaskRun:
         return split_instance_id(self.task_id)[0]
 
 
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
+    if names != tuple(a.name for a in attrs.fields(cls)):
+        raise TypeError(f"the fast constructor of {cls.__name__} must set every field")
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+(
+    _run_id,
+    _task_id,
+    _attempt,
+    _status,
+    _reason,
+    _scheduled_at,
+    _started_at,
+    _finished_at,
+    _error,
+    _result,
+) = _slot_setters(
+    TaskRun,
+    (
+        "run_id",
+        "task_id",
+        "attempt",
+        "status",
+        "reason",
+        "scheduled_at",
+        "started_at",
+        "finished_at",
+        "error",
+        "result",
+    ),
+)
+
+
+def make_task_run(
+    run_id: int,
+    task_id: str,
+    attempt: int,
+    status: TaskStatus,
+    reason: AttemptReason,
+    scheduled_at: datetime | None,
+    started_at: datetime | None,
+    finished_at: datetime | None,
+    error: str | None,
+    result: Any,
+) -> TaskRun:
+    """``TaskRun(...)`` with every field given, positionally, at about half the cost:
+    the scheduler builds one per attempt. ``TaskRun`` has no validators or converters;
+    its slots are set as its own ``__init__`` sets them (``object.__setattr__`` is what
+    a frozen class's ``__init__`` uses; the slots' setters are the same, with no
+    lookup by name)."""
+    tr: TaskRun = object.__new__(TaskRun)
+    _run_id(tr, run_id)
+    _task_id(tr, task_id)
+    _attempt(tr, attempt)
+    _status(tr, status)
+    _reason(tr, reason)
+    _scheduled_at(tr, scheduled_at)
+    _started_at(tr, started_at)
+    _finished_at(tr, finished_at)
+    _error(tr, error)
+    _result(tr, result)
+    return tr
+
+
 @attrs.frozen(kw_only=True)
 class LogRecord:
     """A log line written by a task through ``ctx.log``."""

@@ -139,6 +139,38 @@ class TaskContext:
         )
 
 
+def make_context(
+    dag_id: str,
+    run_id: int,
+    task_id: str,
+    attempt: int,
+    logical_time: datetime,
+    params: Mapping[str, Any],
+    upstream: Mapping[str, Any],
+    notifier: Notifier | None,
+    log_sink: Callable[[TaskContext], logging.LoggerAdapter[logging.Logger]] | None,
+    log_drain: Callable[[], Awaitable[None]] | None,
+) -> TaskContext:
+    """``TaskContext(...)`` with every argument given, positionally, at a fifth of the
+    cost (no keyword arguments to match): the scheduler builds one per attempt."""
+    ctx: TaskContext = object.__new__(TaskContext)
+    ctx.dag_id = dag_id
+    ctx.run_id = run_id
+    ctx.task_id = task_id
+    ctx.attempt = attempt
+    ctx.logical_time = logical_time
+    ctx.params = params
+    ctx.upstream = upstream
+    ctx.notifier = notifier
+    ctx.cancelled = False
+    ctx.map_index = None
+    ctx.item = None
+    ctx._log = None
+    ctx._log_sink = log_sink
+    ctx._log_drain = log_drain
+    return ctx
+
+
 def _check_exception_types(task_id: str, value: object) -> tuple[type[BaseException], ...]:
     found = (value,) if isinstance(value, type) else value
     if not isinstance(found, tuple | list) or not all(

@@ -12,9 +12,10 @@ import pytest
 
 from ppacer_async import DAG, DagRunStatus, Scheduler, TaskContext, TaskRun, TaskStatus, task
 from ppacer_async._enums import AttemptReason
-from ppacer_async._scheduler.consumer import _first_attempt_row, _instance_context
 from ppacer_async._scheduler.queue import ReadyQueue
 from ppacer_async._scheduler.state import INSTANCES_PER_ITEM
+from ppacer_async._structures import make_task_run
+from ppacer_async._task import make_context
 
 from .conftest import StorageFactory
 from .helpers import Gate
@@ -247,7 +248,9 @@ async def test_a_handed_back_item_wakes_a_waiting_worker() -> None:
 
 def test_an_instance_row_is_the_row_the_constructor_makes() -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    row = _first_attempt_row(7, "p[3]", TaskStatus.failed, at, at, at, "boom", None)
+    row = make_task_run(
+        7, "p[3]", 1, TaskStatus.failed, AttemptReason.initial, at, at, at, "boom", None
+    )
     made = TaskRun(
         run_id=7,
         task_id="p[3]",
@@ -281,7 +284,9 @@ def test_an_instance_context_is_the_context_the_constructor_makes() -> None:
         notifier=None,
     )
     made.map_index, made.item = 3, "x"
-    ctx = _instance_context("d", 7, "p", at, {"n": 1}, upstream, None, None, None, 3, "x")
+    # As a worker makes it for instance 3 of p.
+    ctx = make_context("d", 7, "p", 1, at, {"n": 1}, upstream, None, None, None)
+    ctx.map_index, ctx.item = 3, "x"
     for name in TaskContext.__slots__:
         assert getattr(ctx, name) == getattr(made, name), name
     assert repr(ctx) == repr(made)

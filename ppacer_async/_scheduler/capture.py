@@ -65,7 +65,7 @@ current: ContextVar[Attempt | None] = ContextVar("ppacer_async_attempt", default
 
 #: Text printed without a final newline yet, by attempt (``id`` of its tuple, alive
 #: while the attempt runs) and stream.
-_partial: dict[tuple[int, str], str] = {}
+pending: dict[tuple[int, str], str] = {}
 
 
 def record(attempt: Attempt, level: str, message: str) -> None:
@@ -86,23 +86,23 @@ def record(attempt: Attempt, level: str, message: str) -> None:
 def _write(attempt: Attempt, level: str, text: str) -> None:
     """Keep printed text; one record per write that completes a line."""
     key = (id(attempt), level)
-    text = _partial.pop(key, "") + text
+    text = pending.pop(key, "") + text
     end = text.rfind("\n")
     if end < 0:
         if text:
-            _partial[key] = text
+            pending[key] = text
         return
     if end + 1 < len(text):
-        _partial[key] = text[end + 1 :]
+        pending[key] = text[end + 1 :]
     record(attempt, level, text[:end])
 
 
 def finish(attempt: Attempt) -> None:
     """Keep what an attempt printed without a final newline (call once it has ended;
     cheap when nothing is pending anywhere)."""
-    if _partial:
+    if pending:
         for level in (STDOUT, STDERR):
-            text = _partial.pop((id(attempt), level), None)
+            text = pending.pop((id(attempt), level), None)
             if text:
                 record(attempt, level, text)
 

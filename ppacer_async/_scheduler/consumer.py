@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Generator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -29,20 +30,23 @@ import attrs
 from .. import _storable
 from .._enums import AttemptReason, TaskStatus
 from .._exceptions import SkipTask, TaskTimeoutError, describe_exception
-from .._structures import LogRecord, TaskRun, instance_id
-from .._task import Task, TaskContext
+from .._structures import LogRecord, TaskRun, instance_id, make_task_run
+from .._task import Task, TaskContext, make_context
+from ..clock import SystemClock
 from . import capture
 from .logbuffer import LogBuffer
 from .queue import ReadyQueue
-from .upstream import Instances, RunView, Upstream
+from .threads import Job, ThreadRunner
+from .upstream import Attempt, Instances, ReadyAttempt, RunView, Upstream
 
 if TYPE_CHECKING:
     from ..abc import Clock, Notifier, Storage
 
-#: What the queue holds: an attempt, or the first attempts of a range of instances.
-Item = tuple[RunView, int, TaskRun | Instances]
-#: One attempt: its run, its task's index and its row as scheduled.
-Attempt = tuple[RunView, int, TaskRun]
+#: What the queue holds: an attempt (its run, its task index and which attempt it is),
+#: or the first attempts of a range of a mapped task's instances.
+Item = tuple[RunView, int, Attempt | Instances]
+#: One attempt: its run, its task index and which attempt it is.
+One = tuple[RunView, int, Attempt]
 
 #: The storage of the scheduler whose worker runs the current task.
 CURRENT_STORAGE: contextvars.ContextVar[Storage | None] = contextvars.ContextVar(
@@ -53,6 +57,10 @@ CURRENT_CLOCK: contextvars.ContextVar[Clock | None] = contextvars.ContextVar(
     "ppacer_async_clock", default=None
 )
 logger = logging.getLogger("ppacer_async.scheduler")
+
+_current = capture.current
+_partial = capture.pending
+_monotonic = time.monotonic
 
 # Bound once: reading an enum member costs about 0.1 µs on Python 3.11, every attempt.
 _SUCCESS = TaskStatus.success
@@ -206,13 +214,16 @@ class Consumer:
         self.storage = storage
         self.queue = queue
         self.clock = clock
+        # The system clock read without its method's frame: once per attempt.
+        self._now = (
+            functools.partial(datetime.now, UTC) if type(clock) is SystemClock else clock.now
+        )
         self.workers = workers
         self.notifier = notifier
-        self.threads = anyio.CapacityLimiter(max_threads)
-        self._thread_pool = anyio.CapacityLimiter(max_threads)
+        self.max_threads = max_threads
+        self._threads = ThreadRunner(max_threads)
         self.store_log_level = logging.INFO
         self.running = 0
-        self.running_threads = 0
         #: Called when an attempt ends (a worker is about to be free).
         self.on_attempt_end: Callable[[], None] | None = None
         self._loop_thread = threading.get_ident()
@@ -236,15 +247,20 @@ class Consumer:
         """The runs of the attempts executing past their first step."""
         return list(self._live)
 
-    def _register(self, tr: TaskRun, stop: Callable[[], None]) -> None:
+    def _register(self, tr: Attempt, stop: Callable[[], None]) -> None:
         self._live.setdefault(tr.run_id, {})[tr.task_id] = stop
 
-    def _unregister(self, tr: TaskRun) -> None:
+    def _unregister(self, tr: Attempt) -> None:
         live = self._live.get(tr.run_id)
         if live is not None:
             live.pop(tr.task_id, None)
             if not live:
                 del self._live[tr.run_id]
+
+    @property
+    def running_threads(self) -> int:
+        """Sync attempts running in threads (and waited for)."""
+        return self._threads.active
 
     @property
     def free(self) -> int:
@@ -253,7 +269,8 @@ class Consumer:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         self._loop_thread = threading.get_ident()
-        with capture.capturing():
+        self._threads = ThreadRunner(self.max_threads)
+        with capture.capturing(), self._threads.running():
             async with anyio.create_task_group() as tg:
                 for _ in range(self.workers):
                     tg.start_soon(self._work)
@@ -275,22 +292,37 @@ class Consumer:
         CURRENT_STORAGE.set(self.storage)
         CURRENT_CLOCK.set(self.clock)
         queue = self.queue
+        attempt = self._attempt
         streak = 0
+        # When the last attempt ended: the next one, taken at once, starts then (one
+        # clock read per attempt in a streak, not two).
+        ended: datetime | None = None
         while True:
             item = queue.get_nowait()
             if item is None:
                 streak = 0
                 item = await queue.get()
+                ended = None
             else:
                 streak += 1
                 if streak >= _YIELD_EVERY:
                     streak = 0
                     await anyio.lowlevel.checkpoint()
+                    ended = None
             if item[2].__class__ is Instances:
+                # A range is as much work as a streak: other workers take the next ones
+                # in this turn of the loop, and their outcomes are committed together.
+                queue.hand_off()
                 await self._instances(item)
                 streak = _YIELD_EVERY  # about as many attempts: yield before the next
+                ended = None
             else:
-                await self._attempt(item)  # type: ignore[arg-type]  # a TaskRun: checked
+                found = attempt(item, ended)  # type: ignore[arg-type]  # an attempt: checked
+                if found is None or isinstance(found, datetime):
+                    ended = found
+                else:  # the rest of an attempt that suspends, or of a thread's
+                    queue.hand_off()  # busy a while: other workers take the next items
+                    ended = await found
             if self.stopping:  # an attempt given up on at a stop returned here
                 await anyio.lowlevel.checkpoint()
 
@@ -308,7 +340,7 @@ class Consumer:
             with contextlib.suppress(RuntimeError):
                 anyio.from_thread.run_sync(sink.wake)
 
-    def _context(self, state: RunView, i: int, tr: TaskRun, task: Task) -> TaskContext:
+    def _context(self, state: RunView, i: int, tr: Attempt, task: Task) -> TaskContext:
         run = state.run
         ctx = TaskContext(
             dag_id=run.dag_id,
@@ -349,63 +381,159 @@ class Consumer:
     def _make_log(self, ctx: TaskContext) -> logging.LoggerAdapter[logging.Logger]:
         return TaskLog(ctx, self)
 
-    async def _attempt(self, item: Attempt) -> None:
+    def _attempt(
+        self, item: One, started: datetime | None = None
+    ) -> datetime | Coroutine[Any, Any, datetime] | None:
+        """Start one attempt. One that ends in its first step (most short async tasks:
+        no timer, no cancel scope, no coroutine of its own) is run through here and its
+        outcome posted: return when it ended (``None`` if it never started). Else return
+        what to await for the rest (``_finish``, which returns when it ended).
+        ``started``: now, as the clock read it last."""
         state, i, tr = item
         if state.cancelled:
-            return  # its run was cancelled while it waited: it never starts
+            return None  # its run was cancelled while it waited: it never starts
         task = state.graph.tasks[i]
-        ctx = self._context(state, i, tr, task)
-        started = self.clock.now()
-        begun = time.monotonic()
+        if state.mapped:
+            ctx = self._context(state, i, tr, task)
+        else:  # _context, inlined: per attempt
+            run = state.run
+            ctx = make_context(
+                run.dag_id,
+                run.id,
+                tr.task_id,
+                tr.attempt,
+                run.logical_time,
+                run.params,
+                Upstream(state, i),
+                task.notifier or self.notifier,
+                self._make_log,
+                self._log_drain,
+            )
+        if started is None:
+            started = self._now()
+        begun = _monotonic()
         self.running += 1
-        status = _SUCCESS
         attempt = (tr, self._teller)
-        token = capture.current.set(attempt)
+        token = _current.set(attempt)
+        if not task.is_async:
+            rest = self._run_thread(task, ctx, item, started, begun)
+            return self._finish(item, task, ctx, token, started, rest)
         try:
-            if task.is_async:
-                value, error, status = await self._run_async(task, ctx, item, started, begun)
-            else:
-                value, error, status = await self._run_thread(task, ctx, item, started, begun)
+            try:
+                coro = task.execute(ctx)
+                yielded = coro.send(None)
+            except StopIteration as stop:
+                if _monotonic() - begun > task.timeout_seconds:
+                    value = None
+                    error, status = _failure(task, _blocked(task, _monotonic() - begun))
+                else:
+                    value, error, status = stop.value, None, _SUCCESS
+            except Exception as exc:
+                value = None
+                error, status = _failure(task, exc)
+            except SystemExit as exc:  # sys.exit() in a task ends the attempt only
+                value, error, status = None, describe_exception(exc), TaskStatus.failed
+            else:  # it suspended: _run_async drives the rest, under its timeout
+                rest = self._run_async(task, ctx, item, started, begun, coro, yielded)
+                return self._finish(item, task, ctx, token, started, rest)
         except BaseException:
-            # The scheduler is stopping: the attempt is recorded interrupted and runs
-            # again on the next start.
-            ctx.cancelled = True
-            capture.current.reset(token)
-            capture.finish(attempt)
-            self.sink.post_interrupted(state, i, _running(tr, started))
+            self._interrupted(item, ctx, token, started)
             raise
-        finally:
-            self.running -= 1
-            if self.on_attempt_end is not None:
-                self.on_attempt_end()
+        self.running -= 1
+        if self.on_attempt_end is not None:
+            self.on_attempt_end()
+        return self._end(item, task, ctx, token, started, value, error, status)
+
+    async def _finish(
+        self,
+        item: One,
+        task: Task,
+        ctx: TaskContext,
+        token: contextvars.Token[capture.Attempt | None],
+        started: datetime,
+        rest: Coroutine[Any, Any, tuple[Any, str | None, TaskStatus]],
+    ) -> datetime:
+        """Await the rest of an attempt, then post its outcome; return when it ended."""
+        try:
+            value, error, status = await rest
+        except BaseException:
+            self._interrupted(item, ctx, token, started)
+            raise
+        self.running -= 1
+        if self.on_attempt_end is not None:
+            self.on_attempt_end()
+        return self._end(item, task, ctx, token, started, value, error, status)
+
+    def _interrupted(
+        self,
+        item: One,
+        ctx: TaskContext,
+        token: contextvars.Token[capture.Attempt | None],
+        started: datetime,
+    ) -> None:
+        """The scheduler is stopping: the attempt is recorded interrupted and runs again
+        on the next start."""
+        state, i, tr = item
+        self.running -= 1
+        ctx.cancelled = True
+        attempt = _current.get()
+        _current.reset(token)
+        if attempt is not None:
+            capture.finish(attempt)
+        self.sink.post_interrupted(state, i, _running(tr, started))
+        if self.on_attempt_end is not None:
+            self.on_attempt_end()
+
+    def _end(
+        self,
+        item: One,
+        task: Task,
+        ctx: TaskContext,
+        token: contextvars.Token[capture.Attempt | None],
+        started: datetime,
+        value: Any,
+        error: str | None,
+        status: TaskStatus,
+    ) -> datetime:
+        """Post the outcome of an attempt that ended; return when it ended."""
+        state, i, tr = item
         if error is None:
-            # A sensor whose condition does not hold yet is poked again later.
-            reschedule = not value and task.sensor is not None and status is _SUCCESS
-            value, error, status = self._storable_result(task, ctx, value)
-            if reschedule and error is None:
-                status = _RESCHEDULE
+            if value is None:  # storable as it is
+                if task.sensor is not None:  # its condition does not hold yet
+                    status = _RESCHEDULE
+            else:
+                # A sensor whose condition does not hold yet is poked again later.
+                reschedule = not value and task.sensor is not None
+                value, error, status = self._storable_result(task, ctx, value)
+                if reschedule and error is None:
+                    status = _RESCHEDULE
         else:
             error = _storable.text(error)
-        capture.current.reset(token)
-        capture.finish(attempt)
-        if error is not None and status in _FAILED:
-            capture.record(attempt, "ERROR", f"attempt {tr.attempt} failed:\n{error}")
+        attempt = _current.get()
+        _current.reset(token)
+        if attempt is not None:
+            if _partial:
+                capture.finish(attempt)
+            if error is not None and status in _FAILED:
+                capture.record(attempt, "ERROR", f"attempt {tr.attempt} failed:\n{error}")
+        finished = self._now()
         self.sink.post_outcome(
             state,
             i,
-            TaskRun(
-                run_id=tr.run_id,
-                task_id=tr.task_id,
-                attempt=tr.attempt,
-                status=status,
-                reason=tr.reason,
-                scheduled_at=tr.scheduled_at,
-                started_at=started,
-                finished_at=self.clock.now(),
-                error=error,
-                result=value if status is _SUCCESS else None,
+            make_task_run(
+                tr.run_id,
+                tr.task_id,
+                tr.attempt,
+                status,
+                tr.reason,
+                tr.scheduled_at,
+                started,
+                finished,
+                error,
+                value if status is _SUCCESS else None,
             ),
         )
+        return finished
 
     async def _instances(self, item: Item) -> None:
         """Run the first attempts of a range of a mapped async task's instances (an
@@ -431,14 +559,13 @@ class Consumer:
         count = len(elements)
         notifier = task.notifier or self.notifier
         limit = task.timeout_seconds
-        now = self.clock.now
+        now = self._now
         teller = self._teller
         make_log, log_drain = self._make_log, self._log_drain
         upstream = Upstream(state, i)
         at, first, stop = work.at, work.start, work.stop
         outcomes: list[TaskRun] = []
-        current = capture.current
-        execute, monotonic = task.execute, time.monotonic
+        execute = task.execute
         k = first
         # Back to back: each starts as the one before ends.
         started = now()
@@ -447,60 +574,61 @@ class Consumer:
             while k < stop:
                 if state.cancelled:
                     break  # its run was cancelled while they waited: the rest never start
-                instance = f"{prefix}{k}]"
-                ctx = _instance_context(
+                tr = ReadyAttempt(run_id, f"{prefix}{k}]", 1, _INITIAL, at)
+                ctx = make_context(
                     dag_id,
                     run_id,
                     task_id,
+                    1,
                     logical_time,
                     params,
                     upstream,
                     notifier,
                     make_log,
                     log_drain,
-                    k,
-                    elements[k] if k < count else None,
                 )
-                begun = monotonic()
-                attempt = (_InstanceAttempt(run_id, instance), teller)
-                token = current.set(attempt)
+                ctx.map_index = k
+                ctx.item = elements[k] if k < count else None
+                begun = _monotonic()
+                attempt = (tr, teller)
+                token = _current.set(attempt)
                 try:
                     coro = execute(ctx)
                     yielded = coro.send(None)
                 except StopIteration as done:
                     value, error, status = done.value, None, _SUCCESS
-                    if monotonic() - begun > limit:
-                        took = monotonic() - begun
+                    if _monotonic() - begun > limit:
+                        took = _monotonic() - begun
                         value, (error, status) = None, _failure(task, _blocked(task, took))
                 except Exception as exc:
                     value, (error, status) = None, _failure(task, exc)
                 except SystemExit as exc:  # ends the attempt, not the process
                     value, error, status = None, describe_exception(exc), TaskStatus.failed
                 except BaseException:
-                    current.reset(token)
+                    _current.reset(token)
                     capture.finish(attempt)
-                    tr = _scheduled(run_id, instance, at)
                     self.sink.post_interrupted(state, i, _running(tr, started))
                     raise
                 else:
                     # It suspends: the rest of the range is for other workers (it may
                     # take long), and what ran of it is reported now.
+                    queue = self.queue
                     if k + 1 < stop:
-                        self.queue.put_back(task.priority, (state, i, Instances(k + 1, stop, at)))
+                        queue.put_back(task.priority, (state, i, Instances(k + 1, stop, at)))
                         stop = k + 1
+                    queue.hand_off()  # busy a while: other workers take the next items
                     if outcomes:
                         self.sink.post_instances(state, i, first, outcomes)
                         first, outcomes = k, []
-                    tr = _scheduled(run_id, instance, at)
                     try:
-                        value, error, status = await self._resume_async(
+                        value, error, status = await self._run_async(
                             task, ctx, (state, i, tr), started, begun, coro, yielded
                         )
                     except BaseException:
                         # The scheduler is stopping: recorded interrupted, run again on
                         # the next start.
                         ctx.cancelled = True
-                        current.reset(token)
+                        _current.reset(token)
                         capture.finish(attempt)
                         self.sink.post_interrupted(state, i, _running(tr, started))
                         raise
@@ -508,16 +636,19 @@ class Consumer:
                     error = _storable.text(error)
                 elif not (value is None or value.__class__ is int or value.__class__ is bool):
                     value, error, status = self._storable_result(task, ctx, value)
-                current.reset(token)
-                capture.finish(attempt)
+                _current.reset(token)
+                if _partial:
+                    capture.finish(attempt)
                 if error is not None and status in _FAILED:
                     capture.record(attempt, "ERROR", f"attempt 1 failed:\n{error}")
                 finished = now()
                 outcomes.append(
-                    _first_attempt_row(
+                    make_task_run(
                         run_id,
-                        instance,
+                        tr.task_id,
+                        1,
                         status,
+                        _INITIAL,
                         at,
                         started,
                         finished,
@@ -535,34 +666,16 @@ class Consumer:
                 self.on_attempt_end()
 
     async def _run_async(
-        self, task: Task, ctx: TaskContext, item: Attempt, started: datetime, begun: float
-    ) -> tuple[Any, str | None, TaskStatus]:
-        try:
-            coro = task.execute(ctx)
-            try:
-                yielded = coro.send(None)
-            except StopIteration as stop:
-                if time.monotonic() - begun > task.timeout_seconds:
-                    return None, *_failure(task, _blocked(task, time.monotonic() - begun))
-                return stop.value, None, _SUCCESS
-        except Exception as exc:
-            return None, *_failure(task, exc)
-        except SystemExit as exc:  # sys.exit() in a task ends the attempt, not the process
-            return None, describe_exception(exc), TaskStatus.failed
-        return await self._resume_async(task, ctx, item, started, begun, coro, yielded)
-
-    async def _resume_async(
         self,
         task: Task,
         ctx: TaskContext,
-        item: Attempt,
+        item: One,
         started: datetime,
         begun: float,
         coro: Coroutine[Any, Any, Any],
         yielded: Any,
     ) -> tuple[Any, str | None, TaskStatus]:
-        """The rest of an async attempt whose first step suspended (``yielded``): it is
-        recorded running, then driven under its timeout."""
+        """Drive an async task that suspended in its first step, under its timeout."""
         try:
             state, i, tr = item
             self.sink.post_started(state, i, _running(tr, started))
@@ -623,33 +736,32 @@ class Consumer:
             logger.warning("an abandoned task coroutine refused to close", exc_info=True)
 
     async def _run_thread(
-        self, task: Task, ctx: TaskContext, item: Attempt, started: datetime, begun: float
+        self, task: Task, ctx: TaskContext, item: One, started: datetime, begun: float
     ) -> tuple[Any, str | None, TaskStatus]:
         state, i, tr = item
         self.sink.post_started(state, i, _running(tr, started))
-        with anyio.CancelScope(deadline=_deadline(task, begun)) as scope:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        job = Job(_call, (task, ctx), future)
+        # The timeout: a timer, not a cancel scope (the thread cannot be cancelled; the
+        # worker just stops waiting for it).
+        timer = loop.call_at(_deadline(task, begun), _give_up, future, _TIMED_OUT)
 
-            def halt() -> None:  # the run was cancelled
-                ctx.cancelled = True
-                scope.cancel()
+        def halt() -> None:  # the run was cancelled
+            ctx.cancelled = True
+            _give_up(future, _HALTED)
 
-            self._register(tr, halt)
-            try:
-                async with self.threads:
-                    self.running_threads += 1
-                    try:
-                        value = await anyio.to_thread.run_sync(
-                            _call,
-                            task,
-                            ctx,
-                            abandon_on_cancel=True,
-                            limiter=self._thread_pool,
-                        )
-                    finally:
-                        self.running_threads -= 1
-            finally:
-                self._unregister(tr)
-        if scope.cancelled_caught:
+        self._register(tr, halt)
+        try:
+            self._threads.submit(job)
+            value = await future
+        finally:
+            timer.cancel()
+            self._unregister(tr)
+            self._threads.release(job)
+        if value is _HALTED:
+            return None, "cancelled with its run", _CANCELLED
+        if value is _TIMED_OUT:
             if ctx.cancelled:
                 return None, "cancelled with its run", _CANCELLED
             ctx.cancelled = True
@@ -665,222 +777,29 @@ def _deadline(task: Task, begun: float) -> float:
     return anyio.current_time() + task.timeout_seconds - (time.monotonic() - begun)
 
 
-def _running(tr: TaskRun, started: datetime) -> TaskRun:
-    return TaskRun(
-        run_id=tr.run_id,
-        task_id=tr.task_id,
-        attempt=tr.attempt,
-        status=_RUNNING,
-        reason=tr.reason,
-        scheduled_at=tr.scheduled_at,
-        started_at=started,
+def _running(tr: Attempt, started: datetime) -> TaskRun:
+    return make_task_run(
+        tr.run_id,
+        tr.task_id,
+        tr.attempt,
+        _RUNNING,
+        tr.reason,
+        tr.scheduled_at,
+        started,
+        None,
+        None,
+        None,
     )
 
 
-class _InstanceAttempt:
-    """Which attempt printed output belongs to (``capture``): the first of an instance."""
-
-    __slots__ = ("run_id", "task_id")
-
-    attempt = 1
-
-    def __init__(self, run_id: int, task_id: str) -> None:
-        self.run_id = run_id
-        self.task_id = task_id
+#: What a sync attempt's future is resolved with when it is given up on.
+_TIMED_OUT = object()
+_HALTED = object()
 
 
-def _make_first_attempt_row() -> Callable[..., TaskRun]:
-    """How a worker makes the row of an instance's first attempt, the most part of what
-    running a short instance costs: ``TaskRun``'s slots set directly, about twice as
-    fast as attrs' ``__init__`` of a frozen class (which goes through
-    ``object.__setattr__`` for each field). The same row as ``TaskRun(...)`` would be;
-    should ``TaskRun`` ever have other fields, the constructor is used instead."""
-    names = (
-        "run_id",
-        "task_id",
-        "attempt",
-        "status",
-        "reason",
-        "scheduled_at",
-        "started_at",
-        "finished_at",
-        "error",
-        "result",
-    )
-    fields = attrs.fields(TaskRun)
-    if tuple(field.name for field in fields) != names or any(
-        field.validator is not None or field.converter is not None for field in fields
-    ):
-
-        def by_constructor(
-            run_id: int,
-            task_id: str,
-            status: TaskStatus,
-            at: datetime,
-            started: datetime,
-            finished: datetime,
-            error: str | None,
-            result: Any,
-        ) -> TaskRun:
-            return TaskRun(
-                run_id=run_id,
-                task_id=task_id,
-                attempt=1,
-                status=status,
-                reason=_INITIAL,
-                scheduled_at=at,
-                started_at=started,
-                finished_at=finished,
-                error=error,
-                result=result,
-            )
-
-        return by_constructor
-    slots = vars(TaskRun)
-    new = object.__new__
-    (
-        set_run,
-        set_task,
-        set_attempt,
-        set_status,
-        set_reason,
-        set_scheduled,
-        set_started,
-        set_finished,
-        set_error,
-        set_result,
-    ) = (slots[name].__set__ for name in names)
-
-    def by_slots(
-        run_id: int,
-        task_id: str,
-        status: TaskStatus,
-        at: datetime,
-        started: datetime,
-        finished: datetime,
-        error: str | None,
-        result: Any,
-    ) -> TaskRun:
-        row: TaskRun = new(TaskRun)
-        set_run(row, run_id)
-        set_task(row, task_id)
-        set_attempt(row, 1)
-        set_status(row, status)
-        set_reason(row, _INITIAL)
-        set_scheduled(row, at)
-        set_started(row, started)
-        set_finished(row, finished)
-        set_error(row, error)
-        set_result(row, result)
-        return row
-
-    return by_slots
-
-
-#: ``_first_attempt_row(run_id, task_id, status, at, started, finished, error, result)``
-_first_attempt_row = _make_first_attempt_row()
-
-
-def _make_instance_context() -> Callable[..., TaskContext]:
-    """How a worker makes the context of an instance's first attempt: its slots set in
-    place, about twice as fast as ``TaskContext``'s keyword arguments. The same context
-    as the constructor makes (the constructor itself is used should ``TaskContext``
-    ever have other slots)."""
-    known = {
-        "_log",
-        "_log_drain",
-        "_log_sink",
-        "attempt",
-        "cancelled",
-        "dag_id",
-        "item",
-        "logical_time",
-        "map_index",
-        "notifier",
-        "params",
-        "run_id",
-        "task_id",
-        "upstream",
-    }
-    new = object.__new__
-
-    def in_place(
-        dag_id: str,
-        run_id: int,
-        task_id: str,
-        logical_time: datetime,
-        params: Any,
-        upstream: Any,
-        notifier: Notifier | None,
-        log_sink: Any,
-        log_drain: Any,
-        map_index: int,
-        item: Any,
-    ) -> TaskContext:
-        ctx: TaskContext = new(TaskContext)
-        ctx.dag_id = dag_id
-        ctx.run_id = run_id
-        ctx.task_id = task_id
-        ctx.attempt = 1
-        ctx.logical_time = logical_time
-        ctx.params = params
-        ctx.upstream = upstream
-        ctx.notifier = notifier
-        ctx.cancelled = False
-        ctx.map_index = map_index
-        ctx.item = item
-        ctx._log = None
-        ctx._log_sink = log_sink
-        ctx._log_drain = log_drain
-        return ctx
-
-    def by_constructor(
-        dag_id: str,
-        run_id: int,
-        task_id: str,
-        logical_time: datetime,
-        params: Any,
-        upstream: Any,
-        notifier: Notifier | None,
-        log_sink: Any,
-        log_drain: Any,
-        map_index: int,
-        item: Any,
-    ) -> TaskContext:
-        ctx = TaskContext(
-            dag_id=dag_id,
-            run_id=run_id,
-            task_id=task_id,
-            attempt=1,
-            logical_time=logical_time,
-            params=params,
-            upstream=upstream,
-            notifier=notifier,
-            log_sink=log_sink,
-            log_drain=log_drain,
-        )
-        ctx.map_index = map_index
-        ctx.item = item
-        return ctx
-
-    return in_place if set(TaskContext.__slots__) == known else by_constructor
-
-
-#: ``_instance_context(dag_id, run_id, task_id, logical_time, params, upstream,
-#: notifier, log_sink, log_drain, map_index, item)``
-_instance_context = _make_instance_context()
-
-
-def _scheduled(run_id: int, task_id: str, at: datetime) -> TaskRun:
-    """The row of an instance's first attempt, as made ready at ``at``."""
-    return TaskRun(
-        run_id=run_id,
-        task_id=task_id,
-        attempt=1,
-        status=TaskStatus.scheduled,
-        reason=_INITIAL,
-        scheduled_at=at,
-    )
+def _give_up(future: asyncio.Future[Any], why: object) -> None:
+    if not future.done():
+        future.set_result(why)
 
 
 class _Raised:

@@ -654,21 +654,33 @@ class StateMachine:
 
     def _feed(self) -> None:
         """Move backlogged ready attempts into the queue while it has room; when it is
-        full, have it wake the loop once it has drained to half."""
+        full, again once it has drained to half."""
         queue, backlog = self.queue, self._backlog
         assert queue is not None
+        put = queue.put_nowait
         while backlog:
-            item = self._held or next(backlog[0], None)
-            if item is None:
-                backlog.popleft()
-                continue
+            items = backlog[0]
+            item = self._held
             self._held = None
-            if not queue.put_nowait(item[0].graph.tasks[item[1]].priority, item):
-                self._held = item
-                queue.on_space(self.wake)
-                return
-            work = item[2]
-            self.backlogged -= len(work) if work.__class__ is Instances else 1
+            fed = 0
+            if item is None:
+                item = next(items, None)
+            if item is not None:
+                tasks = item[0].graph.tasks  # one run's items: one graph
+                while item is not None:
+                    if not put(tasks[item[1]].priority, item):
+                        self._held = item
+                        self.backlogged -= fed
+                        # Fed by the worker that drains it to half, not by a step of
+                        # this loop, which may be waiting for a commit meanwhile: the
+                        # backlog is committed already.
+                        queue.on_space(self._feed)
+                        return
+                    work = item[2]
+                    fed += len(work) if work.__class__ is Instances else 1
+                    item = next(items, None)
+                self.backlogged -= fed
+            backlog.popleft()
 
     def _cancel(self, run_id: int, note: str, now: Any, fx: Effects) -> None:
         state = self.runs.get(run_id)

@@ -18,7 +18,7 @@ from .._dag import DAG, Graph
 from .._enums import AttemptReason, DagRunStatus, RunTrigger, TaskStatus
 from .._structures import DagRun, TaskRun, instance_id, moved_run, split_instance_id
 from . import rules
-from .upstream import Instances, RunView
+from .upstream import Instances, ReadyAttempt, RunView
 
 if TYPE_CHECKING:
     from .pools import Pools
@@ -192,7 +192,7 @@ class Ready:
             n += sum(count for _, count in self.expanded)
         return n
 
-    def items(self) -> Iterator[tuple[RunState, int, TaskRun | Instances]]:
+    def items(self) -> Iterator[tuple[RunState, int, ReadyAttempt | Instances]]:
         """Queue items, made one at a time: an attempt each, or a range of instances."""
         state = self.state
         run_id = state.run.id
@@ -201,27 +201,13 @@ class Ready:
             yield (
                 state,
                 i,
-                TaskRun(
-                    run_id=run_id,
-                    task_id=ids[i],
-                    attempt=attempts[i],
-                    status=_SCHEDULED,
-                    reason=reason,
-                    scheduled_at=at,
-                ),
+                ReadyAttempt(run_id, ids[i], attempts[i], reason, at),
             )
         for i, k, reason in self.instances:
             yield (
                 state,
                 i,
-                TaskRun(
-                    run_id=run_id,
-                    task_id=instance_id(ids[i], k),
-                    attempt=state.maps[i].attempt[k],
-                    status=_SCHEDULED,
-                    reason=reason,
-                    scheduled_at=at,
-                ),
+                ReadyAttempt(run_id, instance_id(ids[i], k), state.maps[i].attempt[k], reason, at),
             )
         for i, n in self.expanded:
             if state.graph.tasks[i].is_async:
@@ -234,14 +220,7 @@ class Ready:
                 yield (
                     state,
                     i,
-                    TaskRun(
-                        run_id=run_id,
-                        task_id=f"{prefix}{k}]",
-                        attempt=1,
-                        status=_SCHEDULED,
-                        reason=_INITIAL,
-                        scheduled_at=at,
-                    ),
+                    ReadyAttempt(run_id, f"{prefix}{k}]", 1, _INITIAL, at),
                 )
 
 
@@ -471,10 +450,26 @@ def plain_task_succeeded(state: RunState, i: int, tr: TaskRun, now: datetime, fx
     if children:
         state.results[i] = tr.result
         waiting, phase = state.waiting, state.phase
-        for c in children:
-            waiting[c] -= 1
-            if waiting[c] == 0 and phase[c] == PENDING:
-                _schedule(state, c, None, now, fx)
+        if fx.record_scheduled:
+            for c in children:
+                waiting[c] -= 1
+                if waiting[c] == 0 and phase[c] == PENDING:
+                    _schedule(state, c, None, now, fx)
+        else:
+            # _schedule, inlined: a plain run takes no slots and writes no scheduled row.
+            ready: Ready | None = None
+            attempts = state.attempt
+            for c in children:
+                waiting[c] -= 1
+                if waiting[c] == 0 and phase[c] == PENDING:
+                    if ready is None:
+                        ready = fx.ready.get(state.run.id)
+                        if ready is None:
+                            ready = fx.ready[state.run.id] = Ready(state=state, at=now)
+                    phase[c] = LIVE
+                    attempt = attempts[c] = attempts[c] + 1
+                    ready.indices.append(c)
+                    ready.reasons.append(_INITIAL if attempt == 1 else _RESTART)
     if state.settled == len(state.phase):
         _finish(state, now, fx)
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
 from .._dag import DAG, Graph
+from .._enums import AttemptReason
 from .._structures import DagRun
+from .capture import Key
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -80,3 +82,43 @@ class Upstream(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+
+class Attempt(Key, Protocol):
+    """Which attempt a queue item is: a ``ReadyAttempt``, or a claimed ``TaskRun`` row
+    (what names it, ``capture.Key``, and how it was made ready)."""
+
+    @property
+    def reason(self) -> AttemptReason: ...
+    @property
+    def scheduled_at(self) -> datetime | None: ...
+
+
+class ReadyAttempt:
+    """An attempt made ready in this process, as the workers need it.
+
+    Not a ``TaskRun``: a frozen record costs four times as much to build, and the
+    attempt's row is built once, when it ends (or suspends).
+    """
+
+    __slots__ = ("attempt", "reason", "run_id", "scheduled_at", "task_id")
+
+    def __init__(
+        self,
+        run_id: int,
+        task_id: str,
+        attempt: int,
+        reason: AttemptReason,
+        scheduled_at: datetime | None,
+    ) -> None:
+        self.run_id = run_id
+        self.task_id = task_id
+        self.attempt = attempt
+        self.reason = reason
+        self.scheduled_at = scheduled_at
+
+    def __repr__(self) -> str:
+        return (
+            f"ReadyAttempt(run_id={self.run_id!r}, task_id={self.task_id!r}, "
+            f"attempt={self.attempt!r}, reason={self.reason!r})"
+        )

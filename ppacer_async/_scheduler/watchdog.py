@@ -22,6 +22,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING
 
 from .._structures import LogRecord, TaskRun
+from .upstream import Attempt, ReadyAttempt
 
 if TYPE_CHECKING:
     from .consumer import Consumer
@@ -29,10 +30,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger("ppacer_async.scheduler")
 
 
-def _attempt_code() -> object:
+def _attempt_codes() -> tuple[object, ...]:
+    """The code of the consumer's frames that hold an attempt's ``item`` while it runs
+    on the loop: its first step (``_attempt``), the rest of one that suspended
+    (``_finish``)."""
     from .consumer import Consumer
 
-    return Consumer._attempt.__code__
+    return (Consumer._attempt.__code__, Consumer._finish.__code__)
 
 
 class LoopWatchdog:
@@ -67,8 +71,8 @@ class LoopWatchdog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: The attempt blamed for the stall under way, with where it was.
-        self._blamed: tuple[TaskRun, str] | None = None
-        self._attempt_code = _attempt_code()
+        self._blamed: tuple[Attempt, str] | None = None
+        self._attempt_codes = _attempt_codes()
 
     def __enter__(self) -> LoopWatchdog:
         self._loop = asyncio.get_running_loop()
@@ -163,14 +167,18 @@ class LoopWatchdog:
             where,
         )
 
-    def _find_attempt(self, frame: FrameType | None) -> tuple[TaskRun, str] | None:
-        """The attempt whose ``Consumer._attempt`` frame is on the stack, and where the
-        innermost frame is."""
+    def _find_attempt(self, frame: FrameType | None) -> tuple[Attempt, str] | None:
+        """The attempt whose consumer frame is on the stack, and where the innermost
+        frame is."""
         top = frame
         while frame is not None:
-            if frame.f_code is self._attempt_code:
+            if frame.f_code in self._attempt_codes:
                 item = frame.f_locals.get("item")
-                if isinstance(item, tuple) and len(item) == 3 and isinstance(item[2], TaskRun):
+                if (
+                    isinstance(item, tuple)
+                    and len(item) == 3
+                    and isinstance(item[2], ReadyAttempt | TaskRun)
+                ):
                     return item[2], _where(top)
                 return None
             frame = frame.f_back

@@ -223,8 +223,9 @@ def _changed_rows(changes: Changes) -> _Rows:
         )
     task_rows = []
     memo: dict[datetime, str] = {}  # attempts made ready together share scheduled_at
-    # Attempts run back to back (a mapped task's instances) start as the one before
-    # ended: the same time, written once.
+    # Attempts run back to back by a worker (a streak, a range of mapped instances)
+    # start as the one before ended: the same time, the same object, written once. (An
+    # identity check, not the memo: hashing an aware datetime costs more than that.)
     ended: datetime | None = None
     ended_text: str | None = None
     for tr in changes.task_runs:

@@ -195,9 +195,13 @@ class MemoryStorage(Storage):
             )
         task_runs = self._task_runs
         for tr in changes.task_runs:
-            if not (
-                _is_utc(tr.scheduled_at) and _is_utc(tr.started_at) and _is_utc(tr.finished_at)
-            ):
+            # _is_utc, inlined: per row.
+            moment = tr.scheduled_at
+            utc = moment is None or moment.tzinfo is UTC
+            moment = tr.started_at
+            utc = utc and (moment is None or moment.tzinfo is UTC)
+            moment = tr.finished_at
+            if not (utc and (moment is None or moment.tzinfo is UTC)):
                 tr = attrs.evolve(
                     tr,
                     scheduled_at=_utc_or_none(tr.scheduled_at),
