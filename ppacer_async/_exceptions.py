@@ -38,6 +38,11 @@ class StorageLockedError(StorageError):
     """Another scheduler already serves this storage."""
 
 
+class LeaseLost(StorageError):
+    """A commit applying the outcome of an attempt this process ran found its lease
+    given up (the attempt runs again elsewhere); nothing was written."""
+
+
 class SchemaVersionError(StorageError):
     """The database schema is newer than this program understands."""
 

@@ -18,6 +18,7 @@ from ._structures import (
     Changes,
     DagInfo,
     DagRun,
+    LocalClaim,
     LogRecord,
     PoolUsage,
     PruneCounts,
@@ -380,6 +381,24 @@ class SharedStorage(Storage):
         mark them running under ``worker_id``'s lease. No attempt is given to two
         callers. Also return how many scheduled attempts are left (0 when none was
         taken), or ``None`` when this call did not count them."""
+
+    async def claim_keys(
+        self, worker_id: str, keys: Collection[tuple[int, str, int]], now: datetime
+    ) -> set[tuple[int, str, int]]:
+        """Take the scheduled attempts of ``keys`` that no one took yet, as
+        :meth:`claim` would; return the keys taken. The default takes none (they stay
+        for :meth:`claim`)."""
+        return set()
+
+    async def commit_claiming(
+        self, changes: Changes, claim: LocalClaim
+    ) -> set[tuple[int, str, int]]:
+        """:meth:`commit`, and in the same transaction take the attempts of ``claim``
+        for ``claim.worker_id`` as :meth:`claim` would (running, under its lease);
+        return the keys taken. A storage that cannot do both at once commits and takes
+        none: the attempts stay ``scheduled`` for :meth:`claim`."""
+        await self.commit(changes)
+        return set()
 
     @abstractmethod
     async def upstream_results(

@@ -166,6 +166,23 @@ class ClusterEngine:
         if self.coordinator is not None:
             self.coordinator.machine.post_reported(outcomes)
 
+    @property
+    def hands_over(self) -> bool:
+        """Whether this process leads and has ready attempts to claim for its own
+        workers at its next step (a worker freeing up need not claim)."""
+        coordinator = self.coordinator
+        return coordinator is not None and coordinator.machine.has_local_backlog()
+
+    def take_stored(self, n: int) -> list[Item]:
+        coordinator = self.coordinator
+        return [] if coordinator is None else coordinator.machine.take_stored(n)
+
+    def apply_local(self, tr: TaskRun) -> bool:
+        """An outcome of this process's workers: applied by the state machine without
+        being reported first, if this process leads and the machine takes it."""
+        coordinator = self.coordinator
+        return coordinator is not None and coordinator.machine.post_local(tr)
+
     def local_run(self, run_id: int) -> RunView | None:
         """The state of a run, if this process leads and runs it."""
         if self.coordinator is None:
@@ -224,6 +241,7 @@ class ClusterEngine:
             shared=True,
             on_attempts_written=self._attempts_written,
             on_run_cancelled=self._run_cancelled,
+            local=self.claimer,
         )
         machine, storage = coordinator.machine, self.storage
         storage.add_notice_callback("outcomes", machine.post_outcomes_due)
@@ -300,8 +318,11 @@ class ClusterEngine:
 
     def statistics(self) -> Statistics:
         """``queued_tasks`` adds the ready attempts left in storage at this process's
-        last claim; the run and commit counters count only while it leads."""
+        last claim (or those the state machine keeps for it); the run and commit
+        counters count only while it leads."""
         claimable = self.claimer.waiting if self.claimer is not None else 0
+        if self.hands_over:
+            claimable = 0  # the state machine's backlog counts them
         return statistics(self.coordinator, self.consumer, claimable)
 
 

@@ -23,7 +23,7 @@ from .._exceptions import PpacerError, RunNotFound, StorageError
 from .._structures import Changes, DagRun, PoolUsage, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
 from .alerts import Alerter, alert_for
-from .machine import StateMachine
+from .machine import LocalWorkers, StateMachine
 from .pools import Pools
 from .retention import Retention
 from .watcher import Watcher
@@ -121,6 +121,8 @@ class Coordinator:
     on_attempts_written: Callable[[], None] | None = None
     #: a run was cancelled: stop its attempts executing in this process
     on_run_cancelled: Callable[[int], None] | None = None
+    #: shared storage: this process's workers, handed the attempts claimed for them
+    local: LocalWorkers | None = None
     machine: StateMachine = attrs.field(init=False)
     watcher: Watcher = attrs.field(init=False)
     alerter: Alerter = attrs.field(init=False)
@@ -142,6 +144,7 @@ class Coordinator:
             queue=self.queue,
             followers=self,
             shared=self.shared,
+            local=self.local,
         )
         self.machine.on_commit = s.on_commit
         self.watcher = Watcher(

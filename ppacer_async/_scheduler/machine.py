@@ -26,15 +26,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, assert_never
+from typing import TYPE_CHECKING, Any, Protocol, assert_never, cast
 
 import anyio
 import attrs
 
 from .._dag import DAG
 from .._enums import DagRunStatus, RunTrigger, TaskStatus
-from .._exceptions import StorageError
-from .._structures import Changes, DagRun, TaskRun
+from .._exceptions import LeaseLost, StorageError
+from .._structures import Changes, DagRun, LocalClaim, TaskRun
 from .._text import plural
 from . import fanout, recovery
 from . import state as transitions
@@ -66,6 +66,10 @@ COMMIT_ATTEMPTS = 5
 #: The most reported outcomes one step reads from a shared storage.
 OUTCOME_BATCH = 5000
 
+#: Shared storage, while this process's workers are all busy: the most steps whose
+#: ready attempts are kept to claim for them later (the rest are left to claims).
+LOCAL_BACKLOG = 1000
+
 
 class Followers(Protocol):
     """Who acts on what a step decided, told only once the step is committed."""
@@ -92,10 +96,32 @@ class Followers(Protocol):
         """Shared storage: ready attempts were written for any process to claim."""
 
 
+class LocalWorkers(Protocol):
+    """Shared storage: the workers of the process that schedules, when it has some.
+
+    The machine claims ready attempts for them in the commit that makes them ready (or
+    a later one), up to ``free()``, and hands them over in memory: they start without a
+    claim, an upstream read or a notice of their own."""
+
+    worker_id: str
+
+    def free(self) -> int:
+        """How many more attempts the workers can start now."""
+
+    def take(self, items: list[Item]) -> None:
+        """Run these attempts, claimed for this process (their leases taken)."""
+
+    def claim_short(self) -> None:
+        """Some attempts the machine meant to claim had been taken (or cancelled)
+        since: look in storage for the rest."""
+
+
 class StateMachine:
     """Owns the state of every active run of one scheduler.
 
     :param queue: where ready attempts go (one process); ``None`` on a shared storage.
+    :param local: shared storage: this process's workers, handed the attempts the
+        machine claims for them.
     """
 
     def __init__(
@@ -108,8 +134,17 @@ class StateMachine:
         followers: Followers,
         shared: bool = False,
         pools: Pools | None = None,
+        local: LocalWorkers | None = None,
     ) -> None:
         self.storage = storage
+        self.local = local if shared else None
+        #: outcomes of this process's workers posted with ``post_local``, not drained
+        self._local_outcomes: list[TaskRun] = []
+        #: those drained by the step being committed
+        self._applying: list[TaskRun] = []
+        #: the ready attempts of the step being committed, not handed over
+        self._fresh: list[Iterator[Item]] = []  # RunState items
+        self._fresh_left = 0
         self.pools = pools
         self.shared = shared
         self._outcomes_due = shared
@@ -127,7 +162,9 @@ class StateMachine:
         self._cancelled_ids: set[int] = set()  # cancelled before they were admitted
         self._backlog: deque[Iterator[Item]] = deque()
         self._held: Item | None = None  # taken from the backlog, refused by the queue
-        self.backlogged = 0  # ready attempts not in the queue yet
+        #: ready attempts not in the queue yet (shared storage: not handed over to this
+        #: process's workers yet, kept for them)
+        self.backlogged = 0
         self._wake: anyio.Event | None = None
         self.commits = 0
         self.committed_rows = 0
@@ -196,6 +233,30 @@ class StateMachine:
             else:
                 self.inbox.append(AttemptEnded(state, i, tr))
         self.wake()
+
+    def post_local(self, tr: TaskRun) -> bool:
+        """Shared storage: a successful outcome of an attempt this process's workers
+        hold, not stored: apply it, the commit writing it only if the attempt is still
+        this process's (``LocalClaim.applied``). Return False (the caller reports it as
+        usual) for an outcome this machine does not expect, or that takes a less
+        common path (sensors)."""
+        if self.local is None or tr.status is not TaskStatus.success:
+            return False
+        state = self.runs.get(tr.run_id)
+        if state is None or state.cancelled:
+            return False
+        found = state.locate(tr.task_id)
+        if found is None or not state.expects(found[0], tr.attempt, found[1]):
+            return False
+        i = found[0]
+        if state.graph.tasks[i].sensor is not None:
+            return False
+        self._local_outcomes.append(tr)
+        self.inbox.append(AttemptEnded(state, i, tr))
+        if self._wake is not None:
+            self._wake.set()
+            self._wake = None
+        return True
 
     # -- what the engine asks ----------------------------------------------------------
 
@@ -286,7 +347,16 @@ class StateMachine:
             await self._read_outcomes()
         fx = Effects(record_scheduled=self.shared, pools=self.pools)
         await self._apply(fx, stopping=True)
-        await self._commit(fx)
+        claim = None
+        if self._applying:
+            assert self.local is not None
+            claim = LocalClaim(
+                worker_id=self.local.worker_id,
+                dag_ids=tuple(self.dags),
+                now=self.clock.now(),
+                applied=tuple(tr.key for tr in self._applying),
+            )
+        await self._commit(fx, claim)
         if events_logger.isEnabledFor(logging.INFO):
             _log_events(fx)
 
@@ -312,6 +382,7 @@ class StateMachine:
 
     async def _apply(self, fx: Effects, *, stopping: bool) -> None:
         events, self.inbox = self.inbox, deque()
+        self._applying, self._local_outcomes = self._local_outcomes, []
         now = self.clock.now()
         runs = self.runs
         done = 0
@@ -412,25 +483,33 @@ class StateMachine:
             state = RunState.new(run, dag)
         self._admit(state, now, fx)
 
-    async def _commit(self, fx: Effects) -> None:
+    async def _commit(
+        self, fx: Effects, claim: LocalClaim | None = None
+    ) -> set[tuple[int, str, int]]:
+        """Commit the step; with ``claim`` (shared storage), also claim its attempts
+        for this process's workers and return the keys taken."""
         logs = list(self.logs)
         self.logs.clear()
         changes = Changes(task_runs=fx.task_runs, dag_runs=fx.dag_runs, logs=logs)
+        taken: set[tuple[int, str, int]] = set()
         if not changes:
-            return
+            return taken
         salvage: Salvage | None = None
         began = time.perf_counter()
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 # Shielded: a stop never leaves a step half-committed and half-acted on.
                 with anyio.CancelScope(shield=True):
-                    if salvage is None:
-                        await self.storage.commit(changes)
-                    else:
+                    if salvage is not None:
                         await salvage.commit(self.storage.commit)
+                    elif claim is not None:
+                        shared: SharedStorage = self.storage  # type: ignore[assignment]
+                        taken = await shared.commit_claiming(changes, claim)
+                    else:
+                        await self.storage.commit(changes)
                 break
             except Exception as exc:
-                if attempt == COMMIT_ATTEMPTS:
+                if attempt == COMMIT_ATTEMPTS or isinstance(exc, LeaseLost):
                     raise
                 logger.warning(
                     "commit of %d rows failed (attempt %d of %d); retrying",
@@ -439,6 +518,9 @@ class StateMachine:
                     COMMIT_ATTEMPTS,
                     exc_info=True,
                 )
+                if claim is not None and claim.applied:
+                    await self._report_applied(claim)
+                claim = None  # retried plainly: the attempts stay scheduled for claims
                 # Not the database (that raises StorageError), or not only: look for
                 # the rows that cannot be stored.
                 if salvage is None and (not isinstance(exc, StorageError) or attempt >= 2):
@@ -446,10 +528,37 @@ class StateMachine:
                 await anyio.sleep(0.05 * 2**attempt)
         if salvage is not None and salvage.replaced:
             await self._replaced(salvage, fx)
+        self._applying = []
         self.commits += 1
         self.committed_rows += len(changes.task_runs) + len(changes.dag_runs) + len(logs)
         if self.on_commit is not None:
             self.on_commit(changes, time.perf_counter() - began)
+        return taken
+
+    async def _report_applied(self, claim: LocalClaim) -> None:
+        """Before a failed commit is retried without its claim: store the outcomes it
+        was applying as reported (checking their leases, as a commit with the claim
+        would), so that the plain commit may write them. Raises ``LeaseLost`` (scheduling
+        starts again from storage) if one is not this process's any more."""
+        assert self.local is not None
+        shared: SharedStorage = self.storage  # type: ignore[assignment]
+        outcomes = self._applying
+        retry = 0
+        while True:
+            try:
+                with anyio.CancelScope(shield=True):
+                    accepted = await shared.report(self.local.worker_id, outcomes, [], notify=False)
+                break
+            except StorageError:
+                retry += 1
+                if retry == COMMIT_ATTEMPTS:
+                    raise
+                await anyio.sleep(0.05 * 2**retry)
+        if len(accepted) < len(outcomes):
+            raise LeaseLost(
+                "the lease of an attempt this process ran was given up before its outcome "
+                "was committed; scheduling starts again from storage"
+            )
 
     async def _replaced(self, salvage: Salvage, fx: Effects) -> None:
         """Follow attempts stored failed in place of an outcome that could not be: the
@@ -474,7 +583,11 @@ class StateMachine:
                 await self.storage.commit(Changes(dag_runs=list(rewrite.values())))
 
     async def _commit_and_act(self, fx: Effects) -> None:
-        await self._commit(fx)
+        claim: LocalClaim | None = None
+        picked: list[Item] = []
+        if self.local is not None:
+            claim, picked = self._pick_local(fx)
+        taken = await self._commit(fx, claim)
         if events_logger.isEnabledFor(logging.INFO):
             _log_events(fx)
         followers = self.followers
@@ -491,13 +604,141 @@ class StateMachine:
                 event.set()
             followers.run_finished(state.run)
         if self.shared:  # the ready attempts are in storage for any process to claim
-            if fx.ready:
+            if claim is not None:
+                self._hand_over(claim, picked, taken)
+            if self.local is not None:
+                self._keep_local()
+            if fx.ready and not self.has_local_backlog():
+                # Some wait in storage, for claims (those left in the backlog go to
+                # this process's workers at the next steps).
                 followers.attempts_written()
             return
         for ready in fx.ready.values():
             self._backlog.append(ready.items())
             self.backlogged += len(ready)
         self._feed()
+
+    # -- this process's own workers, on a shared storage ------------------------------
+
+    def _pick_local(self, fx: Effects) -> tuple[LocalClaim | None, list[Item]]:
+        """The ready attempts to claim for this process's free workers in this step's
+        commit: first those made ready before (in order, stored ``scheduled``), then
+        this step's. This step's not picked join the backlog once committed
+        (``_keep_local``), for the next steps and ``take_stored``; all are in storage
+        for any process to claim."""
+        local = self.local
+        assert local is not None
+        backlog = self._backlog
+        fresh_ready: list[Iterator[Item]] = [ready.items() for ready in fx.ready.values()]
+        self._fresh = fresh_ready
+        applied = tuple(tr.key for tr in self._applying)
+        n = max(0, local.free())
+        picked: list[Item] = []
+        fresh: set[tuple[int, str, int]] = set()
+        stored: list[tuple[int, str, int]] = []
+        self._fresh_left = sum(len(ready) for ready in fx.ready.values())
+        if n:
+            while backlog and len(picked) < n:
+                item = next(backlog[0], None)
+                if item is None:
+                    backlog.popleft()
+                    continue
+                self.backlogged -= 1
+                if self._claimable(item):
+                    picked.append(item)
+                    stored.append(item[2].key)
+            for ready_items in fresh_ready:
+                while len(picked) < n:
+                    item = next(ready_items, None)
+                    if item is None:
+                        break
+                    self._fresh_left -= 1
+                    state, i, tr = cast("tuple[RunState, int, TaskRun]", item)
+                    if state.sensing and i in state.sensing:
+                        continue  # poked again: keeps its first poke; left to claims
+                    picked.append(item)
+                    fresh.add(tr.key)
+        if not picked and not applied:
+            return None, []
+        claim = LocalClaim(
+            worker_id=local.worker_id,
+            dag_ids=tuple(self.dags),
+            now=self.clock.now(),
+            fresh=frozenset(fresh),
+            stored=tuple(stored),
+            applied=applied,
+        )
+        return claim, picked
+
+    def _claimable(self, item: Item) -> bool:
+        """Whether a backlogged attempt, stored ``scheduled``, may still be claimed by
+        key: a plain task's current attempt in a run still held, not cancelled (a
+        step cannot have written its row again)."""
+        state, i, tr = cast("tuple[RunState, int, TaskRun]", item)
+        return (
+            self.runs.get(state.run.id) is state
+            and not state.cancelled
+            and not (state.sensing and i in state.sensing)
+            and tr.task_id == state.graph.ids[i]
+            and state.attempt[i] == tr.attempt
+            and state.phase[i] == transitions.LIVE
+        )
+
+    def _keep_local(self) -> None:
+        """After a commit: this step's ready attempts not handed over join the
+        backlog; beyond ``LOCAL_BACKLOG`` steps the oldest are left to claims."""
+        backlog = self._backlog
+        backlog.extend(self._fresh)
+        self.backlogged += self._fresh_left
+        self._fresh, self._fresh_left = [], 0
+        if len(backlog) > LOCAL_BACKLOG:
+            self._drop_local()
+
+    def _drop_local(self) -> None:
+        """Leave every backlogged attempt to claims from storage."""
+        self._backlog.clear()
+        self.backlogged = 0
+        assert self.local is not None
+        self.local.claim_short()
+
+    def take_stored(self, n: int) -> list[Item]:
+        """Up to ``n`` backlogged attempts (stored ``scheduled``) for this process's
+        workers to claim by key; they leave the backlog."""
+        backlog = self._backlog
+        taken: list[Item] = []
+        while backlog and len(taken) < n:
+            item = next(backlog[0], None)
+            if item is None:
+                backlog.popleft()
+                continue
+            self.backlogged -= 1
+            if self._claimable(item):
+                taken.append(item)
+        return taken
+
+    def _hand_over(self, claim: LocalClaim, picked: list[Item], taken: set[Any]) -> None:
+        """Give this process's workers the attempts the commit claimed for them."""
+        local = self.local
+        assert local is not None
+        now = claim.now
+        items: list[Item] = []
+        for state, i, tr in picked:
+            if (tr.run_id, tr.task_id, tr.attempt) in taken:
+                items.append(
+                    (state, i, attrs.evolve(tr, status=TaskStatus.running, started_at=now))
+                )
+        if items:
+            local.take(items)
+        elif picked:
+            # None left to take: other processes run these DAGs too (or took these
+            # attempts), or the commit was retried without claiming. The rest is
+            # left to claims.
+            self._drop_local()
+
+    def has_local_backlog(self) -> bool:
+        """Shared storage: whether ready attempts wait to be claimed for this
+        process's workers at the next step."""
+        return self.local is not None and bool(self._backlog)
 
     def _feedable(self) -> bool:
         queue = self.queue

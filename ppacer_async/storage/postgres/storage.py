@@ -18,12 +18,13 @@ import anyio.abc
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
 
-from ..._enums import DagRunStatus, RunTrigger, ScheduleEventKind, prunable_statuses
-from ..._exceptions import DagNotFound, StorageError
+from ..._enums import DagRunStatus, RunTrigger, ScheduleEventKind, TaskStatus, prunable_statuses
+from ..._exceptions import DagNotFound, LeaseLost, StorageError
 from ..._structures import (
     Changes,
     DagInfo,
     DagRun,
+    LocalClaim,
     LogRecord,
     PoolUsage,
     PruneCounts,
@@ -288,22 +289,49 @@ class PostgresStorage(SharedStorage):
         return [schedule_event(row) for row in rows]
 
     async def commit(self, changes: Changes) -> None:
+        if changes:
+            await self._commit(changes, None)
+
+    async def commit_claiming(
+        self, changes: Changes, claim: LocalClaim
+    ) -> set[tuple[int, str, int]]:
         if not changes:
-            return
+            return set()
+        return await self._commit(changes, claim)
+
+    async def _commit(
+        self, changes: Changes, claim: LocalClaim | None
+    ) -> set[tuple[int, str, int]]:
         # Later entries win, as they would applied one by one.
         runs = {run.id: run for run in changes.dag_runs}
         task_runs = {tr.key: tr for tr in changes.task_runs}
-        query = q.COMMIT[bool(runs), bool(task_runs), bool(changes.logs)]
+        query = q.COMMIT[bool(runs), bool(task_runs), bool(changes.logs), claim is not None]
         args: list[Any] = _commit_arguments(runs.values(), task_runs.values(), changes.logs)
+        leased: list[bool] = []
+        fresh: set[tuple[int, str, int]] = set()
+        if claim is not None:
+            leased, fresh = _leased(task_runs, claim)
+            if task_runs:
+                args.append(leased)
+            args += [
+                claim.worker_id,
+                self.lease,
+                to_utc(claim.now),
+                list(claim.dag_ids),
+                *lease_key_arrays(claim.stored),
+                *lease_key_arrays(claim.applied),
+                # if another process may run the attempts, they are all scheduled
+                [self._notices.channels["work"]] if fresh else [],
+            ]
         args += [
-            self._notices.commit_channels(runs.values(), task_runs.values()),
+            self._notices.commit_channels(runs.values(), task_runs.values(), leased),
             self._notices.sender,
         ]
         with self._db.errors("write to"):
             try:
                 leader = self._election.current
                 if leader is None:
-                    ok = await self._db.connections.fetchval(query, *args)
+                    row = await self._db.connections.fetchrow(query, *args)
                 else:
                     # On the connection holding the advisory lock: a process that lost
                     # the scheduling role cannot write a transition any more.
@@ -313,18 +341,30 @@ class PostgresStorage(SharedStorage):
                                 "this process lost the scheduling role (its connection "
                                 "to PostgreSQL dropped); nothing was written"
                             )
-                        ok = await leader.conn.fetchval(query, *args)
+                        row = await leader.conn.fetchrow(query, *args)
             except asyncpg.ForeignKeyViolationError as exc:
                 raise StorageError(
                     f"commit refers to a DAG run that does not exist ({exc.detail or exc}); "
                     "nothing was written"
                 ) from None
-            if not ok:
+            if not row["ok"]:
                 rows = await self._db.connections.fetch(q.EXISTING_RUN_IDS, list(runs))
                 missing = sorted(set(runs) - {row["id"] for row in rows})
                 raise StorageError(
                     f"commit updates DAG runs that do not exist: {missing}; nothing was written"
                 )
+        if claim is None:
+            return set()
+        if not row["held"]:
+            raise LeaseLost(
+                "the lease of an attempt this process ran was given up (it stopped "
+                "renewing it for longer than the lease); nothing was written"
+            )
+        if not row["alone"]:
+            return set()
+        if row["run_ids"]:
+            fresh.update(zip(row["run_ids"], row["task_ids"], row["attempts"], strict=True))
+        return fresh
 
     async def get_run(self, run_id: int) -> DagRun | None:
         with self._db.errors("read from"):
@@ -505,6 +545,11 @@ class PostgresStorage(SharedStorage):
     ) -> tuple[list[tuple[DagRun, TaskRun]], int | None]:
         return await self._claims.claim(worker_id, dag_ids, limit, now)
 
+    async def claim_keys(
+        self, worker_id: str, keys: Collection[tuple[int, str, int]], now: datetime
+    ) -> set[tuple[int, str, int]]:
+        return await self._claims.claim_keys(worker_id, keys, now)
+
     async def upstream_results(
         self, keys: Collection[tuple[int, str]]
     ) -> dict[tuple[int, str], Any]:
@@ -533,6 +578,26 @@ class PostgresStorage(SharedStorage):
 def _count(status: str) -> int:
     """The row count of a command status such as ``DELETE 12``."""
     return int(status.rsplit(" ", 1)[-1])
+
+
+def _leased(
+    task_runs: dict[tuple[int, str, int], TaskRun], claim: LocalClaim
+) -> tuple[list[bool], set[tuple[int, str, int]]]:
+    """Which rows of ``task_runs`` (in order) are the ``scheduled`` rows of
+    ``claim.fresh``, and their keys."""
+    leased = [False] * len(task_runs)
+    fresh = claim.fresh
+    found: set[tuple[int, str, int]] = set()
+    if not fresh:
+        return leased, found
+    scheduled = TaskStatus.scheduled
+    for j, (key, tr) in enumerate(task_runs.items()):
+        if key in fresh and tr.status is scheduled:
+            leased[j] = True
+            found.add(key)
+            if len(found) == len(fresh):
+                break
+    return leased, found
 
 
 def _commit_arguments(
