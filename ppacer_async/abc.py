@@ -139,6 +139,12 @@ class Storage(ABC):
     async def list_dags(self) -> list[DagInfo]:
         """Return every recorded DAG (latest version), sorted by id."""
 
+    async def dag_pauses(self) -> list[tuple[str, bool, datetime | None]]:
+        """Every recorded DAG's id, whether it is paused and ``resume_after``, by id:
+        what :meth:`list_dags` says of them, without reading their definitions (which
+        a storage may skip)."""
+        return [(info.dag_id, info.paused, info.resume_after) for info in await self.list_dags()]
+
     @abstractmethod
     async def set_paused(
         self, dag_id: str, paused: bool, resume_after: datetime | None = None

@@ -270,9 +270,9 @@ class Coordinator:
     async def _sync_with_storage(self) -> None:
         storage, dags = self.settings.storage, self.settings.dags
         machine, watcher = self.machine, self.watcher
-        for info in await storage.list_dags():
-            if info.dag_id in dags:
-                watcher.set_paused(info.dag_id, info.paused, info.resume_after)
+        for dag_id, paused, resume_after in await storage.dag_pauses():
+            if dag_id in dags:
+                watcher.set_paused(dag_id, paused, resume_after)
         active = await storage.active_runs()
         for run in active:
             if (

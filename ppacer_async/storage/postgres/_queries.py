@@ -15,6 +15,7 @@ _named = NamedQueries.load("postgres")
 
 GET_DAG = _named.take("get_dag")
 LIST_DAGS = _named.take("list_dags")
+DAG_PAUSES = _named.take("dag_pauses")
 LATEST_DAG_VERSION = _named.take("latest_dag_version")
 INSERT_DAG = _named.take("insert_dag")
 LOCK_DAG = _named.take("lock_dag")

@@ -207,6 +207,11 @@ class PostgresStorage(SharedStorage):
             rows = await self._db.connections.fetch(q.LIST_DAGS)
         return [dag_info(row) for row in rows]
 
+    async def dag_pauses(self) -> list[tuple[str, bool, datetime | None]]:
+        with self._db.errors("read from"):
+            rows = await self._db.connections.fetch(q.DAG_PAUSES)
+        return [(row["dag_id"], row["paused"], row["resume_after"]) for row in rows]
+
     async def set_paused(
         self, dag_id: str, paused: bool, resume_after: datetime | None = None
     ) -> None:

@@ -19,6 +19,11 @@ JOIN LATERAL (
 ) AS v ON true
 WHERE d.dag_id = $1
 
+-- dag_pauses --
+-- Whether each DAG is paused, without its definition (the leader reads this at every
+-- change and every poll interval; a definition can be many megabytes).
+SELECT dag_id, paused, resume_after FROM dags ORDER BY dag_id
+
 -- list_dags --
 -- Every DAG with its latest version, by id.
 SELECT d.dag_id, d.paused, d.resume_after, v.version, v.definition_hash, v.definition,
