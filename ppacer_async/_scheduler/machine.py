@@ -604,11 +604,13 @@ class StateMachine:
                 event.set()
             followers.run_finished(state.run)
         if self.shared:  # the ready attempts are in storage for any process to claim
+            left = sum(len(ready) for ready in fx.ready.values()) if fx.ready else 0
             if claim is not None:
+                left -= len(claim.fresh & taken)  # handed over to this process's workers
                 self._hand_over(claim, picked, taken)
             if self.local is not None:
                 self._keep_local()
-            if fx.ready and not self.has_local_backlog():
+            if left > 0 and not self.has_local_backlog():
                 # Some wait in storage, for claims (those left in the backlog go to
                 # this process's workers at the next steps).
                 followers.attempts_written()
@@ -691,7 +693,9 @@ class StateMachine:
         backlog.extend(self._fresh)
         self.backlogged += self._fresh_left
         self._fresh, self._fresh_left = [], 0
-        if len(backlog) > LOCAL_BACKLOG:
+        if not self.backlogged:
+            backlog.clear()  # what is left are exhausted iterators
+        elif len(backlog) > LOCAL_BACKLOG:
             self._drop_local()
 
     def _drop_local(self) -> None:
@@ -738,7 +742,7 @@ class StateMachine:
     def has_local_backlog(self) -> bool:
         """Shared storage: whether ready attempts wait to be claimed for this
         process's workers at the next step."""
-        return self.local is not None and bool(self._backlog)
+        return self.local is not None and self.backlogged > 0
 
     def _feedable(self) -> bool:
         queue = self.queue
