@@ -396,6 +396,13 @@ class SharedStorage(Storage):
         for :meth:`claim`)."""
         return set()
 
+    async def held(
+        self, worker_id: str, keys: Collection[tuple[int, str, int]]
+    ) -> set[tuple[int, str, int]]:
+        """The attempts of ``keys`` that ``worker_id`` still holds (claimed, under its
+        lease, no outcome reported). The default holds none."""
+        return set()
+
     async def commit_claiming(
         self, changes: Changes, claim: LocalClaim
     ) -> set[tuple[int, str, int]]:

@@ -519,7 +519,7 @@ class StateMachine:
                     exc_info=True,
                 )
                 if claim is not None and claim.applied:
-                    await self._report_applied(claim)
+                    await self._check_applied(claim)
                 claim = None  # retried plainly: the attempts stay scheduled for claims
                 # Not the database (that raises StorageError), or not only: look for
                 # the rows that cannot be stored.
@@ -535,26 +535,24 @@ class StateMachine:
             self.on_commit(changes, time.perf_counter() - began)
         return taken
 
-    async def _report_applied(self, claim: LocalClaim) -> None:
-        """Before a failed commit is retried without its claim: store the outcomes it
-        was applying as reported (checking their leases, as a commit with the claim
-        would), so that the plain commit may write them. Raises ``LeaseLost`` (scheduling
-        starts again from storage) if one is not this process's any more."""
+    async def _check_applied(self, claim: LocalClaim) -> None:
+        """Before a failed commit is retried without its claim (plainly, or row group
+        by row group around a row the database refuses): check that this process still
+        holds the attempts whose outcomes it applies, as the claim would have. Raises
+        ``LeaseLost`` (scheduling starts again from storage) if one is not."""
         assert self.local is not None
         shared: SharedStorage = self.storage  # type: ignore[assignment]
-        outcomes = self._applying
-        retry = 0
-        while True:
+        keys = claim.applied
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 with anyio.CancelScope(shield=True):
-                    accepted = await shared.report(self.local.worker_id, outcomes, [], notify=False)
+                    held = await shared.held(self.local.worker_id, keys)
                 break
             except StorageError:
-                retry += 1
-                if retry == COMMIT_ATTEMPTS:
+                if attempt == COMMIT_ATTEMPTS:
                     raise
-                await anyio.sleep(0.05 * 2**retry)
-        if len(accepted) < len(outcomes):
+                await anyio.sleep(0.05 * 2**attempt)
+        if len(held) < len(set(keys)):
             raise LeaseLost(
                 "the lease of an attempt this process ran was given up before its outcome "
                 "was committed; scheduling starts again from storage"

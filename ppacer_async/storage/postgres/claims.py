@@ -111,6 +111,15 @@ class Claims:
         )
         return {(row["run_id"], row["task_id"], row["attempt"]) for row in rows}
 
+    async def held(
+        self, worker_id: str, keys: Collection[tuple[int, str, int]]
+    ) -> set[tuple[int, str, int]]:
+        if not keys:
+            return set()
+        with self.db.errors("read from"):
+            rows = await self.db.connections.fetch(q.HELD, worker_id, *lease_key_arrays(keys))
+        return {(row["run_id"], row["task_id"], row["attempt"]) for row in rows}
+
     async def _on_claiming(self, query: str, *args: Any) -> list[Any]:
         """Run a claim on the claiming connection (opened at the first)."""
         with self.db.errors("claim work from"):

@@ -555,6 +555,11 @@ class PostgresStorage(SharedStorage):
     ) -> set[tuple[int, str, int]]:
         return await self._claims.claim_keys(worker_id, keys, now)
 
+    async def held(
+        self, worker_id: str, keys: Collection[tuple[int, str, int]]
+    ) -> set[tuple[int, str, int]]:
+        return await self._claims.held(worker_id, keys)
+
     async def upstream_results(
         self, keys: Collection[tuple[int, str]]
     ) -> dict[tuple[int, str], Any]:

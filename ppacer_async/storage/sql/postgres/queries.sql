@@ -225,6 +225,19 @@ WHERE t.ctid = ANY (ARRAY(
     AND t.status IS NOT DISTINCT FROM 'scheduled'
 RETURNING t.run_id, t.task_id, t.attempt
 
+-- held --
+-- Which of the given attempts $2-$4 worker $1 still holds (running under its lease, no
+-- outcome): one primary-key lookup per key.
+SELECT k.run_id, k.task_id, k.attempt
+FROM unnest($2::bigint[], $3::text[], $4::integer[]) AS k (run_id, task_id, attempt)
+CROSS JOIN LATERAL (
+    SELECT t.lease_owner = $1 AND t.status = 'running' AND t.outcome IS NULL AS ok
+    FROM task_runs AS t
+    WHERE t.run_id = k.run_id AND t.task_id = k.task_id AND t.attempt = k.attempt
+    LIMIT 1
+) AS h
+WHERE h.ok
+
 -- upstream_results --
 SELECT t.run_id, t.task_id, t.result
 FROM unnest($1::bigint[], $2::text[]) AS k (run_id, task_id)
