@@ -733,8 +733,9 @@ class StateMachine:
             local.take(items)
         elif picked:
             # None left to take: other processes run these DAGs too (or took these
-            # attempts), or the commit was retried without claiming. The rest is
-            # left to claims.
+            # attempts), or the commit was retried without claiming. The rest, this
+            # step's too, is left to claims.
+            self._fresh, self._fresh_left = [], 0
             self._drop_local()
 
     def has_local_backlog(self) -> bool:

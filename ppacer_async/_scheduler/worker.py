@@ -307,8 +307,8 @@ class Claimer:
         while True:
             self._wake = anyio.Event()  # before claiming: a notice during it is kept
             if self._overflow:
-                await self._put(self._overflow)
-                self._overflow = []
+                overflow, self._overflow = self._overflow, []
+                await self._put(overflow)
             free = consumer.free
             idle = consumer.running == 0
             if free >= self.refill_at or (free > 0 and idle):
@@ -318,6 +318,7 @@ class Claimer:
                     try:
                         claimed_keys = await self._claim_stored(limit)
                     except StorageError as exc:
+                        self.stored_work = True  # those taken from the machine: in storage
                         logger.warning(
                             "cannot claim work: %s; retrying in %.1f s", exc, retry.delay
                         )
