@@ -38,9 +38,10 @@ class StorageLockedError(StorageError):
     """Another scheduler already serves this storage."""
 
 
-class LeaseLost(StorageError):
-    """A commit applying the outcome of an attempt this process ran found its lease
-    given up (the attempt runs again elsewhere); nothing was written."""
+class LeaseLost(RuntimeError):
+    """Internal: a commit applying the outcome of an attempt this process ran found its
+    lease given up (the attempt runs again elsewhere); nothing was written, and the
+    process that schedules starts again from storage. Never reaches the caller."""
 
 
 class SchemaVersionError(StorageError):

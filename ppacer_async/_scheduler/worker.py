@@ -100,7 +100,15 @@ class Reporter:
         """Nothing to write: claiming the attempt marked it running."""
 
     def post_outcome(self, state: Any, i: int, tr: TaskRun) -> None:
-        if self._engine.leading and tr.key in self.held and self._engine.apply_local(tr):
+        if (
+            self._engine.leading
+            and tr.key in self.held
+            # Every log line written before it is stored (none pending or being sent):
+            # the outcome may not be committed ahead of its attempt's logs.
+            and not self.logs
+            and not self._sending.locked()
+            and self._engine.apply_local(tr)
+        ):
             # This process schedules: its next commit stores the outcome (if the
             # attempt is still this process's) with what follows from it.
             self.held.discard(tr.key)
