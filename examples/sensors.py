@@ -2,11 +2,11 @@
 
 ``arrived`` pokes every 2 s for ``{logical_date}.csv`` in ``$PPACER_EXAMPLE_DIR``
 (default ``/tmp/ppacer-example``; create it to let the run go on: ``mkdir -p
-/tmp/ppacer-example && touch /tmp/ppacer-example/$(date -u +%F).csv``); ``extracted``
-waits for the ``extract`` DAG's run of the same logical time; ``settled`` waits until
-a second after the logical time; ``quiet`` is a function sensor with exponential
-backoff. Between pokes each is a timer of the scheduler, stored, so a restart resumes
-the wait where it was.
+/tmp/ppacer-example && touch /tmp/ppacer-example/$(date -u +%F).csv``);
+``wait_for_extract`` waits for the ``extract`` DAG's run of the same logical time;
+``wait_until_1s_after`` waits until a second after the logical time; ``quiet`` is a
+function sensor with exponential backoff. Between pokes each is a timer of the
+scheduler, stored, so a restart resumes the wait where it was.
 
 Serve it with ``ppacer-async serve examples/sensors.py``.
 """
@@ -38,18 +38,18 @@ async def quiet(ctx: TaskContext) -> bool:
 
 
 arrived = FileSensor(
-    "arrived",
     os.path.join(os.environ.get("PPACER_EXAMPLE_DIR", "/tmp/ppacer-example"), "{logical_date}.csv"),
+    id="arrived",  # else wait_for_logical_date.csv, from the file's name
     poke_interval=2 * SECOND,
     timeout=timedelta(hours=1),
 )
-extracted = RunSensor("extracted", "extract", poke_interval=SECOND, timeout=timedelta(minutes=5))
-settled = TimeSensor("settled", SECOND, poke_interval=SECOND)
+extracted = RunSensor("extract", poke_interval=SECOND, timeout=timedelta(minutes=5))
+settled = TimeSensor(at=SECOND, poke_interval=SECOND)  # its id: wait_until_1s_after
 
 
 @task
 async def report(ctx: TaskContext) -> str:
-    return f"report on {ctx.upstream['arrived']} after run {ctx.upstream['extracted']}"
+    return f"report on {ctx.upstream['arrived']} after run {ctx.upstream['wait_for_extract']}"
 
 
 report_dag = DAG("report", description="A report that waits for its inputs with sensors.")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterable, Mapping
+import gc
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
 
+from . import _definition
 from ._enums import TriggerRule
 from ._exceptions import DagDefinitionError
 from ._params import params_problem
@@ -21,14 +21,28 @@ from .abc import Schedule
 DEFAULT_MAX_CATCHUP_RUNS = 10_000
 
 
-@attrs.frozen
 class Flow:
-    """Tasks joined by ``>>``: ``heads`` are its first tasks, ``tails`` its last ones."""
+    """Tasks joined by ``>>``: ``heads`` are its first tasks, ``tails`` its last ones.
 
-    tasks: tuple[Task, ...]
-    edges: tuple[tuple[Task, Task], ...]
-    heads: tuple[Task, ...]
-    tails: tuple[Task, ...]
+    A flow keeps what it was made of and the joins between its parts, not a list of
+    every task and edge: ``a >> b >> ...`` stays linear in the number of tasks. ``tasks``
+    and ``edges`` are worked out when read.
+    """
+
+    __slots__ = ("_joins", "_parts", "heads", "tails")
+
+    def __init__(
+        self,
+        heads: tuple[Task, ...],
+        tails: tuple[Task, ...],
+        parts: tuple[Task | Flow, ...],
+        joins: tuple[tuple[tuple[Task, ...], tuple[Task, ...]], ...] = (),
+    ) -> None:
+        self.heads = heads
+        self.tails = tails
+        self._parts = parts
+        #: each ``(tails, heads)``: every one of ``tails`` runs before every one of ``heads``
+        self._joins = joins
 
     @classmethod
     def of(cls, item: Task | Flow | Iterable[Task | Flow]) -> Flow:
@@ -36,28 +50,54 @@ class Flow:
         if isinstance(item, Flow):
             return item
         if isinstance(item, Task):
-            return cls((item,), (), (item,), (item,))
+            one = (item,)
+            return cls(one, one, one)
         if isinstance(item, str | bytes) or not isinstance(item, Iterable):
             raise DagDefinitionError(
                 f"expected a task, a flow (a >> b) or a list of them, got {item!r}"
             )
-        parts = [cls.of(part) for part in item]
-        return cls(
-            tuple(t for p in parts for t in p.tasks),
-            tuple(e for p in parts for e in p.edges),
-            tuple(t for p in parts for t in p.heads),
-            tuple(t for p in parts for t in p.tails),
-        )
+        parts = tuple(part if isinstance(part, Task) else cls.of(part) for part in item)
+        if all(isinstance(part, Task) for part in parts):
+            return cls(parts, parts, parts)  # type: ignore[arg-type]
+        heads = tuple(t for p in parts for t in ((p,) if isinstance(p, Task) else p.heads))
+        tails = tuple(t for p in parts for t in ((p,) if isinstance(p, Task) else p.tails))
+        return cls(heads, tails, parts)
 
     def __rshift__(self, other: Task | Flow | Iterable[Task | Flow]) -> Flow:
         right = Flow.of(other)
-        links = tuple((a, b) for a in self.tails for b in right.heads)
-        return Flow(
-            self.tasks + right.tasks, self.edges + right.edges + links, self.heads, right.tails
-        )
+        return Flow(self.heads, right.tails, (self, right), ((self.tails, right.heads),))
 
     def __rrshift__(self, other: Task | Flow | Iterable[Task | Flow]) -> Flow:
         return Flow.of(other) >> self
+
+    def walk(self) -> tuple[list[Task], list[tuple[tuple[Task, ...], tuple[Task, ...]]]]:
+        """Every task in order of first appearance (repeats included) and every join."""
+        tasks: list[Task] = []
+        joins: list[tuple[tuple[Task, ...], tuple[Task, ...]]] = []
+        stack: list[Task | Flow] = [self]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, Task):
+                tasks.append(item)
+                continue
+            joins.extend(item._joins)
+            parts = item._parts
+            if parts is item.heads and parts is item.tails:  # tasks side by side
+                tasks.extend(parts)  # type: ignore[arg-type]
+            else:
+                stack.extend(reversed(parts))
+        return tasks, joins
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        return tuple(self.walk()[0])
+
+    @property
+    def edges(self) -> tuple[tuple[Task, Task], ...]:
+        return tuple((a, b) for tails, heads in self.walk()[1] for a in tails for b in heads)
+
+    def __repr__(self) -> str:
+        return f"<Flow from {list(self.heads)} to {list(self.tails)}>"
 
 
 @attrs.frozen
@@ -87,48 +127,87 @@ class Graph:
     pooled: bool = False
 
     @classmethod
-    def build(cls, dag_id: str, tasks: dict[str, Task], edges: set[tuple[str, str]]) -> Graph:
-        ids = tuple(tasks)
-        index = {task_id: i for i, task_id in enumerate(ids)}
-        children: list[list[int]] = [[] for _ in ids]
-        parents: list[list[int]] = [[] for _ in ids]
-        for a, b in sorted(edges, key=lambda e: (index[e[0]], index[e[1]])):
-            children[index[a]].append(index[b])
+    def build(
+        cls, dag_id: str, tasks: Mapping[str, Task], edges: Iterable[tuple[str, str]]
+    ) -> Graph:
+        """The graph of ``tasks`` (in order) and ``edges`` (``(upstream, downstream)``
+        task ids)."""
+        index = {task_id: i for i, task_id in enumerate(tasks)}
+        parents: list[list[int]] = [[] for _ in index]
+        for a, b in edges:
             parents[index[b]].append(index[a])
-        _check_acyclic(dag_id, ids, children)
+        return cls.of_parents(dag_id, tuple(tasks.values()), index, parents)
+
+    @classmethod
+    def of_parents(
+        cls,
+        dag_id: str,
+        tasks: tuple[Task, ...],
+        index: dict[str, int],
+        parents: list[list[int]],
+    ) -> Graph:
+        """The graph of ``tasks`` given, per task index, the indexes of its upstream
+        tasks (in any order, repeats allowed); ``index`` maps ids to indexes."""
+        ids = tuple(index)
+        numbers = tuple(index.values())  # one int object per index, shared below
+        # Equal index tuples are kept once: siblings share their upstream and downstream.
+        shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+        children: list[list[int]] = [[] for _ in ids]
+        upstream: list[tuple[int, ...]] = []
+        for b, found in enumerate(parents):
+            if len(found) > 1:
+                found = sorted(set(found))
+            key = tuple(found)
+            upstream.append(shared.setdefault(key, key))
+            b = numbers[b]
+            for a in found:
+                children[a].append(b)
+        downstream = []
+        for found in children:
+            key = tuple(found)
+            downstream.append(shared.setdefault(key, key))
+        del shared, children
+        order = _topological_order(numbers, downstream, upstream)
+        if len(order) < len(ids):
+            _check_acyclic(dag_id, ids, downstream)
         map_source = []
-        for i, t in enumerate(tasks.values()):
+        plain, pooled = True, False
+        for i, t in enumerate(tasks):
+            if t.pool is not None:
+                pooled = True
             if t.map_over is None:
                 map_source.append(-1)
+                if (
+                    plain
+                    and t.trigger_rule is TriggerRule.all_success
+                    and not t.branch
+                    and t.sensor is None
+                ):
+                    continue
+                plain = False
                 continue
+            plain = False
             source = index.get(t.map_over)
-            if source is None or source not in parents[i]:
-                direct = ", ".join(ids[p] for p in parents[i]) or "none"
+            if source is None or source not in upstream[i]:
+                direct = ", ".join(ids[p] for p in upstream[i]) or "none"
                 raise DagDefinitionError(
                     f"DAG {dag_id!r}: task {t.id!r} maps over {t.map_over!r}, which is not "
                     f"directly upstream of it (upstream: {direct}); write "
                     f"{t.map_over} >> {t.id}.map({t.map_over!r})"
                 )
             map_source.append(source)
-        plain = all(
-            t.trigger_rule is TriggerRule.all_success
-            and not t.branch
-            and t.map_over is None
-            and t.sensor is None
-            for t in tasks.values()
-        )
         return cls(
             map_source=tuple(map_source),
             plain=plain,
             mapped=any(source >= 0 for source in map_source),
-            pooled=any(t.pool is not None for t in tasks.values()),
-            order=_topological_order(children, parents),
+            pooled=pooled,
+            order=order,
             ids=ids,
-            tasks=tuple(tasks.values()),
+            tasks=tasks,
             index=index,
-            children=tuple(tuple(c) for c in children),
-            parents=tuple(tuple(p) for p in parents),
-            roots=tuple(i for i, p in enumerate(parents) if not p),
+            children=tuple(downstream),
+            parents=tuple(upstream),
+            roots=tuple(numbers[i] for i, p in enumerate(upstream) if not p),
         )
 
     def descendants(self, start: int) -> list[int]:
@@ -145,9 +224,14 @@ class Graph:
         return found
 
 
-def _topological_order(children: list[list[int]], parents: list[list[int]]) -> tuple[int, ...]:
+def _topological_order(
+    numbers: tuple[int, ...],
+    children: list[tuple[int, ...]],
+    parents: list[tuple[int, ...]],
+) -> tuple[int, ...]:
+    """Task indexes, each after its parents; shorter than the graph when it has a cycle."""
     waiting = [len(p) for p in parents]
-    ready = [i for i, n in enumerate(waiting) if n == 0]
+    ready = [numbers[i] for i, n in enumerate(waiting) if n == 0]
     order: list[int] = []
     while ready:
         i = ready.pop()
@@ -159,7 +243,7 @@ def _topological_order(children: list[list[int]], parents: list[list[int]]) -> t
     return tuple(order)
 
 
-def _check_acyclic(dag_id: str, ids: tuple[str, ...], children: list[list[int]]) -> None:
+def _check_acyclic(dag_id: str, ids: tuple[str, ...], children: Sequence[Sequence[int]]) -> None:
     """Raise ``DagDefinitionError`` naming one cycle, if there is any (iterative DFS)."""
     white, grey, black = 0, 1, 2
     color = [white] * len(ids)
@@ -272,8 +356,6 @@ class DAG:
         problem = params_problem(self.params)
         if problem is not None:
             raise DagDefinitionError(f"DAG {dag_id!r}: {problem}")
-        self._tasks: dict[str, Task] = {}
-        self._edges: set[tuple[str, str]] = set()
         self._graph: Graph | None = None
 
     def add(self, *flows: Task | Flow | Iterable[Task | Flow]) -> DAG:
@@ -282,37 +364,56 @@ class DAG:
         :raises DagDefinitionError: a cycle, two different tasks with one id, or a bad id;
             the DAG is left unchanged.
         """
-        tasks = dict(self._tasks)
-        edges = set(self._edges)
+        # Building a large DAG makes millions of objects, none of them garbage: the
+        # collector's passes over them would cost more than the building itself.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._graph = self._grown(flows)
+        finally:
+            if collecting:
+                gc.enable()
+        return self
+
+    def _grown(self, flows: tuple[Task | Flow | Iterable[Task | Flow], ...]) -> Graph:
+        """The graph with ``flows`` added (this DAG's graph is left as it is)."""
+        old = self.graph
+        index = dict(old.index)
+        tasks = list(old.tasks)
+        parents = [list(p) for p in old.parents]
         for item in flows:
-            flow = Flow.of(item)
-            for t in flow.tasks:
+            found, joins = Flow.of(item).walk()
+            for t in found:
                 if not isinstance(t, Task):
                     raise DagDefinitionError(f"DAG {self.dag_id!r}: {t!r} is not a Task")
-                known = tasks.setdefault(t.id, t)
-                if known is not t:
+                i = index.setdefault(t.id, len(tasks))
+                if i == len(tasks):
+                    tasks.append(t)
+                    parents.append([])
+                elif tasks[i] is not t:
                     raise DagDefinitionError(
                         f"DAG {self.dag_id!r} has two different tasks with id {t.id!r}; "
-                        "give one of them another id, e.g. @task(id='other_name')"
+                        f"give one of them another id, e.g. {t._other_id_example()}"
                     )
-            edges.update((a.id, b.id) for a, b in flow.edges)
-        graph = Graph.build(self.dag_id, tasks, edges)
-        self._tasks, self._edges, self._graph = tasks, edges, graph
-        return self
+            for tails, heads in joins:
+                upstream = [index[a.id] for a in tails]
+                for b in heads:
+                    parents[index[b.id]].extend(upstream)
+        return Graph.of_parents(self.dag_id, tuple(tasks), index, parents)
 
     @property
     def tasks(self) -> Mapping[str, Task]:
-        return dict(self._tasks)
+        graph = self.graph
+        return dict(zip(graph.ids, graph.tasks, strict=True))
 
     @property
     def graph(self) -> Graph:
         if self._graph is None:
-            self._graph = Graph.build(self.dag_id, {}, set())
+            self._graph = Graph.build(self.dag_id, {}, ())
         return self._graph
 
-    def definition(self) -> dict[str, Any]:
-        """A JSON description of the DAG; its hash identifies a version."""
-        graph = self.graph
+    def _head(self) -> dict[str, Any]:
+        """The definition but its tasks."""
         found: dict[str, Any] = {
             "dag_id": self.dag_id,
             "schedule": None if self.schedule is None else self.schedule.describe(),
@@ -323,13 +424,6 @@ class DAG:
             "tags": list(self.tags),
             "description": self.description,
             "params": self.params,
-            "tasks": {
-                task_id: {
-                    "upstream": [graph.ids[p] for p in graph.parents[i]],
-                    **graph.tasks[i].fingerprint(),
-                }
-                for i, task_id in enumerate(graph.ids)
-            },
         }
         if self.run_timeout is not None:  # only when set: other DAGs keep their hash
             found["run_timeout"] = self.run_timeout.total_seconds()
@@ -337,12 +431,78 @@ class DAG:
             found["max_active_tasks"] = self.max_active_tasks
         return found
 
+    def definition(self) -> dict[str, Any]:
+        """A JSON description of the DAG; its hash identifies a version."""
+        graph = self.graph
+        found = self._head()
+        found["tasks"] = {
+            task_id: {
+                "upstream": [graph.ids[p] for p in graph.parents[i]],
+                **graph.tasks[i].fingerprint(),
+            }
+            for i, task_id in enumerate(graph.ids)
+        }
+        return found
+
     def definition_hash(self, definition: dict[str, Any] | None = None) -> str:
         """The content hash of :meth:`definition` (pass it when already computed)."""
         if definition is None:
-            definition = self.definition()
-        text = json.dumps(definition, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
+            return self.encoded_definition()[0]
+        return _definition.definition_hash(definition)
+
+    def encoded_definition(self) -> tuple[str, bytes]:
+        """The hash of :meth:`definition` and its stored form (compressed JSON, see
+        :func:`~ppacer_async.storage.decode_definition`), made a batch of tasks at a
+        time: a DAG of a million tasks never exists as a million dicts or one text."""
+        return _definition.stream_definition(self._head(), self.graph.ids, _TaskTexts(self.graph))
 
     def __repr__(self) -> str:
-        return f"<DAG {self.dag_id!r} with {len(self._tasks)} tasks>"
+        return f"<DAG {self.dag_id!r} with {len(self.graph.ids)} tasks>"
+
+
+#: Fingerprint values whose type and value alone decide their JSON text.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+class _TaskTexts:
+    """Each task's entry in the definition as sorted-keys JSON text, by task index.
+
+    Tasks alike (made in a loop) have equal fingerprints: each distinct one is encoded
+    once, and each distinct upstream list once.
+    """
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        known: dict[Any, str] = {}
+        #: per task, its fingerprint's text without the closing brace, when "upstream"
+        #: sorts after all its keys; else the fingerprint itself
+        self.fingerprints: list[str | dict[str, Any]] = []
+        add = self.fingerprints.append
+        for t in graph.tasks:
+            fingerprint = t.fingerprint()
+            if not fingerprint or max(fingerprint) >= "upstream":
+                add(fingerprint)
+                continue
+            key: Any = None
+            types = tuple(map(type, fingerprint.values()))
+            if _SCALARS.issuperset(types):  # hashable, and equal keys mean equal texts
+                key = (tuple(fingerprint.items()), types)
+                text = known.get(key)
+                if text is not None:
+                    add(text)
+                    continue
+            text = _definition.hash_text(fingerprint)[:-1]
+            add(text if key is None else known.setdefault(key, text))
+        self.upstream: dict[tuple[int, ...], str] = {}
+
+    def __call__(self, i: int) -> str:
+        parents = self.graph.parents[i]
+        upstream = self.upstream.get(parents)
+        if upstream is None:
+            ids = self.graph.ids
+            upstream = self.upstream[parents] = _definition.hash_text([ids[p] for p in parents])
+        fingerprint = self.fingerprints[i]
+        if isinstance(fingerprint, str):
+            return fingerprint + ',"upstream":' + upstream + "}"
+        names = [self.graph.ids[p] for p in parents]
+        return _definition.hash_text({"upstream": names, **fingerprint})

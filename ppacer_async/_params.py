@@ -14,6 +14,8 @@ def params_problem(params: Mapping[str, Any]) -> str | None:
     NaN and Infinity are refused: they are not JSON, PostgreSQL refuses them and
     SQLite would keep them, so the same DAG would behave differently by storage.
     """
+    if not params:
+        return None  # nothing to check: the usual trigger, of a DAG without params
     where = _non_finite(params, "params")
     if where is not None:
         return (

@@ -24,6 +24,7 @@ _BAD = re.compile("[\x00\ud800-\udfff]")
 # \u0000, which must not be preceded by an odd number of backslashes (``"\\u0000"``
 # is a backslash and the text "u0000").
 _BAD_JSON = re.compile(r"[\ud800-\udfff]|(?<!\\)((?:\\\\)*)\\u0000")
+_INT = {int}
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
@@ -69,6 +70,10 @@ def result(value: Any) -> tuple[Any, int]:
                 "finite number, or None or a string for a missing one"
             )
         return value, 0
+    if kind is list and set(map(type, value)) == _INT:
+        # A list of ints (ids, offsets: what a task to be mapped often returns) comes
+        # back from its JSON as a copy of itself; no need to encode and decode it.
+        return list(value), 0
     try:
         encoded = _ENCODE(value)
     except RecursionError:
@@ -82,7 +87,9 @@ def result(value: Any) -> tuple[Any, int]:
             "JSON-compatible data: dict, list, str, int, float, bool or None"
         ) from None
     count = 0
-    if _BAD_JSON.search(encoded) is not None:
+    # ASCII text holds no surrogate, and NUL only as its escape: a plain substring test
+    # spares the pattern's scan of a large result (a mapped task's list, say).
+    if (not encoded.isascii() or "\\u0000" in encoded) and _BAD_JSON.search(encoded) is not None:
         encoded, count = _BAD_JSON.subn(lambda m: (m[1] or "") + REPLACEMENT, encoded)
     try:
         return json.loads(encoded), count

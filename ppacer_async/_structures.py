@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 import attrs
 
+from ._definition import decode_definition
 from ._enums import (
     AttemptReason,
     DagRunStatus,
@@ -24,6 +26,8 @@ class DagRun:
     :ivar id: storage-assigned id, unique across DAGs.
     :ivar logical_time: the schedule point the run is for (UTC, tz-aware).
     :ivar dag_version: the version of the DAG definition the run executes.
+    :ivar started_at: when the run started, or started again after a restart (its
+        ``run_timeout`` counts from it).
     :ivar note: why the run ended as it did, when that needs saying (cancelled by
         whom, timed out after how long).
     """
@@ -39,6 +43,32 @@ class DagRun:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     note: str | None = None
+
+
+def moved_run(
+    run: DagRun,
+    status: DagRunStatus,
+    trigger: RunTrigger,
+    started_at: datetime | None,
+    finished_at: datetime | None,
+    note: str | None,
+) -> DagRun:
+    """``run`` with what a state change writes (its status, trigger, times and note)
+    replaced: ``attrs.evolve`` without its generic machinery, which costs more than
+    the rest of a run's start or end."""
+    return DagRun(
+        id=run.id,
+        dag_id=run.dag_id,
+        logical_time=run.logical_time,
+        status=status,
+        trigger=trigger,
+        params=run.params,
+        dag_version=run.dag_version,
+        created_at=run.created_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        note=note,
+    )
 
 
 def instance_id(task_id: str, map_index: int) -> str:
@@ -125,11 +155,38 @@ class DagInfo:
     dag_id: str
     version: int
     definition_hash: str
-    definition: dict[str, Any]
+    #: the definition as storage holds it (compressed JSON, JSON text, or the object),
+    #: decoded when :attr:`definition` is first read: a DAG's paused state does not
+    #: need its million tasks decoded
+    stored_definition: bytes | str | dict[str, Any] = attrs.field(
+        alias="definition", eq=False, repr=False
+    )
     paused: bool
     created_at: datetime
     #: when unpaused "from now": schedule points up to this moment are skipped
     resume_after: datetime | None = None
+
+    @functools.cached_property
+    def definition(self) -> dict[str, Any]:
+        """The definition (``DAG.definition()`` as recorded)."""
+        found: dict[str, Any] = decode_definition(self.stored_definition)
+        return found
+
+
+@attrs.frozen(kw_only=True)
+class NewRun:
+    """A queued run to insert (the arguments of ``Storage.create_run``): the scheduler
+    writes the runs it is asked to trigger in its next group commit
+    (``Storage.create_runs_and_commit``)."""
+
+    dag_id: str
+    logical_time: datetime
+    trigger: RunTrigger
+    params: dict[str, Any]
+    dag_version: int
+    created_at: datetime
+    #: the schedule event recorded with the run, if any
+    event: ScheduleEventKind | None = None
 
 
 @attrs.frozen(kw_only=True)

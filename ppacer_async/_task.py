@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .abc import Notifier
 
 DEFAULT_TIMEOUT = timedelta(minutes=10)
+_DEFAULT_TIMEOUT_SECONDS = DEFAULT_TIMEOUT.total_seconds()
 DEFAULT_RETRY_DELAY = timedelta(seconds=5)
 #: The most instances a mapped task makes by default (``max_map_length``).
 DEFAULT_MAX_MAP_LENGTH = 10_000
@@ -37,12 +38,15 @@ def _check_id(kind: str, value: object) -> str:
     return value
 
 
+_ZERO = timedelta(0)
+
+
 def _check_duration(name: str, value: object, *, allow_zero: bool) -> timedelta:
     if not isinstance(value, timedelta):
         raise DagDefinitionError(
             f"{name} must be a datetime.timedelta, got {type(value).__name__} {value!r}"
         )
-    if value < timedelta(0) or (value == timedelta(0) and not allow_zero):
+    if value < _ZERO or (value == _ZERO and not allow_zero):
         bound = "zero or positive" if allow_zero else "positive"
         raise DagDefinitionError(f"{name} must be {bound}, got {value}")
     return value
@@ -233,8 +237,36 @@ class Task:
         how often it pokes and for how long.
     """
 
+    # Slots keep a task small (a DAG may hold a million of them); ``__dict__`` stays for
+    # subclasses' own attributes and is only made when one is set.
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "alert_on_failure",
+        "alert_on_retry",
+        "branch",
+        "id",
+        "is_async",
+        "map_over",
+        "max_map_length",
+        "max_retry_delay",
+        "notifier",
+        "pool",
+        "pool_slots",
+        "priority",
+        "retries",
+        "retry_backoff",
+        "retry_delay",
+        "retry_jitter",
+        "retry_on",
+        "sensor",
+        "timeout",
+        "timeout_seconds",
+        "trigger_rule",
+    )
+
     #: for a mapped copy (``task.map("split")``): the upstream task whose list it maps
-    map_over: str | None = None
+    map_over: str | None
 
     def __init__(
         self,
@@ -259,6 +291,7 @@ class Task:
         sensor: Poking | None = None,
     ) -> None:
         self.id = _check_id("task", type(self).__name__ if id is None else id)
+        self.map_over = None
         if sensor is not None and not isinstance(sensor, Poking):
             raise DagDefinitionError(
                 f"task {self.id!r}: sensor must be a Poking(...) or None, got {sensor!r}"
@@ -276,7 +309,9 @@ class Task:
             )
         self.pool_slots = pool_slots
         try:
-            self.trigger_rule = TriggerRule(trigger_rule)
+            self.trigger_rule = (
+                trigger_rule if type(trigger_rule) is TriggerRule else TriggerRule(trigger_rule)
+            )
         except ValueError:
             names = ", ".join(rule.value for rule in TriggerRule)
             raise DagDefinitionError(
@@ -292,7 +327,7 @@ class Task:
                 f"got {retry_jitter!r}"
             )
         self.retry_jitter = float(retry_jitter)
-        self.retry_on = _check_exception_types(self.id, retry_on)
+        self.retry_on = () if retry_on == () else _check_exception_types(self.id, retry_on)
         if (
             not isinstance(max_map_length, int)
             or isinstance(max_map_length, bool)
@@ -325,19 +360,25 @@ class Task:
             )
         )
         self.timeout = _check_duration(f"task {self.id!r}: timeout", timeout, allow_zero=False)
-        self.timeout_seconds = self.timeout.total_seconds()
+        self.timeout_seconds = (
+            _DEFAULT_TIMEOUT_SECONDS if timeout == DEFAULT_TIMEOUT else timeout.total_seconds()
+        )
         if not isinstance(priority, int) or isinstance(priority, bool):
             raise DagDefinitionError(f"task {self.id!r}: priority must be an int, got {priority!r}")
         self.priority = priority
         self.alert_on_retry = bool(alert_on_retry)
         self.alert_on_failure = bool(alert_on_failure)
         self.notifier = notifier
+        self.is_async = self._runs_async()
+
+    def _runs_async(self) -> bool:
+        """Whether ``execute`` is a coroutine function (else it runs in a thread)."""
         execute = getattr(self, "execute", None)
         if execute is None or not callable(execute):
             raise DagDefinitionError(
                 f"task {self.id!r}: {type(self).__name__} must define execute(self, ctx)"
             )
-        self.is_async = inspect.iscoroutinefunction(execute)
+        return inspect.iscoroutinefunction(execute)
 
     def execute(self, ctx: TaskContext) -> Any:
         """Do the work. Override as ``async def`` or ``def``; the return value is stored."""
@@ -431,9 +472,26 @@ class Task:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id!r}>"
 
+    def _other_id_example(self) -> str:
+        """How to give a task like this one another id, for error messages."""
+        return f"{type(self).__name__}(..., id='other_name')"
+
+
+class _FunctionDoc:
+    """``FunctionTask.__doc__``: the class's own docstring on the class, the function's
+    on a task (read when asked, not stored in every task)."""
+
+    def __init__(self, doc: str | None) -> None:
+        self.doc = doc
+
+    def __get__(self, obj: FunctionTask | None, owner: type | None = None) -> str | None:
+        return self.doc if obj is None else obj.func.__doc__
+
 
 class FunctionTask(Task):
     """A task made from a function by the ``task`` decorator."""
+
+    __slots__ = ("func",)
 
     def __init__(self, func: Callable[[TaskContext], Any], **options: Any) -> None:
         if not callable(func):
@@ -442,11 +500,16 @@ class FunctionTask(Task):
         options.setdefault("id", getattr(func, "__name__", None))
         super().__init__(**options)
         _check_takes_context(func, self.id)
-        self.is_async = inspect.iscoroutinefunction(func)
-        self.__doc__ = func.__doc__
+
+    def _runs_async(self) -> bool:
+        return _checked_function(self.func)[0]
 
     def execute(self, ctx: TaskContext) -> Any:
         return self.func(ctx)
+
+    def _other_id_example(self) -> str:
+        kind = ".sensor" if self.sensor is not None else ".branch" if self.branch else ""
+        return f"@task{kind}(id='other_name')"
 
     def fingerprint(self) -> dict[str, Any]:
         found = super().fingerprint()
@@ -457,9 +520,41 @@ class FunctionTask(Task):
         return self.func
 
 
+FunctionTask.__doc__ = _FunctionDoc(FunctionTask.__doc__)  # type: ignore[assignment]
+
+#: The function last checked and what was found: tasks made in a loop share a function,
+#: and inspecting it (its signature above all) costs more than the rest of a task.
+_last_checked: tuple[Callable[..., Any] | None, bool, bool] = (None, False, False)
+
+
+def _checked_function(func: Callable[..., Any]) -> tuple[bool, bool]:
+    """``(is a coroutine function, can be called with one argument)`` for ``func``."""
+    global _last_checked
+    last, is_async, takes_context = _last_checked
+    if last is not func:
+        is_async = inspect.iscoroutinefunction(func)
+        takes_context = _takes_one_argument(func)
+        _last_checked = (func, is_async, takes_context)
+    return is_async, takes_context
+
+
+def _takes_one_argument(func: Callable[..., Any]) -> bool:
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # a builtin without a signature: let it run
+        return True
+    try:
+        signature.bind(None)
+    except TypeError:
+        return False
+    return True
+
+
 def _check_takes_context(func: Callable[..., Any], task_id: str) -> None:
     """Refuse, when the task is made, a function that cannot be called with the task's
     context (it would otherwise fail only when it runs)."""
+    if _checked_function(func)[1]:
+        return
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError):  # a builtin without a signature: let it run

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import anyio
 import anyio.abc
 
 from ._enums import DagRunStatus, RunTrigger, ScheduleEventKind
+from ._exceptions import StorageError
 from ._structures import (
     Alert,
     Changes,
@@ -20,6 +21,7 @@ from ._structures import (
     DagRun,
     LocalClaim,
     LogRecord,
+    NewRun,
     PoolUsage,
     PruneCounts,
     ScheduleEvent,
@@ -82,6 +84,12 @@ class Storage(ABC):
     #: stays its worker's without a renewal.
     lease: timedelta = timedelta(seconds=30)
 
+    #: Whether :meth:`create_runs_and_commit` writes the new runs and the changes in one
+    #: transaction. When it does, a serving scheduler writes the runs it is asked to
+    #: trigger in its next group commit, one transaction for many triggers and the
+    #: state changes of the moment; when not, each trigger calls :meth:`create_run`.
+    creates_runs_in_commit: ClassVar[bool] = False
+
     async def __aenter__(self) -> Storage:
         await self.open()
         return self
@@ -124,10 +132,17 @@ class Storage(ABC):
 
     @abstractmethod
     async def sync_dag(
-        self, dag_id: str, definition_hash: str, definition: dict[str, Any], now: datetime
+        self,
+        dag_id: str,
+        definition_hash: str,
+        definition: bytes | Mapping[str, Any],
+        now: datetime,
     ) -> int:
         """Record a DAG definition and return its version number.
 
+        ``definition`` is its stored form (``DAG.encoded_definition()``: compressed JSON,
+        read back with ``ppacer_async.storage.decode_definition``) or the definition
+        itself as a dict. :meth:`get_dag` returns it decoded.
         An unchanged definition (same hash as the latest version) writes nothing.
         """
 
@@ -208,6 +223,37 @@ class Storage(ABC):
         """Apply one state-machine step atomically: upsert task runs by
         ``(run_id, task_id, attempt)``, update run status/trigger/times by id, append logs.
         """
+
+    async def create_runs_and_commit(
+        self, runs: Sequence[NewRun], changes: Changes
+    ) -> list[DagRun]:
+        """Insert queued runs (as :meth:`create_run` does, in order; none may be refused:
+        manual runs), then apply ``changes`` (as :meth:`commit`); return the new runs
+        as stored.
+
+        ``changes`` never refer to the new runs. The default writes them one after the
+        other; storages that set ``creates_runs_in_commit`` write all in one
+        transaction, so that nothing is written when it raises.
+        """
+        created: list[DagRun] = []
+        for new in runs:
+            run = await self.create_run(
+                dag_id=new.dag_id,
+                logical_time=new.logical_time,
+                trigger=new.trigger,
+                params=new.params,
+                dag_version=new.dag_version,
+                created_at=new.created_at,
+                event=new.event,
+            )
+            if run is None:
+                raise StorageError(
+                    f"a run of DAG {new.dag_id!r} at {new.logical_time.isoformat()} was "
+                    "refused: its logical time is taken; nothing else was written"
+                )
+            created.append(run)
+        await self.commit(changes)
+        return created
 
     @abstractmethod
     async def get_run(self, run_id: int) -> DagRun | None:
@@ -444,3 +490,9 @@ class SharedStorage(Storage):
     async def reap(self) -> list[TaskRun]:
         """Record the attempts whose lease expired as ``interrupted`` outcomes and
         return them."""
+
+    @abstractmethod
+    async def lease_due(self) -> timedelta | None:
+        """How long until the earliest lease of a running attempt runs out (zero or
+        less: it has), or ``None`` when no attempt holds a lease; :meth:`reap` then
+        gives the attempt up as soon as its lease runs out."""

@@ -35,6 +35,7 @@ from ._structures import (
     DagSummary,
     DbInfo,
     LogPage,
+    NewRun,
     PoolUsage,
     PruneCounts,
     RunDetail,
@@ -68,6 +69,7 @@ __all__ = [
     "list_dags",
     "list_runs",
     "logs",
+    "manual_run",
     "next_due",
     "pause",
     "prune",
@@ -224,6 +226,32 @@ async def trigger(
     )
 
 
+def manual_run(
+    dag_id: str,
+    version: int,
+    defaults: Mapping[str, Any],
+    params: Mapping[str, Any] | None,
+    now: datetime,
+) -> NewRun:
+    """The manual run of a known DAG version to queue; ``params`` override ``defaults``.
+
+    :raises ValueError: the params are not JSON.
+    """
+    merged = {**defaults, **(params or {})}
+    problem = params_problem(merged)
+    if problem is not None:
+        raise ValueError(problem)
+    return NewRun(
+        dag_id=dag_id,
+        logical_time=now,
+        trigger=RunTrigger.manual,
+        params=merged,
+        dag_version=version,
+        created_at=now,
+        event=ScheduleEventKind.manual,
+    )
+
+
 async def queue_manual_run(
     storage: Storage,
     dag_id: str,
@@ -233,18 +261,15 @@ async def queue_manual_run(
     now: datetime,
 ) -> DagRun:
     """Queue a manual run of a known DAG version; ``params`` override ``defaults``."""
-    merged = {**defaults, **(params or {})}
-    problem = params_problem(merged)
-    if problem is not None:
-        raise ValueError(problem)
+    new = manual_run(dag_id, version, defaults, params, now)
     run = await storage.create_run(
-        dag_id=dag_id,
-        logical_time=now,
-        trigger=RunTrigger.manual,
-        params=merged,
-        dag_version=version,
-        created_at=now,
-        event=ScheduleEventKind.manual,
+        dag_id=new.dag_id,
+        logical_time=new.logical_time,
+        trigger=new.trigger,
+        params=new.params,
+        dag_version=new.dag_version,
+        created_at=new.created_at,
+        event=new.event,
     )
     assert run is not None  # manual runs are never refused
     return run
@@ -252,7 +277,8 @@ async def queue_manual_run(
 
 async def restart(storage: Storage, run_id: int) -> DagRun:
     """Queue a failed or cancelled run again; the scheduler re-runs what did not
-    succeed.
+    succeed. Its ``started_at`` becomes the time it starts again, from which its
+    ``run_timeout`` counts.
 
     :raises RunNotFound: no such run. :raises InvalidOperation: the run is not failed
         or cancelled.
@@ -262,8 +288,14 @@ async def restart(storage: Storage, run_id: int) -> DagRun:
         raise InvalidOperation(
             f"run {run_id} is {run.status}; only failed or cancelled runs can be restarted"
         )
+    # Started again when the scheduler takes it up: its run_timeout counts from then.
     queued = attrs.evolve(
-        run, status=DagRunStatus.queued, trigger=RunTrigger.restart, finished_at=None, note=None
+        run,
+        status=DagRunStatus.queued,
+        trigger=RunTrigger.restart,
+        started_at=None,
+        finished_at=None,
+        note=None,
     )
     await storage.commit(Changes(dag_runs=[queued]))
     return queued
@@ -315,11 +347,17 @@ async def backfill(
         raise InvalidOperation(f"backfill end {end} is before its start {start}")
     schedule = schedule or stored_schedule(info)
     points = []
-    found = schedule_points(schedule, start - timedelta(microseconds=1), end)
-    for point in found:
-        points.append(point)
-        if len(points) > MAX_BACKFILL_RUNS:
-            raise InvalidOperation(_too_many_points(points, found))
+    try:
+        found = schedule_points(schedule, start - timedelta(microseconds=1), end)
+        for point in found:
+            points.append(point)
+            if len(points) > MAX_BACKFILL_RUNS:
+                raise InvalidOperation(_too_many_points(points, found))
+    except OverflowError:
+        raise InvalidOperation(
+            f"backfill range {start.isoformat()} to {end.isoformat()} reaches past the "
+            "dates the schedule can compute (years 1 to 9999); choose a narrower range"
+        ) from None
     created = []
     for point in points:
         run = await storage.create_run(

@@ -8,17 +8,22 @@ resumes it). Each takes the sensor options (``poke_interval``, ``timeout``,
     from datetime import time, timedelta
     from ppacer_async.sensors import FileSensor, RunSensor, TimeSensor
 
-    arrived = FileSensor("arrived", "/srv/in/data.csv", poke_interval=timedelta(seconds=30))
-    extracted = RunSensor("extracted", "extract")      # its run of the same logical time
-    evening = TimeSensor("evening", time(18, 0))       # 18:00 UTC on the logical date
+    arrived = FileSensor("/srv/in/{logical_date}.csv", poke_interval=timedelta(seconds=30))
+    extracted = RunSensor("extract")          # its run of the same logical time
+    evening = TimeSensor(at=time(18, 0))      # 18:00 UTC on the logical date
     dag.add([arrived, extracted, evening] >> load)
 
-A function becomes a sensor with ``@task.sensor(...)``.
+Each one's id, by which downstream tasks read its result, says what it waits for:
+here ``wait_for_logical_date.csv`` (braces dropped, characters an id may not hold
+replaced with ``_``), ``wait_for_extract`` and ``wait_until_18.00``; ``id=`` gives
+another. A function becomes a sensor with ``@task.sensor(...)``. ``TimeSensor`` takes
+"now" from the scheduler's clock, so a ``FakeClock`` drives it in tests.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -26,7 +31,7 @@ import anyio
 
 from ._enums import DagRunStatus
 from ._exceptions import DagDefinitionError
-from ._scheduler.consumer import CURRENT_STORAGE
+from ._scheduler.consumer import CURRENT_CLOCK, CURRENT_STORAGE
 from ._task import DEFAULT_POKE_INTERVAL, DEFAULT_SENSOR_TIMEOUT, Poking, Task, TaskContext
 
 __all__ = ["FileSensor", "RunSensor", "Sensor", "TimeSensor"]
@@ -47,7 +52,7 @@ class Sensor(Task):
 
     def __init__(
         self,
-        id: str,
+        id: str | None = None,
         *,
         poke_interval: timedelta = DEFAULT_POKE_INTERVAL,
         timeout: timedelta = DEFAULT_SENSOR_TIMEOUT,
@@ -69,17 +74,66 @@ class Sensor(Task):
         )
 
 
+#: Runs of characters a task id may not hold (see ``_task._ID_PATTERN``).
+_NOT_IN_IDS = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+def _derived_id(kind: str, prefix: str, name: str, argument: str) -> str:
+    """``prefix`` + ``name`` made a valid task id: braces dropped, other characters a
+    task id may not hold replaced with ``_``.
+
+    :raises DagDefinitionError: nothing of ``name`` is left.
+    """
+    cleaned = _NOT_IN_IDS.sub("_", name.replace("{", "").replace("}", "")).strip("_")
+    if not cleaned:
+        raise DagDefinitionError(
+            f"{kind}({argument}): cannot make a task id from {name!r}; give one with "
+            f"{kind}({argument}, id='wait_for_it')"
+        )
+    return prefix + cleaned
+
+
+def _compact(delta: timedelta) -> str:
+    """``timedelta(hours=1, minutes=30)`` as ``1h30m``; ``0s`` for zero."""
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    parts = []
+    for unit, size in (("d", 86_400_000_000), ("h", 3_600_000_000), ("m", 60_000_000)):
+        count, micros = divmod(micros, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    seconds, micros = divmod(micros, 1_000_000)
+    if seconds:
+        parts.append(f"{seconds}s")
+    millis, micros = divmod(micros, 1000)
+    if millis:
+        parts.append(f"{millis}ms")
+    if micros:
+        parts.append(f"{micros}us")
+    return "".join(parts) or "0s"
+
+
 class FileSensor(Sensor):
     """Waits until ``path`` exists; its result is the path.
 
     :param path: a file or directory; ``{logical_date}`` in it is replaced by the
         run's logical date (``2026-03-01``).
+    :param id: the task's id; default ``wait_for_`` and the file's name, made a valid
+        id (``/in/{logical_date}.csv``: ``wait_for_logical_date.csv``).
     """
 
-    def __init__(self, id: str, path: str | os.PathLike[str], **options: Any) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, id: str | None = None, **options: Any
+    ) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise DagDefinitionError(
+                f"FileSensor: path must be a str or a path, got {type(path).__name__} {path!r}"
+            )
         self.path = os.fspath(path)
         if not self.path:
-            raise DagDefinitionError(f"FileSensor {id!r}: path must not be empty")
+            raise DagDefinitionError("FileSensor: path must not be empty")
+        if id is None:
+            name = os.path.basename(os.path.normpath(self.path))
+            id = _derived_id("FileSensor", "wait_for_", name, repr(self.path))
         super().__init__(id, **options)
 
     async def execute(self, ctx: TaskContext) -> str | None:
@@ -97,17 +151,27 @@ class RunSensor(Sensor):
     :param dag_id: the DAG whose run it waits for (served by any process sharing the
         storage).
     :param delta: look for the run at ``logical_time + delta`` instead.
+    :param id: the task's id; default ``wait_for_`` and ``dag_id``.
     """
 
     def __init__(
-        self, id: str, dag_id: str, *, delta: timedelta = timedelta(0), **options: Any
+        self,
+        dag_id: str,
+        *,
+        delta: timedelta = timedelta(0),
+        id: str | None = None,
+        **options: Any,
     ) -> None:
         if not isinstance(dag_id, str) or not dag_id:
-            raise DagDefinitionError(f"RunSensor {id!r}: dag_id must be a DAG's id")
+            raise DagDefinitionError(f"RunSensor: dag_id must be a DAG's id, got {dag_id!r}")
         if not isinstance(delta, timedelta):
-            raise DagDefinitionError(f"RunSensor {id!r}: delta must be a timedelta")
+            raise DagDefinitionError(
+                f"RunSensor({dag_id!r}): delta must be a timedelta, got {delta!r}"
+            )
         self.dag_id = dag_id
         self.delta = delta
+        if id is None:
+            id = _derived_id("RunSensor", "wait_for_", dag_id, repr(dag_id))
         super().__init__(id, **options)
 
     async def execute(self, ctx: TaskContext) -> int | None:
@@ -142,15 +206,27 @@ class RunSensor(Sensor):
 class TimeSensor(Sensor):
     """Waits until a moment: ``at`` a time of day on the run's logical date (UTC
     unless ``at`` has a time zone), or a ``timedelta`` after the logical time. Its
-    result is that moment, in ISO 8601."""
+    result is that moment, in ISO 8601. "Now" is the scheduler's clock.
 
-    def __init__(self, id: str, at: time | timedelta, **options: Any) -> None:
+    :param id: the task's id; default ``wait_until_`` and the time (``18.00``,
+        ``18.00.30``) or the delay (``2h_after``, ``90s_before``).
+    """
+
+    def __init__(self, at: time | timedelta, *, id: str | None = None, **options: Any) -> None:
         if not isinstance(at, time | timedelta):
             raise DagDefinitionError(
-                f"TimeSensor {id!r}: at must be a datetime.time (a time of day) or a "
+                "TimeSensor: at must be a datetime.time (a time of day) or a "
                 f"timedelta (after the logical time), got {at!r}"
             )
         self.at = at
+        if id is None:
+            if isinstance(at, timedelta):
+                when = f"{_compact(abs(at))}_{'before' if at < timedelta(0) else 'after'}"
+            else:
+                when = at.strftime("%H.%M.%S" if at.second else "%H.%M")
+                if at.microsecond:
+                    when += f".{at.microsecond:06d}"
+            id = "wait_until_" + when
         super().__init__(id, **options)
 
     def target(self, logical_time: datetime) -> datetime:
@@ -163,7 +239,9 @@ class TimeSensor(Sensor):
 
     async def execute(self, ctx: TaskContext) -> str | None:
         moment = self.target(ctx.logical_time)
-        return moment.isoformat() if datetime.now(UTC) >= moment else None
+        clock = CURRENT_CLOCK.get()
+        now = datetime.now(UTC) if clock is None else clock.now()
+        return moment.isoformat() if now >= moment else None
 
     def fingerprint(self) -> dict[str, Any]:
         at = self.at.total_seconds() if isinstance(self.at, timedelta) else self.at.isoformat()

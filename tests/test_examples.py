@@ -139,9 +139,11 @@ async def test_sensors_example_reports_once_its_file_and_the_other_run_are_there
         first = await scheduler.trigger("extract")
         assert (await scheduler.wait_for_run(first.id, timeout=10)).status is DagRunStatus.success
         report = await scheduler.trigger("report")  # the same logical time: the clock stood
+        clock.advance(timedelta(seconds=1))  # what its TimeSensor waits for
         done = await scheduler.wait_for_run(report.id, timeout=20)
         rows = {tr.task_id: tr for tr in await scheduler.task_runs(report.id)}
     sys.modules.pop("sensors", None)
     assert done.status is DagRunStatus.success
-    assert rows["extracted"].result == first.id
+    assert rows["wait_for_extract"].result == first.id
+    assert rows["wait_until_1s_after"].result == "2026-03-01T06:00:01+00:00"
     assert rows["report"].result.startswith(f"report on {tmp_path}")

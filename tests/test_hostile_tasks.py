@@ -10,7 +10,7 @@ import anyio.lowlevel
 import attrs
 import pytest
 
-from ppacer_async import DAG, DagRunStatus, Scheduler, TaskContext, TaskStatus, task
+from ppacer_async import DAG, DagRunStatus, Scheduler, TaskContext, TaskStatus, _storable, task
 from ppacer_async._structures import Changes
 from ppacer_async.storage import MemoryStorage
 
@@ -245,3 +245,13 @@ async def test_an_outcome_postgresql_refuses_fails_its_attempt_not_the_worker(
         (row,) = await s.task_runs(bad.id)
     assert row.status is TaskStatus.failed
     assert "could not be stored: ValueError: value too long" in (row.error or "")
+
+
+def test_a_result_keeps_what_can_be_stored_and_replaces_only_what_cannot() -> None:
+    ids = list(range(10_000))
+    stored, replaced = _storable.result(ids)
+    assert stored == ids and stored is not ids and replaced == 0  # a copy, as decoded
+    assert _storable.result([1, True, None]) == ([1, True, None], 0)
+    assert _storable.result(["a\x00b", 1]) == (["a\ufffdb", 1], 1)
+    assert _storable.result(["\\u0000", "\\\\u0000"]) == (["\\u0000", "\\\\u0000"], 0)
+    assert _storable.result({"k": ["\ud800é", "\x00"]}) == ({"k": ["\ufffdé", "\ufffd"]}, 2)

@@ -3,7 +3,7 @@ command line does while a scheduler serves)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -118,6 +118,10 @@ async def test_backfill_refuses_bad_ranges(storage: Storage) -> None:
             await s.backfill("hourly", T0, T0 + 20_000 * HOUR)
         with pytest.raises(DagNotFound):
             await s.backfill("nope", T0, T0)
+        earliest = datetime.min.replace(tzinfo=UTC)
+        with pytest.raises(InvalidOperation, match="years 1 to 9999"):
+            await s.backfill("hourly", earliest, T0)
+        assert await s.list_runs("hourly") == []  # nothing was queued
 
 
 async def test_runs_queued_from_outside_are_picked_up(storage_factory: StorageFactory) -> None:

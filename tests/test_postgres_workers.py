@@ -737,7 +737,7 @@ async def test_a_pool_of_four_holds_across_three_processes(
 async def test_a_process_killed_while_holding_slots_gives_them_back_within_a_lease(
     database: Database, serve: Serve
 ) -> None:
-    lease = 1.5
+    lease = 3.0
     url = database.url(lease=lease, poll_interval=0.3)
     slots = f"warehouse={shared_work.POOL_SLOTS}"
     leader = serve("pooled", url, "--pool", slots, **database.task_env)
@@ -763,14 +763,29 @@ async def test_a_process_killed_while_holding_slots_gives_them_back_within_a_lea
     )
     doomed.kill()
     killed_at = await database.admin.fetchval("SELECT now()")
+    held = await database.admin.fetch(
+        "SELECT t.task_id, t.attempt, t.lease_expires_at FROM task_runs AS t "
+        "JOIN workers AS w ON w.id = t.lease_owner "
+        "WHERE t.run_id = $1 AND w.pid = $2 AND t.status = 'running' AND t.outcome IS NULL",
+        run_id,
+        doomed.proc.pid,
+    )
+    assert held, "the killed worker held no attempt"
 
     assert await database.wait_for_run(run_id, [leader, survivor], timeout=90) == "success"
-    reaped = await database.admin.fetch(
-        "SELECT finished_at FROM task_runs WHERE run_id = $1 AND status = 'interrupted'",
+    rows = await database.admin.fetch(
+        "SELECT task_id, attempt, finished_at FROM task_runs "
+        "WHERE run_id = $1 AND status = 'interrupted'",
         run_id,
     )
-    assert reaped, "no attempt of the killed worker was interrupted"
-    # Its lease had at most one lease left; the reaper looks every half lease.
-    for row in reaped:
-        assert (row["finished_at"] - killed_at).total_seconds() <= 1.5 * lease + 0.5
+    reaped = {(row["task_id"], row["attempt"]): row["finished_at"] for row in rows}
+    assert reaped.keys() == {(row["task_id"], row["attempt"]) for row in held}
+    for row in held:
+        expired = row["lease_expires_at"]
+        # Renewed last before the kill, the lease ran out at most a lease after it...
+        assert (expired - killed_at).total_seconds() <= lease
+        # ...and was given up when it ran out: the reaper sleeps until the earliest
+        # lease runs out. 0.5 s allows for its wake-up and queries on a loaded machine.
+        late = (reaped[row["task_id"], row["attempt"]] - expired).total_seconds()
+        assert 0 <= late <= 0.5, f"reaped {late:.2f} s after its lease ran out"
     assert await most_running_at_once(database, [run_id]) == shared_work.POOL_SLOTS

@@ -414,6 +414,44 @@ async def test_run_timeout_cancels_the_run_and_says_so(storage_factory: StorageF
     assert gate.inside == 0
 
 
+async def test_a_restarted_runs_timeout_counts_from_the_restart_also_after_a_crash(
+    storage_factory: StorageFactory,
+) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = FakeClock(start)
+    gate = Gate()
+    calls: list[int] = []
+
+    @task
+    async def flaky(ctx: TaskContext) -> None:
+        calls.append(ctx.attempt)
+        if len(calls) == 1:
+            raise ConnectionError("reset by peer")
+        await gate.enter()
+
+    dag = DAG("restarted", run_timeout=timedelta(hours=1)).add(flaky)
+    async with Scheduler([dag], storage=storage_factory(), clock=clock) as scheduler:
+        run = await scheduler.trigger("restarted")
+        assert (await scheduler.wait_for_run(run.id, timeout=10)).status is DagRunStatus.failed
+        clock.advance(timedelta(hours=2))  # past the timeout counted from the first start
+        await scheduler.restart_run(run.id)
+        await gate.wait_inside(1)
+        assert (await scheduler.get_run(run.id)).started_at == start + timedelta(hours=2)
+    # The process stopped with the restarted run going: the next one recovers it, and
+    # its deadline is an hour after the restart, not after the first start.
+    async with Scheduler([dag], storage=storage_factory(), clock=clock) as scheduler:
+        await gate.wait_inside(1)
+        clock.advance(timedelta(minutes=59))
+        assert (await scheduler.get_run(run.id)).status is DagRunStatus.running
+        clock.advance(timedelta(minutes=1, seconds=1))
+        done = await scheduler.wait_for_run(run.id, timeout=10)
+    assert done.status is DagRunStatus.cancelled
+    assert done.note is not None and "timed out after 1:00:00" in done.note
+    assert done.started_at == start + timedelta(hours=2)
+    assert done.finished_at == start + timedelta(hours=3, seconds=1)
+    assert calls == [1, 2, 3]
+
+
 async def test_cancel_during_a_retry_wait_keeps_the_failure_and_the_retry_never_runs(
     storage_factory: StorageFactory,
 ) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from ppacer_async import (
     task,
 )
 from ppacer_async._task import Poking
-from ppacer_async.sensors import RunSensor, TimeSensor
+from ppacer_async.sensors import FileSensor, RunSensor, TimeSensor
 from ppacer_async.storage.sqlite import SQLiteStorage
 
 from .conftest import StorageFactory
@@ -240,7 +242,7 @@ async def test_run_sensor_waits_for_the_other_dags_run_of_the_same_logical_time(
     events.addHandler(handler)
     events.setLevel(logging.INFO)
     try:
-        sensor = RunSensor("extracted", "extract", poke_interval=MINUTE)
+        sensor = RunSensor("extract", poke_interval=MINUTE)
         downstream = DAG("report").add(sensor)
         async with Scheduler([upstream, downstream], storage="memory://", clock=clock) as sch:
             other = await sch.trigger("extract")
@@ -261,11 +263,104 @@ async def test_run_sensor_waits_for_the_other_dags_run_of_the_same_logical_time(
 
 def test_time_sensor_waits_for_a_time_of_day_on_the_logical_date_or_a_delay() -> None:
     logical = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
-    assert TimeSensor("t", time(18, 0)).target(logical) == datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
-    later = TimeSensor("d", timedelta(hours=2)).target(logical)
+    assert TimeSensor(time(18, 0)).target(logical) == datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
+    later = TimeSensor(at=timedelta(hours=2)).target(logical)
     assert later == datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
     with pytest.raises(DagDefinitionError, match=r"at must be a datetime\.time"):
-        TimeSensor("bad", "18:00")  # type: ignore[arg-type]
+        TimeSensor("18:00")  # type: ignore[arg-type]
+
+
+def test_stock_sensors_take_what_they_wait_for_and_derive_their_ids_from_it() -> None:
+    assert FileSensor("/srv/in/data.csv").id == "wait_for_data.csv"
+    assert FileSensor(Path("/srv/in/{logical_date}.csv")).id == "wait_for_logical_date.csv"
+    assert FileSensor("/srv/in/todays files/").id == "wait_for_todays_files"
+    assert RunSensor("extract").id == "wait_for_extract"
+    assert TimeSensor(at=time(18, 0)).id == "wait_until_18.00"
+    assert TimeSensor(time(6, 5, 30)).id == "wait_until_06.05.30"
+    assert TimeSensor(at=timedelta(hours=1, minutes=30)).id == "wait_until_1h30m_after"
+    assert TimeSensor(at=-timedelta(seconds=1.5)).id == "wait_until_1s500ms_before"
+    named = FileSensor("/srv/in/data.csv", id="arrived", poke_interval=MINUTE)
+    assert (named.id, named.path) == ("arrived", "/srv/in/data.csv")
+    assert RunSensor("extract", delta=-timedelta(days=1), id="yesterday").id == "yesterday"
+    with pytest.raises(DagDefinitionError, match=r"cannot make a task id .* id='wait_for_it'"):
+        FileSensor("/")
+    with pytest.raises(DagDefinitionError, match="task id 'bad id' may only contain"):
+        FileSensor("/srv/in/data.csv", id="bad id")
+    with pytest.raises(DagDefinitionError, match=r"path must be a str or a path, got int"):
+        FileSensor(3)  # type: ignore[arg-type]
+
+
+def test_two_sensors_with_one_derived_id_are_refused_naming_the_fix() -> None:
+    with pytest.raises(
+        DagDefinitionError,
+        match=re.escape(
+            "two different tasks with id 'wait_for_data.csv'; give one of them another id, "
+            "e.g. FileSensor(..., id='other_name')"
+        ),
+    ):
+        DAG("two_files").add(FileSensor("/a/data.csv"), FileSensor("/b/data.csv"))
+
+
+@pytest.mark.anyio
+async def test_time_sensor_takes_now_from_the_schedulers_clock() -> None:
+    clock = FakeClock(START)  # 12:00, long before the real now
+    evening = TimeSensor(at=time(12, 30), poke_interval=10 * MINUTE)
+
+    @task
+    async def report(ctx: TaskContext) -> str:
+        return str(ctx.upstream["wait_until_12.30"])
+
+    dag = DAG("evening").add(evening >> report)
+    with _poke_waits() as waits:
+        async with Scheduler([dag], storage="memory://", clock=clock) as scheduler:
+            run = await scheduler.trigger("evening")
+            for k in range(1, 4):  # pokes at 12:00, 12:10 and 12:20 find it too early
+                await waits.wait_for(k)
+                clock.advance(10 * MINUTE)
+            done = await scheduler.wait_for_run(run.id, timeout=10)
+            rows = {tr.task_id: tr for tr in await scheduler.task_runs(run.id)}
+    assert done.status is DagRunStatus.success
+    sensed = rows["wait_until_12.30"]
+    assert (sensed.attempt, sensed.started_at) == (1, START)
+    assert sensed.finished_at == START + 30 * MINUTE
+    assert rows["report"].result == "2026-03-01T12:30:00+00:00"
+    assert len(waits.values) == 3
+
+
+@pytest.mark.anyio
+async def test_file_sensor_is_poked_on_the_schedulers_clock(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    arrived = FileSensor(tmp_path / "{logical_date}.csv", poke_interval=timedelta(hours=1))
+    dag = DAG("files").add(arrived)
+    with _poke_waits() as waits:
+        async with Scheduler([dag], storage="memory://", clock=clock) as scheduler:
+            run = await scheduler.trigger("files")
+            await waits.wait_for(1)
+            (tmp_path / "2026-03-01.csv").write_text("")
+            clock.advance(timedelta(hours=1))  # the next poke is due: no real waiting
+            done = await scheduler.wait_for_run(run.id, timeout=10)
+            (row,) = await scheduler.task_runs(run.id)
+    assert done.status is DagRunStatus.success
+    assert (row.task_id, row.result) == (
+        "wait_for_logical_date.csv",
+        str(tmp_path / "2026-03-01.csv"),
+    )
+    assert (row.started_at, row.finished_at) == (START, START + timedelta(hours=1))
+
+
+@contextlib.contextmanager
+def _poke_waits() -> Iterator[Recorder]:
+    """Records the engine's "waits for its next poke" event lines."""
+    waits = Recorder()
+    handler = EventLines("waits for its next poke", waits)
+    events = logging.getLogger("ppacer_async.events")
+    events.addHandler(handler)
+    events.setLevel(logging.INFO)
+    try:
+        yield waits
+    finally:
+        events.removeHandler(handler)
+        events.setLevel(logging.NOTSET)
 
 
 @pytest.mark.anyio

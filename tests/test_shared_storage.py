@@ -372,6 +372,29 @@ async def test_an_attempt_claimed_but_not_held_is_not_renewed_and_is_reaped(make
     assert [tr.key for tr in reaped] == [lost.key]
 
 
+@pytest.mark.postgres
+async def test_lease_due_says_when_the_earliest_lease_runs_out(make: Make) -> None:
+    hour, two_hours = make(lease=timedelta(hours=1)), make(lease=timedelta(hours=2))
+    await hour.open()
+    await two_hours.open()
+    assert await hour.lease_due() is None
+    await scheduled_attempts(hour, "etl", 2)
+    assert await hour.lease_due() is None, "a scheduled attempt holds no lease"
+    ((_, first),), _ = await hour.claim("w1", ["etl"], 1, T0)
+    due = await hour.lease_due()
+    assert due is not None and timedelta(minutes=59) < due <= timedelta(hours=1)
+
+    ((_, second),), _ = await two_hours.claim("w2", ["etl"], 1, T0)
+    await two_hours.renew_leases("w1", [first.key])
+    due = await hour.lease_due()
+    assert due is not None and timedelta(hours=1, minutes=59) < due <= timedelta(hours=2)
+
+    for worker, tr in (("w1", first), ("w2", second)):
+        done = attrs.evolve(tr, status=TaskStatus.success, finished_at=T0)
+        assert await hour.report(worker, [done], []) == {tr.key}
+    assert await hour.lease_due() is None, "a reported attempt holds no lease"
+
+
 # -- the leader claiming for its own workers in its commits --------------------------------
 
 
@@ -699,6 +722,79 @@ async def test_a_scheduler_role_schedules_and_a_worker_role_runs_the_tasks(make:
     assert done.status is DagRunStatus.success
     assert ran["scheduler"].values == []
     assert sorted(ran["worker"].values) == ["t0", "t1", "t2"]
+
+
+class SlowToStart(PostgresStorage):
+    """A worker's storage whose reads of upstream results, between claiming attempts and
+    starting them, wait until ``go`` is set; it notes each run it reads cancelled."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.reading = anyio.Event()
+        self.go = anyio.Event()
+        self.seen_cancelled: set[int] = set()
+        self._seen = anyio.Event()
+
+    async def upstream_results(self, keys: Any) -> dict[tuple[int, str], Any]:
+        self.reading.set()
+        await self.go.wait()
+        return await super().upstream_results(keys)
+
+    async def get_run(self, run_id: int) -> DagRun | None:
+        run = await super().get_run(run_id)
+        if run is not None and run.status is DagRunStatus.cancelled:
+            self.seen_cancelled.add(run_id)
+            self._seen.set()
+        return run
+
+    async def wait_for_seen_cancelled(self, run_id: int) -> None:
+        with anyio.fail_after(10):
+            while run_id not in self.seen_cancelled:
+                self._seen = anyio.Event()
+                await self._seen.wait()
+
+
+@pytest.mark.postgres
+async def test_an_attempt_claimed_but_not_started_when_its_run_is_cancelled_never_starts(
+    make: Make, schema: str
+) -> None:
+    ran = Recorder()
+
+    @task
+    async def first(ctx: TaskContext) -> int:
+        ran.add(ctx.task_id)
+        return 1
+
+    @task
+    async def second(ctx: TaskContext) -> None:
+        ran.add(ctx.task_id)
+
+    @task
+    async def later(ctx: TaskContext) -> None:
+        ran.add(ctx.task_id)
+
+    dags = [DAG("guarded").add(first >> second), DAG("after").add(later)]
+    poll = timedelta(milliseconds=200)
+    slow = SlowToStart(dsn=POSTGRES_DSN, schema=schema, poll_interval=poll)
+    leader = Scheduler(dags, storage=make(poll_interval=poll), role="scheduler")
+    worker = Scheduler(dags, storage=slow, role="worker", max_concurrent_tasks=1)
+    async with leader, worker:
+        run = await leader.trigger("guarded")
+        await ran.wait_for(1)
+        with anyio.fail_after(10):
+            await slow.reading.wait()  # second is claimed, not started
+        cancelled = await leader.cancel_run(run.id)
+        await slow.wait_for_seen_cancelled(run.id)
+        slow.go.set()
+        # The worker takes work again once past the cancelled attempt.
+        other = await leader.trigger("after")
+        assert (await leader.wait_for_run(other.id, timeout=10)).status is DagRunStatus.success
+        rows = {tr.task_id: tr for tr in await leader.task_runs(run.id)}
+        stats = worker.statistics()
+    assert cancelled.status is DagRunStatus.cancelled
+    assert ran.values == ["first", "later"]
+    assert (rows["second"].attempt, rows["second"].status) == (1, TaskStatus.cancelled)
+    assert stats.running_tasks == 0
 
 
 @pytest.mark.postgres

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 
 from ppacer_async import DAG, DagRunStatus, TaskContext, TaskStatus, task
@@ -14,7 +15,7 @@ from ppacer_async._enums import AttemptReason, RunTrigger
 from ppacer_async._scheduler import recovery
 from ppacer_async._scheduler import state as transitions
 from ppacer_async._scheduler.state import MAX_INTERRUPTIONS, Effects, RunState
-from ppacer_async._structures import DagRun, TaskRun
+from ppacer_async._structures import DagRun, TaskRun, moved_run
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)
@@ -715,3 +716,42 @@ def test_a_restarted_task_has_a_fresh_retry_budget() -> None:
     assert play.ready == ["b#2 restart"]
     play.step("ok b")
     assert play.status() is DagRunStatus.success
+
+
+def test_a_moved_run_changes_only_what_a_state_change_writes() -> None:
+    # Every field set, none to its default: a field moved_run forgot would differ.
+    run = DagRun(
+        id=7,
+        dag_id="d",
+        logical_time=T0,
+        status=DagRunStatus.queued,
+        trigger=RunTrigger.schedule,
+        params={"n": 1},
+        dag_version=3,
+        created_at=T0 - timedelta(minutes=1),
+        started_at=T0 + timedelta(seconds=1),
+        finished_at=T0 + timedelta(seconds=2),
+        note="why",
+    )
+    assert {f.name for f in attrs.fields(DagRun)} == {
+        "id",
+        "dag_id",
+        "logical_time",
+        "status",
+        "trigger",
+        "params",
+        "dag_version",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "note",
+    }, "a new DagRun field must be kept by moved_run"
+    moved = moved_run(run, DagRunStatus.failed, RunTrigger.restart, NOW, NOW, None)
+    assert moved == attrs.evolve(
+        run,
+        status=DagRunStatus.failed,
+        trigger=RunTrigger.restart,
+        started_at=NOW,
+        finished_at=NOW,
+        note=None,
+    )

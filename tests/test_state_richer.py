@@ -13,6 +13,7 @@ from ppacer_async import DAG, DagRun, DagRunStatus, RunTrigger, TaskStatus, Trig
 from ppacer_async._scheduler import fanout
 from ppacer_async._scheduler import state as st
 from ppacer_async._scheduler.rules import RUN, SKIP, UPSTREAM_FAILED, WAIT
+from ppacer_async._scheduler.upstream import Instances
 from ppacer_async._structures import TaskRun
 
 from .test_trigger_rules import OUTCOMES, PENDING, _oracle
@@ -137,8 +138,12 @@ def test_a_mapped_task_expands_and_gathers_results_in_index_order() -> None:
     st.task_succeeded(
         state, 0, _outcome(state, "split", TaskStatus.success, ["x", "y", "z"]), T0, fx
     )
-    queued = [(j, tr.task_id, tr.attempt) for _, j, tr in fx.ready[1].items() if j == i]
-    assert queued == [(i, "process[0]", 1), (i, "process[1]", 1), (i, "process[2]", 1)]
+    # One queue item for the first attempts of every instance: a worker runs them.
+    queued = [(j, work) for _, j, work in fx.ready[1].items() if j == i]
+    assert [(j, work.start, work.stop) for j, work in queued if isinstance(work, Instances)] == [
+        (i, 0, 3)
+    ]
+    assert len(queued) == 1 and len(fx.ready[1]) == 4  # split's attempt, then 3 instances
     for k in (2, 0, 1):  # in any order
         tr = TaskRun(
             run_id=1, task_id=f"process[{k}]", attempt=1, status=TaskStatus.success, result=k * 10

@@ -562,6 +562,40 @@ async def test_the_last_version_of_a_key_in_one_commit_wins(storage: Storage) ->
     assert await storage.task_runs(run.id) == [running]
 
 
+async def test_a_large_commit_keeps_every_row_and_the_last_version_of_each_key(
+    storage: Storage,
+) -> None:
+    # More rows than a storage may write in one statement, with later versions of some
+    # keys both within and across such groups, and start times shared with the end of
+    # the row before (attempts run back to back).
+    run = await new_run(storage)
+    times = [at(m) for m in range(251)]
+    rows: list[TaskRun] = []
+    for k in range(250):
+        rows.append(
+            attempt(
+                run.id,
+                f"p[{k}]",
+                status=TaskStatus.success,
+                started_at=times[k],
+                finished_at=times[k + 1],
+                result=k if k % 3 else {"k": k},
+            )
+        )
+    redone = [
+        attrs.evolve(rows[k], status=TaskStatus.failed, error=f"redone {k}")
+        for k in (0, 99, 100, 201)
+    ]
+    await storage.commit(Changes(task_runs=rows[:150] + redone[:2] + rows[150:] + redone[2:]))
+
+    stored = {tr.task_id: tr for tr in await storage.task_runs(run.id)}
+    assert len(stored) == 250
+    expected = {tr.task_id: tr for tr in rows + redone}
+    assert stored == expected
+    assert stored["p[7]"].started_at == stored["p[6]"].finished_at == at(7)
+    assert stored["p[7]"].result == 7 and stored["p[6]"].result == {"k": 6}
+
+
 async def test_commit_updates_run_status_trigger_and_times(storage: Storage) -> None:
     run = await new_run(storage, params={"p": 1}, dag_version=4)
     other = await new_run(storage, logical_time=at(1))

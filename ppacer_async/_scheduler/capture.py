@@ -22,9 +22,9 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from .._structures import LogRecord, TaskRun
+from .._structures import LogRecord
 
 if TYPE_CHECKING:
     from ..abc import Clock
@@ -42,8 +42,22 @@ _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 #: Where an attempt's records go: the consumer's ``add_log`` and its clock, made once
 #: per consumer, so that entering an attempt costs one small tuple.
 Teller = tuple[Callable[[LogRecord], None], "Clock"]
+
+
+class Key(Protocol):
+    """What names an attempt in its log records: a ``TaskRun``, or anything as small
+    with the same three attributes."""
+
+    @property
+    def run_id(self) -> int: ...
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+
+
 #: The attempt output belongs to, as the context variable holds it.
-Attempt = tuple[TaskRun, Teller]
+Attempt = tuple[Key, Teller]
 
 #: The attempt that output in this context belongs to. Set with ``current.set((tr,
 #: teller))`` around an attempt, then ``finish``.

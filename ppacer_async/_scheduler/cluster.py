@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -20,20 +21,27 @@ import attrs
 from .._backoff import Backoff
 from .._enums import DagRunStatus
 from .._exceptions import PpacerError, RunNotFound, StorageError
-from .._structures import DagRun, Statistics, TaskRun
+from .._structures import DagRun, NewRun, Statistics, TaskRun
 from .._text import plural
 from ..abc import Clock, Leadership, SharedStorage
 from .consumer import Consumer, Item
 from .engine import SHUTDOWN_BOUND, Coordinator, Settings, statistics
+from .machine import create_run
 from .queue import ReadyQueue
 from .upstream import RunView
 from .watchdog import LoopWatchdog
 from .worker import Claimer, Reporter
 
+if TYPE_CHECKING:
+    from .machine import Attempt
+
 logger = logging.getLogger("ppacer_async.scheduler")
 
 #: Pause between two attempts at the leadership after losing it to an error.
 LEADERSHIP_RETRY = 1.0
+#: Seconds the reaper looks after a lease is due: past it on the database's clock,
+#: and never sooner than this after its last look.
+REAP_LAG = 0.02
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -144,7 +152,7 @@ class ClusterEngine:
                 await tg.start(reporter.run)
                 await tg.start(consumer.run)
                 await tg.start(claimer.run)
-                await tg.start(_follow_cancels, storage, consumer)
+                await tg.start(_follow_cancels, storage, consumer, claimer)
                 task_status.started()
         finally:
             # Interrupted attempts are reported so that the leader (maybe this
@@ -173,7 +181,7 @@ class ClusterEngine:
         coordinator = self.coordinator
         return coordinator is not None and coordinator.machine.has_local_backlog()
 
-    def take_stored(self, n: int) -> list[Item]:
+    def take_stored(self, n: int) -> list[Attempt]:
         coordinator = self.coordinator
         return [] if coordinator is None else coordinator.machine.take_stored(n)
 
@@ -275,6 +283,13 @@ class ClusterEngine:
         if self.coordinator is not None:
             self.coordinator.admit(runs)
 
+    async def queue_run(self, new: NewRun) -> DagRun:
+        """While leading, as one process does; else write the run for the leader,
+        which a notice of the write tells."""
+        if self.coordinator is not None:
+            return await self.coordinator.queue_run(new)
+        return await create_run(self.storage, new)
+
     def set_paused(self, dag_id: str, paused: bool, resume_after: datetime | None) -> None:
         if self.coordinator is not None:
             self.coordinator.watcher.set_paused(dag_id, paused, resume_after)
@@ -282,30 +297,52 @@ class ClusterEngine:
     async def wait_for_run(self, run_id: int, seconds: float | None) -> DagRun:
         """Wait for a run that any process may be running, looking again when it may
         have finished: told by this process's state machine while it leads (after the
-        commit that finished the run), else on each ``finished`` notice; and every
+        commit that finished the run, which it hands over without reading storage when
+        it holds the run), else on each ``finished`` notice; and every
         ``poll_interval`` in any case."""
-        storage = self.storage
+        if seconds is None:
+            return await self._wait_for_run(run_id)
         with anyio.fail_after(seconds):
-            while True:
-                coordinator = self.coordinator
-                if coordinator is not None:
-                    wake = coordinator.machine.watch(run_id)
-                else:
-                    wake = anyio.Event()
-                    storage.add_notice_callback("finished", wake.set)
+            return await self._wait_for_run(run_id)
+
+    async def _wait_for_run(self, run_id: int) -> DagRun:
+        storage = self.storage
+        poll = storage.poll_interval.total_seconds()
+        while True:
+            coordinator = self.coordinator
+            if coordinator is not None and coordinator.machine.holds(run_id):
+                watch = coordinator.machine.watch(run_id)
                 try:
-                    run = await storage.get_run(run_id)
-                    if run is None:
-                        raise RunNotFound(f"no run with id {run_id}")
-                    if run.status.finished:
-                        return run
-                    with anyio.move_on_after(storage.poll_interval.total_seconds()):
-                        await wake.wait()
+                    with anyio.move_on_after(poll):  # the leadership may be lost meanwhile
+                        await watch.event.wait()
                 finally:
-                    if coordinator is not None:
-                        coordinator.machine.unwatch(run_id, wake)
-                    else:
-                        storage.remove_notice_callback("finished", wake.set)
+                    coordinator.machine.unwatch(run_id, watch)
+                if watch.run is not None:
+                    return watch.run
+                if watch.event.is_set():  # let go unfinished: storage says what it is
+                    coordinator = None
+                else:
+                    continue
+            machine = coordinator.machine if coordinator is not None else None
+            wake = machine.watch(run_id) if machine is not None else None
+            notice = anyio.Event()
+            if machine is None:
+                storage.add_notice_callback("finished", notice.set)
+            try:
+                run = await storage.get_run(run_id)
+                if run is None:
+                    raise RunNotFound(f"no run with id {run_id}")
+                if run.status.finished:
+                    return run
+                with anyio.move_on_after(poll):
+                    await (notice if wake is None else wake.event).wait()
+            finally:
+                if machine is not None and wake is not None:
+                    machine.unwatch(run_id, wake)
+                else:
+                    storage.remove_notice_callback("finished", notice.set)
+            if wake is not None and wake.run is not None:
+                return wake.run
 
     async def flush_logs(self) -> None:
         if self.reporter is not None and self.reporter.pending:
@@ -352,11 +389,17 @@ async def keep_leases(
 
 
 async def reap(storage: SharedStorage, on_reaped: Callable[[], None]) -> None:
-    """Give up, every half lease, the attempts of processes that stopped renewing;
-    ``on_reaped`` is called when there were some (the leader is told by a notice,
-    unless it is this process)."""
-    half = storage.lease.total_seconds() / 2
+    """Give up the attempts of processes that stopped renewing as soon as their lease
+    runs out, so a killed process's attempts (and pool slots) come back within one
+    lease of its last renewal; ``on_reaped`` is called when there were some (the leader
+    is told by a notice, unless it is this process).
+
+    It sleeps until the earliest lease runs out (a renewal meanwhile only makes it look
+    again), or a whole lease when no attempt holds one: a lease taken meanwhile runs
+    out no sooner."""
+    lease = storage.lease.total_seconds()
     while True:
+        wait = lease / 2  # after a storage error
         try:
             reaped = await storage.reap()
             for tr in reaped:
@@ -369,20 +412,24 @@ async def reap(storage: SharedStorage, on_reaped: Callable[[], None]) -> None:
                 )
             if reaped:
                 on_reaped()
+            due = await storage.lease_due()
+            wait = lease if due is None else max(due.total_seconds() + REAP_LAG, REAP_LAG)
         except StorageError as exc:
             logger.warning("cannot look for abandoned attempts: %s", exc)
-        await anyio.sleep(half)
+        await anyio.sleep(wait)
 
 
 async def _follow_cancels(
     storage: SharedStorage,
     consumer: Consumer,
+    claimer: Claimer,
     *,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Stop the attempts this process runs for runs cancelled elsewhere: a cancelled run
-    is a finished one, so each ``finished`` notice (and the slow poll) looks at the
-    runs this process has attempts of."""
+    """Stop the attempts this process runs for runs cancelled elsewhere, and never start
+    those it claimed but has not started: a cancelled run is a finished one, so each
+    ``finished`` notice (and the slow poll) looks at the runs this process has attempts
+    of."""
     wake = anyio.Event()
 
     def notice() -> None:
@@ -395,13 +442,14 @@ async def _follow_cancels(
             with anyio.move_on_after(storage.poll_interval.total_seconds()):
                 await wake.wait()
             wake = anyio.Event()
-            for run_id in consumer.live_runs():
+            for run_id in claimer.claimed_runs().union(consumer.live_runs()):
                 try:
                     run = await storage.get_run(run_id)
                 except PpacerError as exc:
                     logger.warning("cannot look for cancelled runs: %s", exc)
                     break
                 if run is not None and run.status is DagRunStatus.cancelled:
+                    claimer.cancel_run(run_id)
                     consumer.cancel_run(run_id)
     finally:
         storage.remove_notice_callback("finished", notice)

@@ -20,10 +20,10 @@ import attrs
 from .._dag import DAG
 from .._enums import DagRunStatus
 from .._exceptions import PpacerError, RunNotFound, StorageError
-from .._structures import Changes, DagRun, PoolUsage, Statistics, TaskRun
+from .._structures import Changes, DagRun, NewRun, PoolUsage, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
 from .alerts import Alerter, alert_for
-from .machine import LocalWorkers, StateMachine
+from .machine import LocalWorkers, StateMachine, create_run
 from .pools import Pools
 from .retention import Retention
 from .watcher import Watcher
@@ -78,10 +78,14 @@ class Engine(Protocol):
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         """Run until cancelled; on the way out, save in-flight outcomes (bounded)."""
 
+    async def queue_run(self, new: NewRun) -> DagRun:
+        """Write a new queued run (a trigger) and schedule it if this process
+        schedules; return it once it is stored."""
+
     def admit(self, runs: Iterable[DagRun]) -> None:
-        """Runs were queued in storage here (trigger, restart, backfill): schedule them
-        now if this process schedules (else the scheduling process learns of them
-        from storage)."""
+        """Runs were queued in storage here (restart, backfill): schedule them now if
+        this process schedules (else the scheduling process learns of them from
+        storage)."""
 
     def set_paused(self, dag_id: str, paused: bool, resume_after: datetime | None) -> None:
         """Follow a pause or an unpause written here."""
@@ -196,7 +200,7 @@ class Coordinator:
         self.alerter.post(state.graph.tasks[i].notifier, alert_for(state.run, tr, kind))
 
     def run_finished(self, run: DagRun) -> None:
-        self.watcher.wake()
+        self.watcher.slot_freed(run.dag_id)
 
     def attempts_written(self) -> None:
         if self.on_attempts_written is not None:
@@ -208,20 +212,57 @@ class Coordinator:
         for run in runs:
             self.machine.post_run(run)
 
+    async def queue_run(self, new: NewRun) -> DagRun:
+        """Write a new queued run and hand it to the machine.
+
+        Where the storage writes new runs in a commit, the machine writes it in its
+        next one, with whatever else it commits then (many triggers at once share one
+        transaction), and this returns once that is committed. Else the run is
+        written here in a transaction of its own.
+        """
+        storage, machine = self.settings.storage, self.machine
+        if storage.creates_runs_in_commit and machine.accepting:
+            request = machine.post_new_run(new)
+            await request.done.wait()
+            if request.error is not None:
+                raise request.error
+            assert request.run is not None
+            return request.run
+        run = await create_run(storage, new)
+        machine.post_run(run)
+        return run
+
     async def wait_for_run(self, run_id: int, seconds: float | None) -> DagRun:
         """Wait for a run, told by the machine after the commit that finished it."""
-        storage, machine = self.settings.storage, self.machine
-        event = machine.watch(run_id)
+        if seconds is None:  # no cancel scope: W3 waits for a thousand runs at once
+            return await self._wait_for_run(run_id)
+        with anyio.fail_after(seconds):
+            return await self._wait_for_run(run_id)
+
+    async def _wait_for_run(self, run_id: int) -> DagRun:
+        machine = self.machine
+        if machine.holds(run_id):
+            # Answered from memory: the machine hands over the run as it committed it.
+            watch = machine.watch(run_id)
+            try:
+                await watch.event.wait()
+            finally:
+                machine.unwatch(run_id, watch)
+            if watch.run is not None:
+                return watch.run
+        storage = self.settings.storage
+        watch = machine.watch(run_id)
         try:
-            with anyio.fail_after(seconds):
-                run = await storage.get_run(run_id)
-                if run is None:
-                    raise RunNotFound(f"no run with id {run_id}")
-                if run.status.finished and machine.state_of(run_id) is None:
-                    return run
-                await event.wait()
+            run = await storage.get_run(run_id)
+            if run is None:
+                raise RunNotFound(f"no run with id {run_id}")
+            if run.status.finished and not machine.holds(run_id):
+                return run
+            await watch.event.wait()
         finally:
-            machine.unwatch(run_id, event)
+            machine.unwatch(run_id, watch)
+        if watch.run is not None:
+            return watch.run
         found = await storage.get_run(run_id)
         assert found is not None
         return found
@@ -233,13 +274,13 @@ class Coordinator:
         if machine.state_of(run_id) is None:
             machine.post_cancel(run_id, note)  # if it is handed over, it never starts
             return
-        event = machine.watch(run_id)
+        watch = machine.watch(run_id)
         try:
             machine.post_cancel(run_id, note)
             with anyio.move_on_after(SHUTDOWN_BOUND):
-                await event.wait()
+                await watch.event.wait()
         finally:
-            machine.unwatch(run_id, event)
+            machine.unwatch(run_id, watch)
 
     async def _follow_storage(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         """Pick up what other processes (the command line) wrote: queued and cancelled

@@ -12,9 +12,10 @@ it is posted.
 
 from __future__ import annotations
 
+import anyio
 import attrs
 
-from .._structures import DagRun, TaskRun
+from .._structures import DagRun, NewRun, TaskRun
 from .state import RunState
 
 
@@ -27,6 +28,18 @@ class AttemptEnded:
     state: RunState
     i: int
     tr: TaskRun
+
+
+@attrs.define(eq=False, weakref_slot=False)
+class InstancesEnded:
+    """Attempts of the instances ``first``, ``first + 1``, ... of mapped task ``i``
+    ended, one outcome each in ``trs`` (as ``AttemptEnded``), in index order: what a
+    worker ran of one ``Instances`` item."""
+
+    state: RunState
+    i: int
+    first: int
+    trs: list[TaskRun]
 
 
 @attrs.define(eq=False, weakref_slot=False)
@@ -55,6 +68,23 @@ class RunQueued:
     run: DagRun
 
 
+class RunRequested:
+    """Write run ``new`` in the next commit, then admit it. Whoever asked waits for
+    ``done``: then ``run`` is the run as stored, or ``error`` says why it is not."""
+
+    __slots__ = ("done", "error", "new", "run")
+
+    def __init__(self, new: NewRun) -> None:
+        self.new = new
+        self.done = anyio.Event()
+        self.run: DagRun | None = None
+        self.error: BaseException | None = None
+
+    def resolve(self, run: DagRun | None, error: BaseException | None = None) -> None:
+        self.run, self.error = run, error
+        self.done.set()
+
+
 @attrs.define(eq=False, weakref_slot=False)
 class RetryDue:
     """The retry delay of ``attempt`` of task ``i`` (of its instance ``map_index``, or
@@ -77,4 +107,13 @@ class RunCancelled:
 
 
 #: Everything the inbox may hold.
-Event = AttemptEnded | AttemptStarted | AttemptInterrupted | RunQueued | RetryDue | RunCancelled
+Event = (
+    AttemptEnded
+    | InstancesEnded
+    | AttemptStarted
+    | AttemptInterrupted
+    | RunQueued
+    | RunRequested
+    | RetryDue
+    | RunCancelled
+)

@@ -12,7 +12,7 @@ import anyio
 import anyio.abc
 import attrs
 
-from .._structures import DagRun, Statistics
+from .._structures import DagRun, NewRun, Statistics
 from .._text import plural
 from .consumer import Consumer, Item
 from .engine import SHUTDOWN_BOUND, Coordinator, Settings, keep_registered, statistics, unregister
@@ -70,6 +70,9 @@ class LocalEngine:
 
     def admit(self, runs: Iterable[DagRun]) -> None:
         self.coordinator.admit(runs)
+
+    async def queue_run(self, new: NewRun) -> DagRun:
+        return await self.coordinator.queue_run(new)
 
     def set_paused(self, dag_id: str, paused: bool, resume_after: datetime | None) -> None:
         self.coordinator.watcher.set_paused(dag_id, paused, resume_after)

@@ -29,12 +29,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, assert_never, cast
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from .._dag import DAG
 from .._enums import DagRunStatus, RunTrigger, TaskStatus
-from .._exceptions import LeaseLost, StorageError
-from .._structures import Changes, DagRun, LocalClaim, TaskRun
+from .._exceptions import InvalidOperation, LeaseLost, StorageError
+from .._structures import Changes, DagRun, LocalClaim, NewRun, TaskRun
 from .._text import plural
 from . import fanout, recovery
 from . import state as transitions
@@ -43,19 +44,27 @@ from .events import (
     AttemptInterrupted,
     AttemptStarted,
     Event,
+    InstancesEnded,
     RetryDue,
     RunCancelled,
     RunQueued,
+    RunRequested,
 )
 from .logbuffer import LogBuffer
 from .pools import Pools
 from .queue import ReadyQueue
 from .salvage import Salvage
 from .state import AlertKind, Effects, RunState
+from .upstream import Instances
 
 if TYPE_CHECKING:
     from ..abc import Clock, SharedStorage, Storage
     from .consumer import Item
+    from .upstream import RunView
+
+    #: A queue item of one attempt. On a shared storage every ready item is one (each
+    #: attempt has its row, claimed by its key): no ``Instances`` ranges.
+    Attempt = tuple[RunView, int, TaskRun]
 
 logger = logging.getLogger("ppacer_async.scheduler")
 #: One readable line per run start, task outcome and run end, at INFO.
@@ -108,12 +117,24 @@ class LocalWorkers(Protocol):
     def free(self) -> int:
         """How many more attempts the workers can start now."""
 
-    def take(self, items: list[Item]) -> None:
+    def take(self, items: list[Attempt]) -> None:
         """Run these attempts, claimed for this process (their leases taken)."""
 
     def claim_short(self) -> None:
         """Some attempts the machine meant to claim had been taken (or cancelled)
         since: look in storage for the rest."""
+
+
+class RunWatch:
+    """What a waiter for one run is told: ``event`` is set once the step that finishes
+    the run is committed, with ``run`` the finished run as stored; or once the machine
+    lets the run go without running it (``run`` stays ``None``: ask storage)."""
+
+    __slots__ = ("event", "run")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.run: DagRun | None = None
 
 
 class StateMachine:
@@ -158,8 +179,13 @@ class StateMachine:
         self.active: dict[str, int] = {}
         self.pending: dict[str, deque[RunState]] = {}
         self.incoming: dict[str, int] = {}  # posted runs not admitted yet
-        self._waiters: dict[int, list[anyio.Event]] = {}
+        self._posted: dict[int, int] = {}  # their ids (a run may be posted twice)
+        self._waiters: dict[int, list[RunWatch]] = {}
         self._cancelled_ids: set[int] = set()  # cancelled before they were admitted
+        self._requests: list[RunRequested] = []  # runs to write in the next commit
+        #: Whether ``post_new_run`` may be called: from the start until the flush.
+        self.accepting = False
+        self._yield = False  # triggers were just answered: let them ask again first
         self._backlog: deque[Iterator[Item]] = deque()
         self._held: Item | None = None  # taken from the backlog, refused by the queue
         #: ready attempts not in the queue yet (shared storage: not handed over to this
@@ -186,6 +212,13 @@ class StateMachine:
             self._wake.set()
             self._wake = None
 
+    def post_instances(self, state: RunState, i: int, first: int, trs: list[TaskRun]) -> None:
+        """Outcomes of instances ``first``, ``first + 1``, ... of mapped task ``i``."""
+        self.inbox.append(InstancesEnded(state, i, first, trs))
+        if self._wake is not None:
+            self._wake.set()
+            self._wake = None
+
     def post_started(self, state: RunState, i: int, tr: TaskRun) -> None:
         self.inbox.append(AttemptStarted(state, i, tr))
         self.wake()
@@ -197,8 +230,17 @@ class StateMachine:
     def post_run(self, run: DagRun) -> None:
         """A run was queued in storage (created, or restarted): admit it."""
         self.incoming[run.dag_id] = self.incoming.get(run.dag_id, 0) + 1
+        self._posted[run.id] = self._posted.get(run.id, 0) + 1
         self.inbox.append(RunQueued(run))
         self.wake()
+
+    def post_new_run(self, new: NewRun) -> RunRequested:
+        """Write run ``new`` (queued) in the next commit, then admit it; wait for the
+        request's ``done`` (only while ``accepting``)."""
+        request = RunRequested(new)
+        self.inbox.append(request)
+        self.wake()
+        return request
 
     def post_retry(self, state: RunState, i: int, attempt: int, map_index: int = -1) -> None:
         self.inbox.append(RetryDue(state, i, attempt, map_index))
@@ -269,19 +311,33 @@ class StateMachine:
         """The state of a run this machine holds (admitted and not finished)."""
         return self.runs.get(run_id)
 
-    def watch(self, run_id: int) -> anyio.Event:
-        """An event set once a step that finishes the run is committed; give it back
-        with ``unwatch``."""
-        event = anyio.Event()
-        self._waiters.setdefault(run_id, []).append(event)
-        return event
+    def holds(self, run_id: int) -> bool:
+        """Whether the machine will tell watchers of this run what became of it: it
+        holds the run, or the run was handed to it and waits in the inbox."""
+        return run_id in self.runs or run_id in self._posted
 
-    def unwatch(self, run_id: int, event: anyio.Event) -> None:
+    def watch(self, run_id: int) -> RunWatch:
+        """Be told once a step that finishes the run is committed (or the machine lets
+        it go unfinished); give it back with ``unwatch``."""
+        watch = RunWatch()
         waiters = self._waiters.get(run_id)
-        if waiters and event in waiters:
-            waiters.remove(event)
+        if waiters is None:
+            self._waiters[run_id] = [watch]
+        else:
+            waiters.append(watch)
+        return watch
+
+    def unwatch(self, run_id: int, watch: RunWatch) -> None:
+        waiters = self._waiters.get(run_id)
+        if waiters and watch in waiters:
+            waiters.remove(watch)
             if not waiters:
                 del self._waiters[run_id]
+
+    def _let_go(self, run_id: int) -> None:
+        """A posted run will not be run here: its watchers ask storage."""
+        for watch in self._waiters.pop(run_id, ()):
+            watch.event.set()
 
     def free_slots(self, dag: DAG) -> int:
         """Runs of ``dag`` that may still start without waiting."""
@@ -297,6 +353,7 @@ class StateMachine:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         await self.recover()
+        self.accepting = True
         task_status.started()
         while True:
             if not (self.inbox or self.logs or self._outcomes_due or self._feedable()):
@@ -342,23 +399,37 @@ class StateMachine:
         await self._commit_and_act(fx)
 
     async def flush(self) -> None:
-        """Commit what is left in the inbox without starting anything (on shutdown)."""
-        if self.shared:
-            await self._read_outcomes()
-        fx = Effects(record_scheduled=self.shared, pools=self.pools)
-        await self._apply(fx, stopping=True)
-        claim = None
-        if self._applying:
-            assert self.local is not None
-            claim = LocalClaim(
-                worker_id=self.local.worker_id,
-                dag_ids=tuple(self.dags),
-                now=self.clock.now(),
-                applied=tuple(tr.key for tr in self._applying),
-            )
-        await self._commit(fx, claim)
-        if events_logger.isEnabledFor(logging.INFO):
-            _log_events(fx)
+        """Commit what is left in the inbox without starting anything (on shutdown);
+        runs asked for are written, to start at the next start."""
+        self.accepting = False
+        try:
+            if self.shared:
+                await self._read_outcomes()
+            fx = Effects(record_scheduled=self.shared, pools=self.pools)
+            await self._apply(fx, stopping=True)
+            claim = None
+            if self._applying:
+                assert self.local is not None
+                claim = LocalClaim(
+                    worker_id=self.local.worker_id,
+                    dag_ids=tuple(self.dags),
+                    now=self.clock.now(),
+                    applied=tuple(tr.key for tr in self._applying),
+                )
+            await self._commit(fx, claim)
+            if events_logger.isEnabledFor(logging.INFO):
+                _log_events(fx)
+        finally:
+            left = self._requests + [e for e in self.inbox if isinstance(e, RunRequested)]
+            self._requests = []
+            for request in left:
+                request.resolve(
+                    None,
+                    InvalidOperation(
+                        "the scheduler stopped before the run was written; nothing was "
+                        "queued: trigger it again once the scheduler serves"
+                    ),
+                )
 
     async def _read_outcomes(self) -> None:
         """Post the outcomes other processes (and this one's workers) reported.
@@ -399,6 +470,9 @@ class StateMachine:
                     if event.state.gated and self.pools is not None:
                         self.pools.release(event.state, tr.task_id, tr.attempt, now, fx)
                     _attempt_ended(event.state, event.i, tr, now, fx)
+            elif isinstance(event, InstancesEnded):
+                done += len(event.trs)
+                _instances_ended(event.state, event.i, event.first, event.trs, now, fx)
             elif isinstance(event, AttemptStarted):
                 if not event.state.cancelled:
                     tr = event.tr
@@ -422,16 +496,23 @@ class StateMachine:
                     fanout.instance_interrupted(state, i, k, tr, now, fx, resume=resume)
                 else:
                     transitions.task_interrupted(state, i, tr, now, fx, resume=resume)
+            elif isinstance(event, RunRequested):
+                self._requests.append(event)  # written in this step's commit
             elif stopping:
+                if isinstance(event, RunQueued):
+                    self._unpost(event.run)
+                    self._let_go(event.run.id)
                 continue  # runs and retries wait in storage for the next start
             elif isinstance(event, RunQueued):
                 run = event.run
-                self.incoming[run.dag_id] -= 1
+                self._unpost(run)
                 dag = self.dags.get(run.dag_id)
                 if run.id in self._cancelled_ids:
                     self._cancelled_ids.discard(run.id)  # cancelled before it started
+                    self._let_go(run.id)
                 elif dag is None:
                     logger.warning("run %s: DAG %r is not served here", run.id, run.dag_id)
+                    self._let_go(run.id)
                 elif run.id not in runs:
                     await self._admit_stored(run, dag, now, fx)
             elif isinstance(event, RetryDue):
@@ -454,6 +535,14 @@ class StateMachine:
         # Counted before the commit, like the tasks: on a shared storage, a waiter in
         # this process may learn of the commit (a notice) before this loop resumes.
         self.runs_finished += len(fx.finished)
+
+    def _unpost(self, run: DagRun) -> None:
+        self.incoming[run.dag_id] -= 1
+        left = self._posted[run.id] - 1
+        if left:
+            self._posted[run.id] = left
+        else:
+            del self._posted[run.id]
 
     def _release_finished(self, now: Any, fx: Effects) -> None:
         """Free the slots of finished runs for queued runs of the same DAG, in the same
@@ -485,15 +574,28 @@ class StateMachine:
 
     async def _commit(
         self, fx: Effects, claim: LocalClaim | None = None
-    ) -> set[tuple[int, str, int]]:
-        """Commit the step; with ``claim`` (shared storage), also claim its attempts
-        for this process's workers and return the keys taken."""
+    ) -> tuple[list[DagRun], set[tuple[int, str, int]]]:
+        """Commit the step, with the runs asked for; return those written and, with
+        ``claim`` (shared storage), the keys of the attempts claimed in it for this
+        process's workers."""
         logs = list(self.logs)
         self.logs.clear()
         changes = Changes(task_runs=fx.task_runs, dag_runs=fx.dag_runs, logs=logs)
+        created: list[DagRun] = []
         taken: set[tuple[int, str, int]] = set()
+        if self._requests:
+            requests, self._requests = self._requests, []
+            began = time.perf_counter()
+            if claim is None:
+                created, written = await self._create_runs(requests, changes)
+                if written:
+                    if changes:
+                        self._committed(changes, began)
+                    return created, taken
+            else:  # the runs on their own first: the claiming commit checks its leases
+                created, _ = await self._create_runs(requests, Changes())
         if not changes:
-            return taken
+            return created, taken
         salvage: Salvage | None = None
         began = time.perf_counter()
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
@@ -529,11 +631,14 @@ class StateMachine:
         if salvage is not None and salvage.replaced:
             await self._replaced(salvage, fx)
         self._applying = []
+        self._committed(changes, began)
+        return created, taken
+
+    def _committed(self, changes: Changes, began: float) -> None:
         self.commits += 1
-        self.committed_rows += len(changes.task_runs) + len(changes.dag_runs) + len(logs)
+        self.committed_rows += len(changes.task_runs) + len(changes.dag_runs) + len(changes.logs)
         if self.on_commit is not None:
             self.on_commit(changes, time.perf_counter() - began)
-        return taken
 
     async def _check_applied(self, claim: LocalClaim) -> None:
         """Before a failed commit is retried without its claim (plainly, or row group
@@ -557,6 +662,44 @@ class StateMachine:
                 "the lease of an attempt this process ran was given up before its outcome "
                 "was committed; scheduling starts again from storage"
             )
+
+    async def _create_runs(
+        self, requests: list[RunRequested], changes: Changes
+    ) -> tuple[list[DagRun], bool]:
+        """Write the runs asked for together with ``changes`` (one transaction where the
+        storage can), and answer each request; return the runs written and whether
+        ``changes`` were written with them.
+
+        When that fails, each run is written on its own (its request is answered with
+        the error, if any) and ``changes`` are left to the caller, which retries them.
+        """
+        storage = self.storage
+        try:
+            with anyio.CancelScope(shield=True):
+                runs = await storage.create_runs_and_commit([r.new for r in requests], changes)
+        except Exception as exc:
+            logger.warning(
+                "writing %s with a commit failed; writing them one by one: %s",
+                plural(len(requests), "triggered run"),
+                exc,
+            )
+        else:
+            for request, run in zip(requests, runs, strict=True):
+                request.resolve(run)
+            self._yield = True
+            return runs, True
+        created: list[DagRun] = []
+        for request in requests:
+            try:
+                with anyio.CancelScope(shield=True):
+                    run = await create_run(storage, request.new)
+            except Exception as exc:
+                request.resolve(None, exc)
+                continue
+            request.resolve(run)
+            created.append(run)
+        self._yield = True
+        return created, False
 
     async def _replaced(self, salvage: Salvage, fx: Effects) -> None:
         """Follow attempts stored failed in place of an outcome that could not be: the
@@ -582,10 +725,20 @@ class StateMachine:
 
     async def _commit_and_act(self, fx: Effects) -> None:
         claim: LocalClaim | None = None
-        picked: list[Item] = []
+        picked: list[Attempt] = []
         if self.local is not None:
             claim, picked = self._pick_local(fx)
-        taken = await self._commit(fx, claim)
+        created, taken = await self._commit(fx, claim)
+        for run in created:
+            self.post_run(run)  # admitted at the next step
+        if self._yield:
+            # Runs were just written for triggers waiting on them: let a caller that
+            # triggers run after run post its next one now, before the workers woken
+            # below take the loop, so that the next step's commit (with that run) is
+            # under way while they run. Shielded: what follows must not be skipped.
+            self._yield = False
+            with anyio.CancelScope(shield=True):
+                await anyio.lowlevel.checkpoint()
         if events_logger.isEnabledFor(logging.INFO):
             _log_events(fx)
         followers = self.followers
@@ -597,10 +750,14 @@ class StateMachine:
             followers.run_cancelled(state)
         for state, i, tr, kind in fx.alerts:
             followers.alert(state, i, tr, kind)
+        waiters = self._waiters
         for state in fx.finished:
-            for event in self._waiters.pop(state.run.id, ()):
-                event.set()
-            followers.run_finished(state.run)
+            run = state.run
+            if waiters:
+                for watch in waiters.pop(run.id, ()):
+                    watch.run = run
+                    watch.event.set()
+            followers.run_finished(run)
         if self.shared:  # the ready attempts are in storage for any process to claim
             left = sum(len(ready) for ready in fx.ready.values()) if fx.ready else 0
             if claim is not None:
@@ -620,7 +777,7 @@ class StateMachine:
 
     # -- this process's own workers, on a shared storage ------------------------------
 
-    def _pick_local(self, fx: Effects) -> tuple[LocalClaim | None, list[Item]]:
+    def _pick_local(self, fx: Effects) -> tuple[LocalClaim | None, list[Attempt]]:
         """The ready attempts to claim for this process's free workers in this step's
         commit: first those made ready before (in order, stored ``scheduled``), then
         this step's. This step's not picked join the backlog once committed
@@ -633,7 +790,7 @@ class StateMachine:
         self._fresh = fresh_ready
         applied = tuple(tr.key for tr in self._applying)
         n = max(0, local.free())
-        picked: list[Item] = []
+        picked: list[Attempt] = []
         fresh: set[tuple[int, str, int]] = set()
         stored: list[tuple[int, str, int]] = []
         self._fresh_left = sum(len(ready) for ready in fx.ready.values())
@@ -645,8 +802,9 @@ class StateMachine:
                     continue
                 self.backlogged -= 1
                 if self._claimable(item):
-                    picked.append(item)
-                    stored.append(item[2].key)
+                    attempt = cast("Attempt", item)
+                    picked.append(attempt)
+                    stored.append(attempt[2].key)
             for ready_items in fresh_ready:
                 while len(picked) < n:
                     item = next(ready_items, None)
@@ -656,7 +814,7 @@ class StateMachine:
                     state, i, tr = cast("tuple[RunState, int, TaskRun]", item)
                     if state.sensing and i in state.sensing:
                         continue  # poked again: keeps its first poke; left to claims
-                    picked.append(item)
+                    picked.append((state, i, tr))
                     fresh.add(tr.key)
         if not picked and not applied:
             return None, []
@@ -703,11 +861,11 @@ class StateMachine:
         assert self.local is not None
         self.local.claim_short()
 
-    def take_stored(self, n: int) -> list[Item]:
+    def take_stored(self, n: int) -> list[Attempt]:
         """Up to ``n`` backlogged attempts (stored ``scheduled``) for this process's
         workers to claim by key; they leave the backlog."""
         backlog = self._backlog
-        taken: list[Item] = []
+        taken: list[Attempt] = []
         while backlog and len(taken) < n:
             item = next(backlog[0], None)
             if item is None:
@@ -715,15 +873,15 @@ class StateMachine:
                 continue
             self.backlogged -= 1
             if self._claimable(item):
-                taken.append(item)
+                taken.append(cast("Attempt", item))
         return taken
 
-    def _hand_over(self, claim: LocalClaim, picked: list[Item], taken: set[Any]) -> None:
+    def _hand_over(self, claim: LocalClaim, picked: list[Attempt], taken: set[Any]) -> None:
         """Give this process's workers the attempts the commit claimed for them."""
         local = self.local
         assert local is not None
         now = claim.now
-        items: list[Item] = []
+        items: list[Attempt] = []
         for state, i, tr in picked:
             if (tr.run_id, tr.task_id, tr.attempt) in taken:
                 items.append(
@@ -762,7 +920,8 @@ class StateMachine:
                 self._held = item
                 queue.on_space(self.wake)
                 return
-            self.backlogged -= 1
+            work = item[2]
+            self.backlogged -= len(work) if work.__class__ is Instances else 1
 
     def _cancel(self, run_id: int, note: str, now: Any, fx: Effects) -> None:
         state = self.runs.get(run_id)
@@ -790,6 +949,21 @@ class StateMachine:
             nxt = pending.popleft()
             self.active[dag_id] += 1
             transitions.start_run(nxt, now, fx)
+
+
+async def create_run(storage: Storage, new: NewRun) -> DagRun:
+    """Write a new manual run in a transaction of its own."""
+    run = await storage.create_run(
+        dag_id=new.dag_id,
+        logical_time=new.logical_time,
+        trigger=new.trigger,
+        params=new.params,
+        dag_version=new.dag_version,
+        created_at=new.created_at,
+        event=new.event,
+    )
+    assert run is not None  # manual runs are never refused
+    return run
 
 
 def _attempt_ended(state: RunState, i: int, tr: TaskRun, now: Any, fx: Effects) -> None:
@@ -835,6 +1009,40 @@ def _instance_outcome(state: RunState, i: int, tr: TaskRun, now: Any, fx: Effect
         fanout.instance_skipped(state, i, k, tr, now, fx)
     elif status is not TaskStatus.cancelled:
         fanout.instance_failed(state, i, k, tr, now, fx)
+
+
+def _instances_ended(
+    state: RunState, i: int, first: int, trs: list[TaskRun], now: Any, fx: Effects
+) -> None:
+    """Apply the outcomes of instances ``first``, ``first + 1``, ... of mapped task
+    ``i``, in order (``_instance_outcome`` for a range, its id not parsed per instance)."""
+    if state.cancelled:
+        return  # their rows say cancelled already
+    mapped = state.maps.get(i)
+    if mapped is None:
+        return
+    phase, attempts, streak, results = mapped.phase, mapped.attempt, mapped.streak, mapped.results
+    n = len(phase)
+    live, succeeded = transitions.LIVE, transitions.SUCCESS
+    success, skipped, cancelled = TaskStatus.success, TaskStatus.skipped, TaskStatus.cancelled
+    append = fx.task_runs.append
+    k = first
+    for tr in trs:
+        if k < n and phase[k] == live and attempts[k] == tr.attempt:
+            status = tr.status
+            if status is success:
+                append(tr)
+                streak[k] = 0
+                phase[k] = succeeded
+                results[k] = tr.result
+                mapped.settled += 1
+                if mapped.settled == n:
+                    fanout.all_ended(state, i, now, fx)
+            elif status is skipped:
+                fanout.instance_skipped(state, i, k, tr, now, fx)
+            elif status is not cancelled:
+                fanout.instance_failed(state, i, k, tr, now, fx)
+        k += 1
 
 
 def _log_events(fx: Effects) -> None:

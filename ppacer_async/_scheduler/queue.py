@@ -46,6 +46,18 @@ class ReadyQueue(Generic[T]):
             self._getters.popleft().set()
         return True
 
+    def put_back(self, priority: int, item: T) -> None:
+        """Add an item first in its priority, full or not: the rest of work taken from
+        the queue, handed back for other workers."""
+        bucket = self._buckets.get(priority)
+        if bucket is None:
+            bucket = self._buckets[priority] = deque()
+            heapq.heappush(self._levels, -priority)
+        bucket.appendleft(item)
+        self._size += 1
+        if self._getters:
+            self._getters.popleft().set()
+
     def on_space(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once, when the queue has drained to half its capacity."""
         if self._size <= self.capacity // 2:

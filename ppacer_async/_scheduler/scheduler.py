@@ -219,9 +219,9 @@ class Scheduler:
     async def _sync_dags(self) -> None:
         now = self.clock.now()
         for dag in self._dags.values():
-            definition = dag.definition()
+            definition_hash, stored = dag.encoded_definition()
             self._versions[dag.dag_id] = await self.storage.sync_dag(
-                dag.dag_id, dag.definition_hash(definition), definition, now
+                dag.dag_id, definition_hash, stored, now
             )
 
     async def _run(self, task_status: anyio.abc.TaskStatus[None]) -> None:
@@ -326,15 +326,17 @@ class Scheduler:
     async def trigger(self, dag_id: str, params: Mapping[str, Any] | None = None) -> DagRun:
         """Queue a manual run of a DAG now; ``params`` override the DAG's defaults.
 
+        Returns the run as stored (queued), once it is committed. On SQLite, triggers
+        are written in the scheduler's next commit: many at once share a transaction.
         :raises DagNotFound: no such DAG is served.
         """
         self._require_serving()
         dag = self._dag(dag_id)
-        run = await operations.queue_manual_run(
-            self.storage, dag_id, self._versions[dag_id], dag.params, params, self.clock.now()
+        new = operations.manual_run(
+            dag_id, self._versions[dag_id], dag.params, params, self.clock.now()
         )
-        self._admit([run])
-        return run
+        assert self._engine is not None
+        return await self._engine.queue_run(new)
 
     async def wait_for_run(self, run_id: int, timeout: float | timedelta | None = None) -> DagRun:
         """Wait until a run succeeds or fails and return it.

@@ -16,9 +16,9 @@ import attrs
 
 from .._dag import DAG, Graph
 from .._enums import AttemptReason, DagRunStatus, RunTrigger, TaskStatus
-from .._structures import DagRun, TaskRun, instance_id, split_instance_id
+from .._structures import DagRun, TaskRun, instance_id, moved_run, split_instance_id
 from . import rules
-from .upstream import RunView
+from .upstream import Instances, RunView
 
 if TYPE_CHECKING:
     from .pools import Pools
@@ -49,6 +49,9 @@ _PHASE_STATUS = {
 _SCHEDULED = TaskStatus.scheduled
 _INITIAL = AttemptReason.initial
 _RESTART = AttemptReason.restart
+
+#: First attempts of a mapped async task's instances per queue item (see ``Instances``).
+INSTANCES_PER_ITEM = 32
 
 #: Why an alert is sent: a failed attempt that will be retried, or a final failure.
 AlertKind = Literal["retry", "failure"]
@@ -182,10 +185,15 @@ class Ready:
     expanded: list[tuple[int, int]] = attrs.field(factory=list)
 
     def __len__(self) -> int:
-        return len(self.indices) + len(self.instances) + sum(n for _, n in self.expanded)
+        n = len(self.indices)
+        if self.instances:
+            n += len(self.instances)
+        if self.expanded:
+            n += sum(count for _, count in self.expanded)
+        return n
 
-    def items(self) -> Iterator[tuple[RunState, int, TaskRun]]:
-        """Queue items, made one at a time."""
+    def items(self) -> Iterator[tuple[RunState, int, TaskRun | Instances]]:
+        """Queue items, made one at a time: an attempt each, or a range of instances."""
         state = self.state
         run_id = state.run.id
         ids, attempts, at = state.graph.ids, state.attempt, self.at
@@ -216,6 +224,11 @@ class Ready:
                 ),
             )
         for i, n in self.expanded:
+            if state.graph.tasks[i].is_async:
+                # A worker runs them back to back: an item per INSTANCES_PER_ITEM.
+                for start in range(0, n, INSTANCES_PER_ITEM):
+                    yield state, i, Instances(start, min(start + INSTANCES_PER_ITEM, n), at)
+                continue
             prefix = ids[i] + "["
             for k in range(n):
                 yield (
@@ -321,13 +334,8 @@ def start_run(
 ) -> None:
     """Move a queued run to running and schedule every task whose trigger rule is met."""
     run = state.run
-    state.run = run = attrs.evolve(
-        run,
-        status=DagRunStatus.running,
-        trigger=trigger or run.trigger,
-        started_at=run.started_at or now,
-        finished_at=None,
-        note=None,
+    state.run = run = moved_run(
+        run, DagRunStatus.running, trigger or run.trigger, run.started_at or now, None, None
     )
     fx.dag_runs.append(run)
     if state.dag.run_timeout is not None:
@@ -680,6 +688,7 @@ def _finish(state: RunState, now: datetime, fx: Effects) -> None:
         status = DagRunStatus.cancelled
     else:
         status = DagRunStatus.failed if state.failed else DagRunStatus.success
-    state.run = attrs.evolve(state.run, status=status, finished_at=now)
+    run = state.run
+    state.run = moved_run(run, status, run.trigger, run.started_at, now, run.note)
     fx.dag_runs.append(state.run)
     fx.finished.append(state)

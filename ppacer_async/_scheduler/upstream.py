@@ -4,6 +4,7 @@ tasks upstream of it (``ctx.upstream``)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -31,6 +32,23 @@ class RunView:
 
     def upstream_results(self, index: int) -> Upstream:
         return Upstream(self, index)
+
+
+class Instances:
+    """A queue item's work for the instances ``start`` to ``stop - 1`` of a mapped task:
+    their first attempts, made ready at ``at``. One item, not one per instance: a worker
+    runs them one after the other, each its own attempt, and reports their outcomes
+    together (see ``Consumer``)."""
+
+    __slots__ = ("at", "start", "stop")
+
+    def __init__(self, start: int, stop: int, at: datetime) -> None:
+        self.start = start
+        self.stop = stop
+        self.at = at
+
+    def __len__(self) -> int:
+        return self.stop - self.start
 
 
 class Upstream(Mapping[str, Any]):

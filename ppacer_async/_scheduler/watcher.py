@@ -81,6 +81,13 @@ class Watcher:
         if self._scope is not None:
             self._scope.cancel()
 
+    def slot_freed(self, dag_id: str) -> None:
+        """A run of ``dag_id`` finished: a due point waiting for its slot may go now.
+        A DAG without a point to come (no schedule) needs no wake-up: waking costs a
+        cancel scope's cancellation, once per finished run."""
+        if self.next_points.get(dag_id) is not None:
+            self.wake()
+
     def set_paused(self, dag_id: str, paused: bool, resume_after: datetime | None) -> None:
         """Follow a pause or unpause (from this process or another one)."""
         if dag_id not in self.dags:

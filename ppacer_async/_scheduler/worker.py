@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import weakref
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from .._dag import DAG
     from ..abc import Clock, SharedStorage
     from .consumer import Consumer, Item
+    from .machine import Attempt
     from .queue import ReadyQueue
 
 logger = logging.getLogger("ppacer_async.scheduler")
@@ -56,7 +58,7 @@ class Leading(Protocol):
     def local_run(self, run_id: int) -> RunView | None:
         """The state machine's own state of a run, when it runs here."""
 
-    def take_stored(self, n: int) -> list[Item]:
+    def take_stored(self, n: int) -> list[Attempt]:
         """Up to ``n`` scheduled attempts the state machine made ready and keeps in
         memory, when it runs here, for this process to claim by key."""
 
@@ -114,6 +116,10 @@ class Reporter:
             self.held.discard(tr.key)
             return
         self._outcomes.append(tr)
+        self._wake.set()
+
+    def post_instances(self, state: Any, i: int, first: int, trs: list[TaskRun]) -> None:
+        self._outcomes.extend(trs)
         self._wake.set()
 
     def post_interrupted(self, state: Any, i: int, tr: TaskRun) -> None:
@@ -265,8 +271,11 @@ class Claimer:
         #: than it asked for, until told of new ones).
         self.stored_work = True
         #: Attempts handed over that the queue had no room for yet.
-        self._overflow: list[Item] = []
+        self._overflow: list[Attempt] = []
         self._wake = anyio.Event()
+        #: The runs of the attempts claimed here, as their workers see them, while any
+        #: is queued or running.
+        self._views: weakref.WeakSet[RunView] = weakref.WeakSet()
 
     def wake(self) -> None:
         """Scheduled attempts may wait in storage: claim for the free workers."""
@@ -286,7 +295,7 @@ class Claimer:
     def free(self) -> int:
         return self.consumer.free - len(self._overflow)
 
-    def take(self, items: list[Item]) -> None:
+    def take(self, items: list[Attempt]) -> None:
         self.reporter.held.update(item[2].key for item in items)
         queue = self.queue
         for n, item in enumerate(items):
@@ -297,6 +306,20 @@ class Claimer:
 
     def claim_short(self) -> None:
         self.wake()
+
+    def claimed_runs(self) -> set[int]:
+        """The runs of the attempts claimed here that are queued or running (the
+        leader's own runs aside: its state machine cancels those itself)."""
+        return {view.run.id for view in self._views}
+
+    def cancel_run(self, run_id: int) -> None:
+        """A run was cancelled (its rows say so already): its attempts claimed here and
+        not started never start, and their leases are no longer renewed."""
+        for view in list(self._views):
+            if view.run.id == run_id:
+                view.cancelled = True
+        held = self.reporter.held
+        held.difference_update([key for key in held if key[0] == run_id])
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         self.storage.add_notice_callback("work", self.wake)
@@ -422,7 +445,10 @@ class Claimer:
             if view is None:
                 # The leader's own state of the run, when it is this process, already
                 # holds the upstream results.
-                view = self._engine.local_run(run.id) or RunView(run=run, dag=dag, graph=graph)
+                view = self._engine.local_run(run.id)
+                if view is None:
+                    view = RunView(run=run, dag=dag, graph=graph)
+                    self._views.add(view)
                 views[run.id] = view
             items.append((view, i, tr))
             if type(view) is RunView:
@@ -434,7 +460,7 @@ class Claimer:
                 view.results[view.graph.index[task_id]] = value
         await self._put(items)
 
-    async def _put(self, items: list[tuple[RunView, int, TaskRun]]) -> None:
+    async def _put(self, items: Sequence[Item]) -> None:
         queue = self.queue
         for item in items:
             priority = item[0].graph.tasks[item[1]].priority

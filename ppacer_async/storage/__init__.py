@@ -7,13 +7,22 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from .._definition import decode_definition as decode_definition
+from .._definition import encode_definition as encode_definition
 from .._exceptions import StorageError
 from .memory import MemoryStorage as MemoryStorage
 
 if TYPE_CHECKING:
     from ..abc import Storage
 
-__all__ = ["MemoryStorage", "check_postgres_url", "from_url", "redact_url"]
+__all__ = [
+    "MemoryStorage",
+    "check_postgres_url",
+    "decode_definition",
+    "encode_definition",
+    "from_url",
+    "redact_url",
+]
 
 DEFAULT_URL = "sqlite:///ppacer.db"
 

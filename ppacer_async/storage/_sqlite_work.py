@@ -4,6 +4,7 @@ synchronously on a ``sqlite3.Connection``; ``sqlite.py`` runs it in aiosqlite's 
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -47,6 +48,14 @@ LAST_SCHEDULE_POINT = _named.take("last_schedule_point")
 SCHEDULE_EVENTS = _named.take("schedule_events")
 UPDATE_RUN = _named.take("update_run")
 UPSERT_TASK_RUN = _named.take("upsert_task_run")
+#: Task rows written per statement: one step of SQLite's, not one per row, so the
+#: writing thread gives the GIL up (and waits to get it back from the event loop's
+#: thread) once per group. 100 rows bind 1,000 values, far below SQLite's limit.
+TASK_ROWS_PER_STATEMENT = 100
+_ONE_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+UPSERT_TASK_RUNS = UPSERT_TASK_RUN.replace(
+    _ONE_ROW, ", ".join([_ONE_ROW] * TASK_ROWS_PER_STATEMENT), 1
+)
 INSERT_LOG = _named.take("insert_log")
 GET_RUN = _named.take("get_run")
 ACTIVE_RUNS = _named.take("active_runs")
@@ -118,7 +127,7 @@ def dag_from_row(row: tuple[Any, ...]) -> DagInfo:
         dag_id=row[0],
         version=row[1],
         definition_hash=row[2],
-        definition=json.loads(row[3]),
+        definition=row[3],
         paused=bool(row[4]),
         created_at=dt(row[5]),
         resume_after=opt_dt(row[6]),
@@ -164,7 +173,7 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def sync_dag(
-    conn: sqlite3.Connection, dag_id: str, definition_hash: str, definition: str, now: str
+    conn: sqlite3.Connection, dag_id: str, definition_hash: str, definition: bytes, now: str
 ) -> int:
     with write_transaction(conn):
         row = conn.execute(LATEST_DAG_VERSION, (dag_id,)).fetchone()
@@ -191,9 +200,12 @@ def create_run(
         return run_id
 
 
-def commit(conn: sqlite3.Connection, changes: Changes) -> None:
-    # Everything is converted and checked before the transaction starts: bad input
-    # raises with nothing written.
+_Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def _changed_rows(changes: Changes) -> _Rows:
+    """The rows of a commit, converted and checked before its transaction starts: bad
+    input raises with nothing written."""
     run_rows = []
     for run in changes.dag_runs:
         check_member(run.status, RUN_STATUSES, f"status of run {run.id}")
@@ -211,13 +223,24 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
         )
     task_rows = []
     memo: dict[datetime, str] = {}  # attempts made ready together share scheduled_at
+    # Attempts run back to back (a mapped task's instances) start as the one before
+    # ended: the same time, written once.
+    ended: datetime | None = None
+    ended_text: str | None = None
     for tr in changes.task_runs:
         scheduled = tr.scheduled_at
         if tr.status not in TASK_STATUSES or tr.reason not in ATTEMPT_REASONS:
             where = f"task {tr.task_id!r} attempt {tr.attempt} of run {tr.run_id}"
             check_member(tr.status, TASK_STATUSES, f"status of {where}")
             check_member(tr.reason, ATTEMPT_REASONS, f"reason of {where}")
-        result = None if tr.result is None else result_json(tr, compact_json)
+        result = tr.result
+        if result is not None:
+            # An int's JSON is its decimal text (not a bool's: a subclass).
+            result = str(result) if result.__class__ is int else result_json(tr, compact_json)
+        started = tr.started_at
+        started_text = None if started is None else ended_text if started is ended else ts(started)
+        ended = tr.finished_at
+        ended_text = None if ended is None else ts(ended)
         task_rows.append(
             (
                 tr.run_id,
@@ -226,8 +249,8 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
                 tr.status,
                 tr.reason,
                 None if scheduled is None else ts_memo(scheduled, memo),
-                None if tr.started_at is None else ts(tr.started_at),
-                None if tr.finished_at is None else ts(tr.finished_at),
+                started_text,
+                ended_text,
                 tr.error,
                 result,
             )
@@ -235,32 +258,80 @@ def commit(conn: sqlite3.Connection, changes: Changes) -> None:
     log_rows = [
         (r.run_id, r.task_id, r.attempt, ts(r.time), r.level, r.message) for r in changes.logs
     ]
+    return run_rows, task_rows, log_rows
+
+
+def _write_changes(conn: sqlite3.Connection, rows: _Rows) -> None:
+    run_rows, task_rows, log_rows = rows
+    if run_rows:
+        updated = conn.executemany(UPDATE_RUN, run_rows).rowcount
+        if updated != len(run_rows):
+            wanted = sorted({row[-2] for row in run_rows})
+            marks = ", ".join("?" * len(wanted))
+            found = {
+                row_id
+                for (row_id,) in conn.execute(
+                    f"SELECT id FROM dag_runs WHERE id IN ({marks})", wanted
+                )
+            }
+            missing = [run_id for run_id in wanted if run_id not in found]
+            if missing:  # else: cancelled runs that stay so
+                raise StorageError(
+                    f"commit updates DAG runs that do not exist: {missing}; nothing was written"
+                )
+    try:
+        if task_rows:
+            _upsert_task_rows(conn, task_rows)
+        if log_rows:
+            conn.executemany(INSERT_LOG, log_rows)
+    except sqlite3.IntegrityError as exc:
+        raise StorageError(
+            f"commit refers to a DAG run that does not exist ({exc}); nothing was written"
+        ) from exc
+
+
+def commit(conn: sqlite3.Connection, changes: Changes) -> None:
+    rows = _changed_rows(changes)
     with write_transaction(conn):
-        if run_rows:
-            updated = conn.executemany(UPDATE_RUN, run_rows).rowcount
-            if updated != len(run_rows):
-                wanted = sorted({row[-2] for row in run_rows})
-                marks = ", ".join("?" * len(wanted))
-                found = {
-                    row_id
-                    for (row_id,) in conn.execute(
-                        f"SELECT id FROM dag_runs WHERE id IN ({marks})", wanted
-                    )
-                }
-                missing = [run_id for run_id in wanted if run_id not in found]
-                if missing:  # else: cancelled runs that stay so
-                    raise StorageError(
-                        f"commit updates DAG runs that do not exist: {missing}; nothing was written"
-                    )
-        try:
-            if task_rows:
-                conn.executemany(UPSERT_TASK_RUN, task_rows)
-            if log_rows:
-                conn.executemany(INSERT_LOG, log_rows)
-        except sqlite3.IntegrityError as exc:
-            raise StorageError(
-                f"commit refers to a DAG run that does not exist ({exc}); nothing was written"
-            ) from exc
+        _write_changes(conn, rows)
+
+
+def create_runs_and_commit(
+    conn: sqlite3.Connection,
+    runs: Sequence[tuple[tuple[Any, ...], tuple[str, str, str, str] | None]],
+    changes: Changes,
+) -> list[int]:
+    """Insert queued runs (a row and a schedule event each), then write ``changes``,
+    in one transaction; return the new runs' ids."""
+    rows = _changed_rows(changes)
+    ids: list[int] = []
+    with write_transaction(conn):
+        for row, event in runs:
+            cursor = conn.execute(INSERT_RUN, row)
+            if cursor.rowcount == 0 or cursor.lastrowid is None:
+                raise StorageError(
+                    f"a run of DAG {row[0]!r} at {row[1]} was refused: its logical time "
+                    "is taken; nothing was written"
+                )
+            ids.append(cursor.lastrowid)
+            if event is not None:
+                conn.execute(INSERT_SCHEDULE_EVENT, (*event, cursor.lastrowid))
+        _write_changes(conn, rows)
+    return ids
+
+
+def _upsert_task_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Write task rows in order (a later row of the same attempt updates the earlier),
+    ``TASK_ROWS_PER_STATEMENT`` per statement, the rest one by one."""
+    group = TASK_ROWS_PER_STATEMENT
+    whole = len(rows) - len(rows) % group
+    if whole:
+        chain = itertools.chain.from_iterable
+        conn.executemany(
+            UPSERT_TASK_RUNS, (list(chain(rows[k : k + group])) for k in range(0, whole, group))
+        )
+    if whole < len(rows):
+        conn.executemany(UPSERT_TASK_RUN, rows[whole:])
 
 
 def save_pools(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:

@@ -6,12 +6,13 @@ import copy
 import itertools
 import os
 from bisect import insort
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
+from .._definition import stored_definition
 from .._enums import DagRunStatus, RunTrigger, ScheduleEventKind, prunable_statuses
 from .._exceptions import DagNotFound, StorageError
 from .._structures import (
@@ -25,6 +26,7 @@ from .._structures import (
     StorageCounts,
     TaskRun,
     WorkerInfo,
+    moved_run,
 )
 from .._time import to_utc
 from ..abc import Storage
@@ -60,16 +62,22 @@ class MemoryStorage(Storage):
         pass
 
     async def sync_dag(
-        self, dag_id: str, definition_hash: str, definition: dict[str, Any], now: datetime
+        self,
+        dag_id: str,
+        definition_hash: str,
+        definition: bytes | Mapping[str, Any],
+        now: datetime,
     ) -> int:
         versions = self._dags.setdefault(dag_id, [])
         if versions and versions[-1].definition_hash == definition_hash:
             return versions[-1].version
+        # Kept in its stored form: immutable, compact, and decoded only when read.
+        stored = stored_definition(definition)
         info = DagInfo(
             dag_id=dag_id,
             version=len(versions) + 1,
             definition_hash=definition_hash,
-            definition=copy.deepcopy(definition),
+            definition=stored,
             paused=self._paused.setdefault(dag_id, (False, None))[0],
             created_at=to_utc(now),
         )
@@ -125,7 +133,7 @@ class MemoryStorage(Storage):
             logical_time=logical_time,
             status=DagRunStatus.queued,
             trigger=trigger,
-            params=copy.deepcopy(params),
+            params=copy.deepcopy(params) if params else {},
             dag_version=dag_version,
             created_at=to_utc(created_at),
         )
@@ -177,13 +185,13 @@ class MemoryStorage(Storage):
             old = self._runs[run.id]
             if old.status is DagRunStatus.cancelled and run.status not in _REOPENING:
                 continue  # cancelled until queued again (a restart)
-            self._runs[run.id] = attrs.evolve(
+            self._runs[run.id] = moved_run(
                 old,
-                status=run.status,
-                trigger=run.trigger,
-                started_at=_utc_or_none(run.started_at),
-                finished_at=_utc_or_none(run.finished_at),
-                note=run.note,
+                run.status,
+                run.trigger,
+                _utc_or_none(run.started_at),
+                _utc_or_none(run.finished_at),
+                run.note,
             )
         task_runs = self._task_runs
         for tr in changes.task_runs:

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
@@ -21,6 +21,7 @@ import aiosqlite
 import anyio
 import attrs
 
+from .._definition import stored_definition
 from .._enums import (
     DagRunStatus,
     RunTrigger,
@@ -37,6 +38,7 @@ from .._structures import (
     DagInfo,
     DagRun,
     LogRecord,
+    NewRun,
     PoolUsage,
     PruneCounts,
     ScheduleEvent,
@@ -261,6 +263,8 @@ class SQLiteStorage(Storage):
     :param path: the database file; created with the schema when it does not exist.
     """
 
+    creates_runs_in_commit = True
+
     path: str = attrs.field(validator=_check_path)
     _db: aiosqlite.Connection | None = attrs.field(init=False, default=None, repr=False)
     _lock_fd: int | None = attrs.field(init=False, default=None, repr=False)
@@ -361,10 +365,14 @@ class SQLiteStorage(Storage):
     # -- DAG definitions -----------------------------------------------------------------
 
     async def sync_dag(
-        self, dag_id: str, definition_hash: str, definition: dict[str, Any], now: datetime
+        self,
+        dag_id: str,
+        definition_hash: str,
+        definition: bytes | Mapping[str, Any],
+        now: datetime,
     ) -> int:
-        text = q.json_text(definition, f"the definition of DAG {dag_id!r}")
-        return await self._call("record DAG", q.sync_dag, dag_id, definition_hash, text, ts(now))
+        stored = stored_definition(definition)
+        return await self._call("record DAG", q.sync_dag, dag_id, definition_hash, stored, ts(now))
 
     async def get_dag(self, dag_id: str) -> DagInfo | None:
         row = await self._call(
@@ -409,36 +417,25 @@ class SQLiteStorage(Storage):
         created_at: datetime,
         event: ScheduleEventKind | None = None,
     ) -> DagRun | None:
-        check_member(trigger, RUN_TRIGGERS, "trigger")
-        if event is not None:
-            check_member(event, EVENT_KINDS, "event")
-        logical = ts(logical_time)
-        created = ts(created_at)
-        params_text = q.json_text(params, f"params of a run of DAG {dag_id!r}")
-        row = (
-            dag_id,
-            logical,
-            DagRunStatus.queued,
-            trigger,
-            int(trigger in SCHEDULED_TRIGGERS),
-            params_text,
-            dag_version,
-            created,
-        )
-        event_row = None if event is None else (dag_id, logical, event, created)
-        run_id = await self._call("create a run", q.create_run, row, event_row)
-        if run_id is None:
-            return None
-        return DagRun(
-            id=run_id,
+        new = NewRun(
             dag_id=dag_id,
-            logical_time=dt(logical),
-            status=DagRunStatus.queued,
-            trigger=RunTrigger(trigger),
-            params=json.loads(params_text),
+            logical_time=logical_time,
+            trigger=trigger,
+            params=params,
             dag_version=dag_version,
-            created_at=dt(created),
+            created_at=created_at,
+            event=event,
         )
+        row, event_row = _new_run_rows(new)
+        run_id = await self._call("create a run", q.create_run, row, event_row)
+        return None if run_id is None else _stored_run(run_id, row)
+
+    async def create_runs_and_commit(
+        self, runs: Sequence[NewRun], changes: Changes
+    ) -> list[DagRun]:
+        rows = [_new_run_rows(new) for new in runs]
+        ids = await self._call("commit", q.create_runs_and_commit, rows, changes)
+        return [_stored_run(run_id, row) for run_id, (row, _) in zip(ids, rows, strict=True)]
 
     async def record_schedule_event(self, event: ScheduleEvent) -> None:
         check_member(event.kind, EVENT_KINDS, "kind of the schedule event")
@@ -661,3 +658,39 @@ class SQLiteStorage(Storage):
         """Switch the file to incremental vacuum and compact it: rewrites the whole
         file, holding the write lock meanwhile (run it while no scheduler serves)."""
         await self._call("vacuum", _sqlite_prune.vacuum)
+
+
+def _new_run_rows(new: NewRun) -> tuple[tuple[Any, ...], tuple[str, str, str, str] | None]:
+    """The ``dag_runs`` row of a new run and its schedule event's, checked."""
+    check_member(new.trigger, RUN_TRIGGERS, "trigger")
+    if new.event is not None:
+        check_member(new.event, EVENT_KINDS, "event")
+    logical = ts(new.logical_time)
+    created = ts(new.created_at)
+    params_text = q.json_text(new.params, f"params of a run of DAG {new.dag_id!r}")
+    row = (
+        new.dag_id,
+        logical,
+        DagRunStatus.queued,
+        new.trigger,
+        int(new.trigger in SCHEDULED_TRIGGERS),
+        params_text,
+        new.dag_version,
+        created,
+    )
+    event_row = None if new.event is None else (new.dag_id, logical, new.event, created)
+    return row, event_row
+
+
+def _stored_run(run_id: int, row: tuple[Any, ...]) -> DagRun:
+    """The run inserted from ``row`` (``_new_run_rows``) with id ``run_id``."""
+    return DagRun(
+        id=run_id,
+        dag_id=row[0],
+        logical_time=dt(row[1]),
+        status=DagRunStatus.queued,
+        trigger=RunTrigger(row[3]),
+        params=json.loads(row[5]),
+        dag_version=row[6],
+        created_at=dt(row[7]),
+    )

@@ -23,8 +23,8 @@ def sensing(directory: str) -> DAG:
     return DAG("sensing").add(
         *[
             FileSensor(
-                f"sensor_{k:02d}",
                 f"{directory}/ready",
+                id=f"sensor_{k:02d}",
                 poke_interval=timedelta(milliseconds=200),
                 timeout=timedelta(hours=1),
             )

@@ -22,7 +22,7 @@ CREATE TABLE dag_versions (
     dag_id text COLLATE "C" NOT NULL,
     version integer NOT NULL,
     definition_hash text NOT NULL,
-    definition jsonb NOT NULL,
+    definition bytea NOT NULL,
     created_at timestamptz NOT NULL,
     PRIMARY KEY (dag_id, version),
     FOREIGN KEY (dag_id) REFERENCES dags (dag_id) ON DELETE CASCADE

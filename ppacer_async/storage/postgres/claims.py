@@ -214,6 +214,11 @@ class Claims:
             )
         return [task_run(row) for row in rows]
 
+    async def lease_due(self) -> timedelta | None:
+        with self.db.errors("read from"):
+            due: timedelta | None = await self.db.connections.fetchval(q.LEASE_DUE)
+        return due
+
     async def workers(self) -> list[WorkerInfo]:
         with self.db.errors("read from"):
             rows = await self.db.connections.fetch(q.WORKERS)

@@ -8,7 +8,7 @@ lock of the process that schedules) and :mod:`.claims` (leases on attempts, reap
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ import anyio.abc
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
 
+from ..._definition import stored_definition
 from ..._enums import DagRunStatus, RunTrigger, ScheduleEventKind, TaskStatus, prunable_statuses
 from ..._exceptions import DagNotFound, LeaseLost, StorageError
 from ..._structures import (
@@ -175,10 +176,14 @@ class PostgresStorage(SharedStorage):
     # -- DAG definitions ---------------------------------------------------------------
 
     async def sync_dag(
-        self, dag_id: str, definition_hash: str, definition: dict[str, Any], now: datetime
+        self,
+        dag_id: str,
+        definition_hash: str,
+        definition: bytes | Mapping[str, Any],
+        now: datetime,
     ) -> int:
         now = to_utc(now)
-        definition_json = to_json(definition, "the DAG definition")
+        stored = stored_definition(definition)
         pool = self._db.connections
         with self._db.errors("write to"):
             latest = await pool.fetchrow(q.LATEST_DAG_VERSION, dag_id)
@@ -193,7 +198,7 @@ class PostgresStorage(SharedStorage):
                     return int(latest["version"])
                 version = 1 if latest is None else int(latest["version"]) + 1
                 await conn.execute(
-                    q.INSERT_DAG_VERSION, dag_id, version, definition_hash, definition_json, now
+                    q.INSERT_DAG_VERSION, dag_id, version, definition_hash, stored, now
                 )
                 return version
 
@@ -310,14 +315,22 @@ class PostgresStorage(SharedStorage):
         # Later entries win, as they would applied one by one.
         runs = {run.id: run for run in changes.dag_runs}
         task_runs = {tr.key: tr for tr in changes.task_runs}
-        query = q.COMMIT[bool(runs), bool(task_runs), bool(changes.logs), claim is not None]
-        args: list[Any] = _commit_arguments(runs.values(), task_runs.values(), changes.logs)
+        task_rows = list(task_runs.values())
         leased: list[bool] = []
         fresh: set[tuple[int, str, int]] = set()
         if claim is not None:
             leased, fresh = _leased(task_runs, claim)
-            if task_runs:
-                args.append(leased)
+            if fresh and len(task_rows) > COMMIT_CHUNK:
+                task_rows, leased, fresh = _leased_first(task_rows, leased, fresh)
+        # A commit of very many task runs (a run of a million tasks starting) is sent as
+        # several statements of one transaction, each well within statement_timeout;
+        # the first one claims (the rows it leases come first), the others write rows.
+        first, rest = task_rows[:COMMIT_CHUNK], task_rows[COMMIT_CHUNK:]
+        query = q.COMMIT[bool(runs), bool(first), bool(changes.logs), claim is not None]
+        args: list[Any] = _commit_arguments(runs.values(), first, changes.logs)
+        if claim is not None:
+            if first:
+                args.append(leased[: len(first)])
             args += [
                 claim.worker_id,
                 self.lease,
@@ -329,14 +342,33 @@ class PostgresStorage(SharedStorage):
                 [self._notices.channels["work"]] if fresh else [],
             ]
         args += [
-            self._notices.commit_channels(runs.values(), task_runs.values(), leased),
+            self._notices.commit_channels(runs.values(), task_rows, leased),
             self._notices.sender,
         ]
+        more = [
+            [*_commit_arguments((), rest[i : i + COMMIT_CHUNK], ()), (), self._notices.sender]
+            for i in range(0, len(rest), COMMIT_CHUNK)
+        ]
+
+        async def send(conn: Any) -> Any:
+            if not more:
+                return await conn.fetchrow(query, *args)
+            async with conn.transaction():
+                row = await conn.fetchrow(query, *args)
+                if row["ok"] and (claim is None or row["held"]):  # else nothing was written
+                    for chunk in more:
+                        await conn.fetchval(q.COMMIT[False, True, False, False], *chunk)
+            return row
+
         with self._db.errors("write to"):
             try:
                 leader = self._election.current
                 if leader is None:
-                    row = await self._db.connections.fetchrow(query, *args)
+                    if more:
+                        async with self._db.connections.acquire() as conn:
+                            row = await send(conn)
+                    else:
+                        row = await self._db.connections.fetchrow(query, *args)
                 else:
                     # On the connection holding the advisory lock: a process that lost
                     # the scheduling role cannot write a transition any more.
@@ -346,7 +378,7 @@ class PostgresStorage(SharedStorage):
                                 "this process lost the scheduling role (its connection "
                                 "to PostgreSQL dropped); nothing was written"
                             )
-                        row = await leader.conn.fetchrow(query, *args)
+                        row = await send(leader.conn)
             except asyncpg.ForeignKeyViolationError as exc:
                 raise StorageError(
                     f"commit refers to a DAG run that does not exist ({exc.detail or exc}); "
@@ -581,8 +613,15 @@ class PostgresStorage(SharedStorage):
     async def reap(self) -> list[TaskRun]:
         return await self._claims.reap()
 
+    async def lease_due(self) -> timedelta | None:
+        return await self._claims.lease_due()
+
     async def workers(self) -> list[WorkerInfo]:
         return await self._claims.workers()
+
+
+#: The most task runs one statement of a commit writes.
+COMMIT_CHUNK = 50_000
 
 
 def _count(status: str) -> int:
@@ -608,6 +647,19 @@ def _leased(
             if len(found) == len(fresh):
                 break
     return leased, found
+
+
+def _leased_first(
+    task_rows: list[TaskRun], leased: list[bool], fresh: set[tuple[int, str, int]]
+) -> tuple[list[TaskRun], list[bool], set[tuple[int, str, int]]]:
+    """For a commit sent in chunks: the rows to lease first, so that the first
+    statement (the one that claims) holds them; those past it are left scheduled."""
+    rows = [tr for tr, lease in zip(task_rows, leased, strict=True) if lease]
+    n = min(len(rows), COMMIT_CHUNK)
+    rows += [tr for tr, lease in zip(task_rows, leased, strict=True) if not lease]
+    if n < len(fresh):
+        fresh = {tr.key for tr in rows[:n]}
+    return rows, [True] * n + [False] * (len(rows) - n), fresh
 
 
 def _commit_arguments(

@@ -51,7 +51,7 @@ SELECT 1 FROM dags WHERE dag_id = $1 FOR UPDATE
 
 -- insert_dag_version --
 INSERT INTO dag_versions (dag_id, version, definition_hash, definition, created_at)
-VALUES ($1, $2, $3, $4::text::jsonb, $5)
+VALUES ($1, $2, $3, $4, $5)
 
 -- set_paused --
 -- $4, $5: the channel and payload of the notice.
@@ -298,6 +298,13 @@ WITH reaped AS (
     DELETE FROM workers WHERE expires_at < now()
 )
 SELECT reaped.*, pg_notify($1, $2) FROM reaped
+
+-- lease_due --
+-- How long until the earliest lease of a running attempt runs out (zero or less: it has;
+-- NULL: no attempt is leased), on the database's clock: the reaper sleeps that long.
+SELECT min(coalesce(lease_expires_at, now())) - now() AS due
+FROM task_runs
+WHERE status = 'running' AND outcome IS NULL
 
 -- save_pools --
 -- The scheduling process replaces its pools' counts as a whole; $1-$4: the pools'
