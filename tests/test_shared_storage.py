@@ -486,6 +486,53 @@ async def test_a_commit_claims_nothing_while_another_process_runs_the_same_dags(
 
 
 @pytest.mark.postgres
+async def test_a_commit_sent_in_chunks_claims_in_its_first_and_writes_no_chunk_without_a_lease(
+    make: Make, admin: Any, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ppacer_async.storage.postgres import storage as pg_storage
+
+    monkeypatch.setattr(pg_storage, "COMMIT_CHUNK", 2)  # 5 rows: three statements
+    storage, short = make(), make(lease=timedelta(milliseconds=50))
+    await storage.open()
+    await short.open()
+    run, _ = await scheduled_attempts(storage, "etl", 1)
+    ready = [
+        TaskRun(run_id=run.id, task_id=f"n{n}", attempt=1, status=TaskStatus.scheduled)
+        for n in range(5)
+    ]
+    # The attempts to claim are the last rows: they are written in the first chunk.
+    claim = LocalClaim(
+        worker_id="leader",
+        dag_ids=("etl",),
+        now=T0,
+        fresh=frozenset(tr.key for tr in ready[3:]),
+    )
+
+    taken = await storage.commit_claiming(Changes(task_runs=ready), claim)
+
+    assert taken == {ready[3].key, ready[4].key}
+    assert await leases(admin, schema, run.id) == {
+        "n0": ("scheduled", None),
+        "n1": ("scheduled", None),
+        "n2": ("scheduled", None),
+        "n3": ("running", "leader"),
+        "n4": ("running", "leader"),
+        "t000": ("scheduled", None),
+    }
+
+    ((_, lost),), _ = await short.claim("leader", ["etl"], 1, T0)
+    assert [tr.key for tr in await reap_until_some(storage)] == [lost.key]
+    done = attrs.evolve(lost, status=TaskStatus.success, finished_at=T0)
+    more = [attrs.evolve(tr, task_id=f"m{n}") for n, tr in enumerate(ready)]
+    with pytest.raises(LeaseLost, match="given up"):
+        await storage.commit_claiming(
+            Changes(task_runs=[done, *more]),
+            LocalClaim(worker_id="leader", dag_ids=("etl",), now=T0, applied=(done.key,)),
+        )
+    assert len(await storage.task_runs(run.id)) == 6  # no chunk was written
+
+
+@pytest.mark.postgres
 async def test_outcomes_applied_by_the_leader_are_written_only_while_it_holds_their_leases(
     make: Make, admin: Any, schema: str
 ) -> None:
