@@ -205,7 +205,11 @@ class ClusterEngine:
 
     def _run_cancelled(self, run_id: int) -> None:
         """The machine cancelled a run: this process's workers stop its attempts at
-        once (other processes learn it from storage)."""
+        once (other processes learn it from storage); those handed over or claimed and
+        not started never start (they see the run cancelled), and no lease of the run
+        is renewed any more."""
+        if self.claimer is not None:
+            self.claimer.cancel_run(run_id)
         if self.consumer is not None:
             self.consumer.cancel_run(run_id)
 
