@@ -38,6 +38,12 @@ class StorageLockedError(StorageError):
     """Another scheduler already serves this storage."""
 
 
+class LeaseLost(RuntimeError):
+    """Internal: a commit applying the outcome of an attempt this process ran found its
+    lease given up (the attempt runs again elsewhere); nothing was written, and the
+    process that schedules starts again from storage. Never reaches the caller."""
+
+
 class SchemaVersionError(StorageError):
     """The database schema is newer than this program understands."""
 

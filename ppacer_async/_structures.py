@@ -271,6 +271,32 @@ class Changes:
 
 
 @attrs.frozen(kw_only=True)
+class LocalClaim:
+    """Attempts a commit on a shared storage also claims for the committing process's
+    own workers, under that process's lease, so that they start without a claim of
+    their own (``SharedStorage.commit_claiming``).
+
+    ``fresh``: keys of ``scheduled`` rows among the commit's ``task_runs``, written
+    ``running`` instead (started ``now``). ``stored``: keys of rows stored
+    ``scheduled`` by an earlier commit, claimed if no process has claimed them since.
+    A storage may take fewer or none: the rest stay ``scheduled`` for any process.
+    ``applied``: attempts of this process whose outcomes the commit applies directly.
+    """
+
+    worker_id: str
+    #: the DAGs the process serves: it claims only while no other live process
+    #: executes attempts of one of them (it has no one to leave them to)
+    dag_ids: tuple[str, ...]
+    now: datetime
+    fresh: frozenset[tuple[int, str, int]] = frozenset()
+    stored: tuple[tuple[int, str, int], ...] = ()
+    #: keys of attempts the process holds (claimed, leased) whose outcomes the commit
+    #: applies without their having been reported: it writes nothing unless each is
+    #: still held, and raises ``LeaseLost``.
+    applied: tuple[tuple[int, str, int], ...] = ()
+
+
+@attrs.frozen(kw_only=True)
 class Statistics:
     """A snapshot of a scheduler's counters (``Scheduler.statistics()``)."""
 

@@ -19,6 +19,7 @@ from ._structures import (
     Changes,
     DagInfo,
     DagRun,
+    LocalClaim,
     LogRecord,
     NewRun,
     PoolUsage,
@@ -152,6 +153,12 @@ class Storage(ABC):
     @abstractmethod
     async def list_dags(self) -> list[DagInfo]:
         """Return every recorded DAG (latest version), sorted by id."""
+
+    async def dag_pauses(self) -> list[tuple[str, bool, datetime | None]]:
+        """Every recorded DAG's id, whether it is paused and ``resume_after``, by id:
+        what :meth:`list_dags` says of them, without reading their definitions (which
+        a storage may skip)."""
+        return [(info.dag_id, info.paused, info.resume_after) for info in await self.list_dags()]
 
     @abstractmethod
     async def set_paused(
@@ -426,6 +433,31 @@ class SharedStorage(Storage):
         mark them running under ``worker_id``'s lease. No attempt is given to two
         callers. Also return how many scheduled attempts are left (0 when none was
         taken), or ``None`` when this call did not count them."""
+
+    async def claim_keys(
+        self, worker_id: str, keys: Collection[tuple[int, str, int]], now: datetime
+    ) -> set[tuple[int, str, int]]:
+        """Take the scheduled attempts of ``keys`` that no one took yet, as
+        :meth:`claim` would; return the keys taken. The default takes none (they stay
+        for :meth:`claim`)."""
+        return set()
+
+    async def held(
+        self, worker_id: str, keys: Collection[tuple[int, str, int]]
+    ) -> set[tuple[int, str, int]]:
+        """The attempts of ``keys`` that ``worker_id`` still holds (claimed, under its
+        lease, no outcome reported). The default holds none."""
+        return set()
+
+    async def commit_claiming(
+        self, changes: Changes, claim: LocalClaim
+    ) -> set[tuple[int, str, int]]:
+        """:meth:`commit`, and in the same transaction take the attempts of ``claim``
+        for ``claim.worker_id`` as :meth:`claim` would (running, under its lease);
+        return the keys taken. A storage that cannot do both at once commits and takes
+        none: the attempts stay ``scheduled`` for :meth:`claim`."""
+        await self.commit(changes)
+        return set()
 
     @abstractmethod
     async def upstream_results(

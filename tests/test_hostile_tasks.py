@@ -212,13 +212,25 @@ async def test_an_outcome_postgresql_refuses_fails_its_attempt_not_the_worker(
 
     from .conftest import POSTGRES_DSN
 
+    def refuse(rows: Any) -> None:
+        if any(tr.result == "refused by the database" for tr in rows):
+            raise ValueError("value too long for this column")
+
     class RefusingPostgres(PostgresStorage):
-        """Refuses any report holding the result ``refused by the database``."""
+        """Refuses any write holding the result ``refused by the database``: a report,
+        or a commit of the scheduling process applying its own workers' outcomes."""
 
         async def report(self, worker_id: str, outcomes: Any, logs: Any, **kw: Any) -> Any:
-            if any(tr.result == "refused by the database" for tr in outcomes):
-                raise ValueError("value too long for this column")
+            refuse(outcomes)
             return await super().report(worker_id, outcomes, logs, **kw)
+
+        async def commit(self, changes: Any) -> None:
+            refuse(changes.task_runs)
+            await super().commit(changes)
+
+        async def commit_claiming(self, changes: Any, claim: Any) -> Any:
+            refuse(changes.task_runs)
+            return await super().commit_claiming(changes, claim)
 
     @task
     async def refused(ctx: TaskContext) -> str:

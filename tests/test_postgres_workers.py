@@ -404,6 +404,53 @@ async def _fetchval_or_none(dsn: str, query: str, *args: object) -> Any:
 
 @pytest.mark.postgres
 @pytest.mark.anyio
+async def test_attempts_a_lone_process_committed_as_its_own_run_again_elsewhere_once_it_is_killed(
+    database: Database, serve: Serve
+) -> None:
+    # Alone, the leader claims the attempts it makes ready in the commit that makes
+    # them ready (running under its lease) and runs them without a claim of its own.
+    url = database.url(lease=1.5, poll_interval=0.3)
+    doomed = serve("slow", url, "--max-concurrent-tasks", "4", **database.task_env)
+    doomed_id = worker_id(doomed)
+    assert doomed.matches(LEADS), tails([doomed])
+    run_id = await trigger("slow", url)
+
+    async def held_by_doomed() -> list[Any]:
+        rows: list[Any] = await database.admin.fetch(
+            "SELECT t.task_id, t.attempt FROM task_runs AS t JOIN executions AS e "
+            "ON e.run_id = t.run_id AND e.task_id = t.task_id AND e.attempt = t.attempt "
+            "WHERE t.run_id = $1 AND t.task_id LIKE 'leaf%' AND t.status = 'running' "
+            "AND t.lease_owner = $2 AND t.lease_expires_at > now()",
+            run_id,
+            doomed_id,
+        )
+        return rows
+
+    running = await poll_until(held_by_doomed, "leaves running in the lone process", timeout=30)
+    survivor = serve("slow", url, "--max-concurrent-tasks", "4", **database.task_env)
+    worker_id(survivor)
+    doomed.kill()
+
+    assert await database.wait_for_run(run_id, [survivor]) == "success", tails([survivor])
+    assert survivor.matches(LEADS), "the survivor did not take over"
+    attempts = await database.attempts(run_id)
+    executions = await database.executions(run_id)
+    for row in running:
+        task_id, n = row["task_id"], row["attempt"]
+        first, *rest = attempts[task_id][n - 1 :]
+        assert first[:2] == (n, "interrupted"), attempts[task_id]
+        assert doomed_id in (first[3] or ""), first
+        assert "stopped renewing its lease" in (first[3] or ""), first
+        assert [(a, status, reason) for a, status, reason, _ in rest] == [
+            (n + 1, "success", "interrupted")
+        ], attempts[task_id]
+        assert executions[(task_id, n + 1)] == survivor.proc.pid
+    statuses = Counter(rows[-1][1] for rows in attempts.values())
+    assert statuses == {"success": len(shared_work.slow.tasks)}, attempts
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
 async def test_run_survives_a_database_server_restart_without_running_an_attempt_twice(
     serve: Serve, tmp_path: Path
 ) -> None:

@@ -37,7 +37,8 @@ from ppacer_async import (
     task,
 )
 from ppacer_async._enums import AttemptReason
-from ppacer_async._structures import Changes, LogRecord
+from ppacer_async._exceptions import LeaseLost
+from ppacer_async._structures import Changes, LocalClaim, LogRecord
 from ppacer_async.schedules import Interval
 from ppacer_async.storage import MemoryStorage, from_url
 from ppacer_async.storage.postgres import PostgresStorage
@@ -392,6 +393,216 @@ async def test_lease_due_says_when_the_earliest_lease_runs_out(make: Make) -> No
         done = attrs.evolve(tr, status=TaskStatus.success, finished_at=T0)
         assert await hour.report(worker, [done], []) == {tr.key}
     assert await hour.lease_due() is None, "a reported attempt holds no lease"
+
+
+# -- the leader claiming for its own workers in its commits --------------------------------
+
+
+async def leases(admin: Any, schema: str, run_id: int) -> dict[str, tuple[str, str | None]]:
+    """task -> (status, lease owner) of attempt 1 of each task of a run."""
+    rows = await admin.fetch(
+        f'SELECT task_id, status, lease_owner FROM "{schema}".task_runs '
+        "WHERE run_id = $1 AND attempt = 1",
+        run_id,
+    )
+    return {row["task_id"]: (row["status"], row["lease_owner"]) for row in rows}
+
+
+@pytest.mark.postgres
+async def test_a_commit_claims_ready_attempts_for_a_process_alone_with_its_dags(
+    make: Make, admin: Any, schema: str
+) -> None:
+    storage = make()
+    await storage.open()
+    run, stored = await scheduled_attempts(storage, "etl", 3)
+    ready = [
+        TaskRun(
+            run_id=run.id,
+            task_id=f"n{n}",
+            attempt=1,
+            status=TaskStatus.scheduled,
+            scheduled_at=T0,
+        )
+        for n in range(3)
+    ]
+    # Another process took t001 meanwhile: it is not claimed twice.
+    ((_, other),), _ = await storage.claim("other", ["etl"], 1, T0)
+    assert other.key == stored[0].key
+    claim = LocalClaim(
+        worker_id="leader",
+        dag_ids=("etl",),
+        now=T0 + HOUR,
+        fresh=frozenset(tr.key for tr in ready[:2]),
+        stored=tuple(tr.key for tr in stored[:2]),
+    )
+
+    taken = await storage.commit_claiming(Changes(task_runs=ready), claim)
+
+    assert taken == {ready[0].key, ready[1].key, stored[1].key}
+    assert await leases(admin, schema, run.id) == {
+        "n0": ("running", "leader"),
+        "n1": ("running", "leader"),
+        "n2": ("scheduled", None),
+        "t000": ("running", "other"),
+        "t001": ("running", "leader"),
+        "t002": ("scheduled", None),
+    }
+    rows = {tr.task_id: tr for tr in await storage.task_runs(run.id)}
+    assert rows["n0"].started_at == rows["t001"].started_at == T0 + HOUR
+    # What the leader claimed is its own: renewed, reported, reaped like any claim.
+    ok = attrs.evolve(ready[0], status=TaskStatus.success, finished_at=T0 + HOUR)
+    assert await storage.report("leader", [ok], []) == {ready[0].key}
+
+
+@pytest.mark.postgres
+async def test_a_commit_claims_nothing_while_another_process_runs_the_same_dags(
+    make: Make, admin: Any, schema: str
+) -> None:
+    storage = make()
+    await storage.open()
+    await storage.register_worker("peer", "worker", T0, ["etl"])
+    await storage.register_worker("elsewhere", "worker", T0, ["other"])
+    await storage.register_worker("planner", "scheduler", T0, ["etl"])
+    run, stored = await scheduled_attempts(storage, "etl", 1)
+    ready = TaskRun(
+        run_id=run.id, task_id="n0", attempt=1, status=TaskStatus.scheduled, scheduled_at=T0
+    )
+    claim = LocalClaim(
+        worker_id="leader",
+        dag_ids=("etl",),
+        now=T0,
+        fresh=frozenset([ready.key]),
+        stored=(stored[0].key,),
+    )
+
+    assert await storage.commit_claiming(Changes(task_runs=[ready]), claim) == set()
+
+    assert await leases(admin, schema, run.id) == {
+        "n0": ("scheduled", None),
+        "t000": ("scheduled", None),
+    }
+    claimed, _ = await storage.claim("peer", ["etl"], 10, T0)
+    assert sorted(tr.task_id for _, tr in claimed) == ["n0", "t000"]
+
+
+@pytest.mark.postgres
+async def test_a_commit_sent_in_chunks_claims_in_its_first_and_writes_no_chunk_without_a_lease(
+    make: Make, admin: Any, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ppacer_async.storage.postgres import storage as pg_storage
+
+    monkeypatch.setattr(pg_storage, "COMMIT_CHUNK", 2)  # 5 rows: three statements
+    storage, short = make(), make(lease=timedelta(milliseconds=50))
+    await storage.open()
+    await short.open()
+    run, _ = await scheduled_attempts(storage, "etl", 1)
+    ready = [
+        TaskRun(run_id=run.id, task_id=f"n{n}", attempt=1, status=TaskStatus.scheduled)
+        for n in range(5)
+    ]
+    # The attempts to claim are the last rows: they are written in the first chunk.
+    claim = LocalClaim(
+        worker_id="leader",
+        dag_ids=("etl",),
+        now=T0,
+        fresh=frozenset(tr.key for tr in ready[3:]),
+    )
+
+    taken = await storage.commit_claiming(Changes(task_runs=ready), claim)
+
+    assert taken == {ready[3].key, ready[4].key}
+    assert await leases(admin, schema, run.id) == {
+        "n0": ("scheduled", None),
+        "n1": ("scheduled", None),
+        "n2": ("scheduled", None),
+        "n3": ("running", "leader"),
+        "n4": ("running", "leader"),
+        "t000": ("scheduled", None),
+    }
+
+    ((_, lost),), _ = await short.claim("leader", ["etl"], 1, T0)
+    assert [tr.key for tr in await reap_until_some(storage)] == [lost.key]
+    done = attrs.evolve(lost, status=TaskStatus.success, finished_at=T0)
+    more = [attrs.evolve(tr, task_id=f"m{n}") for n, tr in enumerate(ready)]
+    with pytest.raises(LeaseLost, match="given up"):
+        await storage.commit_claiming(
+            Changes(task_runs=[done, *more]),
+            LocalClaim(worker_id="leader", dag_ids=("etl",), now=T0, applied=(done.key,)),
+        )
+    assert len(await storage.task_runs(run.id)) == 6  # no chunk was written
+
+
+@pytest.mark.postgres
+async def test_outcomes_applied_by_the_leader_are_written_only_while_it_holds_their_leases(
+    make: Make, admin: Any, schema: str
+) -> None:
+    storage, short = make(), make(lease=timedelta(milliseconds=50))
+    await storage.open()
+    await short.open()
+    run, _ = await scheduled_attempts(storage, "etl", 3)
+    claimed, _ = await storage.claim("leader", ["etl"], 2, T0)
+    (a, b), ((_, c),) = [tr for _, tr in claimed], (await short.claim("leader", ["etl"], 1, T0))[0]
+    done = [
+        attrs.evolve(tr, status=TaskStatus.success, finished_at=T0, result=n)
+        for n, tr in enumerate((a, b, c))
+    ]
+    finished = attrs.evolve(run, status=DagRunStatus.success, finished_at=T0)
+
+    def applying(*outcomes: TaskRun) -> LocalClaim:
+        return LocalClaim(
+            worker_id="leader",
+            dag_ids=("etl",),
+            now=T0,
+            applied=tuple(tr.key for tr in outcomes),
+        )
+
+    await storage.commit_claiming(Changes(task_runs=done[:2]), applying(*done[:2]))
+    assert await leases(admin, schema, run.id) == {
+        "t000": ("success", None),
+        "t001": ("success", None),
+        "t002": ("running", "leader"),
+    }
+    assert await storage.reported_outcomes(["etl"], 10) == []
+
+    assert [tr.key for tr in await reap_until_some(storage)] == [c.key]
+    with pytest.raises(LeaseLost, match="given up"):
+        await storage.commit_claiming(
+            Changes(task_runs=done[2:], dag_runs=[finished]), applying(done[2])
+        )
+    stored = await storage.get_run(run.id)
+    assert stored is not None and stored.status is run.status  # nothing was written
+    ((outcome, _),) = [(tr.status, tr.error) for tr in await storage.reported_outcomes(["etl"], 10)]
+    assert outcome is TaskStatus.interrupted  # the reap's, for the leader to apply
+
+
+@pytest.mark.postgres
+async def test_a_lone_scheduler_stores_every_outcome_of_a_wide_run_and_gives_up_each_lease(
+    make: Make, admin: Any, schema: str
+) -> None:
+    width = 300
+
+    async def leaf(ctx: TaskContext) -> int:
+        return int(ctx.task_id[1:])
+
+    @task
+    async def total(ctx: TaskContext) -> int:
+        return sum(ctx.upstream.values())
+
+    dag = DAG("wide").add([task(leaf, id=f"l{n}") for n in range(width)] >> total)
+    async with Scheduler([dag], storage=make(), max_concurrent_tasks=16) as s:
+        run = await s.trigger("wide")
+        done = await s.wait_for_run(run.id, timeout=30)
+        rows = await s.task_runs(run.id)
+
+    assert done.status is DagRunStatus.success
+    assert [(tr.status, tr.attempt) for tr in rows] == [(TaskStatus.success, 1)] * (width + 1)
+    assert {tr.task_id: tr.result for tr in rows}["total"] == sum(range(width))
+    left = await admin.fetchval(
+        f'SELECT count(*) FROM "{schema}".task_runs WHERE run_id = $1 '
+        "AND (lease_owner IS NOT NULL OR lease_expires_at IS NOT NULL OR outcome IS NOT NULL)",
+        run.id,
+    )
+    assert left == 0  # no outcome went through a report: the commits stored them
 
 
 # -- schedulers sharing a schema ---------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -30,6 +31,9 @@ from .queue import ReadyQueue
 from .upstream import RunView
 from .watchdog import LoopWatchdog
 from .worker import Claimer, Reporter
+
+if TYPE_CHECKING:
+    from .machine import Attempt
 
 logger = logging.getLogger("ppacer_async.scheduler")
 
@@ -170,6 +174,23 @@ class ClusterEngine:
         if self.coordinator is not None:
             self.coordinator.machine.post_reported(outcomes)
 
+    @property
+    def hands_over(self) -> bool:
+        """Whether this process leads and has ready attempts to claim for its own
+        workers at its next step (a worker freeing up need not claim)."""
+        coordinator = self.coordinator
+        return coordinator is not None and coordinator.machine.has_local_backlog()
+
+    def take_stored(self, n: int) -> list[Attempt]:
+        coordinator = self.coordinator
+        return [] if coordinator is None else coordinator.machine.take_stored(n)
+
+    def apply_local(self, tr: TaskRun) -> bool:
+        """An outcome of this process's workers: applied by the state machine without
+        being reported first, if this process leads and the machine takes it."""
+        coordinator = self.coordinator
+        return coordinator is not None and coordinator.machine.post_local(tr)
+
     def local_run(self, run_id: int) -> RunView | None:
         """The state of a run, if this process leads and runs it."""
         if self.coordinator is None:
@@ -184,7 +205,11 @@ class ClusterEngine:
 
     def _run_cancelled(self, run_id: int) -> None:
         """The machine cancelled a run: this process's workers stop its attempts at
-        once (other processes learn it from storage)."""
+        once (other processes learn it from storage); those handed over or claimed and
+        not started never start (they see the run cancelled), and no lease of the run
+        is renewed any more."""
+        if self.claimer is not None:
+            self.claimer.cancel_run(run_id)
         if self.consumer is not None:
             self.consumer.cancel_run(run_id)
 
@@ -228,6 +253,7 @@ class ClusterEngine:
             shared=True,
             on_attempts_written=self._attempts_written,
             on_run_cancelled=self._run_cancelled,
+            local=self.claimer,
         )
         machine, storage = coordinator.machine, self.storage
         storage.add_notice_callback("outcomes", machine.post_outcomes_due)
@@ -333,8 +359,11 @@ class ClusterEngine:
 
     def statistics(self) -> Statistics:
         """``queued_tasks`` adds the ready attempts left in storage at this process's
-        last claim; the run and commit counters count only while it leads."""
+        last claim (or those the state machine keeps for it); the run and commit
+        counters count only while it leads."""
         claimable = self.claimer.waiting if self.claimer is not None else 0
+        if self.hands_over:
+            claimable = 0  # the state machine's backlog counts them
         return statistics(self.coordinator, self.consumer, claimable)
 
 

@@ -23,7 +23,7 @@ from .._exceptions import PpacerError, RunNotFound, StorageError
 from .._structures import Changes, DagRun, NewRun, PoolUsage, Statistics, TaskRun
 from ..abc import Clock, Notifier, Storage
 from .alerts import Alerter, alert_for
-from .machine import StateMachine, create_run
+from .machine import LocalWorkers, StateMachine, create_run
 from .pools import Pools
 from .retention import Retention
 from .watcher import Watcher
@@ -125,6 +125,8 @@ class Coordinator:
     on_attempts_written: Callable[[], None] | None = None
     #: a run was cancelled: stop its attempts executing in this process
     on_run_cancelled: Callable[[int], None] | None = None
+    #: shared storage: this process's workers, handed the attempts claimed for them
+    local: LocalWorkers | None = None
     machine: StateMachine = attrs.field(init=False)
     watcher: Watcher = attrs.field(init=False)
     alerter: Alerter = attrs.field(init=False)
@@ -146,6 +148,7 @@ class Coordinator:
             queue=self.queue,
             followers=self,
             shared=self.shared,
+            local=self.local,
         )
         self.machine.on_commit = s.on_commit
         self.watcher = Watcher(
@@ -308,9 +311,9 @@ class Coordinator:
     async def _sync_with_storage(self) -> None:
         storage, dags = self.settings.storage, self.settings.dags
         machine, watcher = self.machine, self.watcher
-        for info in await storage.list_dags():
-            if info.dag_id in dags:
-                watcher.set_paused(info.dag_id, info.paused, info.resume_after)
+        for dag_id, paused, resume_after in await storage.dag_pauses():
+            if dag_id in dags:
+                watcher.set_paused(dag_id, paused, resume_after)
         active = await storage.active_runs()
         for run in active:
             if (

@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, assert_never
+from typing import TYPE_CHECKING, Any, Protocol, assert_never, cast
 
 import anyio
 import anyio.lowlevel
@@ -34,8 +34,8 @@ import attrs
 
 from .._dag import DAG
 from .._enums import DagRunStatus, RunTrigger, TaskStatus
-from .._exceptions import InvalidOperation, StorageError
-from .._structures import Changes, DagRun, NewRun, TaskRun
+from .._exceptions import InvalidOperation, LeaseLost, StorageError
+from .._structures import Changes, DagRun, LocalClaim, NewRun, TaskRun
 from .._text import plural
 from . import fanout, recovery
 from . import state as transitions
@@ -60,6 +60,11 @@ from .upstream import Instances
 if TYPE_CHECKING:
     from ..abc import Clock, SharedStorage, Storage
     from .consumer import Item
+    from .upstream import RunView
+
+    #: A queue item of one attempt. On a shared storage every ready item is one (each
+    #: attempt has its row, claimed by its key): no ``Instances`` ranges.
+    Attempt = tuple[RunView, int, TaskRun]
 
 logger = logging.getLogger("ppacer_async.scheduler")
 #: One readable line per run start, task outcome and run end, at INFO.
@@ -69,6 +74,10 @@ COMMIT_ATTEMPTS = 5
 
 #: The most reported outcomes one step reads from a shared storage.
 OUTCOME_BATCH = 5000
+
+#: Shared storage, while this process's workers are all busy: the most steps whose
+#: ready attempts are kept to claim for them later (the rest are left to claims).
+LOCAL_BACKLOG = 1000
 
 
 class Followers(Protocol):
@@ -96,6 +105,26 @@ class Followers(Protocol):
         """Shared storage: ready attempts were written for any process to claim."""
 
 
+class LocalWorkers(Protocol):
+    """Shared storage: the workers of the process that schedules, when it has some.
+
+    The machine claims ready attempts for them in the commit that makes them ready (or
+    a later one), up to ``free()``, and hands them over in memory: they start without a
+    claim, an upstream read or a notice of their own."""
+
+    worker_id: str
+
+    def free(self) -> int:
+        """How many more attempts the workers can start now."""
+
+    def take(self, items: list[Attempt]) -> None:
+        """Run these attempts, claimed for this process (their leases taken)."""
+
+    def claim_short(self) -> None:
+        """Some attempts the machine meant to claim had been taken (or cancelled)
+        since: look in storage for the rest."""
+
+
 class RunWatch:
     """What a waiter for one run is told: ``event`` is set once the step that finishes
     the run is committed, with ``run`` the finished run as stored; or once the machine
@@ -112,6 +141,8 @@ class StateMachine:
     """Owns the state of every active run of one scheduler.
 
     :param queue: where ready attempts go (one process); ``None`` on a shared storage.
+    :param local: shared storage: this process's workers, handed the attempts the
+        machine claims for them.
     """
 
     def __init__(
@@ -124,8 +155,17 @@ class StateMachine:
         followers: Followers,
         shared: bool = False,
         pools: Pools | None = None,
+        local: LocalWorkers | None = None,
     ) -> None:
         self.storage = storage
+        self.local = local if shared else None
+        #: outcomes of this process's workers posted with ``post_local``, not drained
+        self._local_outcomes: list[TaskRun] = []
+        #: those drained by the step being committed
+        self._applying: list[TaskRun] = []
+        #: the ready attempts of the step being committed, not handed over
+        self._fresh: list[Iterator[Item]] = []  # RunState items
+        self._fresh_left = 0
         self.pools = pools
         self.shared = shared
         self._outcomes_due = shared
@@ -148,7 +188,9 @@ class StateMachine:
         self._yield = False  # triggers were just answered: let them ask again first
         self._backlog: deque[Iterator[Item]] = deque()
         self._held: Item | None = None  # taken from the backlog, refused by the queue
-        self.backlogged = 0  # ready attempts not in the queue yet
+        #: ready attempts not in the queue yet (shared storage: not handed over to this
+        #: process's workers yet, kept for them)
+        self.backlogged = 0
         self._wake: anyio.Event | None = None
         self.commits = 0
         self.committed_rows = 0
@@ -233,6 +275,30 @@ class StateMachine:
             else:
                 self.inbox.append(AttemptEnded(state, i, tr))
         self.wake()
+
+    def post_local(self, tr: TaskRun) -> bool:
+        """Shared storage: a successful outcome of an attempt this process's workers
+        hold, not stored: apply it, the commit writing it only if the attempt is still
+        this process's (``LocalClaim.applied``). Return False (the caller reports it as
+        usual) for an outcome this machine does not expect, or that takes a less
+        common path (sensors)."""
+        if self.local is None or tr.status is not TaskStatus.success:
+            return False
+        state = self.runs.get(tr.run_id)
+        if state is None or state.cancelled:
+            return False
+        found = state.locate(tr.task_id)
+        if found is None or not state.expects(found[0], tr.attempt, found[1]):
+            return False
+        i = found[0]
+        if state.graph.tasks[i].sensor is not None:
+            return False
+        self._local_outcomes.append(tr)
+        self.inbox.append(AttemptEnded(state, i, tr))
+        if self._wake is not None:
+            self._wake.set()
+            self._wake = None
+        return True
 
     # -- what the engine asks ----------------------------------------------------------
 
@@ -341,7 +407,16 @@ class StateMachine:
                 await self._read_outcomes()
             fx = Effects(record_scheduled=self.shared, pools=self.pools)
             await self._apply(fx, stopping=True)
-            await self._commit(fx)
+            claim = None
+            if self._applying:
+                assert self.local is not None
+                claim = LocalClaim(
+                    worker_id=self.local.worker_id,
+                    dag_ids=tuple(self.dags),
+                    now=self.clock.now(),
+                    applied=tuple(tr.key for tr in self._applying),
+                )
+            await self._commit(fx, claim)
             if events_logger.isEnabledFor(logging.INFO):
                 _log_events(fx)
         finally:
@@ -378,6 +453,7 @@ class StateMachine:
 
     async def _apply(self, fx: Effects, *, stopping: bool) -> None:
         events, self.inbox = self.inbox, deque()
+        self._applying, self._local_outcomes = self._local_outcomes, []
         now = self.clock.now()
         runs = self.runs
         done = 0
@@ -496,35 +572,46 @@ class StateMachine:
             state = RunState.new(run, dag)
         self._admit(state, now, fx)
 
-    async def _commit(self, fx: Effects) -> list[DagRun]:
-        """Commit the step, with the runs asked for; return those written."""
+    async def _commit(
+        self, fx: Effects, claim: LocalClaim | None = None
+    ) -> tuple[list[DagRun], set[tuple[int, str, int]]]:
+        """Commit the step, with the runs asked for; return those written and, with
+        ``claim`` (shared storage), the keys of the attempts claimed in it for this
+        process's workers."""
         logs = list(self.logs)
         self.logs.clear()
         changes = Changes(task_runs=fx.task_runs, dag_runs=fx.dag_runs, logs=logs)
         created: list[DagRun] = []
+        taken: set[tuple[int, str, int]] = set()
         if self._requests:
             requests, self._requests = self._requests, []
             began = time.perf_counter()
-            created, written = await self._create_runs(requests, changes)
-            if written:
-                if changes:
-                    self._committed(changes, began)
-                return created
+            if claim is None:
+                created, written = await self._create_runs(requests, changes)
+                if written:
+                    if changes:
+                        self._committed(changes, began)
+                    return created, taken
+            else:  # the runs on their own first: the claiming commit checks its leases
+                created, _ = await self._create_runs(requests, Changes())
         if not changes:
-            return created
+            return created, taken
         salvage: Salvage | None = None
         began = time.perf_counter()
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 # Shielded: a stop never leaves a step half-committed and half-acted on.
                 with anyio.CancelScope(shield=True):
-                    if salvage is None:
-                        await self.storage.commit(changes)
-                    else:
+                    if salvage is not None:
                         await salvage.commit(self.storage.commit)
+                    elif claim is not None:
+                        shared: SharedStorage = self.storage  # type: ignore[assignment]
+                        taken = await shared.commit_claiming(changes, claim)
+                    else:
+                        await self.storage.commit(changes)
                 break
             except Exception as exc:
-                if attempt == COMMIT_ATTEMPTS:
+                if attempt == COMMIT_ATTEMPTS or isinstance(exc, LeaseLost):
                     raise
                 logger.warning(
                     "commit of %d rows failed (attempt %d of %d); retrying",
@@ -533,6 +620,9 @@ class StateMachine:
                     COMMIT_ATTEMPTS,
                     exc_info=True,
                 )
+                if claim is not None and claim.applied:
+                    await self._check_applied(claim)
+                claim = None  # retried plainly: the attempts stay scheduled for claims
                 # Not the database (that raises StorageError), or not only: look for
                 # the rows that cannot be stored.
                 if salvage is None and (not isinstance(exc, StorageError) or attempt >= 2):
@@ -540,14 +630,38 @@ class StateMachine:
                 await anyio.sleep(0.05 * 2**attempt)
         if salvage is not None and salvage.replaced:
             await self._replaced(salvage, fx)
+        self._applying = []
         self._committed(changes, began)
-        return created
+        return created, taken
 
     def _committed(self, changes: Changes, began: float) -> None:
         self.commits += 1
         self.committed_rows += len(changes.task_runs) + len(changes.dag_runs) + len(changes.logs)
         if self.on_commit is not None:
             self.on_commit(changes, time.perf_counter() - began)
+
+    async def _check_applied(self, claim: LocalClaim) -> None:
+        """Before a failed commit is retried without its claim (plainly, or row group
+        by row group around a row the database refuses): check that this process still
+        holds the attempts whose outcomes it applies, as the claim would have. Raises
+        ``LeaseLost`` (scheduling starts again from storage) if one is not."""
+        assert self.local is not None
+        shared: SharedStorage = self.storage  # type: ignore[assignment]
+        keys = claim.applied
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                with anyio.CancelScope(shield=True):
+                    held = await shared.held(self.local.worker_id, keys)
+                break
+            except StorageError:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+                await anyio.sleep(0.05 * 2**attempt)
+        if len(held) < len(set(keys)):
+            raise LeaseLost(
+                "the lease of an attempt this process ran was given up before its outcome "
+                "was committed; scheduling starts again from storage"
+            )
 
     async def _create_runs(
         self, requests: list[RunRequested], changes: Changes
@@ -610,7 +724,12 @@ class StateMachine:
                 await self.storage.commit(Changes(dag_runs=list(rewrite.values())))
 
     async def _commit_and_act(self, fx: Effects) -> None:
-        for run in await self._commit(fx):
+        claim: LocalClaim | None = None
+        picked: list[Attempt] = []
+        if self.local is not None:
+            claim, picked = self._pick_local(fx)
+        created, taken = await self._commit(fx, claim)
+        for run in created:
             self.post_run(run)  # admitted at the next step
         if self._yield:
             # Runs were just written for triggers waiting on them: let a caller that
@@ -640,13 +759,147 @@ class StateMachine:
                     watch.event.set()
             followers.run_finished(run)
         if self.shared:  # the ready attempts are in storage for any process to claim
-            if fx.ready:
+            left = sum(len(ready) for ready in fx.ready.values()) if fx.ready else 0
+            if claim is not None:
+                left -= len(claim.fresh & taken)  # handed over to this process's workers
+                self._hand_over(claim, picked, taken)
+            if self.local is not None:
+                self._keep_local()
+            if left > 0 and not self.has_local_backlog():
+                # Some wait in storage, for claims (those left in the backlog go to
+                # this process's workers at the next steps).
                 followers.attempts_written()
             return
         for ready in fx.ready.values():
             self._backlog.append(ready.items())
             self.backlogged += len(ready)
         self._feed()
+
+    # -- this process's own workers, on a shared storage ------------------------------
+
+    def _pick_local(self, fx: Effects) -> tuple[LocalClaim | None, list[Attempt]]:
+        """The ready attempts to claim for this process's free workers in this step's
+        commit: first those made ready before (in order, stored ``scheduled``), then
+        this step's. This step's not picked join the backlog once committed
+        (``_keep_local``), for the next steps and ``take_stored``; all are in storage
+        for any process to claim."""
+        local = self.local
+        assert local is not None
+        backlog = self._backlog
+        fresh_ready: list[Iterator[Item]] = [ready.items() for ready in fx.ready.values()]
+        self._fresh = fresh_ready
+        applied = tuple(tr.key for tr in self._applying)
+        n = max(0, local.free())
+        picked: list[Attempt] = []
+        fresh: set[tuple[int, str, int]] = set()
+        stored: list[tuple[int, str, int]] = []
+        self._fresh_left = sum(len(ready) for ready in fx.ready.values())
+        if n:
+            while backlog and len(picked) < n:
+                item = next(backlog[0], None)
+                if item is None:
+                    backlog.popleft()
+                    continue
+                self.backlogged -= 1
+                if self._claimable(item):
+                    attempt = cast("Attempt", item)
+                    picked.append(attempt)
+                    stored.append(attempt[2].key)
+            for ready_items in fresh_ready:
+                while len(picked) < n:
+                    item = next(ready_items, None)
+                    if item is None:
+                        break
+                    self._fresh_left -= 1
+                    state, i, tr = cast("tuple[RunState, int, TaskRun]", item)
+                    if state.sensing and i in state.sensing:
+                        continue  # poked again: keeps its first poke; left to claims
+                    picked.append((state, i, tr))
+                    fresh.add(tr.key)
+        if not picked and not applied:
+            return None, []
+        claim = LocalClaim(
+            worker_id=local.worker_id,
+            dag_ids=tuple(self.dags),
+            now=self.clock.now(),
+            fresh=frozenset(fresh),
+            stored=tuple(stored),
+            applied=applied,
+        )
+        return claim, picked
+
+    def _claimable(self, item: Item) -> bool:
+        """Whether a backlogged attempt, stored ``scheduled``, may still be claimed by
+        key: a plain task's current attempt in a run still held, not cancelled (a
+        step cannot have written its row again)."""
+        state, i, tr = cast("tuple[RunState, int, TaskRun]", item)
+        return (
+            self.runs.get(state.run.id) is state
+            and not state.cancelled
+            and not (state.sensing and i in state.sensing)
+            and tr.task_id == state.graph.ids[i]
+            and state.attempt[i] == tr.attempt
+            and state.phase[i] == transitions.LIVE
+        )
+
+    def _keep_local(self) -> None:
+        """After a commit: this step's ready attempts not handed over join the
+        backlog; beyond ``LOCAL_BACKLOG`` steps the oldest are left to claims."""
+        backlog = self._backlog
+        backlog.extend(self._fresh)
+        self.backlogged += self._fresh_left
+        self._fresh, self._fresh_left = [], 0
+        if not self.backlogged:
+            backlog.clear()  # what is left are exhausted iterators
+        elif len(backlog) > LOCAL_BACKLOG:
+            self._drop_local()
+
+    def _drop_local(self) -> None:
+        """Leave every backlogged attempt to claims from storage."""
+        self._backlog.clear()
+        self.backlogged = 0
+        assert self.local is not None
+        self.local.claim_short()
+
+    def take_stored(self, n: int) -> list[Attempt]:
+        """Up to ``n`` backlogged attempts (stored ``scheduled``) for this process's
+        workers to claim by key; they leave the backlog."""
+        backlog = self._backlog
+        taken: list[Attempt] = []
+        while backlog and len(taken) < n:
+            item = next(backlog[0], None)
+            if item is None:
+                backlog.popleft()
+                continue
+            self.backlogged -= 1
+            if self._claimable(item):
+                taken.append(cast("Attempt", item))
+        return taken
+
+    def _hand_over(self, claim: LocalClaim, picked: list[Attempt], taken: set[Any]) -> None:
+        """Give this process's workers the attempts the commit claimed for them."""
+        local = self.local
+        assert local is not None
+        now = claim.now
+        items: list[Attempt] = []
+        for state, i, tr in picked:
+            if (tr.run_id, tr.task_id, tr.attempt) in taken:
+                items.append(
+                    (state, i, attrs.evolve(tr, status=TaskStatus.running, started_at=now))
+                )
+        if items:
+            local.take(items)
+        elif picked:
+            # None left to take: other processes run these DAGs too (or took these
+            # attempts), or the commit was retried without claiming. The rest, this
+            # step's too, is left to claims.
+            self._fresh, self._fresh_left = [], 0
+            self._drop_local()
+
+    def has_local_backlog(self) -> bool:
+        """Shared storage: whether ready attempts wait to be claimed for this
+        process's workers at the next step."""
+        return self.local is not None and self.backlogged > 0
 
     def _feedable(self) -> bool:
         queue = self.queue

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .._dag import DAG
     from ..abc import Clock, SharedStorage
     from .consumer import Consumer, Item
+    from .machine import Attempt
     from .queue import ReadyQueue
 
 logger = logging.getLogger("ppacer_async.scheduler")
@@ -49,8 +50,21 @@ class Leading(Protocol):
     def reported(self, outcomes: list[TaskRun]) -> None:
         """Outcomes were stored; the state machine applies them if it runs here."""
 
+    @property
+    def hands_over(self) -> bool:
+        """Whether the state machine runs here and has ready attempts to claim for
+        this process's workers at its next step."""
+
     def local_run(self, run_id: int) -> RunView | None:
         """The state machine's own state of a run, when it runs here."""
+
+    def take_stored(self, n: int) -> list[Attempt]:
+        """Up to ``n`` scheduled attempts the state machine made ready and keeps in
+        memory, when it runs here, for this process to claim by key."""
+
+    def apply_local(self, tr: TaskRun) -> bool:
+        """Hand an outcome straight to the state machine when it runs here (its
+        commit stores it); False if it is to be reported as usual."""
 
 
 class Reporter:
@@ -88,6 +102,19 @@ class Reporter:
         """Nothing to write: claiming the attempt marked it running."""
 
     def post_outcome(self, state: Any, i: int, tr: TaskRun) -> None:
+        if (
+            self._engine.leading
+            and tr.key in self.held
+            # Every log line written before it is stored (none pending or being sent):
+            # the outcome may not be committed ahead of its attempt's logs.
+            and not self.logs
+            and not self._sending.locked()
+            and self._engine.apply_local(tr)
+        ):
+            # This process schedules: its next commit stores the outcome (if the
+            # attempt is still this process's) with what follows from it.
+            self.held.discard(tr.key)
+            return
         self._outcomes.append(tr)
         self._wake.set()
 
@@ -208,6 +235,11 @@ class Claimer:
 
     It claims only for free workers (never hoarding what other processes could run),
     and waits for one of: a ``work`` notice, a worker freeing up, ``poll_interval``.
+
+    While this process schedules, its state machine also claims attempts for these
+    workers in its own commits and hands them over (``take``: the machine's
+    ``LocalWorkers``); a worker freeing up then claims from storage only when attempts
+    may wait there that the machine will not hand over.
     """
 
     def __init__(
@@ -235,13 +267,45 @@ class Claimer:
         self.refill_at = max(1, consumer.workers // 4)
         #: Ready attempts left in storage at the last count (any process may take them).
         self.waiting = 0
+        #: Whether storage may hold scheduled attempts (false once a claim found fewer
+        #: than it asked for, until told of new ones).
+        self.stored_work = True
+        #: Attempts handed over that the queue had no room for yet.
+        self._overflow: list[Attempt] = []
         self._wake = anyio.Event()
         #: The runs of the attempts claimed here, as their workers see them, while any
         #: is queued or running.
         self._views: weakref.WeakSet[RunView] = weakref.WeakSet()
 
     def wake(self) -> None:
+        """Scheduled attempts may wait in storage: claim for the free workers."""
+        self.stored_work = True
         self._wake.set()
+
+    def _attempt_ended(self) -> None:
+        """A worker freed up: claim for it, unless this process schedules and neither
+        its state machine nor storage holds attempts to claim."""
+        engine = self._engine
+        if engine.leading and not (self.stored_work or engine.hands_over):
+            return
+        self._wake.set()
+
+    # -- the state machine's LocalWorkers, while this process schedules ---------------
+
+    def free(self) -> int:
+        return self.consumer.free - len(self._overflow)
+
+    def take(self, items: list[Attempt]) -> None:
+        self.reporter.held.update(item[2].key for item in items)
+        queue = self.queue
+        for n, item in enumerate(items):
+            if not queue.put_nowait(item[0].graph.tasks[item[1]].priority, item):
+                self._overflow += items[n:]  # queued by the loop, as room frees up
+                self._wake.set()
+                return
+
+    def claim_short(self) -> None:
+        self.wake()
 
     def claimed_runs(self) -> set[int]:
         """The runs of the attempts claimed here that are queued or running (the
@@ -259,7 +323,7 @@ class Claimer:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         self.storage.add_notice_callback("work", self.wake)
-        self.consumer.on_attempt_end = self.wake
+        self.consumer.on_attempt_end = self._attempt_ended
         try:
             task_status.started()
             await self._loop()
@@ -273,10 +337,27 @@ class Claimer:
         retry = Backoff()
         while True:
             self._wake = anyio.Event()  # before claiming: a notice during it is kept
+            if self._overflow:
+                overflow, self._overflow = self._overflow, []
+                await self._put(overflow)
             free = consumer.free
             idle = consumer.running == 0
             if free >= self.refill_at or (free > 0 and idle):
                 limit = min(free, CLAIM_BATCH)
+                if self._engine.hands_over:
+                    # The attempts the state machine keeps: claimed by key, no search.
+                    try:
+                        claimed_keys = await self._claim_stored(limit)
+                    except StorageError as exc:
+                        self.stored_work = True  # those taken from the machine: in storage
+                        logger.warning(
+                            "cannot claim work: %s; retrying in %.1f s", exc, retry.delay
+                        )
+                        await retry.sleep()
+                        continue
+                    retry.reset()
+                    if claimed_keys:
+                        continue  # there may be more
                 try:
                     claimed, left = await self.storage.claim(
                         self.worker_id, self.dags.keys(), limit, self.clock.now()
@@ -290,8 +371,31 @@ class Claimer:
                 retry.reset()
                 if len(claimed) == limit:
                     continue  # there may be more
+                self.stored_work = False
             with anyio.move_on_after(poll):
                 await self._wake.wait()
+            if not self._wake.is_set():
+                self.stored_work = True  # the slow fallback for lost notices
+
+    async def _claim_stored(self, limit: int) -> int:
+        """Claim by key up to ``limit`` attempts the state machine keeps; return how
+        many were taken (those taken by other processes are dropped)."""
+        items = self._engine.take_stored(limit)
+        if not items:
+            return 0
+        now = self.clock.now()
+        taken = await self.storage.claim_keys(self.worker_id, [item[2].key for item in items], now)
+        if len(taken) < len(items):
+            self.stored_work = True  # some may be left only in storage
+        running = [
+            (view, i, attrs.evolve(tr, status=TaskStatus.running, started_at=now))
+            for view, i, tr in items
+            if tr.key in taken
+        ]
+        if running:
+            self.reporter.held.update(item[2].key for item in running)
+            await self._put(running)
+        return len(running)
 
     async def _upstream_results(self, wanted: set[tuple[int, str]]) -> dict[tuple[int, str], Any]:
         """The stored results the claimed attempts need, retried until read: the
@@ -354,6 +458,9 @@ class Claimer:
             for (run_id, task_id), value in results.items():
                 view = views[run_id]
                 view.results[view.graph.index[task_id]] = value
+        await self._put(items)
+
+    async def _put(self, items: Sequence[Item]) -> None:
         queue = self.queue
         for item in items:
             priority = item[0].graph.tasks[item[1]].priority

@@ -83,19 +83,7 @@ class Claims:
         counting = time.monotonic() >= self._next_count or not self._counted_left
         query = q.CLAIM_COUNTING if counting else q.CLAIM
         args = (worker_id, list(dag_ids), limit, to_utc(now), self.lease)
-        with self.db.errors("claim work from"):
-            async with self._claim_lock:
-                if self.db.pool is None:
-                    raise StorageError("PostgresStorage is not open; call await storage.open()")
-                try:
-                    if self._claiming is None:
-                        self._claiming = await self.db.connect(**CLAIM_SETTINGS)
-                    rows = await self._claiming.fetch(query, *args)
-                except CONNECTION_ERRORS:
-                    claiming, self._claiming = self._claiming, None
-                    if claiming is not None:
-                        await close_quietly(claiming)  # reconnect at the next claim
-                    raise
+        rows = await self._on_claiming(query, *args)
         left: int | None = None
         if not rows:
             left = 0
@@ -112,6 +100,42 @@ class Claims:
                 run = runs[row["id"]] = dag_run(row, "run_")
             claimed.append((run, task_run(row)))
         return claimed, left
+
+    async def claim_keys(
+        self, worker_id: str, keys: Collection[tuple[int, str, int]], now: datetime
+    ) -> set[tuple[int, str, int]]:
+        if not keys:
+            return set()
+        rows = await self._on_claiming(
+            q.CLAIM_KEYS, worker_id, *lease_key_arrays(keys), to_utc(now), self.lease
+        )
+        return {(row["run_id"], row["task_id"], row["attempt"]) for row in rows}
+
+    async def held(
+        self, worker_id: str, keys: Collection[tuple[int, str, int]]
+    ) -> set[tuple[int, str, int]]:
+        if not keys:
+            return set()
+        with self.db.errors("read from"):
+            rows = await self.db.connections.fetch(q.HELD, worker_id, *lease_key_arrays(keys))
+        return {(row["run_id"], row["task_id"], row["attempt"]) for row in rows}
+
+    async def _on_claiming(self, query: str, *args: Any) -> list[Any]:
+        """Run a claim on the claiming connection (opened at the first)."""
+        with self.db.errors("claim work from"):
+            async with self._claim_lock:
+                if self.db.pool is None:
+                    raise StorageError("PostgresStorage is not open; call await storage.open()")
+                try:
+                    if self._claiming is None:
+                        self._claiming = await self.db.connect(**CLAIM_SETTINGS)
+                    rows: list[Any] = await self._claiming.fetch(query, *args)
+                except CONNECTION_ERRORS:
+                    claiming, self._claiming = self._claiming, None
+                    if claiming is not None:
+                        await close_quietly(claiming)  # reconnect at the next claim
+                    raise
+        return rows
 
     async def upstream_results(
         self, keys: Collection[tuple[int, str]]

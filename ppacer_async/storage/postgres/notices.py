@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 
 import anyio
 import anyio.abc
@@ -57,14 +57,18 @@ class Notices:
                 callback()
 
     def commit_channels(
-        self, runs: Collection[DagRun], task_runs: Collection[TaskRun]
+        self,
+        runs: Collection[DagRun],
+        task_runs: Collection[TaskRun],
+        leased: Sequence[bool] = (),
     ) -> tuple[str, ...]:
         """The channels a commit notifies: new ready attempts wake the workers, queued
         and cancelled runs the leader, finished runs whoever waits for them (and the
-        processes running attempts of a cancelled one)."""
+        processes running attempts of a cancelled one). Rows ``leased`` (by position)
+        are claimed by the committing process: they wake no one."""
         kinds: set[Notice] = set()
-        for tr in task_runs:
-            if tr.status is TaskStatus.scheduled:
+        for j, tr in enumerate(task_runs):
+            if tr.status is TaskStatus.scheduled and not (leased and leased[j]):
                 kinds.add("work")
                 break
         for run in runs:

@@ -19,12 +19,13 @@ import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
 
 from ..._definition import stored_definition
-from ..._enums import DagRunStatus, RunTrigger, ScheduleEventKind, prunable_statuses
-from ..._exceptions import DagNotFound, StorageError
+from ..._enums import DagRunStatus, RunTrigger, ScheduleEventKind, TaskStatus, prunable_statuses
+from ..._exceptions import DagNotFound, LeaseLost, StorageError
 from ..._structures import (
     Changes,
     DagInfo,
     DagRun,
+    LocalClaim,
     LogRecord,
     PoolUsage,
     PruneCounts,
@@ -211,6 +212,11 @@ class PostgresStorage(SharedStorage):
             rows = await self._db.connections.fetch(q.LIST_DAGS)
         return [dag_info(row) for row in rows]
 
+    async def dag_pauses(self) -> list[tuple[str, bool, datetime | None]]:
+        with self._db.errors("read from"):
+            rows = await self._db.connections.fetch(q.DAG_PAUSES)
+        return [(row["dag_id"], row["paused"], row["resume_after"]) for row in rows]
+
     async def set_paused(
         self, dag_id: str, paused: bool, resume_after: datetime | None = None
     ) -> None:
@@ -293,32 +299,66 @@ class PostgresStorage(SharedStorage):
         return [schedule_event(row) for row in rows]
 
     async def commit(self, changes: Changes) -> None:
+        if changes:
+            await self._commit(changes, None)
+
+    async def commit_claiming(
+        self, changes: Changes, claim: LocalClaim
+    ) -> set[tuple[int, str, int]]:
         if not changes:
-            return
+            return set()
+        return await self._commit(changes, claim)
+
+    async def _commit(
+        self, changes: Changes, claim: LocalClaim | None
+    ) -> set[tuple[int, str, int]]:
         # Later entries win, as they would applied one by one.
         runs = {run.id: run for run in changes.dag_runs}
         task_runs = {tr.key: tr for tr in changes.task_runs}
         task_rows = list(task_runs.values())
+        leased: list[bool] = []
+        fresh: set[tuple[int, str, int]] = set()
+        if claim is not None:
+            leased, fresh = _leased(task_runs, claim)
+            if fresh and len(task_rows) > COMMIT_CHUNK:
+                task_rows, leased, fresh = _leased_first(task_rows, leased, fresh)
         # A commit of very many task runs (a run of a million tasks starting) is sent as
-        # several statements of one transaction, each well within statement_timeout.
+        # several statements of one transaction, each well within statement_timeout;
+        # the first one claims (the rows it leases come first), the others write rows.
         first, rest = task_rows[:COMMIT_CHUNK], task_rows[COMMIT_CHUNK:]
-        query = q.COMMIT[bool(runs), bool(first), bool(changes.logs)]
+        query = q.COMMIT[bool(runs), bool(first), bool(changes.logs), claim is not None]
         args: list[Any] = _commit_arguments(runs.values(), first, changes.logs)
-        args += [self._notices.commit_channels(runs.values(), task_rows), self._notices.sender]
+        if claim is not None:
+            if first:
+                args.append(leased[: len(first)])
+            args += [
+                claim.worker_id,
+                self.lease,
+                to_utc(claim.now),
+                list(claim.dag_ids),
+                *lease_key_arrays(claim.stored),
+                *lease_key_arrays(claim.applied),
+                # if another process may run the attempts, they are all scheduled
+                [self._notices.channels["work"]] if fresh else [],
+            ]
+        args += [
+            self._notices.commit_channels(runs.values(), task_rows, leased),
+            self._notices.sender,
+        ]
         more = [
             [*_commit_arguments((), rest[i : i + COMMIT_CHUNK], ()), (), self._notices.sender]
             for i in range(0, len(rest), COMMIT_CHUNK)
         ]
 
-        async def send(conn: Any) -> bool:
+        async def send(conn: Any) -> Any:
             if not more:
-                return bool(await conn.fetchval(query, *args))
+                return await conn.fetchrow(query, *args)
             async with conn.transaction():
-                if not await conn.fetchval(query, *args):
-                    return False
-                for chunk in more:
-                    await conn.fetchval(q.COMMIT[False, True, False], *chunk)
-            return True
+                row = await conn.fetchrow(query, *args)
+                if row["ok"] and (claim is None or row["held"]):  # else nothing was written
+                    for chunk in more:
+                        await conn.fetchval(q.COMMIT[False, True, False, False], *chunk)
+            return row
 
         with self._db.errors("write to"):
             try:
@@ -326,9 +366,9 @@ class PostgresStorage(SharedStorage):
                 if leader is None:
                     if more:
                         async with self._db.connections.acquire() as conn:
-                            ok = await send(conn)
+                            row = await send(conn)
                     else:
-                        ok = await self._db.connections.fetchval(query, *args)
+                        row = await self._db.connections.fetchrow(query, *args)
                 else:
                     # On the connection holding the advisory lock: a process that lost
                     # the scheduling role cannot write a transition any more.
@@ -338,18 +378,30 @@ class PostgresStorage(SharedStorage):
                                 "this process lost the scheduling role (its connection "
                                 "to PostgreSQL dropped); nothing was written"
                             )
-                        ok = await send(leader.conn)
+                        row = await send(leader.conn)
             except asyncpg.ForeignKeyViolationError as exc:
                 raise StorageError(
                     f"commit refers to a DAG run that does not exist ({exc.detail or exc}); "
                     "nothing was written"
                 ) from None
-            if not ok:
+            if not row["ok"]:
                 rows = await self._db.connections.fetch(q.EXISTING_RUN_IDS, list(runs))
                 missing = sorted(set(runs) - {row["id"] for row in rows})
                 raise StorageError(
                     f"commit updates DAG runs that do not exist: {missing}; nothing was written"
                 )
+        if claim is None:
+            return set()
+        if not row["held"]:
+            raise LeaseLost(
+                "the lease of an attempt this process ran was given up (it stopped "
+                "renewing it for longer than the lease); nothing was written"
+            )
+        if not row["alone"]:
+            return set()
+        if row["run_ids"]:
+            fresh.update(zip(row["run_ids"], row["task_ids"], row["attempts"], strict=True))
+        return fresh
 
     async def get_run(self, run_id: int) -> DagRun | None:
         with self._db.errors("read from"):
@@ -530,6 +582,16 @@ class PostgresStorage(SharedStorage):
     ) -> tuple[list[tuple[DagRun, TaskRun]], int | None]:
         return await self._claims.claim(worker_id, dag_ids, limit, now)
 
+    async def claim_keys(
+        self, worker_id: str, keys: Collection[tuple[int, str, int]], now: datetime
+    ) -> set[tuple[int, str, int]]:
+        return await self._claims.claim_keys(worker_id, keys, now)
+
+    async def held(
+        self, worker_id: str, keys: Collection[tuple[int, str, int]]
+    ) -> set[tuple[int, str, int]]:
+        return await self._claims.held(worker_id, keys)
+
     async def upstream_results(
         self, keys: Collection[tuple[int, str]]
     ) -> dict[tuple[int, str], Any]:
@@ -565,6 +627,39 @@ COMMIT_CHUNK = 50_000
 def _count(status: str) -> int:
     """The row count of a command status such as ``DELETE 12``."""
     return int(status.rsplit(" ", 1)[-1])
+
+
+def _leased(
+    task_runs: dict[tuple[int, str, int], TaskRun], claim: LocalClaim
+) -> tuple[list[bool], set[tuple[int, str, int]]]:
+    """Which rows of ``task_runs`` (in order) are the ``scheduled`` rows of
+    ``claim.fresh``, and their keys."""
+    leased = [False] * len(task_runs)
+    fresh = claim.fresh
+    found: set[tuple[int, str, int]] = set()
+    if not fresh:
+        return leased, found
+    scheduled = TaskStatus.scheduled
+    for j, (key, tr) in enumerate(task_runs.items()):
+        if key in fresh and tr.status is scheduled:
+            leased[j] = True
+            found.add(key)
+            if len(found) == len(fresh):
+                break
+    return leased, found
+
+
+def _leased_first(
+    task_rows: list[TaskRun], leased: list[bool], fresh: set[tuple[int, str, int]]
+) -> tuple[list[TaskRun], list[bool], set[tuple[int, str, int]]]:
+    """For a commit sent in chunks: the rows to lease first, so that the first
+    statement (the one that claims) holds them; those past it are left scheduled."""
+    rows = [tr for tr, lease in zip(task_rows, leased, strict=True) if lease]
+    n = min(len(rows), COMMIT_CHUNK)
+    rows += [tr for tr, lease in zip(task_rows, leased, strict=True) if not lease]
+    if n < len(fresh):
+        fresh = {tr.key for tr in rows[:n]}
+    return rows, [True] * n + [False] * (len(rows) - n), fresh
 
 
 def _commit_arguments(

@@ -19,6 +19,11 @@ JOIN LATERAL (
 ) AS v ON true
 WHERE d.dag_id = $1
 
+-- dag_pauses --
+-- Whether each DAG is paused, without its definition (the leader reads this at every
+-- change and every poll interval; a definition can be many megabytes).
+SELECT dag_id, paused, resume_after FROM dags ORDER BY dag_id
+
 -- list_dags --
 -- Every DAG with its latest version, by id.
 SELECT d.dag_id, d.paused, d.resume_after, v.version, v.definition_hash, v.definition,
@@ -199,6 +204,39 @@ RETURNING d.id, d.dag_id, d.logical_time, d.status AS run_status, d.trigger, d.p
     d.finished_at AS run_finished_at, d.note, t.run_id, t.task_id, t.attempt, t.status, t.reason,
     t.scheduled_at, t.started_at, t.finished_at, t.error, t.result,
     (SELECT count(*) FROM task_runs WHERE status = 'scheduled') AS scheduled_before
+
+-- claim_keys --
+-- Claim given scheduled attempts by key (those the leader, this process, made ready and
+-- keeps in memory), as claim does; those taken or changed meanwhile are left out. One
+-- primary-key lookup per key, the rows updated by ctid (see _COMMIT_CLAIMED in
+-- _queries.py). $1: the worker, $2-$4: the keys, $5: now, $6: the lease.
+UPDATE task_runs AS t
+SET status = 'running', started_at = coalesce(t.started_at, $5), lease_owner = $1,
+    lease_expires_at = now() + $6::interval
+WHERE t.ctid = ANY (ARRAY(
+        SELECT f.ctid
+        FROM unnest($2::bigint[], $3::text[], $4::integer[]) AS k (run_id, task_id, attempt)
+        CROSS JOIN LATERAL (
+            SELECT ctid FROM task_runs AS r
+            WHERE r.run_id = k.run_id AND r.task_id = k.task_id AND r.attempt = k.attempt
+            LIMIT 1  -- a lookup per key, not a join the planner may turn into a scan
+        ) AS f
+    ))
+    AND t.status IS NOT DISTINCT FROM 'scheduled'
+RETURNING t.run_id, t.task_id, t.attempt
+
+-- held --
+-- Which of the given attempts $2-$4 worker $1 still holds (running under its lease, no
+-- outcome): one primary-key lookup per key.
+SELECT k.run_id, k.task_id, k.attempt
+FROM unnest($2::bigint[], $3::text[], $4::integer[]) AS k (run_id, task_id, attempt)
+CROSS JOIN LATERAL (
+    SELECT t.lease_owner = $1 AND t.status = 'running' AND t.outcome IS NULL AS ok
+    FROM task_runs AS t
+    WHERE t.run_id = k.run_id AND t.task_id = k.task_id AND t.attempt = k.attempt
+    LIMIT 1
+) AS h
+WHERE h.ok
 
 -- upstream_results --
 SELECT t.run_id, t.task_id, t.result
