@@ -55,7 +55,7 @@ from .pools import Pools
 from .queue import ReadyQueue
 from .salvage import Salvage
 from .state import AlertKind, Effects, RunState
-from .upstream import Instances
+from .upstream import Instances, claimed
 
 if TYPE_CHECKING:
     from ..abc import Clock, SharedStorage, Storage
@@ -884,9 +884,7 @@ class StateMachine:
         items: list[Attempt] = []
         for state, i, tr in picked:
             if (tr.run_id, tr.task_id, tr.attempt) in taken:
-                items.append(
-                    (state, i, attrs.evolve(tr, status=TaskStatus.running, started_at=now))
-                )
+                items.append((state, i, claimed(tr, now)))
         if items:
             local.take(items)
         elif picked:

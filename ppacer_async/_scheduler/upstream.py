@@ -10,8 +10,8 @@ from typing import Any, Protocol
 import attrs
 
 from .._dag import DAG, Graph
-from .._enums import AttemptReason
-from .._structures import DagRun
+from .._enums import AttemptReason, TaskStatus
+from .._structures import DagRun, TaskRun
 from .capture import Key
 
 
@@ -117,8 +117,22 @@ class ReadyAttempt:
         self.reason = reason
         self.scheduled_at = scheduled_at
 
+    @property
+    def key(self) -> tuple[int, str, int]:
+        """The attempt's key, as ``TaskRun.key``."""
+        return (self.run_id, self.task_id, self.attempt)
+
     def __repr__(self) -> str:
         return (
             f"ReadyAttempt(run_id={self.run_id!r}, task_id={self.task_id!r}, "
             f"attempt={self.attempt!r}, reason={self.reason!r})"
         )
+
+
+def claimed(tr: TaskRun, now: datetime) -> TaskRun:
+    """An attempt as a worker gets it once claimed at ``now``: a stored row marked
+    running. An attempt made ready in this process is a ``ReadyAttempt`` in the
+    same place (its row is built when it ends): it is handed on as it is."""
+    if isinstance(tr, TaskRun):
+        return attrs.evolve(tr, status=TaskStatus.running, started_at=now)
+    return tr

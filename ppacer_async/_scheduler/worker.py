@@ -25,7 +25,7 @@ from .._structures import Changes, DagRun, LogRecord, TaskRun, split_instance_id
 from .._text import plural
 from .logbuffer import LogBuffer
 from .salvage import Salvage
-from .upstream import RunView
+from .upstream import RunView, claimed
 
 if TYPE_CHECKING:
     from .._dag import DAG
@@ -387,11 +387,7 @@ class Claimer:
         taken = await self.storage.claim_keys(self.worker_id, [item[2].key for item in items], now)
         if len(taken) < len(items):
             self.stored_work = True  # some may be left only in storage
-        running = [
-            (view, i, attrs.evolve(tr, status=TaskStatus.running, started_at=now))
-            for view, i, tr in items
-            if tr.key in taken
-        ]
+        running = [(view, i, claimed(tr, now)) for view, i, tr in items if tr.key in taken]
         if running:
             self.reporter.held.update(item[2].key for item in running)
             await self._put(running)
