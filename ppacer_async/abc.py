@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 
 import anyio
 import anyio.abc
+import attrs
 
 from ._enums import DagRunStatus, RunTrigger, ScheduleEventKind
 from ._exceptions import StorageError
@@ -237,15 +238,7 @@ class Storage(ABC):
         """
         created: list[DagRun] = []
         for new in runs:
-            run = await self.create_run(
-                dag_id=new.dag_id,
-                logical_time=new.logical_time,
-                trigger=new.trigger,
-                params=new.params,
-                dag_version=new.dag_version,
-                created_at=new.created_at,
-                event=new.event,
-            )
+            run = await self.create_run(**attrs.asdict(new, recurse=False))
             if run is None:
                 raise StorageError(
                     f"a run of DAG {new.dag_id!r} at {new.logical_time.isoformat()} was "

@@ -262,15 +262,7 @@ async def queue_manual_run(
 ) -> DagRun:
     """Queue a manual run of a known DAG version; ``params`` override ``defaults``."""
     new = manual_run(dag_id, version, defaults, params, now)
-    run = await storage.create_run(
-        dag_id=new.dag_id,
-        logical_time=new.logical_time,
-        trigger=new.trigger,
-        params=new.params,
-        dag_version=new.dag_version,
-        created_at=new.created_at,
-        event=new.event,
-    )
+    run = await storage.create_run(**attrs.asdict(new, recurse=False))
     assert run is not None  # manual runs are never refused
     return run
 

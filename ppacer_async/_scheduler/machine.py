@@ -963,15 +963,7 @@ class StateMachine:
 
 async def create_run(storage: Storage, new: NewRun) -> DagRun:
     """Write a new manual run in a transaction of its own."""
-    run = await storage.create_run(
-        dag_id=new.dag_id,
-        logical_time=new.logical_time,
-        trigger=new.trigger,
-        params=new.params,
-        dag_version=new.dag_version,
-        created_at=new.created_at,
-        event=new.event,
-    )
+    run = await storage.create_run(**attrs.asdict(new, recurse=False))
     assert run is not None  # manual runs are never refused
     return run
 
