@@ -785,26 +785,15 @@ class StateMachine:
         for any process to claim."""
         local = self.local
         assert local is not None
-        backlog = self._backlog
         fresh_ready: list[Iterator[Item]] = [ready.items() for ready in fx.ready.values()]
         self._fresh = fresh_ready
         applied = tuple(tr.key for tr in self._applying)
         n = max(0, local.free())
-        picked: list[Attempt] = []
         fresh: set[tuple[int, str, int]] = set()
-        stored: list[tuple[int, str, int]] = []
         self._fresh_left = sum(len(ready) for ready in fx.ready.values())
+        picked = self.take_stored(n) if n else []
+        stored = [attempt[2].key for attempt in picked]
         if n:
-            while backlog and len(picked) < n:
-                item = next(backlog[0], None)
-                if item is None:
-                    backlog.popleft()
-                    continue
-                self.backlogged -= 1
-                if self._claimable(item):
-                    attempt = cast("Attempt", item)
-                    picked.append(attempt)
-                    stored.append(attempt[2].key)
             for ready_items in fresh_ready:
                 while len(picked) < n:
                     item = next(ready_items, None)
