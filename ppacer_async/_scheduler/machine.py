@@ -215,9 +215,7 @@ class StateMachine:
     def post_instances(self, state: RunState, i: int, first: int, trs: list[TaskRun]) -> None:
         """Outcomes of instances ``first``, ``first + 1``, ... of mapped task ``i``."""
         self.inbox.append(InstancesEnded(state, i, first, trs))
-        if self._wake is not None:
-            self._wake.set()
-            self._wake = None
+        self.wake()
 
     def post_started(self, state: RunState, i: int, tr: TaskRun) -> None:
         self.inbox.append(AttemptStarted(state, i, tr))
@@ -295,9 +293,7 @@ class StateMachine:
             return False
         self._local_outcomes.append(tr)
         self.inbox.append(AttemptEnded(state, i, tr))
-        if self._wake is not None:
-            self._wake.set()
-            self._wake = None
+        self.wake()
         return True
 
     # -- what the engine asks ----------------------------------------------------------
