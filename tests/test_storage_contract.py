@@ -569,9 +569,9 @@ async def test_a_large_commit_keeps_every_row_and_the_last_version_of_each_key(
     # keys both within and across such groups, and start times shared with the end of
     # the row before (attempts run back to back).
     run = await new_run(storage)
-    times = [at(m) for m in range(251)]
+    times = [at(m) for m in range(1_101)]
     rows: list[TaskRun] = []
-    for k in range(250):
+    for k in range(1_100):
         rows.append(
             attempt(
                 run.id,
@@ -584,12 +584,21 @@ async def test_a_large_commit_keeps_every_row_and_the_last_version_of_each_key(
         )
     redone = [
         attrs.evolve(rows[k], status=TaskStatus.failed, error=f"redone {k}")
-        for k in (0, 99, 100, 201)
+        for k in (0, 99, 100, 201, 511, 512, 1_099)
     ]
-    await storage.commit(Changes(task_runs=rows[:150] + redone[:2] + rows[150:] + redone[2:]))
+    await storage.commit(
+        Changes(
+            task_runs=rows[:150]
+            + redone[:2]
+            + rows[150:600]
+            + redone[2:5]
+            + rows[600:]
+            + redone[5:]
+        )
+    )
 
     stored = {tr.task_id: tr for tr in await storage.task_runs(run.id)}
-    assert len(stored) == 250
+    assert len(stored) == 1_100
     expected = {tr.task_id: tr for tr in rows + redone}
     assert stored == expected
     assert stored["p[7]"].started_at == stored["p[6]"].finished_at == at(7)

@@ -48,14 +48,17 @@ LAST_SCHEDULE_POINT = _named.take("last_schedule_point")
 SCHEDULE_EVENTS = _named.take("schedule_events")
 UPDATE_RUN = _named.take("update_run")
 UPSERT_TASK_RUN = _named.take("upsert_task_run")
-#: Task rows written per statement: one step of SQLite's, not one per row, so the
-#: writing thread gives the GIL up (and waits to get it back from the event loop's
-#: thread) once per group. 100 rows bind 1,000 values, far below SQLite's limit.
-TASK_ROWS_PER_STATEMENT = 100
+#: Task rows written per statement, largest first: a commit of n rows takes n // 512
+#: statements and then one of each smaller size its remainder needs, at most ten in all.
+#: Each statement is one step of SQLite's, during which the writing thread gives the GIL
+#: up and then waits to get it back from the event loop's thread (up to the switch
+#: interval, 5 ms, while the loop is busy): few large statements, not a statement per
+#: row. 512 rows bind 5,120 values, within SQLite's limit (32,766 since 3.32).
+TASK_ROW_GROUPS = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
 _ONE_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-UPSERT_TASK_RUNS = UPSERT_TASK_RUN.replace(
-    _ONE_ROW, ", ".join([_ONE_ROW] * TASK_ROWS_PER_STATEMENT), 1
-)
+UPSERT_TASK_RUNS = {
+    n: UPSERT_TASK_RUN.replace(_ONE_ROW, ", ".join([_ONE_ROW] * n), 1) for n in TASK_ROW_GROUPS
+}
 INSERT_LOG = _named.take("insert_log")
 GET_RUN = _named.take("get_run")
 ACTIVE_RUNS = _named.take("active_runs")
@@ -323,16 +326,17 @@ def create_runs_and_commit(
 
 def _upsert_task_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     """Write task rows in order (a later row of the same attempt updates the earlier),
-    ``TASK_ROWS_PER_STATEMENT`` per statement, the rest one by one."""
-    group = TASK_ROWS_PER_STATEMENT
-    whole = len(rows) - len(rows) % group
-    if whole:
-        chain = itertools.chain.from_iterable
-        conn.executemany(
-            UPSERT_TASK_RUNS, (list(chain(rows[k : k + group])) for k in range(0, whole, group))
-        )
-    if whole < len(rows):
-        conn.executemany(UPSERT_TASK_RUN, rows[whole:])
+    in statements of ``TASK_ROW_GROUPS`` rows."""
+    chain = itertools.chain.from_iterable
+    start, left = 0, len(rows)
+    for size in TASK_ROW_GROUPS:
+        end = start + left - left % size
+        if end > start:
+            conn.executemany(
+                UPSERT_TASK_RUNS[size],
+                (list(chain(rows[k : k + size])) for k in range(start, end, size)),
+            )
+            start, left = end, left % size
 
 
 def save_pools(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
