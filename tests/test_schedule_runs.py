@@ -6,6 +6,7 @@ Time is a ``FakeClock``: nothing here sleeps for schedule arithmetic.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 import anyio
@@ -16,14 +17,17 @@ from ppacer_async import (
     DagRunStatus,
     FakeClock,
     RunTrigger,
+    ScheduleEvent,
     ScheduleEventKind,
     Scheduler,
+    SystemClock,
     TaskContext,
     TaskStatus,
     task,
 )
 from ppacer_async.abc import Storage
 from ppacer_async.schedules import Interval
+from ppacer_async.storage import MemoryStorage
 
 from .conftest import StorageFactory
 from .helpers import T0, Gate, Recorder, RecordingNotifier
@@ -278,3 +282,34 @@ async def test_retry_waits_for_its_delay_with_backoff_and_cap(storage: Storage) 
         (4, TaskStatus.failed, T0 + timedelta(seconds=40)),
     ]
     assert [a.kind for a in notifier.alerts] == ["retry", "retry", "retry", "failure"]
+
+
+async def test_a_due_point_with_nothing_skipped_writes_no_skipped_events() -> None:
+    # Each due point passes through the skip check: with nothing skipped, it must not
+    # cost a storage call (a round trip on PostgreSQL, before the run is created).
+    calls: list[int] = []
+
+    class Counting(MemoryStorage):
+        async def record_schedule_events(self, events: Sequence[ScheduleEvent]) -> None:
+            calls.append(len(events))
+            await super().record_schedule_events(events)
+
+    clock = FakeClock(T0 + timedelta(minutes=30))
+    recorder = Recorder()
+    dag = hourly_dag(recorder, start=T0 - 5 * HOUR, catchup=False)
+    async with Scheduler([dag], storage=Counting(), clock=clock):
+        for k in (1, 2, 3):
+            clock.set(T0 + k * HOUR)
+            await recorder.wait_for(k)
+        clock.set(T0 + 6 * HOUR)  # 4 and 5 passed: recorded as skipped
+        await recorder.wait_for(4)
+    assert recorder.values == [T0 + HOUR, T0 + 2 * HOUR, T0 + 3 * HOUR, T0 + 6 * HOUR]
+    assert calls == [2], "one write, of the two points skipped (4 and 5)"
+
+
+async def test_the_system_clock_never_wakes_before_its_deadline() -> None:
+    clock = SystemClock()
+    for k in range(20):
+        deadline = clock.now() + timedelta(microseconds=500 + 250 * k)
+        await clock.sleep_until(deadline)
+        assert clock.now() >= deadline

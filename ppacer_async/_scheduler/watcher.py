@@ -228,18 +228,19 @@ class Watcher:
                 _span(skipped[0], skipped[-1]),
                 why,
             )
-        created = self.clock.now()
-        await self.storage.record_schedule_events(
-            [
-                ScheduleEvent(
-                    dag_id=dag.dag_id,
-                    logical_time=moment,
-                    kind=ScheduleEventKind.skipped,
-                    created_at=created,
-                )
-                for moment in skipped
-            ]
-        )
+        if skipped:  # (each due point comes here: no storage call when none passed)
+            created = self.clock.now()
+            await self.storage.record_schedule_events(
+                [
+                    ScheduleEvent(
+                        dag_id=dag.dag_id,
+                        logical_time=moment,
+                        kind=ScheduleEventKind.skipped,
+                        created_at=created,
+                    )
+                    for moment in skipped
+                ]
+            )
         return point
 
     async def _create_due(self, dag: DAG, point: datetime, now: datetime) -> datetime | None:
