@@ -121,6 +121,34 @@ async def test_instances_that_wait_run_at_once_not_one_after_another(
     assert all(len(a) == 1 and a[0].status is TaskStatus.success for a in instances(rows).values())
 
 
+async def test_statistics_count_each_waiting_instance_not_each_range(
+    storage_factory: StorageFactory,
+) -> None:
+    n = 2 * INSTANCES_PER_ITEM + 8  # three ranges
+    gate = Gate()
+
+    @task
+    async def split(ctx: TaskContext) -> list[int]:
+        return list(range(n))
+
+    @task
+    async def process(ctx: TaskContext) -> int:
+        if ctx.map_index == 0:
+            await gate.enter()  # the one worker waits here; the rest is queued
+        return int(ctx.item)
+
+    dag = DAG("counted").add(split >> process.map("split"))
+    async with Scheduler([dag], storage=storage_factory(), max_concurrent_tasks=1) as scheduler:
+        run = await scheduler.trigger("counted")
+        await gate.wait_inside(1)
+        stats = scheduler.statistics()
+        assert (stats.running_tasks, stats.queued_tasks) == (1, n - 1)
+        gate.open()
+        done = await scheduler.wait_for_run(run.id, timeout=30)
+    assert done.status is DagRunStatus.success
+    assert scheduler.statistics().queued_tasks == 0
+
+
 async def test_a_failed_instance_in_a_range_is_retried_alone(
     storage_factory: StorageFactory,
 ) -> None:

@@ -262,6 +262,11 @@ class Consumer:
         """Sync attempts running in threads (and waited for)."""
         return self._threads.active
 
+    def queued_attempts(self) -> int:
+        """The attempts waiting in the queue, a range of mapped instances counted as its
+        instances (for statistics: it walks the queue)."""
+        return sum(len(work) if work.__class__ is Instances else 1 for _, _, work in self.queue)
+
     @property
     def free(self) -> int:
         """Workers neither running an attempt nor about to take a queued one."""

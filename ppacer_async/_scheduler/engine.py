@@ -362,7 +362,7 @@ def statistics(
     :param claimable: ready attempts left in a shared storage at the last claim.
     """
     machine = coordinator.machine if coordinator is not None else None
-    queued = len(consumer.queue) if consumer else 0
+    queued = consumer.queued_attempts() if consumer else 0
     if machine is not None:  # ready attempts waiting for room in the queue
         queued += machine.backlogged
     queued += claimable

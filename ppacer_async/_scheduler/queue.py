@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 import anyio
@@ -50,6 +50,11 @@ class ReadyQueue(Generic[T]):
 
     def __len__(self) -> int:
         return self._size
+
+    def __iter__(self) -> Iterator[T]:
+        """The items waiting, in no particular order: for counting, not for taking."""
+        for bucket in self._buckets.values():
+            yield from bucket
 
     def put_nowait(self, priority: int, item: T) -> bool:
         """Add an item unless the queue is full; return whether it was added."""
