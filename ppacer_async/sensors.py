@@ -78,6 +78,20 @@ class Sensor(Task):
 _NOT_IN_IDS = re.compile(r"[^A-Za-z0-9_.\-]+")
 
 
+def _check_no_id_first(kind: str, first: object, rest: tuple[Any, ...], what: str) -> None:
+    """Refuse the calling form of before, the task's id first (``FileSensor("wait",
+    "/in/x.csv")``), naming the form of now.
+
+    :raises DagDefinitionError: more than one positional argument was given.
+    """
+    if rest:
+        shown = ", ".join(repr(a) for a in rest)
+        raise DagDefinitionError(
+            f"{kind}({first!r}, {shown}): {kind} takes {what} first and the id as a "
+            f"keyword; write {kind}({rest[0]!r}, id={first!r})"
+        )
+
+
 def _derived_id(kind: str, prefix: str, name: str, argument: str) -> str:
     """``prefix`` + ``name`` made a valid task id: braces dropped, other characters a
     task id may not hold replaced with ``_``.
@@ -119,11 +133,18 @@ class FileSensor(Sensor):
         run's logical date (``2026-03-01``).
     :param id: the task's id; default ``wait_for_`` and the file's name, made a valid
         id (``/in/{logical_date}.csv``: ``wait_for_logical_date.csv``).
+    :param rest: nothing: the calling form of before, the id first
+        (``FileSensor("arrived", "/in/x.csv")``), is refused with the form to write.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, id: str | None = None, **options: Any
+        self,
+        path: str | os.PathLike[str],
+        *rest: Any,
+        id: str | None = None,
+        **options: Any,
     ) -> None:
+        _check_no_id_first("FileSensor", path, rest, "the path")
         if not isinstance(path, str | os.PathLike):
             raise DagDefinitionError(
                 f"FileSensor: path must be a str or a path, got {type(path).__name__} {path!r}"
@@ -152,16 +173,18 @@ class RunSensor(Sensor):
         storage).
     :param delta: look for the run at ``logical_time + delta`` instead.
     :param id: the task's id; default ``wait_for_`` and ``dag_id``.
+    :param rest: nothing (an id given first, as before, is refused).
     """
 
     def __init__(
         self,
         dag_id: str,
-        *,
+        *rest: Any,
         delta: timedelta = timedelta(0),
         id: str | None = None,
         **options: Any,
     ) -> None:
+        _check_no_id_first("RunSensor", dag_id, rest, "the DAG's id")
         if not isinstance(dag_id, str) or not dag_id:
             raise DagDefinitionError(f"RunSensor: dag_id must be a DAG's id, got {dag_id!r}")
         if not isinstance(delta, timedelta):
@@ -210,9 +233,13 @@ class TimeSensor(Sensor):
 
     :param id: the task's id; default ``wait_until_`` and the time (``18.00``,
         ``18.00.30``) or the delay (``2h_after``, ``90s_before``).
+    :param rest: nothing (an id given first, as before, is refused).
     """
 
-    def __init__(self, at: time | timedelta, *, id: str | None = None, **options: Any) -> None:
+    def __init__(
+        self, at: time | timedelta, *rest: Any, id: str | None = None, **options: Any
+    ) -> None:
+        _check_no_id_first("TimeSensor", at, rest, "the moment (at)")
         if not isinstance(at, time | timedelta):
             raise DagDefinitionError(
                 "TimeSensor: at must be a datetime.time (a time of day) or a "

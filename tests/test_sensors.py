@@ -290,6 +290,23 @@ def test_stock_sensors_take_what_they_wait_for_and_derive_their_ids_from_it() ->
         FileSensor(3)  # type: ignore[arg-type]
 
 
+def test_the_old_calling_form_with_the_id_first_is_refused_naming_the_new_one() -> None:
+    with pytest.raises(
+        DagDefinitionError,
+        match=re.escape(
+            "FileSensor('arrived', '/srv/in/data.csv'): FileSensor takes the path first and "
+            "the id as a keyword; write FileSensor('/srv/in/data.csv', id='arrived')"
+        ),
+    ):
+        FileSensor("arrived", "/srv/in/data.csv")
+    with pytest.raises(DagDefinitionError, match=re.escape("write RunSensor('extract', id='up')")):
+        RunSensor("up", "extract")
+    with pytest.raises(
+        DagDefinitionError, match=re.escape("write TimeSensor(datetime.time(18, 0), id='evening')")
+    ):
+        TimeSensor("evening", time(18, 0))  # type: ignore[arg-type]
+
+
 def test_two_sensors_with_one_derived_id_are_refused_naming_the_fix() -> None:
     with pytest.raises(
         DagDefinitionError,
