@@ -10,7 +10,16 @@ import anyio
 import attrs
 import pytest
 
-from ppacer_async import DAG, DagRunStatus, Scheduler, TaskContext, TaskRun, TaskStatus, task
+from ppacer_async import (
+    DAG,
+    DagRunStatus,
+    Scheduler,
+    Task,
+    TaskContext,
+    TaskRun,
+    TaskStatus,
+    task,
+)
 from ppacer_async._enums import AttemptReason
 from ppacer_async._scheduler.queue import ReadyQueue
 from ppacer_async._scheduler.state import INSTANCES_PER_ITEM
@@ -37,6 +46,16 @@ async def run_dag(
         for record in await scheduler.logs(run.id):
             logs.setdefault(record.task_id, []).append(f"{record.level} {record.message}")
     return done.status, rows, logs
+
+
+def range_split(n: int) -> Task:
+    """A task ``split`` whose result, ``[0, ..., n - 1]``, a task is mapped over."""
+
+    @task(id="split")
+    async def split(ctx: TaskContext) -> list[int]:
+        return list(range(n))
+
+    return split
 
 
 def instances(rows: list[TaskRun]) -> dict[int, list[TaskRun]]:
@@ -98,10 +117,7 @@ async def test_instances_that_wait_run_at_once_not_one_after_another(
     # would ever be inside the gate.
     n = INSTANCES_PER_ITEM + 8
     gate = Gate()
-
-    @task
-    async def split(ctx: TaskContext) -> list[int]:
-        return list(range(n))
+    split = range_split(n)
 
     @task
     async def process(ctx: TaskContext) -> int:
@@ -126,10 +142,7 @@ async def test_statistics_count_each_waiting_instance_not_each_range(
 ) -> None:
     n = 2 * INSTANCES_PER_ITEM + 8  # three ranges
     gate = Gate()
-
-    @task
-    async def split(ctx: TaskContext) -> list[int]:
-        return list(range(n))
+    split = range_split(n)
 
     @task
     async def process(ctx: TaskContext) -> int:
