@@ -444,9 +444,6 @@ class Consumer:
         except BaseException:
             self._interrupted(item, ctx, token, started)
             raise
-        self.running -= 1
-        if self.on_attempt_end is not None:
-            self.on_attempt_end()
         return self._end(item, task, ctx, token, started, value, error, status)
 
     async def _finish(
@@ -464,9 +461,6 @@ class Consumer:
         except BaseException:
             self._interrupted(item, ctx, token, started)
             raise
-        self.running -= 1
-        if self.on_attempt_end is not None:
-            self.on_attempt_end()
         return self._end(item, task, ctx, token, started, value, error, status)
 
     def _interrupted(
@@ -500,7 +494,11 @@ class Consumer:
         error: str | None,
         status: TaskStatus,
     ) -> datetime:
-        """Post the outcome of an attempt that ended; return when it ended."""
+        """Free the attempt's worker, post the outcome of the attempt that ended; return
+        when it ended."""
+        self.running -= 1
+        if self.on_attempt_end is not None:
+            self.on_attempt_end()
         state, i, tr = item
         if error is None:
             if value is None:  # storable as it is
