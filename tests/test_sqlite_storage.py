@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from ppacer_async._exceptions import (
 from ppacer_async._structures import Changes, DagRun, LogRecord, TaskRun
 from ppacer_async.storage import from_url
 from ppacer_async.storage import sqlite as sqlite_module
+from ppacer_async.storage._codec import ts, ts_by_second
 from ppacer_async.storage.sqlite import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -137,6 +138,27 @@ async def test_times_are_stored_as_fixed_width_utc_text(db_path: Path) -> None:
     with closing_connection(db_path) as conn:
         row = conn.execute("SELECT logical_time, created_at FROM dag_runs").fetchone()
     assert row == ("2026-06-30T23:00:00.000000+00:00", "2026-07-01T02:00:00.000005+00:00")
+
+
+def test_times_formatted_by_the_second_equal_the_plain_text() -> None:
+    """A commit's attempt times are formatted with the text up to the second remembered;
+    every one must be what ``ts`` writes, or text order would not be time order."""
+    seconds: dict[Any, str] = {}
+    east = timezone(timedelta(hours=5, minutes=30))
+    moments = [
+        datetime(2026, 7, 1, 2, 0, tzinfo=UTC),
+        datetime(2026, 7, 1, 2, 0, 0, 5, tzinfo=UTC),
+        datetime(2026, 7, 1, 2, 0, 0, 999_999, tzinfo=UTC),
+        datetime(2026, 7, 1, 2, 0, 1, 5, tzinfo=UTC),  # the next second, same micros
+        datetime(2026, 7, 2, 2, 0, 0, 5, tzinfo=UTC),  # the next day, same time of day
+        datetime(2027, 7, 1, 2, 0, 0, 5, tzinfo=UTC),  # the next year
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2026, 7, 1, 2, 0, 0, 5, tzinfo=east),  # not UTC: converted first
+    ]
+    for moment in moments * 2:  # the second time round, from the memo
+        assert ts_by_second(moment, seconds) == ts(moment)
+    assert ts(moments[-1]) == "2026-06-30T20:30:00.000005+00:00"
 
 
 async def test_repr_is_short_and_from_url_builds_sqlite_storage(tmp_path: Path) -> None:

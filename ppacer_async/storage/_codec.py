@@ -89,6 +89,23 @@ def ts(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
+#: The key of a second in :func:`ts_by_second`'s memo.
+Second = tuple[int, int, int, int, int, int]
+
+
+def ts_by_second(moment: datetime, seconds: dict[Second, str]) -> str:
+    """:func:`ts`, with the text up to the second remembered in ``seconds``: a commit's
+    times fall in a few seconds, and formatting only the microseconds takes half as long
+    as ``isoformat`` (which a commit of 10,000 attempts calls 10,000 times)."""
+    if moment.tzinfo is not UTC:
+        return ts(moment)
+    key = (moment.second, moment.minute, moment.hour, moment.day, moment.month, moment.year)
+    head = seconds.get(key)
+    if head is None:  # "2026-11-29T19:00:00", without ".123456+00:00"
+        head = seconds[key] = moment.isoformat(timespec="microseconds")[:-13]
+    return f"{head}.{moment.microsecond:06d}+00:00"
+
+
 def ts_memo(moment: datetime, memo: dict[datetime, str]) -> str:
     """:func:`ts`, remembered in ``memo`` (a batch repeats its times)."""
     text = memo.get(moment)

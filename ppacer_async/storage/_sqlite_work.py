@@ -20,6 +20,7 @@ from ._codec import (
     RUN_STATUSES,
     RUN_TRIGGERS,
     TASK_STATUSES,
+    Second,
     check_member,
     compact_json,
     dt,
@@ -28,6 +29,7 @@ from ._codec import (
     result_json,
     to_json,
     ts,
+    ts_by_second,
     ts_memo,
 )
 from ._queries import NamedQueries
@@ -231,6 +233,7 @@ def _changed_rows(changes: Changes) -> _Rows:
     # identity check, not the memo: hashing an aware datetime costs more than that.)
     ended: datetime | None = None
     ended_text: str | None = None
+    seconds: dict[Second, str] = {}
     for tr in changes.task_runs:
         scheduled = tr.scheduled_at
         if tr.status not in TASK_STATUSES or tr.reason not in ATTEMPT_REASONS:
@@ -242,9 +245,12 @@ def _changed_rows(changes: Changes) -> _Rows:
             # An int's JSON is its decimal text (not a bool's: a subclass).
             result = str(result) if result.__class__ is int else result_json(tr, compact_json)
         started = tr.started_at
-        started_text = None if started is None else ended_text if started is ended else ts(started)
+        if started is ended:  # (or both None)
+            started_text = ended_text
+        else:
+            started_text = None if started is None else ts_by_second(started, seconds)
         ended = tr.finished_at
-        ended_text = None if ended is None else ts(ended)
+        ended_text = None if ended is None else ts_by_second(ended, seconds)
         task_rows.append(
             (
                 tr.run_id,
