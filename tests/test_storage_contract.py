@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -603,6 +604,55 @@ async def test_a_large_commit_keeps_every_row_and_the_last_version_of_each_key(
     assert stored == expected
     assert stored["p[7]"].started_at == stored["p[6]"].finished_at == at(7)
     assert stored["p[7]"].result == 7 and stored["p[6]"].result == {"k": 6}
+
+
+async def test_long_runs_of_alike_rows_keep_every_column_of_each_row(storage: Storage) -> None:
+    # Rows that share their run, attempt, status, reason, scheduled time and error (a
+    # batch made ready together that ended alike) may be written with those once. Each
+    # run of 40 rows here differs from the one before in one of them; the last repeats
+    # the first one's keys, later versions.
+    first = await new_run(storage)
+    second = await new_run(storage, logical_time=at(1))
+    waiting = [attempt(first.id, f"w[{k}]", scheduled_at=at(0)) for k in range(40)]
+    batches = [
+        [
+            attempt(
+                second.id,
+                f"a[{k}]",
+                2,
+                TaskStatus.failed,
+                reason=AttemptReason.retry,
+                scheduled_at=at(5),
+                started_at=at(6 + k),
+                finished_at=at(7 + k),
+                error="RuntimeError: down",
+            )
+            for k in range(40)
+        ]
+    ]
+    for name, change in [
+        ("b", {"error": "RuntimeError: other"}),
+        ("c", {"reason": AttemptReason.interrupted}),
+        ("d", {"scheduled_at": at(4)}),
+        ("e", {"attempt": 3}),
+        ("f", {"status": TaskStatus.up_for_retry}),
+        ("g", {"run_id": first.id}),
+    ]:
+        batches.append(
+            [attrs.evolve(tr, task_id=f"{name}[{k}]", **change) for k, tr in enumerate(batches[-1])]
+        )
+    done = [
+        attrs.evolve(tr, status=TaskStatus.success, started_at=at(k), finished_at=at(k + 1))
+        for k, tr in enumerate(waiting)
+    ]
+    alone = attempt(first.id, "alone", 3, TaskStatus.up_for_retry, error="once")
+    rows = [*waiting, alone, *itertools.chain.from_iterable(batches), *done]
+    await storage.commit(Changes(task_runs=rows))
+
+    latest = {(tr.run_id, tr.task_id, tr.attempt): tr for tr in rows}
+    for run in (first, second):
+        expected = [tr for key, tr in sorted(latest.items()) if key[0] == run.id]
+        assert await storage.task_runs(run.id) == expected
 
 
 async def test_commit_updates_run_status_trigger_and_times(storage: Storage) -> None:
