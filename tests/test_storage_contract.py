@@ -630,14 +630,15 @@ async def test_long_runs_of_alike_rows_keep_every_column_of_each_row(storage: St
             for k in range(40)
         ]
     ]
-    for name, change in [
+    changes: list[tuple[str, dict[str, Any]]] = [
         ("b", {"error": "RuntimeError: other"}),
         ("c", {"reason": AttemptReason.interrupted}),
         ("d", {"scheduled_at": at(4)}),
         ("e", {"attempt": 3}),
         ("f", {"status": TaskStatus.up_for_retry}),
         ("g", {"run_id": first.id}),
-    ]:
+    ]
+    for name, change in changes:
         batches.append(
             [attrs.evolve(tr, task_id=f"{name}[{k}]", **change) for k, tr in enumerate(batches[-1])]
         )
