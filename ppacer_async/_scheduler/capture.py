@@ -57,18 +57,18 @@ class Key(Protocol):
 
 
 #: The attempt output belongs to, as the context variable holds it.
-Attempt = tuple[Key, Teller]
+Owner = tuple[Key, Teller]
 
 #: The attempt that output in this context belongs to. Set with ``current.set((tr,
 #: teller))`` around an attempt, then ``finish``.
-current: ContextVar[Attempt | None] = ContextVar("ppacer_async_attempt", default=None)
+current: ContextVar[Owner | None] = ContextVar("ppacer_async_attempt", default=None)
 
 #: Text printed without a final newline yet, by attempt (``id`` of its tuple, alive
 #: while the attempt runs) and stream.
 pending: dict[tuple[int, str], str] = {}
 
 
-def record(attempt: Attempt, level: str, message: str) -> None:
+def record(attempt: Owner, level: str, message: str) -> None:
     """Store one record in an attempt's log."""
     tr, (add, clock) = attempt
     add(
@@ -83,7 +83,7 @@ def record(attempt: Attempt, level: str, message: str) -> None:
     )
 
 
-def _write(attempt: Attempt, level: str, text: str) -> None:
+def _write(attempt: Owner, level: str, text: str) -> None:
     """Keep printed text; one record per write that completes a line."""
     key = (id(attempt), level)
     text = pending.pop(key, "") + text
@@ -97,7 +97,7 @@ def _write(attempt: Attempt, level: str, text: str) -> None:
     record(attempt, level, text[:end])
 
 
-def finish(attempt: Attempt) -> None:
+def finish(attempt: Owner) -> None:
     """Keep what an attempt printed without a final newline (call once it has ended;
     cheap when nothing is pending anywhere)."""
     if pending:

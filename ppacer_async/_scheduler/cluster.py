@@ -33,7 +33,7 @@ from .watchdog import LoopWatchdog
 from .worker import Claimer, Reporter
 
 if TYPE_CHECKING:
-    from .machine import Attempt
+    from .machine import RowItem
 
 logger = logging.getLogger("ppacer_async.scheduler")
 
@@ -181,7 +181,7 @@ class ClusterEngine:
         coordinator = self.coordinator
         return coordinator is not None and coordinator.machine.has_local_backlog()
 
-    def take_stored(self, n: int) -> list[Attempt]:
+    def take_stored(self, n: int) -> list[RowItem]:
         coordinator = self.coordinator
         return [] if coordinator is None else coordinator.machine.take_stored(n)
 

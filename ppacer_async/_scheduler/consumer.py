@@ -451,7 +451,7 @@ class Consumer:
         item: One,
         task: Task,
         ctx: TaskContext,
-        token: contextvars.Token[capture.Attempt | None],
+        token: contextvars.Token[capture.Owner | None],
         started: datetime,
         rest: Coroutine[Any, Any, tuple[Any, str | None, TaskStatus]],
     ) -> datetime:
@@ -467,7 +467,7 @@ class Consumer:
         self,
         item: One,
         ctx: TaskContext,
-        token: contextvars.Token[capture.Attempt | None],
+        token: contextvars.Token[capture.Owner | None],
         started: datetime,
     ) -> None:
         """The scheduler is stopping: the attempt is recorded interrupted and runs again
@@ -488,7 +488,7 @@ class Consumer:
         item: One,
         task: Task,
         ctx: TaskContext,
-        token: contextvars.Token[capture.Attempt | None],
+        token: contextvars.Token[capture.Owner | None],
         started: datetime,
         value: Any,
         error: str | None,

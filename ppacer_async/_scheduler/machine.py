@@ -62,9 +62,9 @@ if TYPE_CHECKING:
     from .consumer import Item
     from .upstream import RunView
 
-    #: A queue item of one attempt. On a shared storage every ready item is one (each
-    #: attempt has its row, claimed by its key): no ``Instances`` ranges.
-    Attempt = tuple[RunView, int, TaskRun]
+    #: A queue item of one attempt by its row. On a shared storage every ready item is
+    #: one (each attempt has its row, claimed by its key): no ``Instances`` ranges.
+    RowItem = tuple[RunView, int, TaskRun]
 
 logger = logging.getLogger("ppacer_async.scheduler")
 #: One readable line per run start, task outcome and run end, at INFO.
@@ -117,7 +117,7 @@ class LocalWorkers(Protocol):
     def free(self) -> int:
         """How many more attempts the workers can start now."""
 
-    def take(self, items: list[Attempt]) -> None:
+    def take(self, items: list[RowItem]) -> None:
         """Run these attempts, claimed for this process (their leases taken)."""
 
     def claim_short(self) -> None:
@@ -721,7 +721,7 @@ class StateMachine:
 
     async def _commit_and_act(self, fx: Effects) -> None:
         claim: LocalClaim | None = None
-        picked: list[Attempt] = []
+        picked: list[RowItem] = []
         if self.local is not None:
             claim, picked = self._pick_local(fx)
         created, taken = await self._commit(fx, claim)
@@ -773,7 +773,7 @@ class StateMachine:
 
     # -- this process's own workers, on a shared storage ------------------------------
 
-    def _pick_local(self, fx: Effects) -> tuple[LocalClaim | None, list[Attempt]]:
+    def _pick_local(self, fx: Effects) -> tuple[LocalClaim | None, list[RowItem]]:
         """The ready attempts to claim for this process's free workers in this step's
         commit: first those made ready before (in order, stored ``scheduled``), then
         this step's. This step's not picked join the backlog once committed
@@ -846,11 +846,11 @@ class StateMachine:
         assert self.local is not None
         self.local.claim_short()
 
-    def take_stored(self, n: int) -> list[Attempt]:
+    def take_stored(self, n: int) -> list[RowItem]:
         """Up to ``n`` backlogged attempts (stored ``scheduled``) for this process's
         workers to claim by key; they leave the backlog."""
         backlog = self._backlog
-        taken: list[Attempt] = []
+        taken: list[RowItem] = []
         while backlog and len(taken) < n:
             item = next(backlog[0], None)
             if item is None:
@@ -858,15 +858,15 @@ class StateMachine:
                 continue
             self.backlogged -= 1
             if self._claimable(item):
-                taken.append(cast("Attempt", item))
+                taken.append(cast("RowItem", item))
         return taken
 
-    def _hand_over(self, claim: LocalClaim, picked: list[Attempt], taken: set[Any]) -> None:
+    def _hand_over(self, claim: LocalClaim, picked: list[RowItem], taken: set[Any]) -> None:
         """Give this process's workers the attempts the commit claimed for them."""
         local = self.local
         assert local is not None
         now = claim.now
-        items: list[Attempt] = []
+        items: list[RowItem] = []
         for state, i, tr in picked:
             if (tr.run_id, tr.task_id, tr.attempt) in taken:
                 items.append((state, i, claimed(tr, now)))

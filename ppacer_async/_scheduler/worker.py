@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .._dag import DAG
     from ..abc import Clock, SharedStorage
     from .consumer import Consumer, Item
-    from .machine import Attempt
+    from .machine import RowItem
     from .queue import ReadyQueue
 
 logger = logging.getLogger("ppacer_async.scheduler")
@@ -58,7 +58,7 @@ class Leading(Protocol):
     def local_run(self, run_id: int) -> RunView | None:
         """The state machine's own state of a run, when it runs here."""
 
-    def take_stored(self, n: int) -> list[Attempt]:
+    def take_stored(self, n: int) -> list[RowItem]:
         """Up to ``n`` scheduled attempts the state machine made ready and keeps in
         memory, when it runs here, for this process to claim by key."""
 
@@ -271,7 +271,7 @@ class Claimer:
         #: than it asked for, until told of new ones).
         self.stored_work = True
         #: Attempts handed over that the queue had no room for yet.
-        self._overflow: list[Attempt] = []
+        self._overflow: list[RowItem] = []
         self._wake = anyio.Event()
         #: The runs of the attempts claimed here, as their workers see them, while any
         #: is queued or running.
@@ -295,7 +295,7 @@ class Claimer:
     def free(self) -> int:
         return self.consumer.free - len(self._overflow)
 
-    def take(self, items: list[Attempt]) -> None:
+    def take(self, items: list[RowItem]) -> None:
         self.reporter.held.update(item[2].key for item in items)
         queue = self.queue
         for n, item in enumerate(items):
