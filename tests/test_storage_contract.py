@@ -591,9 +591,9 @@ async def test_a_large_commit_keeps_every_row_and_the_last_version_of_each_key(
         Changes(
             task_runs=rows[:150]
             + redone[:2]
-            + rows[150:600]
+            + rows[150:700]
             + redone[2:5]
-            + rows[600:]
+            + rows[700:]
             + redone[5:]
         )
     )
@@ -608,12 +608,14 @@ async def test_a_large_commit_keeps_every_row_and_the_last_version_of_each_key(
 
 async def test_long_runs_of_alike_rows_keep_every_column_of_each_row(storage: Storage) -> None:
     # Rows that share their run, attempt, status, reason, scheduled time and error (a
-    # batch made ready together that ended alike) may be written with those once. Each
-    # run of 40 rows here differs from the one before in one of them; the last repeats
-    # the first one's keys, later versions.
+    # batch made ready together that ended alike) may be written with those once: a
+    # long run of them among other rows, or a shorter one that is a whole commit. Each
+    # run of rows here differs from the one before in one of them; the second commit
+    # repeats keys of the first, later versions.
     first = await new_run(storage)
     second = await new_run(storage, logical_time=at(1))
-    waiting = [attempt(first.id, f"w[{k}]", scheduled_at=at(0)) for k in range(40)]
+    n = 520
+    waiting = [attempt(first.id, f"w[{k}]", scheduled_at=at(0)) for k in range(n)]
     batches = [
         [
             attempt(
@@ -627,7 +629,7 @@ async def test_long_runs_of_alike_rows_keep_every_column_of_each_row(storage: St
                 finished_at=at(7 + k),
                 error="RuntimeError: down",
             )
-            for k in range(40)
+            for k in range(n)
         ]
     ]
     changes: list[tuple[str, dict[str, Any]]] = [
@@ -642,15 +644,16 @@ async def test_long_runs_of_alike_rows_keep_every_column_of_each_row(storage: St
         batches.append(
             [attrs.evolve(tr, task_id=f"{name}[{k}]", **change) for k, tr in enumerate(batches[-1])]
         )
+    alone = attempt(first.id, "alone", 3, TaskStatus.up_for_retry, error="once")
     done = [
         attrs.evolve(tr, status=TaskStatus.success, started_at=at(k), finished_at=at(k + 1))
-        for k, tr in enumerate(waiting)
+        for k, tr in enumerate(waiting[:40])
     ]
-    alone = attempt(first.id, "alone", 3, TaskStatus.up_for_retry, error="once")
-    rows = [*waiting, alone, *itertools.chain.from_iterable(batches), *done]
+    rows = [*waiting, alone, *itertools.chain.from_iterable(batches)]
     await storage.commit(Changes(task_runs=rows))
+    await storage.commit(Changes(task_runs=done))
 
-    latest = {(tr.run_id, tr.task_id, tr.attempt): tr for tr in rows}
+    latest = {(tr.run_id, tr.task_id, tr.attempt): tr for tr in rows + done}
     for run in (first, second):
         expected = [tr for key, tr in sorted(latest.items()) if key[0] == run.id]
         assert await storage.task_runs(run.id) == expected

@@ -77,8 +77,12 @@ UPSERT_SHARED_TASK_RUNS = {
     )
     for n in TASK_ROW_GROUPS
 }
-#: The fewest consecutive rows alike that are written so.
+#: The fewest rows alike written so: when they are all of a commit's task rows, and
+#: when they are among others. Writing a run among others apart splits the others' rows
+#: into more statements, and each statement costs the writing thread a wait for the
+#: GIL (0.1 to 0.8 ms while the event loop is busy): the run must save more than that.
 SHARED_ROWS_MIN = 32
+SHARED_ROWS_AMONG_OTHERS = 512
 _shared_part = operator.itemgetter(0, 2, 3, 4, 5, 8)
 _own_part = operator.itemgetter(1, 6, 7, 9)
 INSERT_LOG = _named.take("insert_log")
@@ -373,13 +377,14 @@ def _upsert_task_rows(
     conn: sqlite3.Connection, rows: list[tuple[Any, ...]], alike: list[int]
 ) -> None:
     """Write task rows in order (a later row of the same attempt updates the earlier),
-    in statements of ``TASK_ROW_GROUPS`` rows: a run of ``SHARED_ROWS_MIN`` or more
-    rows alike (``alike``: where each run starts) with their shared values bound once."""
+    in statements of ``TASK_ROW_GROUPS`` rows; a long run of rows alike (``alike``:
+    where each run starts) with their shared values bound once."""
+    least = SHARED_ROWS_MIN if len(alike) == 1 else SHARED_ROWS_AMONG_OTHERS
     written = 0
     ends = iter([*alike[1:], len(rows)])
     for start in alike:
         end = next(ends)
-        if end - start >= SHARED_ROWS_MIN:
+        if end - start >= least:
             _upsert_groups(conn, rows, written, start, None)
             _upsert_groups(conn, rows, start, end, rows[start])
             written = end
