@@ -261,8 +261,10 @@ def _changed_rows(changes: Changes) -> _Rows:
     ended_text: str | None = None
     seconds: dict[Second, str] = {}
     alike: list[int] = []
-    # The shared part of the row before, compared by identity but for the numbers (in
-    # doubt, a new run of rows starts). The first row starts one (no attempt is None).
+    # The shared part of the row before (what ``_shared_part`` picks, in its order),
+    # compared by identity but for the numbers: in doubt, a new run of rows starts. Not
+    # ``_shared_part(row) != last``: that costs 0.1 µs more per row, on the writer's GIL.
+    # The first row starts one (no attempt is None).
     last: tuple[Any, ...] = (None,) * 6
     for tr in changes.task_runs:
         run_id, attempt, error = tr.run_id, tr.attempt, tr.error
